@@ -1,0 +1,64 @@
+"""The one place where fastrnn decides how its kernels are compiled.
+
+Every kernel in :mod:`fastrnn._kernels` is decorated with :func:`kernel`, so the
+compilation options are chosen here and only here.
+
+Why these options:
+
+``cache=True``
+    A cold compile of all kernels takes tens of seconds; the on-disk cache makes
+    every later process start in well under a second.  Numba writes the cache
+    next to the source files (``__pycache__``) and, where that directory is
+    read-only, falls back to a per-user cache directory.  Setting the
+    ``NUMBA_CACHE_DIR`` environment variable chooses the directory explicitly.
+
+``fastmath=FASTMATH``
+    Reassociation lets LLVM vectorise the dot-product reductions of the
+    matrix-vector loops; ``contract`` allows fused multiply-adds.  The flags
+    ``nnan`` and ``ninf`` are deliberately left out: with them LLVM may assume
+    NaN and Inf never occur and fold ``np.isnan``/``np.isfinite`` to constants,
+    and the trainer relies on those checks to stop on a diverging loss.
+
+``EXACT_FASTMATH``
+    The element-wise functions (``exp``, ``tanh``) depend on the exact order of
+    their floating-point operations (Cody-Waite range reduction); they are
+    compiled without ``reassoc`` so LLVM cannot undo that order.
+
+``error_model="numpy"``
+    Division by zero yields Inf/NaN as in NumPy instead of raising, which keeps
+    branches out of the inner loops so they vectorise.
+
+No kernel uses ``parallel=True``: see the README section on threads.
+"""
+
+from numba import njit
+
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel"]
+
+FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
+EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
+
+
+def kernel(function=None, *, fastmath=FASTMATH):
+    """Compile ``function`` with fastrnn's njit options.
+
+    Parameters
+    ----------
+    function : callable, optional
+        The Python function to compile.  When omitted, a decorator is returned
+        so that ``@kernel(fastmath=EXACT_FASTMATH)`` works as well as ``@kernel``.
+    fastmath : frozenset of str, optional
+        LLVM fast-math flags; defaults to :data:`FASTMATH`.
+
+    Returns
+    -------
+    numba.core.registry.CPUDispatcher or callable
+        The compiled dispatcher, or a decorator producing one.
+    """
+
+    def decorate(fn):
+        return njit(cache=True, fastmath=set(fastmath), error_model="numpy", nogil=True)(fn)
+
+    if function is None:
+        return decorate
+    return decorate(function)

@@ -1,0 +1,102 @@
+"""Small dense building blocks shared by the recurrent kernels.
+
+For a single stream (B = 1) the recurrence is a chain of H x H matrix-vector
+products; at these sizes a row-blocked loop that LLVM vectorises beats a BLAS
+call (no dispatch, no threading decisions, Whh streamed once per product).
+"""
+
+from fastrnn._jit import kernel
+
+__all__ = ["matvec_add", "matvec_t", "transpose_into"]
+
+
+@kernel
+def matvec_add(W, v, b, out):
+    """``out = W @ v + b``, four rows at a time.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n, m)
+    v : ndarray, shape (m,)
+    b : ndarray, shape (n,)
+    out : ndarray, shape (n,)
+        Modified in place; must not alias ``v``.
+    """
+    n, m = W.shape
+    i = 0
+    while i + 4 <= n:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(m):
+            vj = v[j]
+            s0 += W[i, j] * vj
+            s1 += W[i + 1, j] * vj
+            s2 += W[i + 2, j] * vj
+            s3 += W[i + 3, j] * vj
+        out[i] = s0 + b[i]
+        out[i + 1] = s1 + b[i + 1]
+        out[i + 2] = s2 + b[i + 2]
+        out[i + 3] = s3 + b[i + 3]
+        i += 4
+    while i < n:
+        s = 0.0
+        for j in range(m):
+            s += W[i, j] * v[j]
+        out[i] = s + b[i]
+        i += 1
+
+
+@kernel
+def matvec_t(W, v, out):
+    """``out = W.T @ v`` without forming ``W.T``: an axpy over four rows at a time.
+
+    Parameters
+    ----------
+    W : ndarray, shape (n, m)
+    v : ndarray, shape (n,)
+    out : ndarray, shape (m,)
+        Modified in place; must not alias ``v``.
+    """
+    n, m = W.shape
+    for j in range(m):
+        out[j] = 0.0
+    i = 0
+    while i + 4 <= n:
+        v0 = v[i]
+        v1 = v[i + 1]
+        v2 = v[i + 2]
+        v3 = v[i + 3]
+        for j in range(m):
+            out[j] += v0 * W[i, j] + v1 * W[i + 1, j] + v2 * W[i + 2, j] + v3 * W[i + 3, j]
+        i += 4
+    while i < n:
+        vi = v[i]
+        for j in range(m):
+            out[j] += vi * W[i, j]
+        i += 1
+
+
+@kernel
+def transpose_into(A, out):
+    """``out = A.T`` as a C-ordered copy, in cache-sized tiles.
+
+    BLAS calls from njit are fastest (and ``out=`` only works) with C-ordered
+    operands, so transposed operands are copied once per call instead.
+
+    Parameters
+    ----------
+    A : ndarray, shape (n, m)
+    out : ndarray, shape (m, n)
+        Modified in place.
+    """
+    n, m = A.shape
+    tile = 32
+    for i0 in range(0, n, tile):
+        i1 = min(i0 + tile, n)
+        for j0 in range(0, m, tile):
+            j1 = min(j0 + tile, m)
+            for j in range(j0, j1):
+                for i in range(i0, i1):
+                    out[j, i] = A[i, j]

@@ -1,0 +1,74 @@
+"""The autoregressive sampling loop of the tanh RNN: one kernel, no Python per step."""
+
+import numpy as np
+
+from fastrnn._jit import kernel
+from fastrnn._kernels.activations import softmax_row, tanh_into
+from fastrnn._kernels.linalg import matvec_add
+
+__all__ = ["sample_rnn"]
+
+
+@kernel
+def _draw(p, u):
+    """Inverse-CDF draw: the first index whose cumulative probability exceeds u."""
+    acc = 0.0
+    last = p.shape[0] - 1
+    for k in range(last):
+        acc += p[k]
+        if acc > u:
+            return k
+    return last
+
+
+@kernel
+def _argmax(v):
+    best = 0
+    for k in range(1, v.shape[0]):
+        if v[k] > v[best]:
+            best = k
+    return best
+
+
+@kernel
+def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
+    """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
+
+    Parameters
+    ----------
+    start : int
+        The first input index.
+    h : ndarray, shape (H,)
+        Initial hidden state; modified in place (the final state on return).
+    Wxh, Whh, bh, Why, by : ndarray
+        The parameters, in their model shapes.
+    temperature : float
+        Softmax temperature; 0 picks the most likely index (greedy).
+    seed : int
+        Seeds numba's generator, so the same seed gives the same draws in every
+        process (the stream equals ``numpy.random.RandomState(seed)``'s).
+    out : ndarray of int64, shape (n,)
+        Output: the sampled indices.
+    a : ndarray, shape (H,)
+        Workspace.
+    z : ndarray, shape (O,)
+        Workspace.
+    """
+    np.random.seed(seed)
+    H = Whh.shape[0]
+    bias_h = bh[:, 0]
+    bias_y = by[:, 0]
+    inv_temperature = 1.0 / temperature if temperature > 0.0 else 0.0
+    ix = start
+    for n in range(out.shape[0]):
+        matvec_add(Whh, h, bias_h, a)
+        for i in range(H):
+            a[i] += Wxh[i, ix]
+        tanh_into(a, h)
+        matvec_add(Why, h, bias_y, z)
+        if temperature > 0.0:
+            softmax_row(z, z, inv_temperature)
+            ix = _draw(z, np.random.random())
+        else:
+            ix = _argmax(z)
+        out[n] = ix

@@ -1,0 +1,173 @@
+"""Argument checks shared by every public entry point.
+
+Each function either returns the argument normalised (an int, a float, an
+int64 array) or raises ValueError naming the argument and the offending value.
+They never modify their input, so a rejected call changes nothing.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_dimension",
+    "check_seed",
+    "entropy_seed",
+    "check_learning_rate",
+    "check_clip",
+    "check_num_chars",
+    "check_temperature",
+    "index_array",
+    "paired_indices",
+    "hidden_state",
+]
+
+MAX_SEED = 2**32 - 1
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _integer(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    return int(value)
+
+
+def _real(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {_short(value)}")
+    return float(value)
+
+
+def check_dimension(name, value):
+    """A positive integer size (``input_dim``, ``hidden_dim``, ...)."""
+    value = _integer(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def check_seed(name, seed):
+    """``None`` or an integer in ``[0, 2**32 - 1]``."""
+    if seed is None:
+        return None
+    seed = _integer(name, seed)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be in [0, {MAX_SEED}], got {seed}")
+    return seed
+
+
+def entropy_seed(seed):
+    """``seed`` itself, or a fresh one from the operating system when it is None."""
+    if seed is not None:
+        return seed
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+def check_learning_rate(value, name="learning_rate"):
+    """A finite, positive real number."""
+    value = _real(name, value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite positive number, got {value}")
+    return value
+
+
+def check_clip(value, name="clip"):
+    """``None`` (no clipping) or a finite, positive real number."""
+    if value is None:
+        return None
+    value = _real(name, value)
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"{name} must be a finite positive number or None, got {value}")
+    return value
+
+
+def check_num_chars(value, name="num_chars"):
+    """A non-negative integer count."""
+    value = _integer(name, value)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def check_temperature(value, name="temperature"):
+    """A finite real number >= 0 (0 means greedy)."""
+    value = _real(name, value)
+    if not math.isfinite(value) or value < 0.0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def index_array(name, values, upper):
+    """Indices as a C-contiguous int64 array of shape (T,) or (B, T), each in [0, upper).
+
+    Parameters
+    ----------
+    name : str
+        Argument name used in error messages.
+    values : array_like of int
+        A sequence of indices (T,) or a batch of sequences (B, T).
+    upper : int
+        Exclusive upper bound (the vocabulary size).
+
+    Returns
+    -------
+    ndarray of int64, shape (T,) or (B, T)
+    """
+    if isinstance(values, (str, bytes)):
+        raise ValueError(f"{name} must be a sequence of integer indices, got {_short(values)}")
+    try:
+        arr = np.asarray(values)
+    except ValueError as error:  # ragged nested sequences
+        raise ValueError(f"{name} must be a rectangular array of integer indices: {error}") from None
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must hold integer indices, got dtype {arr.dtype} ({_short(values)})"
+        )
+    if arr.ndim not in (1, 2):
+        raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    low, high = arr.min(), arr.max()
+    if low < 0 or high >= upper:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} holds index {int(bad)}, outside [0, {upper - 1}]")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def paired_indices(inputs, targets, input_dim, output_dim):
+    """Validate inputs and targets together: both index arrays of the same shape."""
+    xs = index_array("inputs", inputs, input_dim)
+    ys = index_array("targets", targets, output_dim)
+    if xs.shape != ys.shape:
+        raise ValueError(f"inputs has shape {xs.shape} but targets has shape {ys.shape}")
+    return xs, ys
+
+
+def hidden_state(h0, batch, hidden_dim, name="h0"):
+    """The initial hidden state as a fresh (B, H) float64 array.
+
+    ``None`` gives zeros; an array of shape (H,) or (H, 1) is the same state
+    for every stream; (B, H) gives one state per stream.
+    """
+    if h0 is None:
+        return np.zeros((batch, hidden_dim))
+    try:
+        arr = np.asarray(h0, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {_short(h0)}") from None
+    if arr.shape in ((hidden_dim,), (hidden_dim, 1)):
+        out = np.empty((batch, hidden_dim))
+        out[:] = arr.reshape(hidden_dim)
+    elif arr.shape == (batch, hidden_dim):
+        out = np.array(arr, order="C")
+    else:
+        allowed = f"({hidden_dim},), ({hidden_dim}, 1) or ({batch}, {hidden_dim})"
+        raise ValueError(f"{name} has shape {arr.shape}, expected {allowed}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must be finite, got non-finite values")
+    return out

@@ -1,0 +1,419 @@
+"""The model classes: validated, thin shells around the kernels.
+
+Every public method checks and normalises its arguments once (shapes, dtypes,
+ranges) before anything is written, so a rejected call changes nothing; then it
+hands contiguous arrays to a kernel.  No method loops over time steps.
+"""
+
+from collections import OrderedDict
+
+import numpy as np
+
+from fastrnn._kernels import optimizers as _opt
+from fastrnn._kernels import rnn as _rnn
+from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
+from fastrnn._validation import (
+    check_clip,
+    check_dimension,
+    check_learning_rate,
+    check_num_chars,
+    check_seed,
+    check_temperature,
+    entropy_seed,
+    hidden_state,
+    index_array,
+    paired_indices,
+)
+
+__all__ = ["RNN", "GPT"]
+
+# Workspaces kept per model, one per distinct (B, T); a trainer uses two
+# (training chunks, validation chunks), an interactive user a few more.
+_MAX_WORKSPACES = 4
+
+
+class _Parameter:
+    """A model attribute backed by a view into the model's flat parameter vector.
+
+    Reading returns the live array (in-place writes reach the kernels);
+    assigning copies the new values in after checking the shape.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        return model._params[self.name]
+
+    def __set__(self, model, value):
+        model._assign(self.name, value)
+
+
+def _flat_views(shapes, flat):
+    """Split ``flat`` into C-contiguous views of the given shapes, in order."""
+    views = OrderedDict()
+    offset = 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        views[name] = flat[offset:offset + size].reshape(shape)
+        offset += size
+    return views
+
+
+class _Model:
+    """What every model shares: flat parameter and gradient storage, workspaces.
+
+    Subclasses define ``_shapes()`` (an ordered mapping of parameter names to
+    shapes) and ``_new_workspace(batch, steps)``.
+    """
+
+    def _init_storage(self):
+        shapes = self._shapes()
+        total = sum(int(np.prod(s)) for s in shapes.values())
+        self._theta = np.zeros(total)  # every parameter, one vector
+        self._grad = np.zeros(total)  # their gradients, same layout
+        self._params = _flat_views(shapes, self._theta)
+        self._grads = _flat_views(shapes, self._grad)
+        self._workspaces = OrderedDict()
+
+    def parameters(self):
+        """The live parameter arrays, by name, in a fixed order.
+
+        Returns
+        -------
+        dict[str, ndarray]
+            Views into the model's storage: writing into them changes the model.
+        """
+        return dict(self._params)
+
+    def _assign(self, name, value):
+        target = self._params[name]
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+        if arr.shape != target.shape:
+            raise ValueError(f"{name} must have shape {target.shape}, got {arr.shape}")
+        target[...] = arr
+
+    def _workspace(self, batch, steps):
+        key = (batch, steps)
+        ws = self._workspaces.pop(key, None)
+        if ws is None:
+            ws = self._new_workspace(batch, steps)
+            while len(self._workspaces) >= _MAX_WORKSPACES:
+                self._workspaces.popitem(last=False)
+        self._workspaces[key] = ws  # most recently used last
+        return ws
+
+
+class _RNNWorkspace:
+    """Scratch arrays for one chunk shape, time-major (see :mod:`fastrnn._kernels.rnn`)."""
+
+    def __init__(self, batch, steps, hidden, outputs):
+        B, T, H, O = batch, steps, hidden, outputs
+        self.hs = np.zeros((T + 1, B, H))
+        flat = self.hs.reshape((T + 1) * B, H)
+        self.h_new = flat[B:]  # hs[1:] as (T*B, H)
+        self.h_prev = flat[: T * B]  # hs[:-1] as (T*B, H)
+        self.z = np.zeros((T * B, O))
+        self.dyT = np.zeros((O, T * B))
+        self.dh = np.zeros((T * B, H))
+        self.dh3 = self.dh.reshape(T, B, H)
+        self.dhT = np.zeros((H, T * B))
+        self.dhnext = np.zeros((B, H))
+
+
+class RNN(_Model):
+    """A vanilla tanh RNN with a softmax output, compiled with Numba.
+
+    The drop-in replacement for the classic min-char-rnn ``GPT`` class: the same
+    parameters, the same methods, the same numbers.
+
+    Parameters
+    ----------
+    input_dim : int
+        I, the number of input symbols (inputs are indices in [0, I)).
+    hidden_dim : int
+        H, the size of the hidden state.
+    output_dim : int
+        O, the number of output symbols.
+    seed : int, optional
+        Seed in [0, 2**32 - 1] for the initial weights; ``None`` draws fresh ones.
+
+    Attributes
+    ----------
+    Wxh : ndarray, shape (H, I)
+    Whh : ndarray, shape (H, H)
+    Why : ndarray, shape (O, H)
+        Weights, initialised as standard normal * 0.01.
+    bh : ndarray, shape (H, 1)
+    by : ndarray, shape (O, 1)
+        Biases, initialised to zero.
+    last_hidden : ndarray or None
+        The hidden state after the last :meth:`train` call, shape (H,) for one
+        sequence or (B, H) for a batch; pass it as ``h0`` to the next call to
+        carry the state across chunks (truncated BPTT).
+
+    Notes
+    -----
+    The parameter attributes are live views into one float64 vector: in-place
+    writes (``m.Whh[...] = w``) are seen by the next call, and assigning an
+    array of the right shape (``m.Whh = w``) copies its values in.
+    """
+
+    Wxh = _Parameter()
+    Whh = _Parameter()
+    Why = _Parameter()
+    bh = _Parameter()
+    by = _Parameter()
+
+    def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None):
+        self.input_dim = check_dimension("input_dim", input_dim)
+        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
+        self.output_dim = check_dimension("output_dim", output_dim)
+        rng = np.random.default_rng(check_seed("seed", seed))
+        self._init_storage()
+        # The same draws, in the same order, as fastrnn.reference.RNN.
+        self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
+        self.Whh = rng.standard_normal((hidden_dim, hidden_dim)) * 0.01
+        self.Why = rng.standard_normal((output_dim, hidden_dim)) * 0.01
+        self._WhhT = np.zeros((hidden_dim, hidden_dim))
+        self._WhyT = np.zeros((hidden_dim, output_dim))
+        self.last_hidden = None
+
+    def __repr__(self):
+        return f"RNN(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, output_dim={self.output_dim})"
+
+    def _shapes(self):
+        I, H, O = self.input_dim, self.hidden_dim, self.output_dim
+        return OrderedDict(Wxh=(H, I), Whh=(H, H), Why=(O, H), bh=(H, 1), by=(O, 1))
+
+    def _new_workspace(self, batch, steps):
+        return _RNNWorkspace(batch, steps, self.hidden_dim, self.output_dim)
+
+    # The argument lists the kernels share, in their order.
+    def _forward_args(self, ws):
+        p = self._params
+        return (p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], self._WhhT, self._WhyT,
+                ws.hs, ws.h_new)
+
+    def _grad_args(self):
+        g = self._grads
+        return (g["Wxh"], g["Whh"], g["Why"], g["bh"], g["by"])
+
+    def _backward_ws(self, ws):
+        return (ws.hs, ws.h_new, ws.h_prev, ws.z, ws.dyT, ws.dh, ws.dh3, ws.dhT, ws.dhnext)
+
+    def _run_forward(self, x2, h0):
+        """Forward over (B, T) indices into a workspace; returns it (logits in ``z``)."""
+        ws = self._workspace(*x2.shape)
+        _rnn.forward(x2, h0, *self._forward_args(ws), ws.z)
+        return ws
+
+    def _batch_major(self, ws, single):
+        """Copies of the workspace's hidden states and probabilities, batch-major."""
+        T1, B, H = ws.hs.shape
+        hs = np.ascontiguousarray(ws.hs.transpose(1, 0, 2))  # (B, T+1, H)
+        ps = np.ascontiguousarray(ws.z.reshape(T1 - 1, B, -1).transpose(1, 0, 2))  # (B, T, O)
+        return (hs[0], ps[0]) if single else (hs, ps)
+
+    def forward(self, inputs, h0=None):
+        """Run the model over a sequence or a batch of sequences.
+
+        Parameters
+        ----------
+        inputs : array_like of int, shape (T,) or (B, T)
+            Input indices in [0, input_dim); a 2-D array is B independent streams.
+        h0 : array_like, shape (H,), (H, 1) or (B, H), optional
+            Initial hidden state(s); zeros by default.
+
+        Returns
+        -------
+        xs : ndarray of int64, shape (T,) or (B, T)
+            The inputs as indices.
+        hs : ndarray, shape (T+1, H) or (B, T+1, H)
+            Hidden states; ``hs[0]`` (``hs[:, 0]``) is h0.
+        ps : ndarray, shape (T, O) or (B, T, O)
+            Softmax probabilities of the next index at each step.
+        """
+        xs = index_array("inputs", inputs, self.input_dim)
+        x2 = xs.reshape(-1, xs.shape[-1])
+        h = hidden_state(h0, x2.shape[0], self.hidden_dim)
+        ws = self._run_forward(x2, h)
+        _rnn.softmax_rows(ws.z)
+        hs, ps = self._batch_major(ws, xs.ndim == 1)
+        return xs, hs, ps
+
+    def _states(self, name, value, shape):
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+        if arr.shape != shape:
+            raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
+        return arr
+
+    def backward(self, xs, hs, ps, targets):
+        """Exact gradients of the loss by backpropagation through time.
+
+        The loss is the sum over t of ``-log ps[t, targets[t]]``; for a batch,
+        the mean over streams of that sum.
+
+        Parameters
+        ----------
+        xs : array_like of int, shape (T,) or (B, T)
+            Input indices, as returned by :meth:`forward`.
+        hs : array_like, shape (T+1, H) or (B, T+1, H)
+            Hidden states from :meth:`forward`.
+        ps : array_like, shape (T, O) or (B, T, O)
+            Probabilities from :meth:`forward`.
+        targets : array_like of int, same shape as ``xs``
+            Target indices in [0, output_dim).
+
+        Returns
+        -------
+        dWxh, dWhh, dWhy, dbh, dby : ndarray
+            New arrays in the shapes of the parameters.
+        """
+        xs, ys = paired_indices(xs, targets, self.input_dim, self.output_dim)
+        lead = xs.shape[:-1]
+        T = xs.shape[-1]
+        hs = self._states("hs", hs, lead + (T + 1, self.hidden_dim))
+        ps = self._states("ps", ps, lead + (T, self.output_dim))
+        x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
+        B = x2.shape[0]
+        ws = self._workspace(B, T)
+        ws.hs[...] = hs.reshape(B, T + 1, -1).transpose(1, 0, 2)
+        ws.z.reshape(T, B, -1)[...] = ps.reshape(B, T, -1).transpose(1, 0, 2)
+        _rnn.xent_grad(ws.z, y2)
+        _rnn.backward(x2, self.Whh, self.Why, *self._backward_ws(ws), *self._grad_args())
+        return tuple(g.copy() for g in self._grads.values())
+
+    def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
+        """In-place SGD on every parameter: ``p -= learning_rate * g``.
+
+        Parameters
+        ----------
+        dWxh, dWhh, dWhy, dbh, dby : array_like
+            Gradients in the shapes of the parameters.
+        learning_rate : float
+            Finite and positive.
+        """
+        learning_rate = check_learning_rate(learning_rate)
+        grads = {}
+        for name, g in zip(self._params, (dWxh, dWhh, dWhy, dbh, dby)):
+            grads[name] = self._states("d" + name, g, self._params[name].shape)
+        for name, g in grads.items():
+            self._grads[name][...] = g
+        _opt.sgd_(self._theta, self._grad, learning_rate)
+
+    def _chunk(self, inputs, targets, h0):
+        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim)
+        T = xs.shape[-1]
+        x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
+        return xs.ndim == 1, x2, y2, hidden_state(h0, x2.shape[0], self.hidden_dim)
+
+    def gradients(self, inputs, targets, h0=None):
+        """The loss and its gradients, without an update.
+
+        Parameters are those of :meth:`train`.
+
+        Returns
+        -------
+        loss : float
+            As returned by :meth:`loss`.
+        grads : dict[str, ndarray]
+            Gradients by parameter name (the names of :meth:`parameters`).
+            These are the model's gradient buffers, overwritten by the next
+            call; copy them to keep them.
+        """
+        single, x2, y2, h = self._chunk(inputs, targets, h0)
+        ws = self._workspace(*x2.shape)
+        loss = _rnn.value_and_grad(x2, y2, h, *self._forward_args(ws)[:5], *self._grad_args(),
+                                   self._WhhT, self._WhyT, *self._backward_ws(ws))
+        self.last_hidden = self._final_hidden(ws, single)
+        return float(loss), dict(self._grads)
+
+    def _final_hidden(self, ws, single):
+        h = ws.hs[-1].copy()  # (B, H)
+        return h[0] if single else h
+
+    def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
+        """One step of truncated BPTT with SGD: forward, backward, clip, update.
+
+        Parameters
+        ----------
+        inputs, targets : array_like of int, shape (T,) or (B, T)
+            Input and target indices (targets are usually inputs shifted by one).
+        learning_rate : float, default 0.1
+            Finite and positive.
+        clip : float or None, default 5.0
+            Gradients are clipped element-wise to [-clip, clip]; None turns it off.
+        h0 : array_like, shape (H,), (H, 1) or (B, H), optional
+            Initial hidden state(s), e.g. the previous call's ``last_hidden``.
+
+        Returns
+        -------
+        float
+            The loss before the update (sum over time, mean over streams).
+        """
+        single, x2, y2, h = self._chunk(inputs, targets, h0)
+        learning_rate = check_learning_rate(learning_rate)
+        clip = check_clip(clip)
+        ws = self._workspace(*x2.shape)
+        p = self._params
+        loss = _rnn.train_step(
+            x2, y2, h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], self._theta,
+            *self._grad_args(), self._grad, self._WhhT, self._WhyT, *self._backward_ws(ws),
+            learning_rate, 0.0 if clip is None else clip,
+        )
+        self.last_hidden = self._final_hidden(ws, single)
+        return float(loss)
+
+    def loss(self, inputs, targets, h0=None):
+        """The loss of :meth:`train` (sum over time, mean over streams), no update."""
+        _, x2, y2, h = self._chunk(inputs, targets, h0)
+        ws = self._run_forward(x2, h)
+        return float(_rnn.softmax_xent(ws.z, y2))
+
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+        """Sample a continuation, one index at a time, each fed back as the next input.
+
+        Parameters
+        ----------
+        start_index : int
+            The first input, in [0, input_dim); not part of the result.
+        num_chars : int
+            How many indices to sample (>= 0).
+        temperature : float, default 1.0
+            Softmax temperature (>= 0); 0 means greedy argmax.
+        seed : int, optional
+            Makes the draws reproducible, in every process.
+        h0 : array_like, shape (H,) or (H, 1), optional
+            Initial hidden state; zeros by default.
+
+        Returns
+        -------
+        list of int
+        """
+        if self.output_dim > self.input_dim:
+            raise ValueError(
+                f"predict feeds each sampled index back as input, which needs "
+                f"output_dim <= input_dim, got {self.output_dim} > {self.input_dim}"
+            )
+        start = index_array("start_index", [start_index], self.input_dim)[0]
+        num_chars = check_num_chars(num_chars)
+        temperature = check_temperature(temperature)
+        seed = entropy_seed(check_seed("seed", seed))
+        h = hidden_state(h0, 1, self.hidden_dim)[0]
+        out = np.zeros(num_chars, dtype=np.int64)
+        p = self._params
+        _sample_rnn(int(start), h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], temperature,
+                    seed, out, np.zeros(self.hidden_dim), np.zeros(self.output_dim))
+        return out.tolist()
+
+
+GPT = RNN
