@@ -39,7 +39,7 @@ FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
 
 
-def kernel(function=None, *, fastmath=FASTMATH):
+def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
     """Compile ``function`` with fastrnn's njit options.
 
     Parameters
@@ -49,6 +49,10 @@ def kernel(function=None, *, fastmath=FASTMATH):
         so that ``@kernel(fastmath=EXACT_FASTMATH)`` works as well as ``@kernel``.
     fastmath : frozenset of str, optional
         LLVM fast-math flags; defaults to :data:`FASTMATH`.
+    inline : {"never", "always"}, optional
+        ``"always"`` inlines the function into its callers at the Numba IR
+        level, for the scalar helpers that must end up inside a caller's loop
+        for LLVM to vectorise it (LLVM's own inliner gives up on large ones).
 
     Returns
     -------
@@ -57,7 +61,9 @@ def kernel(function=None, *, fastmath=FASTMATH):
     """
 
     def decorate(fn):
-        return njit(cache=True, fastmath=set(fastmath), error_model="numpy", nogil=True)(fn)
+        return njit(
+            cache=True, fastmath=set(fastmath), error_model="numpy", nogil=True, inline=inline
+        )(fn)
 
     if function is None:
         return decorate

@@ -11,6 +11,7 @@ import numpy as np
 
 from fastrnn._kernels import optimizers as _opt
 from fastrnn._kernels import rnn as _rnn
+from fastrnn._kernels.indices import index_bounds as _index_bounds
 from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
 from fastrnn._validation import (
     check_clip,
@@ -239,7 +240,7 @@ class RNN(_Model):
         ps : ndarray, shape (T, O) or (B, T, O)
             Softmax probabilities of the next index at each step.
         """
-        xs = index_array("inputs", inputs, self.input_dim)
+        xs = index_array("inputs", inputs, self.input_dim, _index_bounds)
         x2 = xs.reshape(-1, xs.shape[-1])
         h = hidden_state(h0, x2.shape[0], self.hidden_dim)
         ws = self._run_forward(x2, h)
@@ -278,7 +279,7 @@ class RNN(_Model):
         dWxh, dWhh, dWhy, dbh, dby : ndarray
             New arrays in the shapes of the parameters.
         """
-        xs, ys = paired_indices(xs, targets, self.input_dim, self.output_dim)
+        xs, ys = paired_indices(xs, targets, self.input_dim, self.output_dim, _index_bounds)
         lead = xs.shape[:-1]
         T = xs.shape[-1]
         hs = self._states("hs", hs, lead + (T + 1, self.hidden_dim))
@@ -311,7 +312,7 @@ class RNN(_Model):
         _opt.sgd_(self._theta, self._grad, learning_rate)
 
     def _chunk(self, inputs, targets, h0):
-        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim)
+        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)
         T = xs.shape[-1]
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         return xs.ndim == 1, x2, y2, hidden_state(h0, x2.shape[0], self.hidden_dim)
@@ -377,7 +378,7 @@ class RNN(_Model):
         """The loss of :meth:`train` (sum over time, mean over streams), no update."""
         _, x2, y2, h = self._chunk(inputs, targets, h0)
         ws = self._run_forward(x2, h)
-        return float(_rnn.softmax_xent(ws.z, y2))
+        return float(_rnn.softmax_xent(ws.z, y2, False))
 
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
         """Sample a continuation, one index at a time, each fed back as the next input.

@@ -17,7 +17,7 @@ from numba.extending import intrinsic
 
 from fastrnn._jit import EXACT_FASTMATH, kernel
 
-__all__ = ["exp_into", "tanh_into", "softmax_row"]
+__all__ = ["exp_", "tanh_", "tanh_into", "row_max", "softmax_row"]
 
 _LOG2E = 1.4426950408889634
 # ln 2 split in two (fdlibm): _LN2_HI has trailing zero bits, so k * _LN2_HI is exact.
@@ -44,7 +44,7 @@ def _bits_to_float(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-@kernel(fastmath=EXACT_FASTMATH)
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _exp_poly(r):
     # Taylor series of e^r to degree 13; |r| <= ln2/2 so the error is < 1e-17.
     p = 1.0 / 6227020800.0
@@ -63,7 +63,7 @@ def _exp_poly(r):
     return p * r + 1.0
 
 
-@kernel(fastmath=EXACT_FASTMATH)
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _exp(x):
     """e**x for x <= _EXP_MAX; 0 for x < _EXP_MIN.  Branch-free, vectorisable."""
     xc = min(max(x, _EXP_MIN), _EXP_MAX)
@@ -71,10 +71,11 @@ def _exp(x):
     r = (xc - k * _LN2_HI) - k * _LN2_LO
     scale = _bits_to_float((np.int64(k) + 1023) << 52)
     result = _exp_poly(r) * scale
-    return result if x >= _EXP_MIN else 0.0
+    result = result if x >= _EXP_MIN else 0.0
+    return result if x == x else x  # NaN in, NaN out
 
 
-@kernel(fastmath=EXACT_FASTMATH)
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _expm1_small(y):
     # Taylor series of e^y - 1 to degree 14, for |y| <= 0.5: relative error < 1e-16.
     p = 1.0 / 87178291200.0
@@ -94,7 +95,7 @@ def _expm1_small(y):
     return p * y
 
 
-@kernel(fastmath=EXACT_FASTMATH)
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _tanh(x):
     """tanh(x) = m / (m + 2) with m = e^(2|x|) - 1, branch-free.
 
@@ -109,18 +110,23 @@ def _tanh(x):
     return -t if x < 0.0 else t
 
 
-@kernel(fastmath=EXACT_FASTMATH)
-def exp_into(x, out):
-    """Element-wise ``out[i] = exp(x[i])`` for 1-D arrays of equal length.
+# In-place and out-of-place versions are separate functions on purpose: for
+# ``f(x, out)`` with ``out is x`` LLVM's runtime overlap check fails and the
+# scalar fallback loop runs, five times slower.
 
-    Parameters
-    ----------
-    x : ndarray, shape (n,)
-    out : ndarray, shape (n,)
-        Modified in place; may be ``x`` itself.
-    """
-    for i in range(x.shape[0]):
-        out[i] = _exp(x[i])
+
+@kernel(fastmath=EXACT_FASTMATH)
+def exp_(v):
+    """Element-wise ``v[i] = exp(v[i])`` in place, for ``v (n,)``."""
+    for i in range(v.shape[0]):
+        v[i] = _exp(v[i])
+
+
+@kernel(fastmath=EXACT_FASTMATH)
+def tanh_(v):
+    """Element-wise ``v[i] = tanh(v[i])`` in place, for ``v (n,)``."""
+    for i in range(v.shape[0]):
+        v[i] = _tanh(v[i])
 
 
 @kernel(fastmath=EXACT_FASTMATH)
@@ -131,15 +137,45 @@ def tanh_into(x, out):
     ----------
     x : ndarray, shape (n,)
     out : ndarray, shape (n,)
-        Modified in place; may be ``x`` itself.
+        Modified in place; must not overlap ``x`` (use :func:`tanh_` for that).
     """
     for i in range(x.shape[0]):
         out[i] = _tanh(x[i])
 
 
 @kernel
-def softmax_row(logits, out, inv_temperature):
-    """Stable softmax of ``logits * inv_temperature`` into ``out``.
+def row_max(v):
+    """The largest element of ``v (n,)``, NaN if any element is NaN.
+
+    Eight running maxima break the dependency chain of a plain loop (without
+    the ``nnan`` flag LLVM will not vectorise a floating-point max reduction).
+    """
+    n = v.shape[0]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = v[0]
+    i = 0
+    while i + 8 <= n:
+        m0 = max(m0, v[i])
+        m1 = max(m1, v[i + 1])
+        m2 = max(m2, v[i + 2])
+        m3 = max(m3, v[i + 3])
+        m4 = max(m4, v[i + 4])
+        m5 = max(m5, v[i + 5])
+        m6 = max(m6, v[i + 6])
+        m7 = max(m7, v[i + 7])
+        i += 8
+    while i < n:
+        m0 = max(m0, v[i])
+        i += 1
+    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    has_nan = False
+    for k in range(n):
+        has_nan |= v[k] != v[k]
+    return np.nan if has_nan else m
+
+
+@kernel
+def softmax_row(logits, out, inv_temperature, scale):
+    """Stable softmax of ``logits * inv_temperature``, times ``scale``, into ``out``.
 
     Parameters
     ----------
@@ -148,6 +184,9 @@ def softmax_row(logits, out, inv_temperature):
         Modified in place; may be ``logits`` itself.
     inv_temperature : float
         1 / temperature; 1.0 for the plain softmax.
+    scale : float
+        Multiplies the probabilities (1.0 for probabilities; 1/B for the
+        gradient of a loss averaged over B streams).
 
     Returns
     -------
@@ -155,19 +194,17 @@ def softmax_row(logits, out, inv_temperature):
         The log-normaliser ``log(sum(exp(logits * inv_temperature)))``, computed
         stably, so that callers form log-probabilities as
         ``logits[i] * inv_temperature - result`` instead of taking ``log(p)``.
+        NaN when any logit is NaN.
     """
     n = logits.shape[0]
-    m = logits[0]
-    for i in range(1, n):
-        m = max(m, logits[i])
-    m *= inv_temperature
+    m = row_max(logits) * inv_temperature
     for i in range(n):
         out[i] = logits[i] * inv_temperature - m
-    exp_into(out, out)
+    exp_(out)
     total = 0.0
     for i in range(n):
         total += out[i]
-    inv_total = 1.0 / total
+    factor = scale / total
     for i in range(n):
-        out[i] *= inv_total
+        out[i] *= factor
     return m + np.log(total)

@@ -80,7 +80,7 @@ def matvec_t(W, v, out):
 
 @kernel
 def transpose_into(A, out):
-    """``out = A.T`` as a C-ordered copy, in cache-sized tiles.
+    """``out = A.T`` as a C-ordered copy (the operands here fit in L2, so no tiling).
 
     BLAS calls from njit are fastest (and ``out=`` only works) with C-ordered
     operands, so transposed operands are copied once per call instead.
@@ -92,11 +92,6 @@ def transpose_into(A, out):
         Modified in place.
     """
     n, m = A.shape
-    tile = 32
-    for i0 in range(0, n, tile):
-        i1 = min(i0 + tile, n)
-        for j0 in range(0, m, tile):
-            j1 = min(j0 + tile, m)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    out[j, i] = A[i, j]
+    for j in range(m):
+        for i in range(n):
+            out[j, i] = A[i, j]

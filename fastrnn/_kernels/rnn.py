@@ -21,7 +21,7 @@ The caller owns every array (the model's workspace): nothing is allocated here.
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_row, tanh_into
+from fastrnn._kernels.activations import softmax_row, tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import clip_, sgd_
 
@@ -73,7 +73,7 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
             col = x[0, t]
             for i in range(H):
                 h[i] += Wxh[i, col]
-            tanh_into(h, h)
+            tanh_(h)
     else:
         transpose_into(Whh, WhhT)
         for t in range(T):
@@ -84,7 +84,7 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
                 row = a[b]
                 for i in range(H):
                     row[i] += Wxh[i, col] + bias[i]
-                tanh_into(row, row)
+                tanh_(row)
     transpose_into(Why, WhyT)
     np.dot(h_new, WhyT, z)  # (T*B, O)
     O = z.shape[1]
@@ -94,15 +94,19 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
 
 
 @kernel
-def softmax_xent(z, y):
-    """Turn logits into probabilities in place and return the cross-entropy.
+def softmax_xent(z, y, grad):
+    """Softmax cross-entropy over a chunk, in place; returns the loss.
 
     Parameters
     ----------
     z : ndarray, shape (T*B, O)
-        Logits in, softmax probabilities out (row ``t*B + b``).
+        Logits in (row ``t*B + b``).  Out: the softmax probabilities, or with
+        ``grad`` the gradient of the returned loss w.r.t. the logits,
+        ``(p - onehot(y)) / B``.
     y : ndarray of int64, shape (B, T)
         Target indices.
+    grad : bool
+        Whether to leave the gradient instead of the probabilities.
 
     Returns
     -------
@@ -110,13 +114,16 @@ def softmax_xent(z, y):
         Sum over t of ``-log p[t, y[t]]``, averaged over the B streams.
     """
     B, T = y.shape
+    scale = 1.0 / B if grad else 1.0
     total = 0.0
     for t in range(T):
         for b in range(B):
             r = t * B + b
-            target_logit = z[r, y[b, t]]
-            log_normaliser = softmax_row(z[r], z[r], 1.0)
-            total += log_normaliser - target_logit
+            target = y[b, t]
+            target_logit = z[r, target]
+            total += softmax_row(z[r], z[r], 1.0, scale) - target_logit
+            if grad:
+                z[r, target] -= scale
     return total / B
 
 
@@ -218,7 +225,7 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dy, dyT, dh, dh3, dhT, dhnext,
 def softmax_rows(z):
     """Softmax of every row of ``z (N, O)`` in place."""
     for r in range(z.shape[0]):
-        softmax_row(z[r], z[r], 1.0)
+        softmax_row(z[r], z[r], 1.0, 1.0)
 
 
 @kernel
@@ -230,8 +237,7 @@ def value_and_grad(x, y, h0, Wxh, Whh, bh, Why, by, dWxh, dWhh, dWhy, dbh, dby,
     are the targets); ``z`` holds the logits' gradient on return.
     """
     forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z)
-    loss = softmax_xent(z, y)
-    xent_grad(z, y)
+    loss = softmax_xent(z, y, True)
     backward(x, Whh, Why, hs, h_new, h_prev, z, dyT, dh, dh3, dhT, dhnext,
              dWxh, dWhh, dWhy, dbh, dby)
     return loss

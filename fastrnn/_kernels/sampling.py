@@ -67,7 +67,7 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
         tanh_into(a, h)
         matvec_add(Why, h, bias_y, z)
         if temperature > 0.0:
-            softmax_row(z, z, inv_temperature)
+            softmax_row(z, z, inv_temperature, 1.0)
             ix = _draw(z, np.random.random())
         else:
             ix = _argmax(z)
