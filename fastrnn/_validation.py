@@ -32,12 +32,16 @@ def _short(value):
 
 
 def _integer(name, value):
+    if type(value) is int:  # the common case, without the slower ABC checks
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {_short(value)}")
     return int(value)
 
 
 def _real(name, value):
+    if type(value) is float:  # the common case, without the slower ABC checks
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {_short(value)}")
     return float(value)
@@ -125,13 +129,19 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
     -------
     ndarray of int64, shape (T,) or (B, T)
     """
-    if isinstance(values, (str, bytes)):
+    if isinstance(values, np.ndarray):
+        arr = values
+    elif isinstance(values, (str, bytes)):
         raise ValueError(f"{name} must be a sequence of integer indices, got {_short(values)}")
-    try:
-        arr = np.asarray(values)
-    except ValueError as error:  # ragged nested sequences
-        raise ValueError(f"{name} must be a rectangular array of integer indices: {error}") from None
-    if arr.dtype == object or arr.dtype.kind not in "iu":
+    else:
+        try:
+            arr = np.asarray(values)
+        except ValueError as error:  # ragged nested sequences
+            raise ValueError(
+                f"{name} must be a rectangular array of integer indices: {error}"
+            ) from None
+    kind = arr.dtype.kind
+    if kind not in "iu":
         raise ValueError(
             f"{name} must hold integer indices, got dtype {arr.dtype} ({_short(values)})"
         )
@@ -139,9 +149,10 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
         raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:
+    if kind == "u" and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds index {int(arr.max())}, outside [0, {upper - 1}]")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.dtype != np.int64 or not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr, dtype=np.int64)
     low, high = bounds(arr.reshape(-1))
     if low < 0 or high >= upper:
         bad = low if low < 0 else high

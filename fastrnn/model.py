@@ -89,6 +89,23 @@ class _Model:
         """
         return dict(self._params)
 
+    @property
+    def parameter_vector(self):
+        """Every parameter in one live float64 vector (shape (n,)), in :meth:`parameters` order.
+
+        The parameter arrays are views into it, so an optimizer that updates this
+        vector in place updates the model.
+        """
+        return self._theta
+
+    @property
+    def gradient_vector(self):
+        """The gradient buffer (shape (n,)), laid out like :attr:`parameter_vector`.
+
+        Filled by :meth:`gradients` (and :meth:`train`); overwritten by the next call.
+        """
+        return self._grad
+
     def _assign(self, name, value):
         target = self._params[name]
         try:
