@@ -52,31 +52,44 @@ class _Parameter:
         model._assign(self.name, value)
 
 
-def _flat_views(shapes, flat):
-    """Split ``flat`` into C-contiguous views of the given shapes, in order."""
-    views = OrderedDict()
+def _aligned_zeros(n):
+    """A zeroed float64 vector of length n whose data starts on a 64-byte boundary.
+
+    The kernels stream rows of the recurrent weights from L2 on every time
+    step; misaligned rows make those loops ~25% slower.
+    """
+    buf = np.zeros(n + 8)
+    start = (-buf.ctypes.data % 64) // 8
+    return buf[start:start + n]
+
+
+def _flat_views(shapes, layout, flat):
+    """Views of ``flat`` with the given shapes, stored in ``layout`` order."""
+    views = {}
     offset = 0
-    for name, shape in shapes.items():
-        size = int(np.prod(shape))
-        views[name] = flat[offset:offset + size].reshape(shape)
+    for name in layout:
+        size = int(np.prod(shapes[name]))
+        views[name] = flat[offset:offset + size].reshape(shapes[name])
         offset += size
-    return views
+    return OrderedDict((name, views[name]) for name in shapes)
 
 
 class _Model:
     """What every model shares: flat parameter and gradient storage, workspaces.
 
     Subclasses define ``_shapes()`` (an ordered mapping of parameter names to
-    shapes) and ``_new_workspace(batch, steps)``.
+    shapes, the order of :meth:`parameters`), ``_LAYOUT`` (the order of the
+    same arrays in the flat vectors, which the kernels rely on) and
+    ``_new_workspace(batch, steps)``.
     """
 
     def _init_storage(self):
         shapes = self._shapes()
         total = sum(int(np.prod(s)) for s in shapes.values())
-        self._theta = np.zeros(total)  # every parameter, one vector
-        self._grad = np.zeros(total)  # their gradients, same layout
-        self._params = _flat_views(shapes, self._theta)
-        self._grads = _flat_views(shapes, self._grad)
+        self._theta = _aligned_zeros(total)  # every parameter, one vector
+        self._grad = _aligned_zeros(total)  # their gradients, same layout
+        self._params = _flat_views(shapes, self._LAYOUT, self._theta)
+        self._grads = _flat_views(shapes, self._LAYOUT, self._grad)
         self._workspaces = OrderedDict()
 
     def parameters(self):
@@ -91,10 +104,12 @@ class _Model:
 
     @property
     def parameter_vector(self):
-        """Every parameter in one live float64 vector (shape (n,)), in :meth:`parameters` order.
+        """Every parameter in one live float64 vector, shape (n,).
 
         The parameter arrays are views into it, so an optimizer that updates this
-        vector in place updates the model.
+        vector in place updates the model.  The order of the arrays inside it is
+        an implementation detail (chosen for memory alignment); use
+        :meth:`parameters` to address them by name.
         """
         return self._theta
 
@@ -125,23 +140,6 @@ class _Model:
                 self._workspaces.popitem(last=False)
         self._workspaces[key] = ws  # most recently used last
         return ws
-
-
-class _RNNWorkspace:
-    """Scratch arrays for one chunk shape, time-major (see :mod:`fastrnn._kernels.rnn`)."""
-
-    def __init__(self, batch, steps, hidden, outputs):
-        B, T, H, O = batch, steps, hidden, outputs
-        self.hs = np.zeros((T + 1, B, H))
-        flat = self.hs.reshape((T + 1) * B, H)
-        self.h_new = flat[B:]  # hs[1:] as (T*B, H)
-        self.h_prev = flat[: T * B]  # hs[:-1] as (T*B, H)
-        self.z = np.zeros((T * B, O))
-        self.dyT = np.zeros((O, T * B))
-        self.dh = np.zeros((T * B, H))
-        self.dh3 = self.dh.reshape(T, B, H)
-        self.dhT = np.zeros((H, T * B))
-        self.dhnext = np.zeros((B, H))
 
 
 class RNN(_Model):
@@ -182,6 +180,9 @@ class RNN(_Model):
     array of the right shape (``m.Whh = w``) copies its values in.
     """
 
+    # Storage order in the flat vectors; must match fastrnn._kernels.rnn.params.
+    _LAYOUT = ("Whh", "Why", "Wxh", "bh", "by")
+
     Wxh = _Parameter()
     Whh = _Parameter()
     Why = _Parameter()
@@ -198,8 +199,6 @@ class RNN(_Model):
         self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
         self.Whh = rng.standard_normal((hidden_dim, hidden_dim)) * 0.01
         self.Why = rng.standard_normal((output_dim, hidden_dim)) * 0.01
-        self._WhhT = np.zeros((hidden_dim, hidden_dim))
-        self._WhyT = np.zeros((hidden_dim, output_dim))
         self.last_hidden = None
 
     def __repr__(self):
@@ -210,33 +209,11 @@ class RNN(_Model):
         return OrderedDict(Wxh=(H, I), Whh=(H, H), Why=(O, H), bh=(H, 1), by=(O, 1))
 
     def _new_workspace(self, batch, steps):
-        return _RNNWorkspace(batch, steps, self.hidden_dim, self.output_dim)
+        # One flat scratch vector, carved by the kernels (fastrnn._kernels.rnn.workspace).
+        return _aligned_zeros(_rnn.workspace_size(batch, steps, self.hidden_dim, self.output_dim))
 
-    # The argument lists the kernels share, in their order.
-    def _forward_args(self, ws):
-        p = self._params
-        return (p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], self._WhhT, self._WhyT,
-                ws.hs, ws.h_new)
-
-    def _grad_args(self):
-        g = self._grads
-        return (g["Wxh"], g["Whh"], g["Why"], g["bh"], g["by"])
-
-    def _backward_ws(self, ws):
-        return (ws.hs, ws.h_new, ws.h_prev, ws.z, ws.dyT, ws.dh, ws.dh3, ws.dhT, ws.dhnext)
-
-    def _run_forward(self, x2, h0):
-        """Forward over (B, T) indices into a workspace; returns it (logits in ``z``)."""
-        ws = self._workspace(*x2.shape)
-        _rnn.forward(x2, h0, *self._forward_args(ws), ws.z)
-        return ws
-
-    def _batch_major(self, ws, single):
-        """Copies of the workspace's hidden states and probabilities, batch-major."""
-        T1, B, H = ws.hs.shape
-        hs = np.ascontiguousarray(ws.hs.transpose(1, 0, 2))  # (B, T+1, H)
-        ps = np.ascontiguousarray(ws.z.reshape(T1 - 1, B, -1).transpose(1, 0, 2))  # (B, T, O)
-        return (hs[0], ps[0]) if single else (hs, ps)
+    def _dims(self):
+        return self.input_dim, self.hidden_dim, self.output_dim
 
     def forward(self, inputs, h0=None):
         """Run the model over a sequence or a batch of sequences.
@@ -259,10 +236,13 @@ class RNN(_Model):
         """
         xs = index_array("inputs", inputs, self.input_dim, _index_bounds)
         x2 = xs.reshape(-1, xs.shape[-1])
-        h = hidden_state(h0, x2.shape[0], self.hidden_dim)
-        ws = self._run_forward(x2, h)
-        _rnn.softmax_rows(ws.z)
-        hs, ps = self._batch_major(ws, xs.ndim == 1)
+        B, T = x2.shape
+        h = hidden_state(h0, B, self.hidden_dim)
+        hs = np.empty((B, T + 1, self.hidden_dim))
+        ps = np.empty((B, T, self.output_dim))
+        _rnn.forward_probs(x2, h, self._theta, self._workspace(B, T), *self._dims(), hs, ps)
+        if xs.ndim == 1:
+            return xs, hs[0], ps[0]
         return xs, hs, ps
 
     def _states(self, name, value, shape):
@@ -272,7 +252,7 @@ class RNN(_Model):
             raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
         if arr.shape != shape:
             raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-        return arr
+        return np.ascontiguousarray(arr)
 
     def backward(self, xs, hs, ps, targets):
         """Exact gradients of the loss by backpropagation through time.
@@ -303,11 +283,8 @@ class RNN(_Model):
         ps = self._states("ps", ps, lead + (T, self.output_dim))
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         B = x2.shape[0]
-        ws = self._workspace(B, T)
-        ws.hs[...] = hs.reshape(B, T + 1, -1).transpose(1, 0, 2)
-        ws.z.reshape(T, B, -1)[...] = ps.reshape(B, T, -1).transpose(1, 0, 2)
-        _rnn.xent_grad(ws.z, y2)
-        _rnn.backward(x2, self.Whh, self.Why, *self._backward_ws(ws), *self._grad_args())
+        _rnn.backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1), self._theta,
+                           self._grad, self._workspace(B, T), *self._dims())
         return tuple(g.copy() for g in self._grads.values())
 
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
@@ -349,15 +326,11 @@ class RNN(_Model):
             call; copy them to keep them.
         """
         single, x2, y2, h = self._chunk(inputs, targets, h0)
-        ws = self._workspace(*x2.shape)
-        loss = _rnn.value_and_grad(x2, y2, h, *self._forward_args(ws)[:5], *self._grad_args(),
-                                   self._WhhT, self._WhyT, *self._backward_ws(ws))
-        self.last_hidden = self._final_hidden(ws, single)
+        h_last = np.empty_like(h)
+        loss = _rnn.value_and_grad(x2, y2, h, self._theta, self._grad,
+                                   self._workspace(*x2.shape), *self._dims(), h_last)
+        self.last_hidden = h_last[0] if single else h_last
         return float(loss), dict(self._grads)
-
-    def _final_hidden(self, ws, single):
-        h = ws.hs[-1].copy()  # (B, H)
-        return h[0] if single else h
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """One step of truncated BPTT with SGD: forward, backward, clip, update.
@@ -381,21 +354,16 @@ class RNN(_Model):
         single, x2, y2, h = self._chunk(inputs, targets, h0)
         learning_rate = check_learning_rate(learning_rate)
         clip = check_clip(clip)
-        ws = self._workspace(*x2.shape)
-        p = self._params
-        loss = _rnn.train_step(
-            x2, y2, h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], self._theta,
-            *self._grad_args(), self._grad, self._WhhT, self._WhyT, *self._backward_ws(ws),
-            learning_rate, 0.0 if clip is None else clip,
-        )
-        self.last_hidden = self._final_hidden(ws, single)
+        h_last = np.empty_like(h)
+        loss = _rnn.train_step(x2, y2, h, self._theta, self._grad, self._workspace(*x2.shape),
+                               *self._dims(), h_last, learning_rate, 0.0 if clip is None else clip)
+        self.last_hidden = h_last[0] if single else h_last
         return float(loss)
 
     def loss(self, inputs, targets, h0=None):
         """The loss of :meth:`train` (sum over time, mean over streams), no update."""
         _, x2, y2, h = self._chunk(inputs, targets, h0)
-        ws = self._run_forward(x2, h)
-        return float(_rnn.softmax_xent(ws.z, y2, False))
+        return float(_rnn.loss(x2, y2, h, self._theta, self._workspace(*x2.shape), *self._dims()))
 
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
         """Sample a continuation, one index at a time, each fed back as the next input.

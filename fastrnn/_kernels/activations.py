@@ -17,7 +17,7 @@ from numba.extending import intrinsic
 
 from fastrnn._jit import EXACT_FASTMATH, kernel
 
-__all__ = ["exp_", "tanh_", "tanh_into", "row_max", "softmax_row"]
+__all__ = ["exp_", "tanh_", "tanh_into", "row_max", "softmax_row", "softmax_columns"]
 
 _LOG2E = 1.4426950408889634
 # ln 2 split in two (fdlibm): _LN2_HI has trailing zero bits, so k * _LN2_HI is exact.
@@ -28,8 +28,6 @@ _EXP_MIN = -708.0
 _EXP_MAX = 709.0
 # tanh(x) rounds to +-1 in float64 for |x| > 19.06.
 _TANH_SATURATE = 20.0
-# Below this |x| tanh uses expm1, which has no cancellation near 0.
-_TANH_SMALL = 0.25
 
 
 @intrinsic
@@ -45,8 +43,9 @@ def _bits_to_float(typingctx, bits):
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
-def _exp_poly(r):
-    # Taylor series of e^r to degree 13; |r| <= ln2/2 so the error is < 1e-17.
+def _expm1_poly(r):
+    # Taylor series of e^r - 1 to degree 13 for |r| <= ln2/2: error < 1e-17,
+    # and no cancellation near r = 0 (the series starts at r).
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -60,51 +59,39 @@ def _exp_poly(r):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     p = p * r + 1.0
-    return p * r + 1.0
+    return p * r
+
+
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
+def _split(y):
+    """Cody-Waite reduction: y = k ln2 + r with |r| <= ln2/2; returns (r, 2**k).
+
+    Valid for -1022 <= k <= 1023, i.e. about -708 <= y <= 709.
+    """
+    k = np.floor(y * _LOG2E + 0.5)
+    r = (y - k * _LN2_HI) - k * _LN2_LO
+    return r, _bits_to_float((np.int64(k) + 1023) << 52)
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _exp(x):
     """e**x for x <= _EXP_MAX; 0 for x < _EXP_MIN.  Branch-free, vectorisable."""
-    xc = min(max(x, _EXP_MIN), _EXP_MAX)
-    k = np.floor(xc * _LOG2E + 0.5)
-    r = (xc - k * _LN2_HI) - k * _LN2_LO
-    scale = _bits_to_float((np.int64(k) + 1023) << 52)
-    result = _exp_poly(r) * scale
+    r, scale = _split(min(max(x, _EXP_MIN), _EXP_MAX))
+    result = (_expm1_poly(r) + 1.0) * scale
     result = result if x >= _EXP_MIN else 0.0
     return result if x == x else x  # NaN in, NaN out
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
-def _expm1_small(y):
-    # Taylor series of e^y - 1 to degree 14, for |y| <= 0.5: relative error < 1e-16.
-    p = 1.0 / 87178291200.0
-    p = p * y + 1.0 / 6227020800.0
-    p = p * y + 1.0 / 479001600.0
-    p = p * y + 1.0 / 39916800.0
-    p = p * y + 1.0 / 3628800.0
-    p = p * y + 1.0 / 362880.0
-    p = p * y + 1.0 / 40320.0
-    p = p * y + 1.0 / 5040.0
-    p = p * y + 1.0 / 720.0
-    p = p * y + 1.0 / 120.0
-    p = p * y + 1.0 / 24.0
-    p = p * y + 1.0 / 6.0
-    p = p * y + 0.5
-    p = p * y + 1.0
-    return p * y
-
-
-@kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _tanh(x):
-    """tanh(x) = m / (m + 2) with m = e^(2|x|) - 1, branch-free.
+    """tanh(x) = m / (m + 2) with m = expm1(2|x|), branch-free.
 
-    m comes from a series near zero (no cancellation) and from exp elsewhere.
+    expm1(y) = 2^k * expm1(r) + (2^k - 1) with y = k ln2 + r: for k = 0 this is
+    the series itself (accurate for tiny x), for k >= 1 the sum has no
+    cancellation.
     """
-    ax = min(abs(x), _TANH_SATURATE)
-    small = _expm1_small(2.0 * min(ax, _TANH_SMALL))
-    large = _exp(2.0 * ax) - 1.0
-    m = small if ax < _TANH_SMALL else large
+    r, scale = _split(2.0 * min(abs(x), _TANH_SATURATE))
+    m = scale * _expm1_poly(r) + (scale - 1.0)
     t = m / (m + 2.0)
     t = t if x == x else x  # NaN in, NaN out
     return -t if x < 0.0 else t
@@ -208,3 +195,49 @@ def softmax_row(logits, out, inv_temperature, scale):
     for i in range(n):
         out[i] *= factor
     return m + np.log(total)
+
+
+@kernel
+def softmax_columns(z, scale, lse, total):
+    """Stable softmax of every column of ``z``, times ``scale``, in place.
+
+    The training kernels keep logits as (O, N) so that each step here is a
+    vector operation across the N positions of a chunk (and ``z`` is already
+    the layout the weight-gradient GEMM needs).  Sampling, one position at a
+    time, uses :func:`softmax_row` instead.
+
+    Parameters
+    ----------
+    z : ndarray, shape (O, N)
+        Logits in, ``scale * softmax`` of each column out.
+    scale : float
+        Multiplies the probabilities.
+    lse : ndarray, shape (N,)
+        Output: the log-normaliser ``log(sum_k exp(z[k, n]))`` of each column.
+    total : ndarray, shape (N,)
+        Workspace.
+    """
+    O, N = z.shape
+    for n in range(N):
+        lse[n] = z[0, n]
+    for k in range(1, O):
+        row = z[k]
+        for n in range(N):
+            lse[n] = max(lse[n], row[n])  # column maxima; NaN shows up in the sums
+    for n in range(N):
+        total[n] = 0.0
+    for k in range(O):
+        row = z[k]
+        for n in range(N):
+            row[n] -= lse[n]
+        exp_(row)
+        for n in range(N):
+            total[n] += row[n]
+    for n in range(N):
+        factor = scale / total[n]
+        lse[n] += np.log(total[n])
+        total[n] = factor
+    for k in range(O):
+        row = z[k]
+        for n in range(N):
+            row[n] *= total[n]

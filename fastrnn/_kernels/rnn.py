@@ -1,43 +1,152 @@
 """Kernels of the vanilla tanh RNN: forward pass, softmax cross-entropy, BPTT.
 
-Layout: the kernels work time-major.  For B streams of T steps the hidden
-states are ``hs (T+1, B, H)`` and the logits/probabilities/output gradients
-``z (T*B, O)`` with row ``t*B + b`` for step t of stream b, so that everything
-that is not sequential is one BLAS GEMM over the whole chunk:
+Storage.  The model keeps its parameters in one flat vector ``theta`` (and the
+gradients in ``grad``, same layout; :func:`params` carves the views) and its
+scratch arrays in one flat vector ``ws`` (:func:`workspace_size`,
+:func:`workspace`), all starting on 64-byte boundaries.  Few arguments keep Numba's dispatch cheap: at H=100 a
+training step is ~80 us, and each array argument costs ~60 ns to type-check.
 
-    logits       z      = hs[1:] @ Why.T + by          (T*B, H) x (H, O)
-    dWhy                = dy.T @ hs[1:]                (O, T*B) x (T*B, H)
-    dh from out  dh     = dy @ Why                     (T*B, O) x (O, H)
-    dWhh                = dhraw.T @ hs[:-1]            (H, T*B) x (T*B, H)
+Layout.  Inside, everything is time-major.  For B streams of T steps the
+hidden states are ``hs (T+1, B, H)``; position ``n = t*B + b`` is step t of
+stream b.  Everything that is not sequential is one BLAS GEMM over the chunk,
+with C-ordered operands (a transposed operand is copied once instead):
 
-Only the recurrence is a loop over time: a matrix-vector product per step for
-one stream (hand-written, see :mod:`.linalg`), a (B, H) x (H, H) GEMM per step
-for a batch.  The one-hot input side is a gather (forward) and a scatter-add
-(backward); no one-hot matrix is ever built.
+    logits       zT      = Why @ hs[1:].T + by          (O, H) x (H, T*B)
+    dWhy                 = dzT @ hs[1:]                 (O, T*B) x (T*B, H)
+    dh from out  dh      = dzT.T @ Why                  (T*B, O) x (O, H)
+    dWhh                 = dhraw.T @ hs[:-1]            (H, T*B) x (T*B, H)
 
-The caller owns every array (the model's workspace): nothing is allocated here.
+Only the recurrence is a loop over time: a hand-written matrix-vector product
+per step for one stream (:mod:`.linalg`), a (B, H) x (H, H) GEMM per step for a
+batch.  The one-hot input side is a gather (forward) and a scatter-add
+(backward); no one-hot matrix is ever built.  Nothing here allocates.
 """
 
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_row, tanh_
+from fastrnn._kernels.activations import softmax_columns, tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import clip_, sgd_
 
 __all__ = [
+    "params",
+    "workspace_size",
+    "workspace",
     "forward",
-    "softmax_xent",
-    "xent_grad",
+    "xent",
     "backward",
-    "softmax_rows",
+    "forward_probs",
+    "loss",
     "value_and_grad",
     "train_step",
+    "backward_from",
 ]
 
 
+ALIGN = 8  # float64s per 64 bytes: every block below starts on a cache-line boundary
+
+
+@kernel(inline="always")
+def _up(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@kernel(inline="always")
+def params(theta, I, H, O):
+    """Views ``(Wxh, Whh, Why, bh, by)`` into a flat parameter (or gradient) vector.
+
+    In memory the order is Whh, Why, Wxh, bh, by: Whh, streamed once per time
+    step, comes first so that it starts where ``theta`` starts, on a cache line
+    (a misaligned Whh makes the matrix-vector loops ~25% slower).  The order
+    must match ``fastrnn.model.RNN._LAYOUT``.
+    """
+    a = H * H
+    b = a + O * H
+    c = b + H * I
+    d = c + H
+    Whh = theta[:a].reshape((H, H))
+    Why = theta[a:b].reshape((O, H))
+    Wxh = theta[b:c].reshape((H, I))
+    bh = theta[c:d].reshape((H, 1))
+    by = theta[d:d + O].reshape((O, 1))
+    return Wxh, Whh, Why, bh, by
+
+
+@kernel(inline="always")
+def _sizes(B, T, H, O):
+    N = T * B
+    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, H * N, B * H, H * H, N, N)
+
+
 @kernel
-def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
+def workspace_size(B, T, H, O):
+    """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
+    total = 0
+    for size in _sizes(B, T, H, O):
+        total += _up(size)
+    return total
+
+
+@kernel(inline="always")
+def workspace(ws, B, T, H, O):
+    """Carve the scratch arrays of a (B, T) chunk out of the flat vector ``ws``.
+
+    ``ws`` must start on a 64-byte boundary; every array here then does too.
+
+    Returns
+    -------
+    hs : (T+1, B, H)
+        Hidden states.
+    h_new, h_prev : (T*B, H)
+        ``hs[1:]`` and ``hs[:-1]`` as matrices (the same memory as ``hs``).
+    hT : (H, T*B)
+        ``h_new.T``.
+    zT : (O, T*B)
+        Logits, then probabilities, then the loss gradient w.r.t. the logits.
+    dz : (T*B, O)
+        ``zT.T``.
+    dh : (T*B, H)
+        Gradient w.r.t. the hidden states, then the pre-activations.
+    dhT : (H, T*B)
+        ``dh.T``.
+    dhnext : (B, H)
+        Gradient flowing into the previous step.
+    WhhT : (H, H)
+        ``Whh.T`` (batched recurrence only).
+    lse, col : (T*B,)
+        Per-position log-normaliser and scratch.
+    """
+    N = T * B
+    s_hs, s_hT, s_zT, s_dz, s_dh, s_dhT, s_dhnext, s_WhhT, s_lse, s_col = _sizes(B, T, H, O)
+    o = 0
+    hs_flat = ws[o:o + s_hs]
+    o += _up(s_hs)
+    hs = hs_flat.reshape((T + 1, B, H))
+    h_new = hs_flat[B * H:].reshape((N, H))
+    h_prev = hs_flat[:N * H].reshape((N, H))
+    hT = ws[o:o + s_hT].reshape((H, N))
+    o += _up(s_hT)
+    zT = ws[o:o + s_zT].reshape((O, N))
+    o += _up(s_zT)
+    dz = ws[o:o + s_dz].reshape((N, O))
+    o += _up(s_dz)
+    dh = ws[o:o + s_dh].reshape((N, H))
+    o += _up(s_dh)
+    dhT = ws[o:o + s_dhT].reshape((H, N))
+    o += _up(s_dhT)
+    dhnext = ws[o:o + s_dhnext].reshape((B, H))
+    o += _up(s_dhnext)
+    WhhT = ws[o:o + s_WhhT].reshape((H, H))
+    o += _up(s_WhhT)
+    lse = ws[o:o + s_lse]
+    o += _up(s_lse)
+    col = ws[o:o + s_col]
+    return hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col
+
+
+@kernel
+def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
     """Run the recurrence and the output layer over a chunk.
 
     Parameters
@@ -46,21 +155,18 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
         Input indices.
     h0 : ndarray, shape (B, H)
         Initial hidden states.
-    Wxh : ndarray, shape (H, I)
-    Whh : ndarray, shape (H, H)
-    bh : ndarray, shape (H, 1)
-    Why : ndarray, shape (O, H)
-    by : ndarray, shape (O, 1)
+    Wxh, Whh, bh, Why, by : ndarray
+        Parameters, shapes (H, I), (H, H), (H, 1), (O, H), (O, 1).
     WhhT : ndarray, shape (H, H)
-        Workspace, receives ``Whh.T`` (used for B > 1 only).
-    WhyT : ndarray, shape (H, O)
-        Workspace, receives ``Why.T``.
+        Workspace (B > 1 only).
     hs : ndarray, shape (T+1, B, H)
         Output: ``hs[0] = h0``, ``hs[t+1]`` the state after step t.
     h_new : ndarray, shape (T*B, H)
-        ``hs[1:]`` viewed as a matrix (the same memory).
-    z : ndarray, shape (T*B, O)
-        Output: logits, row ``t*B + b``.
+        ``hs[1:]`` as a matrix.
+    hT : ndarray, shape (H, T*B)
+        Workspace.
+    zT : ndarray, shape (O, T*B)
+        Output: the logits, column ``t*B + b``.
     """
     B, T = x.shape
     H = Whh.shape[0]
@@ -85,71 +191,54 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z):
                 for i in range(H):
                     row[i] += Wxh[i, col] + bias[i]
                 tanh_(row)
-    transpose_into(Why, WhyT)
-    np.dot(h_new, WhyT, z)  # (T*B, O)
-    O = z.shape[1]
-    for r in range(z.shape[0]):
-        for k in range(O):
-            z[r, k] += by[k, 0]
+    transpose_into(h_new, hT)
+    np.dot(Why, hT, zT)  # (O, T*B)
+    for k in range(zT.shape[0]):
+        row = zT[k]
+        bk = by[k, 0]
+        for n in range(row.shape[0]):
+            row[n] += bk
 
 
 @kernel
-def softmax_xent(z, y, grad):
-    """Softmax cross-entropy over a chunk, in place; returns the loss.
+def xent(zT, y, grad, lse, col):
+    """Softmax cross-entropy of a chunk's logits, in place; returns the loss.
 
     Parameters
     ----------
-    z : ndarray, shape (T*B, O)
-        Logits in (row ``t*B + b``).  Out: the softmax probabilities, or with
-        ``grad`` the gradient of the returned loss w.r.t. the logits,
-        ``(p - onehot(y)) / B``.
+    zT : ndarray, shape (O, T*B)
+        Logits in.  Out: the probabilities, or with ``grad`` the gradient of
+        the returned loss w.r.t. the logits, ``(p - onehot(y)) / B``.
     y : ndarray of int64, shape (B, T)
         Target indices.
     grad : bool
-        Whether to leave the gradient instead of the probabilities.
+    lse, col : ndarray, shape (T*B,)
+        Workspace.
 
     Returns
     -------
     float
-        Sum over t of ``-log p[t, y[t]]``, averaged over the B streams.
+        Sum over t of ``-log p[y[t]]`` (from log-probabilities, never
+        ``log(p)``), averaged over the B streams.
     """
     B, T = y.shape
     scale = 1.0 / B if grad else 1.0
     total = 0.0
     for t in range(T):
         for b in range(B):
-            r = t * B + b
-            target = y[b, t]
-            target_logit = z[r, target]
-            total += softmax_row(z[r], z[r], 1.0, scale) - target_logit
-            if grad:
-                z[r, target] -= scale
+            total -= zT[y[b, t], t * B + b]
+    softmax_columns(zT, scale, lse, col)
+    for n in range(lse.shape[0]):
+        total += lse[n]
+    if grad:
+        for t in range(T):
+            for b in range(B):
+                zT[y[b, t], t * B + b] -= scale
     return total / B
 
 
 @kernel
-def xent_grad(p, y):
-    """Turn probabilities into the gradient of the mean loss w.r.t. the logits.
-
-    Parameters
-    ----------
-    p : ndarray, shape (T*B, O)
-        Probabilities in, ``(p - onehot(y)) / B`` out.
-    y : ndarray of int64, shape (B, T)
-    """
-    B, T = y.shape
-    scale = 1.0 / B
-    for t in range(T):
-        for b in range(B):
-            r = t * B + b
-            p[r, y[b, t]] -= 1.0
-            row = p[r]
-            for k in range(row.shape[0]):
-                row[k] *= scale
-
-
-@kernel
-def backward(x, Whh, Why, hs, h_new, h_prev, dy, dyT, dh, dh3, dhT, dhnext,
+def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
              dWxh, dWhh, dWhy, dbh, dby):
     """Backpropagation through time over a chunk.
 
@@ -161,99 +250,141 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dy, dyT, dh, dh3, dhT, dhnext,
     hs : ndarray, shape (T+1, B, H)
         Hidden states from :func:`forward`.
     h_new, h_prev : ndarray, shape (T*B, H)
-        ``hs[1:]`` and ``hs[:-1]`` viewed as matrices.
-    dy : ndarray, shape (T*B, O)
-        Gradient of the loss w.r.t. the logits (from :func:`xent_grad`).
-    dyT : ndarray, shape (O, T*B)
-        Workspace.
-    dh : ndarray, shape (T*B, H)
-        Workspace; holds the gradient w.r.t. the pre-activations on return.
-    dh3 : ndarray, shape (T, B, H)
-        ``dh`` viewed per step (the same memory).
-    dhT : ndarray, shape (H, T*B)
-        Workspace.
-    dhnext : ndarray, shape (B, H)
-        Workspace.
+        ``hs[1:]`` and ``hs[:-1]`` as matrices.
+    dzT : ndarray, shape (O, T*B)
+        Gradient of the loss w.r.t. the logits (from :func:`xent`).
+    dz, dh, dhT, dhnext : ndarray
+        Workspace, shapes (T*B, O), (T*B, H), (H, T*B), (B, H).
     dWxh, dWhh, dWhy, dbh, dby : ndarray
         Outputs, in the shapes of the parameters; overwritten.
     """
     B, T = x.shape
     H = Whh.shape[0]
-    transpose_into(dy, dyT)
-    np.dot(dyT, h_new, dWhy)  # (O, H)
-    for k in range(dby.shape[0]):
+    dh3 = dh.reshape((T, B, H))
+    np.dot(dzT, h_new, dWhy)  # (O, H)
+    for k in range(dzT.shape[0]):
+        row = dzT[k]
         s = 0.0
-        for r in range(dyT.shape[1]):
-            s += dyT[k, r]
+        for n in range(row.shape[0]):
+            s += row[n]
         dby[k, 0] = s
-    np.dot(dy, Why, dh)  # (T*B, H): gradient reaching each h from the output
+    transpose_into(dzT, dz)
+    np.dot(dz, Why, dh)  # (T*B, H): gradient reaching each h from the output
     for t in range(T - 1, -1, -1):
-        d = dh3[t]  # (B, H)
-        h = hs[t + 1]
         for b in range(B):
-            db = d[b]
-            hb = h[b]
+            n = t * B + b
+            d = dh[n]
+            h = hs[t + 1, b]
             if t < T - 1:
                 nb = dhnext[b]
                 for i in range(H):
-                    db[i] = (db[i] + nb[i]) * (1.0 - hb[i] * hb[i])
+                    d[i] = (d[i] + nb[i]) * (1.0 - h[i] * h[i])
             else:
                 for i in range(H):
-                    db[i] = db[i] * (1.0 - hb[i] * hb[i])
+                    d[i] = d[i] * (1.0 - h[i] * h[i])
         if t > 0:
             if B == 1:
-                matvec_t(Whh, d[0], dhnext[0])
+                matvec_t(Whh, dh[t], dhnext[0])
             else:
-                np.dot(d, Whh, dhnext)  # (B, H)
+                np.dot(dh3[t], Whh, dhnext)  # (B, H)
     transpose_into(dh, dhT)
     np.dot(dhT, h_prev, dWhh)  # (H, H)
     for i in range(H):
+        row = dhT[i]
         s = 0.0
-        for r in range(dhT.shape[1]):
-            s += dhT[i, r]
+        for n in range(row.shape[0]):
+            s += row[n]
         dbh[i, 0] = s
     dWxh[:, :] = 0.0
     for t in range(T):
         for b in range(B):
             col = x[b, t]
-            row = dh3[t, b]
+            d = dh[t * B + b]
             for i in range(H):
-                dWxh[i, col] += row[i]
+                dWxh[i, col] += d[i]
+
+
+# Entry points called by fastrnn.model: flat vectors in, few arguments.
 
 
 @kernel
-def softmax_rows(z):
-    """Softmax of every row of ``z (N, O)`` in place."""
-    for r in range(z.shape[0]):
-        softmax_row(z[r], z[r], 1.0, 1.0)
+def _run_forward(x, h0, theta, ws, I, H, O):
+    B, T = x.shape
+    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT)
 
 
 @kernel
-def value_and_grad(x, y, h0, Wxh, Whh, bh, Why, by, dWxh, dWhh, dWhy, dbh, dby,
-                   WhhT, WhyT, hs, h_new, h_prev, z, dyT, dh, dh3, dhT, dhnext):
-    """Forward, loss and BPTT in one call; returns the loss, writes the gradients.
+def forward_probs(x, h0, theta, ws, I, H, O, hs_out, ps_out):
+    """Forward pass and softmax; writes ``hs_out (B, T+1, H)`` and ``ps_out (B, T, O)``."""
+    B, T = x.shape
+    _run_forward(x, h0, theta, ws, I, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    softmax_columns(zT, 1.0, lse, col)
+    for t in range(T + 1):
+        for b in range(B):
+            hs_out[b, t] = hs[t, b]
+    for k in range(O):
+        for t in range(T):
+            for b in range(B):
+                ps_out[b, t, k] = zT[k, t * B + b]
 
-    Arguments are those of :func:`forward` and :func:`backward` (``y (B, T)``
-    are the targets); ``z`` holds the logits' gradient on return.
-    """
-    forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, WhyT, hs, h_new, z)
-    loss = softmax_xent(z, y, True)
-    backward(x, Whh, Why, hs, h_new, h_prev, z, dyT, dh, dh3, dhT, dhnext,
+
+@kernel
+def loss(x, y, h0, theta, ws, I, H, O):
+    """The loss of a chunk (sum over time, mean over streams), no gradients."""
+    B, T = x.shape
+    _run_forward(x, h0, theta, ws, I, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    return xent(zT, y, False, lse, col)
+
+
+@kernel
+def _backward_ws(x, theta, grad, ws, I, H, O):
+    B, T = x.shape
+    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
+    dWxh, dWhh, dWhy, dbh, dby = params(grad, I, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    backward(x, Whh, Why, hs, h_new, h_prev, zT, dz, dh, dhT, dhnext,
              dWxh, dWhh, dWhy, dbh, dby)
-    return loss
 
 
 @kernel
-def train_step(x, y, h0, Wxh, Whh, bh, Why, by, theta, dWxh, dWhh, dWhy, dbh, dby, grad,
-               WhhT, WhyT, hs, h_new, h_prev, z, dyT, dh, dh3, dhT, dhnext,
-               learning_rate, clip):
-    """:func:`value_and_grad`, then clip and SGD on the flat vectors; returns the loss.
+def value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last):
+    """Forward, loss and BPTT; returns the loss, fills ``grad``, writes ``h_last (B, H)``."""
+    B, T = x.shape
+    _run_forward(x, h0, theta, ws, I, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    value = xent(zT, y, True, lse, col)
+    _backward_ws(x, theta, grad, ws, I, H, O)
+    h_last[:, :] = hs[T]
+    return value
 
-    ``theta`` and ``grad`` are the flat vectors that the parameter and gradient
-    arrays are views of; ``clip <= 0`` turns clipping off.
-    """
-    loss = value_and_grad(x, y, h0, Wxh, Whh, bh, Why, by, dWxh, dWhh, dWhy, dbh, dby,
-                          WhhT, WhyT, hs, h_new, h_prev, z, dyT, dh, dh3, dhT, dhnext)
+
+@kernel
+def train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, learning_rate, clip):
+    """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
+    value = value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last)
     clip_(grad, clip)
     sgd_(theta, grad, learning_rate)
-    return loss
+    return value
+
+
+@kernel
+def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
+    """BPTT from given states ``hs_in (B, T+1, H)`` and probabilities ``ps_in (B, T, O)``."""
+    B, T = x.shape
+    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    scale = 1.0 / B
+    for t in range(T + 1):
+        for b in range(B):
+            hs[t, b] = hs_in[b, t]
+    for k in range(O):
+        for t in range(T):
+            for b in range(B):
+                zT[k, t * B + b] = ps_in[b, t, k] * scale
+    for t in range(T):
+        for b in range(B):
+            zT[y[b, t], t * B + b] -= scale
+    _backward_ws(x, theta, grad, ws, I, H, O)
