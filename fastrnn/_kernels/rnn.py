@@ -175,7 +175,7 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
     if B == 1:
         for t in range(T):
             h = hs[t + 1, 0]
-            matvec_add(Whh, hs[t, 0], bias, h)  # (H,)
+            matvec_add(Whh, hs[t, 0], bias, h, t % 2 == 1)  # (H,)
             col = x[0, t]
             for i in range(H):
                 h[i] += Wxh[i, col]
@@ -284,7 +284,7 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
                     d[i] = d[i] * (1.0 - h[i] * h[i])
         if t > 0:
             if B == 1:
-                matvec_t(Whh, dh[t], dhnext[0])
+                matvec_t(Whh, dh[t], dhnext[0], t % 2 == 0)
             else:
                 np.dot(dh3[t], Whh, dhnext)  # (B, H)
     transpose_into(dh, dhT)

@@ -61,11 +61,11 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
     inv_temperature = 1.0 / temperature if temperature > 0.0 else 0.0
     ix = start
     for n in range(out.shape[0]):
-        matvec_add(Whh, h, bias_h, a)
+        matvec_add(Whh, h, bias_h, a, n % 2 == 1)
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        matvec_add(Why, h, bias_y, z)
+        matvec_add(Why, h, bias_y, z, False)
         if temperature > 0.0:
             softmax_row(z, z, inv_temperature, 1.0)
             ix = _draw(z, np.random.random())
