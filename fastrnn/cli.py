@@ -1,24 +1,52 @@
-"""The ``fastrnn`` command line.
+"""The ``fastrnn`` command line (also ``python -m fastrnn``): a thin layer over the API.
 
-For now it runs the classic min-char-rnn demonstration: train on "hello world"
-and sample from the model.
+Commands:
+
+``fastrnn train [TEXT_FILE] --out DIR``
+    Train a model (see :class:`fastrnn.training.Trainer`); without TEXT_FILE on
+    the built-in corpus (:func:`fastrnn.corpus.builtin_corpus`).
+``fastrnn sample DIR_OR_CHECKPOINT``
+    Print text sampled from a trained model to stdout.
+``fastrnn hello``
+    The classic min-char-rnn demonstration on "hello world".
+
+Every user error ends the command with a one-line message on stderr and a
+non-zero exit status (2 for bad options, 1 otherwise, 130 after Ctrl-C).
 """
 
+import argparse
+import math
+import os
+import shlex
 import sys
-
-from fastrnn.model import RNN
 
 __all__ = ["main", "hello_world"]
 
+_PROG = "fastrnn"
+_EXIT_ERROR = 1
+_EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells expect after Ctrl-C
 
-def hello_world(epochs=1000, hidden=20, learning_rate=0.1, seed=0, out=sys.stdout):
+
+def hello_world(epochs=1000, hidden=20, learning_rate=0.1, seed=0, out=None):
     """Train the seed example on "hello world" and print what it learned.
+
+    Parameters
+    ----------
+    epochs : int, default 1000
+    hidden : int, default 20
+    learning_rate : float, default 0.1
+    seed : int, default 0
+    out : file, optional
+        Where the progress goes; ``sys.stdout`` by default.
 
     Returns
     -------
     str
         The greedy continuation of "h" (ten characters).
     """
+    from fastrnn.model import RNN
+
+    out = sys.stdout if out is None else out
     data = "hello world"
     chars = sorted(set(data))
     char_to_ix = {ch: i for i, ch in enumerate(chars)}
@@ -35,7 +63,386 @@ def hello_world(epochs=1000, hidden=20, learning_rate=0.1, seed=0, out=sys.stdou
     return greedy
 
 
-def main(argv=None):
-    """Entry point of ``fastrnn`` and ``python -m fastrnn``; returns the exit status."""
+# -- option types: each turns a bad value into argparse's one-line error ----------
+
+
+def _number(text, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        name = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _count(text):
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _fraction(text):
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def _decay(text):
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
+    return value
+
+
+def _seed(text):
+    value = _number(text, int)
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 4294967295], got {text!r}")
+    return value
+
+
+# -- the parser ----------------------------------------------------------------------
+
+# Training options: (flag, config field, type, help).  Their argparse default is
+# None, so that a resumed run can tell what was given on the command line.
+_MODEL_OPTIONS = (
+    ("--hidden-size", "hidden_size", _positive_int, "size of the hidden state"),
+    ("--seq-length", "seq_length", _positive_int,
+     "characters per chunk, the steps backpropagated through"),
+    ("--batch-size", "batch_size", _positive_int,
+     "parallel streams, each a contiguous part of the text"),
+    ("--optimizer", "optimizer", str, "sgd, adagrad, rmsprop or adam"),
+    ("--val-fraction", "val_fraction", _fraction,
+     "last fraction of the text held out for validation (0: none)"),
+    ("--seed", "seed", _seed, "seed of the initial weights and of the samples"),
+)
+_SCHEDULE_OPTIONS = (
+    ("--learning-rate", "learning_rate", _positive_float, None),
+    ("--clip", "clip", _non_negative_float,
+     "clip gradients element-wise to [-CLIP, CLIP] (0: off)"),
+    ("--lr-decay", "lr_decay", _decay,
+     "multiply the learning rate by this every --lr-decay-every iterations"),
+    ("--lr-decay-every", "lr_decay_every", _positive_int, "iterations between decays"),
+    ("--iterations", "iterations", _positive_int,
+     "total optimizer steps (one chunk of every stream each), counting those before a resume"),
+    ("--eval-every", "eval_every", _positive_int,
+     "iterations between validations, history rows and checkpoints"),
+    ("--sample-every", "sample_every", _positive_int, "iterations between samples"),
+    ("--sample-length", "sample_length", _count,
+     "characters in each sample shown during training (0: none)"),
+)
+_FIXED_FLAGS = {field: flag for flag, field, _, _ in _MODEL_OPTIONS}
+
+
+def _train_epilog():
+    from fastrnn.corpus import BUILTIN_MODULES
+
+    return (
+        "Without TEXT_FILE the model trains on the built-in corpus: the source code of "
+        "these modules of this Python's standard library (about 1 MB): "
+        + ", ".join(BUILTIN_MODULES)
+        + ".  DIR receives checkpoint.npz (the latest state: every eval and at the end), "
+        "best.npz (lowest validation loss), history.csv and loss.png (needs matplotlib: "
+        'pip install "fastrnn[plot]").  Ctrl-C stops cleanly after saving a checkpoint; '
+        "continue with --resume.  On --resume the model and data options come from the "
+        "checkpoint (giving other values is an error) and the schedule options given apply "
+        "from then on; TEXT_FILE may be left out to use the text the run was trained on."
+    )
+
+
+def _parser():
+    from fastrnn.training import OPTIMIZERS, TrainingConfig
+
+    defaults = TrainingConfig()
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Character-level recurrent neural networks, compiled with Numba.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train a model on a text",
+        description="Train a character-level model on a UTF-8 text file (or the built-in "
+        "corpus) by truncated backpropagation through time.",
+        epilog=_train_epilog(),
+    )
+    train.add_argument("text_file", nargs="?", metavar="TEXT_FILE",
+                       help="UTF-8 text to train on (default: the built-in corpus)")
+    train.add_argument("--out", required=True, metavar="DIR",
+                       help="directory for checkpoints, history and plot")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in DIR/checkpoint.npz up to --iterations")
+    model = train.add_argument_group("model and data (fixed once a run starts)")
+    for flag, field, kind, text in _MODEL_OPTIONS:
+        extra = {"choices": OPTIMIZERS} if field == "optimizer" else {}
+        model.add_argument(flag, dest=field, type=kind, default=None, metavar=None if extra else
+                           field.split("_")[0].upper(),
+                           help=f"{text} (default: {getattr(defaults, field)})", **extra)
+    schedule = train.add_argument_group("optimisation schedule (may change on --resume)")
+    for flag, field, kind, text in _SCHEDULE_OPTIONS:
+        if field == "learning_rate":
+            text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for rmsprop "
+                    "and adam)")
+        else:
+            text = f"{text} (default: {getattr(defaults, field)})"
+        schedule.add_argument(flag, dest=field, type=kind, default=None,
+                              metavar=field.split("_")[-1].upper(), help=text)
+    train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    train.set_defaults(handler=_train)
+
+    sample = commands.add_parser(
+        "sample", help="generate text from a trained model",
+        description="Print text generated by a trained model to stdout (messages go to "
+        "stderr), starting with the --prime text if given.",
+    )
+    sample.add_argument("checkpoint", metavar="DIR_OR_CHECKPOINT",
+                        help="a checkpoint file, or a training DIR (its checkpoint.npz)")
+    sample.add_argument("--length", type=_count, default=500,
+                        help="characters to generate, not counting the prime text (default: 500)")
+    sample.add_argument("--temperature", type=_non_negative_float, default=1.0,
+                        help="softmax temperature; lower is more conservative, 0 is greedy "
+                        "(default: 1.0)")
+    sample.add_argument("--prime", default="", metavar="TEXT",
+                        help="text to start with; the output begins with it")
+    sample.add_argument("--seed", type=_seed, default=None,
+                        help="seed for reproducible samples (default: a fresh one)")
+    sample.set_defaults(handler=_sample)
+
+    hello = commands.add_parser("hello", help='the min-char-rnn demo: learn "hello world"')
+    hello.set_defaults(handler=_hello)
+    return parser
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def _hello(args):
     hello_world()
     return 0
+
+
+class _UserError(Exception):
+    """A problem to report in one line, without a traceback."""
+
+
+def _describe_os_error(error):
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
+def _read_training_text(path):
+    from fastrnn.corpus import builtin_corpus, read_text
+
+    if path is None:
+        return builtin_corpus(), "<builtin>"
+    if os.path.isdir(path):
+        raise _UserError(f"{path} is a directory, not a text file")
+    try:
+        return read_text(path), os.path.abspath(path)
+    except OSError as error:
+        raise _UserError(f"cannot read the text file: {_describe_os_error(error)}") from None
+
+
+def _resume_text(args, ckpt):
+    """The text of a resumed run: TEXT_FILE, or the one the checkpoint records."""
+    if args.text_file is not None:
+        return _read_training_text(args.text_file)
+    source = ckpt.text_source
+    if source == "<builtin>":
+        return _read_training_text(None)
+    try:
+        return _read_training_text(source)
+    except _UserError as error:
+        raise _UserError(f"the run was trained on {source}, which cannot be read now ({error}); "
+                         f"pass its TEXT_FILE") from None
+
+
+def _check_out_dir(out):
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise _UserError(f"--out {out} exists and is not a directory")
+
+
+def _make_out_dir(out):
+    import tempfile
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise _UserError(f"cannot write into the output directory {out}: "
+                         f"{error.strerror or error}") from None
+
+
+def _train(args):
+    from fastrnn.checkpoint import load_checkpoint
+    from fastrnn.training import CHECKPOINT_NAME, Trainer, TrainingConfig
+
+    out = args.out
+    _check_out_dir(out)
+    ckpt_path = os.path.join(out, CHECKPOINT_NAME)
+    given = {field: getattr(args, field) for _, field, _, _ in _MODEL_OPTIONS + _SCHEDULE_OPTIONS
+             if getattr(args, field) is not None}
+    if args.resume:
+        if not os.path.exists(ckpt_path):
+            raise _UserError(f"--resume: {out} holds no {CHECKPOINT_NAME} to resume")
+        ckpt = load_checkpoint(ckpt_path)
+        for field, flag in _FIXED_FLAGS.items():
+            if field in given and field in ckpt.config and given[field] != ckpt.config[field]:
+                raise _UserError(
+                    f"{flag} {given[field]} conflicts with the checkpoint, which has "
+                    f"{ckpt.config[field]}; a resumed run keeps its model and data options"
+                )
+        iterations = given.get("iterations", ckpt.config.get("iterations"))
+        if isinstance(iterations, int) and iterations < ckpt.iteration:
+            raise _UserError(f"--iterations {iterations} is below the checkpoint's iteration "
+                             f"{ckpt.iteration}; it counts all iterations of the run")
+        text, source = _resume_text(args, ckpt)
+        trainer = Trainer.from_checkpoint(ckpt_path, text, source=source, **given)
+        _make_out_dir(out)
+        print(f"resuming {out} at iteration {trainer.iteration} of {trainer.config.iterations}",
+              file=sys.stderr)
+    else:
+        if os.path.exists(ckpt_path):
+            raise _UserError(f"{out} already holds a checkpoint; add --resume to continue that "
+                             f"run, or choose another --out")
+        text, source = _read_training_text(args.text_file)
+        trainer = Trainer(text, TrainingConfig(**given), source=source)
+        _make_out_dir(out)
+        _describe_run(trainer, out)
+    try:
+        summary = trainer.run(out, progress=not args.no_progress)
+    except KeyboardInterrupt as stop:
+        where = getattr(stop, "checkpoint", None)
+        if where is None:
+            raise
+        command = [_PROG, "train"] + ([args.text_file] if args.text_file else [])
+        command += ["--out", out, "--resume"]
+        print(f"\ninterrupted at iteration {stop.iteration}; checkpoint saved to {where}\n"
+              f"resume with: {shlex.join(command)}", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    _describe_end(summary, out)
+    return 0
+
+
+def _describe_run(trainer, out):
+    c = trainer.config
+    n_params = trainer.model.parameter_vector.shape[0]
+    n_val = 0 if trainer._val is None else trainer._val.size
+    source = "the built-in corpus" if trainer.source == "<builtin>" else trainer.source
+    print(
+        f"training a {c.model} with {c.hidden_size} hidden units ({n_params:,} parameters) on "
+        f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
+        f"{n_val:,} held out for validation\n"
+        f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
+        f"{c.optimizer} with learning rate {c.learning_rate:g}, "
+        + (f"clip {c.clip:g}" if c.clip else "no clipping")
+        + f"; writing into {out}",
+        file=sys.stderr,
+    )
+
+
+def _describe_end(summary, out):
+    line = f"done: iteration {summary.iteration}, training loss {summary.train_loss:.4f}"
+    if summary.val_loss is not None:
+        line += (f", validation loss {summary.val_loss:.4f} nats "
+                 f"({summary.val_loss / math.log(2):.3f} bits) per character")
+    if summary.chars_per_sec:
+        line += f"; {summary.seconds:.0f} s, {summary.chars_per_sec:,.0f} chars/s"
+    print(line + f"\nsample with: {shlex.join([_PROG, 'sample', out])}", file=sys.stderr)
+
+
+def _sample(args):
+    from fastrnn.training import CHECKPOINT_NAME, generate, load_model
+
+    path = args.checkpoint
+    if os.path.isdir(path):
+        path = os.path.join(path, CHECKPOINT_NAME)
+        if not os.path.exists(path):
+            raise _UserError(f"{args.checkpoint} holds no {CHECKPOINT_NAME}")
+    try:
+        model, vocab = load_model(path)
+    except OSError as error:
+        raise _UserError(f"cannot read the checkpoint: {_describe_os_error(error)}") from None
+    text = generate(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
+                    seed=args.seed)
+    data = text.encode("utf-8", "surrogateescape")
+    if sys.stdout.isatty() and not text.endswith("\n"):
+        data += b"\n"
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a replaced text stream (tests, IDEs)
+        sys.stdout.write(text)
+    else:
+        sys.stdout.flush()
+        stream.write(data)
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv=None):
+    """Entry point of ``fastrnn`` and ``python -m fastrnn``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 after an error, 2 for bad options,
+        130 after Ctrl-C.
+    """
+    try:
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_usage(sys.stderr)
+            print(f"{_PROG}: error: choose a command: train, sample or hello", file=sys.stderr)
+            return 2
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"\n{_PROG}: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``fastrnn sample DIR | head``): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except _UserError as error:
+        return _fail(str(error))
+    except (ValueError, FloatingPointError) as error:
+        # CorpusError, CheckpointError, TrainingDiverged and bad values all land here.
+        return _fail(str(error))
+    except OSError as error:
+        return _fail(_describe_os_error(error))
+
+
+def _fail(message):
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return _EXIT_ERROR

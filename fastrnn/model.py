@@ -394,11 +394,13 @@ class RNN(_Model):
         num_chars = check_num_chars(num_chars)
         temperature = check_temperature(temperature)
         seed = entropy_seed(check_seed("seed", seed))
-        h = hidden_state(h0, 1, self.hidden_dim)[0]
+        h = _aligned_zeros(self.hidden_dim)
+        h[:] = hidden_state(h0, 1, self.hidden_dim)[0]
         out = np.zeros(num_chars, dtype=np.int64)
         p = self._params
+        H, O = self.hidden_dim, self.output_dim
         _sample_rnn(int(start), h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], temperature,
-                    seed, out, np.zeros(self.hidden_dim), np.zeros(self.output_dim))
+                    seed, out, _aligned_zeros(H), _aligned_zeros(O), _aligned_zeros(O))
         return out.tolist()
 
 

@@ -17,7 +17,15 @@ from numba.extending import intrinsic
 
 from fastrnn._jit import EXACT_FASTMATH, kernel
 
-__all__ = ["exp_", "tanh_", "tanh_into", "row_max", "softmax_row", "softmax_columns"]
+__all__ = [
+    "exp_",
+    "tanh_",
+    "tanh_into",
+    "row_max",
+    "softmax_unnormalised",
+    "softmax_row",
+    "softmax_columns",
+]
 
 _LOG2E = 1.4426950408889634
 # ln 2 split in two (fdlibm): _LN2_HI has trailing zero bits, so k * _LN2_HI is exact.
@@ -160,6 +168,43 @@ def row_max(v):
     return np.nan if has_nan else m
 
 
+@kernel(fastmath=EXACT_FASTMATH)
+def _exp_scaled_shifted(logits, inv_temperature, shift, out):
+    # out[i] = exp(logits[i] * inv_temperature - shift), one pass
+    for i in range(logits.shape[0]):
+        out[i] = _exp(logits[i] * inv_temperature - shift)
+
+
+@kernel
+def softmax_unnormalised(logits, out, inv_temperature):
+    """``out = exp(logits * inv_temperature - max)``; returns ``(max, sum(out))``.
+
+    The shared first half of :func:`softmax_row` and of sampling (which draws
+    against the unnormalised weights and never needs the division).
+
+    Parameters
+    ----------
+    logits : ndarray, shape (n,)
+    out : ndarray, shape (n,)
+        Modified in place; may be ``logits`` itself.
+    inv_temperature : float
+        Positive.
+
+    Returns
+    -------
+    shift : float
+        ``max(logits) * inv_temperature`` (NaN if any logit is NaN).
+    total : float
+        The sum of ``out``.
+    """
+    shift = row_max(logits) * inv_temperature
+    _exp_scaled_shifted(logits, inv_temperature, shift, out)
+    total = 0.0
+    for i in range(out.shape[0]):
+        total += out[i]
+    return shift, total
+
+
 @kernel
 def softmax_row(logits, out, inv_temperature, scale):
     """Stable softmax of ``logits * inv_temperature``, times ``scale``, into ``out``.
@@ -183,18 +228,11 @@ def softmax_row(logits, out, inv_temperature, scale):
         ``logits[i] * inv_temperature - result`` instead of taking ``log(p)``.
         NaN when any logit is NaN.
     """
-    n = logits.shape[0]
-    m = row_max(logits) * inv_temperature
-    for i in range(n):
-        out[i] = logits[i] * inv_temperature - m
-    exp_(out)
-    total = 0.0
-    for i in range(n):
-        total += out[i]
+    shift, total = softmax_unnormalised(logits, out, inv_temperature)
     factor = scale / total
-    for i in range(n):
+    for i in range(out.shape[0]):
         out[i] *= factor
-    return m + np.log(total)
+    return shift + np.log(total)
 
 
 @kernel(fastmath=EXACT_FASTMATH)

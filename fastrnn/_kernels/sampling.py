@@ -3,20 +3,21 @@
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_row, tanh_into
+from fastrnn._kernels.activations import softmax_unnormalised, tanh_into
 from fastrnn._kernels.linalg import matvec_add
 
 __all__ = ["sample_rnn"]
 
 
 @kernel
-def _draw(p, u):
-    """Inverse-CDF draw: the first index whose cumulative probability exceeds u."""
+def _draw(weights, total, u):
+    """Inverse-CDF draw: the first index whose cumulative weight exceeds ``u * total``."""
+    threshold = u * total
     acc = 0.0
-    last = p.shape[0] - 1
+    last = weights.shape[0] - 1
     for k in range(last):
-        acc += p[k]
-        if acc > u:
+        acc += weights[k]
+        if acc > threshold:
             return k
     return last
 
@@ -31,7 +32,7 @@ def _argmax(v):
 
 
 @kernel
-def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
+def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w):
     """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
 
     Parameters
@@ -51,8 +52,9 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
         Output: the sampled indices.
     a : ndarray, shape (H,)
         Workspace.
-    z : ndarray, shape (O,)
-        Workspace.
+    z, w : ndarray, shape (O,)
+        Workspace (logits and unnormalised probabilities; distinct arrays, so
+        the exponential loop vectorises).
     """
     np.random.seed(seed)
     H = Whh.shape[0]
@@ -67,8 +69,8 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z):
         tanh_into(a, h)
         matvec_add(Why, h, bias_y, z, False)
         if temperature > 0.0:
-            softmax_row(z, z, inv_temperature, 1.0)
-            ix = _draw(z, np.random.random())
+            _, total = softmax_unnormalised(z, w, inv_temperature)
+            ix = _draw(w, total, np.random.random())
         else:
             ix = _argmax(z)
         out[n] = ix

@@ -1,0 +1,336 @@
+"""Checkpoints: one ``.npz`` file holding everything a training run needs to go on.
+
+A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
+
+=========================  ===============================================================
+``Wxh``, ``Whh``, ...      the model's weights, one entry per parameter, under the
+                           parameter names (``parameter_names`` lists them)
+``format``                 ``"fastrnn-checkpoint"``; ``format_version`` its version (1)
+``model_kind``             the model's registry name (``"rnn"``); ``model_args`` the
+                           constructor arguments, JSON
+``vocab``                  the vocabulary as int64 code points, in index order
+``config``                 the training configuration, JSON
+``iteration``              optimizer steps taken; ``epoch`` and ``position`` where the
+                           streams are (see :class:`fastrnn.corpus.Streams`)
+``hidden``                 the carried hidden state, shape (B, H)
+``optimizer``              the optimizer's name; ``optimizer.<name>`` its state arrays
+``rng_state``              the state of the trainer's random generator, JSON
+``smooth_loss``            smoothed training loss per character (nats)
+``best_val_loss``          lowest validation loss per character so far (NaN: none yet)
+``text_sha256``            fingerprint of the training text; ``text_length`` its length
+                           in characters; ``text_source`` where it came from
+=========================  ===============================================================
+
+Files are written atomically (:func:`atomic_write`): a crash at any moment
+leaves either the old checkpoint or the new one, never a mixture.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fastrnn.vocab import Vocabulary
+
+__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write"]
+
+FORMAT = "fastrnn-checkpoint"
+FORMAT_VERSION = 1
+_OPT_PREFIX = "optimizer."
+
+# Entries besides the weights; a model parameter may not use one of these names.
+_META = (
+    "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
+    "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
+    "smooth_loss", "best_val_loss", "text_sha256", "text_length", "text_source",
+)  # fmt: skip
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable fastrnn checkpoint (damaged, truncated or foreign)."""
+
+
+@dataclass
+class Checkpoint:
+    """The contents of a checkpoint file.
+
+    Attributes
+    ----------
+    model_kind : str
+        The model's registry name, e.g. ``"rnn"``.
+    model_args : dict
+        Keyword arguments of the model's constructor (``input_dim``, ...).
+    parameters : dict[str, ndarray]
+        The weights by parameter name, in the model's order.
+    vocab : Vocabulary
+    config : dict
+        The training configuration (see :class:`fastrnn.training.TrainingConfig`).
+    iteration : int
+        Optimizer steps taken.
+    epoch, position : int
+        Where the training streams are.
+    hidden : ndarray, shape (B, H)
+        The hidden state carried into the next chunk.
+    optimizer : str
+        The optimizer's name.
+    optimizer_state : dict[str, ndarray]
+        Its state arrays by name.
+    rng_state : dict
+        ``numpy.random.Generator.bit_generator.state`` of the trainer's generator.
+    smooth_loss : float
+        Smoothed training loss per character, in nats.
+    best_val_loss : float
+        Lowest validation loss per character so far; NaN when there is none.
+    text_sha256 : str
+        :func:`fastrnn.corpus.fingerprint` of the training text.
+    text_length : int
+        Its length in characters.
+    text_source : str
+        Where it came from: a file path, or ``"<builtin>"``.
+    """
+
+    model_kind: str
+    model_args: dict
+    parameters: dict
+    vocab: Vocabulary
+    config: dict
+    iteration: int
+    epoch: int
+    position: int
+    hidden: np.ndarray
+    optimizer: str
+    optimizer_state: dict = field(default_factory=dict)
+    rng_state: dict = field(default_factory=dict)
+    smooth_loss: float = float("nan")
+    best_val_loss: float = float("nan")
+    text_sha256: str = ""
+    text_length: int = 0
+    text_source: str = ""
+
+
+def atomic_write(path, write):
+    """Write a file so that it is replaced whole or not at all.
+
+    ``write(f)`` fills a temporary file (opened ``"wb"``) in the same directory;
+    it is flushed and fsynced, then renamed over ``path`` with :func:`os.replace`.
+    On any error the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable
+        Takes the open binary file object.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _json(value):
+    return np.array(json.dumps(value, sort_keys=True, allow_nan=True))
+
+
+def save_checkpoint(path, checkpoint):
+    """Write a checkpoint atomically (see :func:`atomic_write`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file to write (replaced if it exists).
+    checkpoint : Checkpoint
+    """
+    if not isinstance(checkpoint, Checkpoint):
+        raise ValueError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+    arrays = {}
+    for name, value in checkpoint.parameters.items():
+        if name in _META or name.startswith(_OPT_PREFIX):
+            raise ValueError(f"parameter name {name!r} clashes with a checkpoint entry")
+        arrays[name] = np.asarray(value, dtype=np.float64)
+    for name, value in checkpoint.optimizer_state.items():
+        arrays[_OPT_PREFIX + name] = np.asarray(value)
+    arrays.update(
+        format=np.array(FORMAT),
+        format_version=np.array(FORMAT_VERSION, dtype=np.int64),
+        model_kind=np.array(checkpoint.model_kind),
+        model_args=_json(checkpoint.model_args),
+        parameter_names=np.array(list(checkpoint.parameters)),
+        vocab=checkpoint.vocab.to_code_points(),
+        config=_json(checkpoint.config),
+        iteration=np.array(checkpoint.iteration, dtype=np.int64),
+        epoch=np.array(checkpoint.epoch, dtype=np.int64),
+        position=np.array(checkpoint.position, dtype=np.int64),
+        hidden=np.asarray(checkpoint.hidden, dtype=np.float64),
+        optimizer=np.array(checkpoint.optimizer),
+        rng_state=_json(checkpoint.rng_state),
+        smooth_loss=np.array(checkpoint.smooth_loss, dtype=np.float64),
+        best_val_loss=np.array(checkpoint.best_val_loss, dtype=np.float64),
+        text_sha256=np.array(checkpoint.text_sha256),
+        text_length=np.array(checkpoint.text_length, dtype=np.int64),
+        text_source=np.array(checkpoint.text_source),
+    )
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _read_all(path):
+    """Every entry of an .npz file, read eagerly so that any damage shows up here."""
+    with open(path, "rb") as f:  # a missing file or a directory raises OSError here
+        try:
+            loaded = np.load(f, allow_pickle=False)
+        except Exception:
+            # numpy reports a file that is neither .npy nor .npz as "pickled
+            # data" (ValueError), a cut-off archive as BadZipFile, and so on:
+            # to the caller they all mean the same.
+            raise CheckpointError(
+                f"{path} is not a fastrnn checkpoint (not an .npz file, or a damaged or "
+                f"truncated one)"
+            ) from None
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"{path} holds a single .npy array, not a fastrnn checkpoint")
+        try:
+            with loaded:
+                return {name: loaded[name] for name in loaded.files}
+        except Exception:  # bad CRC, truncated member, bad header: all damage
+            raise CheckpointError(
+                f"{path} is a damaged or truncated .npz file, not a readable checkpoint"
+            ) from None
+
+
+class _Reader:
+    """Typed access to the entries of a loaded checkpoint, with clear errors."""
+
+    def __init__(self, path, entries):
+        self.path = path
+        self.entries = entries
+
+    def fail(self, what):
+        raise CheckpointError(f"{self.path} is a damaged fastrnn checkpoint: {what}")
+
+    def get(self, name):
+        if name not in self.entries:
+            self.fail(f"entry {name!r} is missing")
+        return self.entries[name]
+
+    def text(self, name):
+        value = self.get(name)
+        if value.ndim != 0 or value.dtype.kind != "U":
+            self.fail(f"entry {name!r} is not a string")
+        return str(value)
+
+    def integer(self, name, low=0):
+        value = self.get(name)
+        if value.ndim != 0 or value.dtype.kind not in "iu" or int(value) < low:
+            self.fail(f"entry {name!r} is not an integer >= {low}")
+        return int(value)
+
+    def real(self, name):
+        value = self.get(name)
+        if value.ndim != 0 or value.dtype.kind != "f":
+            self.fail(f"entry {name!r} is not a number")
+        return float(value)
+
+    def json(self, name, kind=dict):
+        try:
+            value = json.loads(self.text(name))
+        except json.JSONDecodeError:
+            self.fail(f"entry {name!r} is not valid JSON")
+        if not isinstance(value, kind):
+            self.fail(f"entry {name!r} is not a JSON {kind.__name__}")
+        return value
+
+    def floats(self, name):
+        value = self.get(name)
+        if value.dtype.kind != "f":
+            self.fail(f"entry {name!r} is not a float array")
+        return np.ascontiguousarray(value, dtype=np.float64)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened (missing, a directory, no permission).
+    CheckpointError
+        If it is damaged, truncated, of another format or of a newer version.
+    """
+    path = os.fspath(path)
+    entries = _read_all(path)
+    r = _Reader(path, entries)
+    fmt = entries.get("format")
+    if fmt is None or fmt.ndim != 0 or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
+        raise CheckpointError(f"{path} is not a fastrnn checkpoint (it has no fastrnn format tag)")
+    version = r.integer("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} is a fastrnn checkpoint of format version {version}; this fastrnn reads "
+            f"version {FORMAT_VERSION}"
+        )
+    names = r.get("parameter_names")
+    if names.ndim != 1 or names.dtype.kind != "U" or names.size == 0:
+        r.fail("entry 'parameter_names' is not a list of names")
+    parameters = {str(name): r.floats(str(name)) for name in names}
+    try:
+        vocab = Vocabulary.from_code_points(r.get("vocab"))
+    except ValueError as error:
+        r.fail(f"bad vocabulary ({error})")
+    optimizer_state = {
+        name[len(_OPT_PREFIX):]: np.array(value)
+        for name, value in entries.items()
+        if name.startswith(_OPT_PREFIX)
+    }
+    hidden = r.floats("hidden")
+    if hidden.ndim != 2:
+        r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H)")
+    return Checkpoint(
+        model_kind=r.text("model_kind"),
+        model_args=r.json("model_args"),
+        parameters=parameters,
+        vocab=vocab,
+        config=r.json("config"),
+        iteration=r.integer("iteration"),
+        epoch=r.integer("epoch"),
+        position=r.integer("position"),
+        hidden=hidden,
+        optimizer=r.text("optimizer"),
+        optimizer_state=optimizer_state,
+        rng_state=r.json("rng_state"),
+        smooth_loss=r.real("smooth_loss"),
+        best_val_loss=r.real("best_val_loss"),
+        text_sha256=r.text("text_sha256"),
+        text_length=r.integer("text_length"),
+        text_source=r.text("text_source"),
+    )

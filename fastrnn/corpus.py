@@ -1,0 +1,294 @@
+"""Training text: reading it, the built-in corpus, the validation split, the streams.
+
+The trainer sees a text as one int64 index array (see :mod:`fastrnn.vocab`).
+Its last ``val_fraction`` is cut off first as validation data; the rest is cut
+into ``batch_size`` contiguous parts, one per stream, read in chunks of
+``seq_length`` as char-rnn does: chunk k of stream b is
+``parts[b, k*T : k*T + T]`` with the targets one character further on.  When a
+stream has no room for another full chunk it wraps to the start of its part
+(all streams wrap together, since the parts have the same length); the trainer
+then starts again from a zero hidden state.  The characters of the last,
+incomplete chunk of a part (fewer than ``seq_length``) are not trained on.
+
+The built-in corpus
+-------------------
+Without a text file, fastrnn trains on the source code of a fixed set of
+pure-Python modules of the installed Python's standard library
+(:data:`BUILTIN_MODULES`, about 1 MB), concatenated in that order.  Every one of
+them exists in every CPython from 3.10 on, so the command works on any machine
+with nothing to download; the exact text (and so its fingerprint) differs a
+little between Python versions.
+"""
+
+import hashlib
+import math
+import os
+import sysconfig
+
+import numpy as np
+
+__all__ = [
+    "BUILTIN_MODULES",
+    "CorpusError",
+    "read_text",
+    "builtin_corpus",
+    "fingerprint",
+    "split_validation",
+    "contiguous_parts",
+    "Streams",
+]
+
+BUILTIN_MODULES = (
+    "abc", "argparse", "ast", "bisect", "calendar", "contextlib", "copy", "csv",
+    "dataclasses", "difflib", "enum", "fnmatch", "fractions", "functools",
+    "genericpath", "glob", "heapq", "numbers", "operator", "posixpath", "pprint",
+    "queue", "random", "statistics", "string", "tempfile", "textwrap", "tokenize",
+    "traceback", "typing", "weakref",
+)  # fmt: skip
+"""The standard-library modules whose source text makes the built-in corpus, in order.
+
+All are single-file, pure-Python modules present in CPython 3.10 and later.
+"""
+
+
+class CorpusError(ValueError):
+    """A text that cannot be trained on: empty, not UTF-8, too short, or missing sources."""
+
+
+def read_text(path):
+    """Read a UTF-8 text file, exactly (line endings are kept; a BOM is dropped).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read (missing, a directory, no permission).
+    CorpusError
+        If it is empty or not valid UTF-8.
+    """
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw:
+        raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise CorpusError(
+            f"{os.fspath(path)} is not UTF-8 text (byte 0x{raw[error.start]:02x} at offset "
+            f"{error.start} is invalid); fastrnn reads UTF-8 files"
+        ) from None
+    if not text:
+        raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
+    return text
+
+
+def builtin_corpus():
+    """The built-in corpus: the source of :data:`BUILTIN_MODULES`, concatenated.
+
+    Returns
+    -------
+    str
+        About 1 MB of Python source.
+
+    Raises
+    ------
+    CorpusError
+        If this Python ships no ``.py`` sources for those modules (some
+        embedded or stripped distributions keep only byte code).
+    """
+    stdlib = sysconfig.get_path("stdlib")
+    pieces = []
+    for name in BUILTIN_MODULES:
+        path = os.path.join(stdlib, name + ".py")
+        try:
+            with open(path, "rb") as f:
+                pieces.append(f.read().decode("utf-8"))
+        except (OSError, UnicodeDecodeError):
+            raise CorpusError(
+                f"the built-in corpus is the source code of Python's standard library, but "
+                f"this Python does not ship it ({path} is missing or unreadable); "
+                f"pass a UTF-8 text file to train on instead"
+            ) from None
+    return "\n".join(pieces)
+
+
+def fingerprint(text):
+    """The SHA-256 of a text's UTF-8 encoding, as 64 hex digits.
+
+    A checkpoint records it so that a run is only ever resumed on its own text.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _index_vector(name, data):
+    arr = np.asarray(data)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must be a 1-D array of integer indices, got dtype {arr.dtype} and "
+            f"shape {arr.shape}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def split_validation(data, val_fraction):
+    """Cut the validation data off the end of a text.
+
+    Parameters
+    ----------
+    data : array_like of int, shape (n,)
+        The whole text as indices.
+    val_fraction : float
+        In [0, 1).  The last ``round(n * val_fraction)`` characters (at least
+        2, so that there is one prediction to score) become validation data;
+        0 means no validation data.
+
+    Returns
+    -------
+    train : ndarray of int64, shape (n - n_val,)
+    val : ndarray of int64, shape (n_val,)
+        Views of ``data`` when it is already a contiguous int64 array.
+    """
+    data = _index_vector("data", data)
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
+        raise ValueError(f"val_fraction must be a number, got {val_fraction!r}")
+    if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    n = data.shape[0]
+    n_val = 0 if val_fraction == 0 else max(2, int(round(n * val_fraction)))
+    if n - n_val < 2:
+        raise CorpusError(
+            f"the text ({n} characters) is too short to keep {n_val} characters for "
+            f"validation (val_fraction {val_fraction}) and still train"
+        )
+    return data[: n - n_val], data[n - n_val:]
+
+
+def contiguous_parts(data, parts):
+    """Cut ``data`` into ``parts`` contiguous rows of equal length (the rest is dropped).
+
+    Parameters
+    ----------
+    data : array_like of int, shape (n,)
+    parts : int
+        B, at least 1 and at most n.
+
+    Returns
+    -------
+    ndarray of int64, shape (B, n // B)
+        Row b is ``data[b*L : (b+1)*L]`` with ``L = n // B``.
+    """
+    data = _index_vector("data", data)
+    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) or parts < 1:
+        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    length = data.shape[0] // int(parts)
+    if length == 0:
+        raise CorpusError(f"cannot cut {data.shape[0]} characters into {parts} parts")
+    return data[: parts * length].reshape(int(parts), length)
+
+
+class Streams:
+    """``batch_size`` parallel streams over a text, read in chunks of ``seq_length``.
+
+    Parameters
+    ----------
+    data : array_like of int, shape (n,)
+        The training text as indices.
+    batch_size : int
+        B, the number of streams; the text is cut into B contiguous parts.
+    seq_length : int
+        T, the length of a chunk.
+    position : int, default 0
+        Where the next chunk starts in every part (a multiple of T), as saved
+        from :attr:`position`.
+    epoch : int, default 0
+        How many times the streams have wrapped so far.
+
+    Attributes
+    ----------
+    parts : ndarray of int64, shape (B, L)
+        The parts; every part must hold at least T + 1 characters.
+    position : int
+        Start of the next chunk within each part.
+    epoch : int
+        Completed passes over the parts.
+    chunks_per_epoch : int
+        ``(L - 1) // T``.
+    """
+
+    def __init__(self, data, batch_size, seq_length, *, position=0, epoch=0):
+        for name, value in (("batch_size", batch_size), ("seq_length", seq_length)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        data = _index_vector("data", data)
+        B, T = int(batch_size), int(seq_length)
+        n = data.shape[0]
+        if n // B < T + 1:
+            raise CorpusError(
+                f"the training text ({n} characters) is too short for {B} stream(s) of "
+                f"chunks of {T}: each stream needs at least {T + 1} characters; use a "
+                f"longer text, a smaller batch size or a smaller sequence length"
+            )
+        self.parts = contiguous_parts(data, B)  # (B, L)
+        self.seq_length = T
+        self.chunks_per_epoch = (self.parts.shape[1] - 1) // T
+        for name, value in (("position", position), ("epoch", epoch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        position = int(position)
+        if position % T or position // T >= self.chunks_per_epoch:
+            raise ValueError(
+                f"position {position} is not the start of a chunk: it must be a multiple of "
+                f"{T} below {self.chunks_per_epoch * T}"
+            )
+        self.position = position
+        self.epoch = int(epoch)
+
+    @property
+    def batch_size(self):
+        """B, the number of streams."""
+        return self.parts.shape[0]
+
+    def chunk(self):
+        """The current chunk.
+
+        Returns
+        -------
+        inputs : ndarray of int64, shape (B, T)
+        targets : ndarray of int64, shape (B, T)
+            ``inputs`` shifted by one character.
+        """
+        p, T = self.position, self.seq_length
+        return (np.ascontiguousarray(self.parts[:, p:p + T]),
+                np.ascontiguousarray(self.parts[:, p + 1:p + T + 1]))
+
+    def advance(self):
+        """Move to the next chunk, wrapping to the start when a part is used up.
+
+        Returns
+        -------
+        bool
+            True when the streams wrapped (the caller resets the hidden state).
+        """
+        self.position += self.seq_length
+        if self.position // self.seq_length >= self.chunks_per_epoch:
+            self.position = 0
+            self.epoch += 1
+            return True
+        return False

@@ -1,0 +1,1056 @@
+"""Training a character-level model on a text: the Python API under ``fastrnn train``.
+
+The pieces, from small to large:
+
+- :class:`TrainingConfig` -- every option of a run, validated;
+- :class:`Trainer` -- one run: the model, its optimizer state, the streams over
+  the text, the carried hidden state; :meth:`Trainer.step` takes one optimizer
+  step, :meth:`Trainer.run` trains to ``config.iterations`` while writing
+  checkpoints, ``history.csv`` and ``loss.png`` into a directory;
+- :func:`load_model` and :func:`generate` -- sampling from a checkpoint.
+
+Truncated BPTT as char-rnn does it: the training text (the part before the
+validation split) is cut into ``batch_size`` contiguous parts, read in chunks of
+``seq_length`` with the hidden state carried from chunk to chunk (see
+:class:`fastrnn.corpus.Streams`).  One iteration is one optimizer step on one
+chunk of every stream: gradients of the loss (summed over time, averaged over
+streams), element-wise clipping to ``[-clip, clip]``, then the update.  All
+reported losses are per character, in nats; bits per character are nats / ln 2.
+
+Models are used through their public methods only and are found by name in
+:data:`MODELS`, so any model with the same interface can be trained and
+checkpointed.
+"""
+
+import csv
+import io
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+
+from fastrnn._kernels import optimizers as _opt
+from fastrnn._validation import check_num_chars, check_seed, check_temperature
+from fastrnn.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
+from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
+from fastrnn.model import RNN
+from fastrnn.vocab import Vocabulary
+
+__all__ = [
+    "MODELS",
+    "OPTIMIZERS",
+    "DEFAULT_ITERATIONS",
+    "TrainingConfig",
+    "Trainer",
+    "RunSummary",
+    "TrainingDiverged",
+    "TrainingInterrupted",
+    "load_model",
+    "generate",
+    "CHECKPOINT_NAME",
+    "BEST_NAME",
+    "HISTORY_NAME",
+    "PLOT_NAME",
+]
+
+MODELS = {"rnn": RNN}
+"""Model classes by the name a checkpoint records (``model_kind``)."""
+
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+_DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adagrad": 0.1, "rmsprop": 2e-3, "adam": 2e-3}
+
+DEFAULT_ITERATIONS = 20_000
+"""Default run length: a few minutes on a 2-core CPU for the default model."""
+
+CHECKPOINT_NAME = "checkpoint.npz"
+BEST_NAME = "best.npz"
+HISTORY_NAME = "history.csv"
+PLOT_NAME = "loss.png"
+HISTORY_COLUMNS = ("iteration", "train_loss", "val_loss", "val_bpc", "chars_per_sec",
+                   "learning_rate", "epoch")
+PLOT_HINT = 'pip install "fastrnn[plot]"'
+
+# Options fixed for the life of a run: they decide the model's shape, the data
+# it sees and the meaning of the optimizer state.  The others (the schedule)
+# may change when a run is resumed.
+FIXED_OPTIONS = ("model", "hidden_size", "seq_length", "batch_size", "val_fraction", "seed",
+                 "optimizer", "eps", "beta1", "beta2", "decay_rate")
+
+_SMOOTHING = 0.999  # of the smoothed training loss, as in min-char-rnn
+_VAL_CHUNK = 256  # validation is read in chunks of this length, hidden state carried
+
+
+def _int(name, value, low=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    return int(value)
+
+
+def _float(name, value, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every option of a training run, validated on construction.
+
+    The options above ``learning_rate`` are fixed for the life of a run (they
+    decide the model's shape, the data and the optimizer state); the others
+    form the schedule and may change when a run is resumed.
+
+    Parameters
+    ----------
+    model : str, default "rnn"
+        A name in :data:`MODELS`.
+    hidden_size : int, default 100
+        H, the size of the hidden state.
+    seq_length : int, default 25
+        T, the number of time steps backpropagated through (chunk length).
+    batch_size : int, default 1
+        B, the number of parallel streams.
+    val_fraction : float, default 0.05
+        The last fraction of the text held out for validation, in [0, 1).
+    seed : int, default 0
+        Seeds the initial weights and the sampling during training.
+    optimizer : {"adagrad", "sgd", "rmsprop", "adam"}, default "adagrad"
+    eps : float, default 1e-8
+        Added to the denominators of adagrad, rmsprop and adam.
+    beta1, beta2 : float, default 0.9, 0.999
+        Adam's moment decay rates.
+    decay_rate : float, default 0.95
+        RMSProp's decay rate of the squared-gradient average (char-rnn's default).
+    learning_rate : float, optional
+        The base learning rate; by default 0.1 for sgd and adagrad (min-char-rnn),
+        0.002 for rmsprop and adam (char-rnn, torch-rnn).
+    clip : float, default 5.0
+        Gradients are clipped element-wise to [-clip, clip]; 0 turns clipping off.
+    lr_decay : float, default 1.0
+        The learning rate is multiplied by this every ``lr_decay_every``
+        iterations (1 = constant rate): the rate for step i + 1 is
+        ``learning_rate * lr_decay ** (i // lr_decay_every)``.
+    lr_decay_every : int, default 1000
+    iterations : int, default DEFAULT_ITERATIONS
+        Total optimizer steps of the run (counting those before a resume).
+    eval_every : int, default 1000
+        Validation, history row and checkpoint every this many iterations
+        (and at the end).
+    sample_every : int, default 1000
+        A sample every this many iterations.
+    sample_length : int, default 200
+        Characters in each sample printed during training (0: no samples).
+    """
+
+    model: str = "rnn"
+    hidden_size: int = 100
+    seq_length: int = 25
+    batch_size: int = 1
+    val_fraction: float = 0.05
+    seed: int = 0
+    optimizer: str = "adagrad"
+    eps: float = 1e-8
+    beta1: float = 0.9
+    beta2: float = 0.999
+    decay_rate: float = 0.95
+    learning_rate: float = None
+    clip: float = 5.0
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    iterations: int = DEFAULT_ITERATIONS
+    eval_every: int = 1000
+    sample_every: int = 1000
+    sample_length: int = 200
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("hidden_size", "seq_length", "batch_size", "lr_decay_every", "iterations",
+                     "eval_every", "sample_every"):
+            put(name, _int(name, getattr(self, name)))
+        put("sample_length", _int("sample_length", self.sample_length, low=0))
+        put("val_fraction", _float("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True))
+        seed = check_seed("seed", self.seed)
+        if seed is None:
+            raise ValueError("seed must be an integer in [0, 2**32 - 1], got None")
+        put("seed", seed)
+        put("eps", _float("eps", self.eps, 0.0, low_open=True))
+        for name in ("beta1", "beta2", "decay_rate"):
+            put(name, _float(name, getattr(self, name), 0.0, 1.0, high_open=True))
+        if self.learning_rate is None:
+            put("learning_rate", _DEFAULT_LEARNING_RATES[self.optimizer])
+        put("learning_rate", _float("learning_rate", self.learning_rate, 0.0, low_open=True))
+        put("clip", _float("clip", self.clip, 0.0))
+        put("lr_decay", _float("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True))
+
+    def learning_rate_at(self, iteration):
+        """The learning rate of the step taken after ``iteration`` steps.
+
+        Parameters
+        ----------
+        iteration : int
+            Steps taken so far (>= 0).
+
+        Returns
+        -------
+        float
+        """
+        iteration = _int("iteration", iteration, low=0)
+        return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
+
+    def to_dict(self):
+        """The options as a plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, options):
+        """A config from :meth:`to_dict`'s output; unknown keys are an error.
+
+        Parameters
+        ----------
+        options : dict
+
+        Returns
+        -------
+        TrainingConfig
+        """
+        if not isinstance(options, dict):
+            raise ValueError(f"options must be a dict, got {type(options).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**options)
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite; nothing was saved after it.
+
+    Attributes
+    ----------
+    iteration : int
+        The iteration (1-based) whose loss was not finite.
+    loss : float
+    """
+
+    def __init__(self, iteration, loss, detail=""):
+        self.iteration = iteration
+        self.loss = loss
+        message = f"training diverged: the loss at iteration {iteration} is {loss}"
+        super().__init__(message + (f"; {detail}" if detail else ""))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped (Ctrl-C) after a checkpoint was saved.
+
+    Attributes
+    ----------
+    iteration : int
+        The iteration the checkpoint holds.
+    checkpoint : str
+        Its path.
+    """
+
+    def __init__(self, iteration, checkpoint):
+        self.iteration = iteration
+        self.checkpoint = checkpoint
+        super().__init__(f"training interrupted at iteration {iteration}; "
+                         f"checkpoint saved to {checkpoint}")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What :meth:`Trainer.run` reports at the end.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done in total.
+    train_loss : float
+        Smoothed training loss per character (nats).
+    val_loss : float or None
+        The last validation loss per character (nats); None without validation.
+    best_val_loss : float or None
+    checkpoint : str
+        Path of the final checkpoint.
+    seconds : float
+        Wall time of this run.
+    chars_per_sec : float
+        Training throughput of this run (characters of training text per
+        second, evaluation excluded).
+    """
+
+    iteration: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    checkpoint: str
+    seconds: float
+    chars_per_sec: float
+
+
+class _Optimizer:
+    """An optimizer's state vectors and the kernel that updates with them."""
+
+    def __init__(self, config, size, state=None):
+        self.name = config.optimizer
+        self.config = config
+        names = {"sgd": (), "adagrad": ("mem",), "rmsprop": ("cache",), "adam": ("m", "v")}
+        self.state = {name: np.zeros(size) for name in names[self.name]}
+        if self.name == "adam":
+            self.state["step"] = np.zeros((), dtype=np.int64)
+        if state is not None:
+            self._load(state, size)
+
+    def _load(self, state, size):
+        if set(state) != set(self.state):
+            raise CheckpointError(
+                f"the {self.name} optimizer state holds {sorted(state)}, expected {sorted(self.state)}"
+            )
+        for name, value in state.items():
+            target = self.state[name]
+            value = np.asarray(value)
+            if value.shape != target.shape or value.dtype.kind != target.dtype.kind:
+                raise CheckpointError(
+                    f"the optimizer state {name!r} has shape {value.shape} and dtype "
+                    f"{value.dtype}, expected {target.shape} and {target.dtype}"
+                )
+            self.state[name] = np.array(value, dtype=target.dtype, order="C")
+
+    def step(self, theta, grad, learning_rate):
+        c, s = self.config, self.state
+        if self.name == "sgd":
+            _opt.sgd_(theta, grad, learning_rate)
+        elif self.name == "adagrad":
+            _opt.adagrad_(theta, grad, s["mem"], learning_rate, c.eps)
+        elif self.name == "rmsprop":
+            _opt.rmsprop_(theta, grad, s["cache"], learning_rate, c.decay_rate, c.eps)
+        else:
+            s["step"][...] += 1
+            _opt.adam_(theta, grad, s["m"], s["v"], learning_rate, c.beta1, c.beta2, c.eps,
+                       int(s["step"]))
+
+
+def _build_model(kind, args, seed=0):
+    cls = MODELS.get(kind)
+    if cls is None:
+        raise CheckpointError(f"unknown model kind {kind!r}; this fastrnn knows {sorted(MODELS)}")
+    try:
+        return cls(**args, seed=seed)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"bad arguments for a {kind} model: {error}") from None
+
+
+def _model_from_checkpoint(ckpt, where):
+    """The model stored in a checkpoint, its weights checked and loaded."""
+    model = _build_model(ckpt.model_kind, ckpt.model_args)
+    params = model.parameters()
+    if list(ckpt.parameters) != list(params):
+        raise CheckpointError(
+            f"{where}: the weights are {list(ckpt.parameters)}, but a {ckpt.model_kind} model "
+            f"has {list(params)}"
+        )
+    for name, value in ckpt.parameters.items():
+        if value.shape != params[name].shape:
+            raise CheckpointError(
+                f"{where}: weight {name} has shape {value.shape}, expected {params[name].shape}"
+            )
+        params[name][...] = value
+    if ckpt.model_args.get("input_dim") != ckpt.vocab.size:
+        raise CheckpointError(
+            f"{where}: the model reads {ckpt.model_args.get('input_dim')} symbols but the "
+            f"vocabulary has {ckpt.vocab.size}"
+        )
+    return model
+
+
+def _resolve_checkpoint(path):
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return os.path.join(path, CHECKPOINT_NAME)
+    return path
+
+
+def load_model(path):
+    """The model and vocabulary of a checkpoint, ready to sample from.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint file, or a training directory (its ``checkpoint.npz``).
+
+    Returns
+    -------
+    model : RNN (or another class of :data:`MODELS`)
+    vocab : Vocabulary
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    CheckpointError
+        If it is not a valid checkpoint.
+    """
+    path = _resolve_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    return _model_from_checkpoint(ckpt, path), ckpt.vocab
+
+
+def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
+    """Sample text from a model: the prime text, then ``length`` new characters.
+
+    The model reads the prime text (all of it but the last character through
+    :meth:`forward`, to get its hidden state) and continues from its last
+    character.  Without a prime text it starts after a newline when the
+    vocabulary has one (as at the start of a line), otherwise after a
+    character drawn uniformly from the vocabulary; that start is not part of
+    the result.
+
+    Parameters
+    ----------
+    model : RNN or another model of :data:`MODELS`
+    vocab : Vocabulary
+        The vocabulary the model was trained with.
+    length : int, default 500
+        Characters to generate, not counting the prime text (>= 0).
+    prime : str, default ""
+        Text to start from; every character must be in the vocabulary.
+    temperature : float, default 1.0
+        Softmax temperature (>= 0); 0 picks the most likely character (greedy).
+    seed : int, optional
+        Seed in [0, 2**32 - 1] for reproducible samples.
+
+    Returns
+    -------
+    str
+        ``prime`` followed by the generated characters.
+    """
+    if not isinstance(vocab, Vocabulary):
+        raise ValueError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
+    length = check_num_chars(length, "length")
+    temperature = check_temperature(temperature)
+    seed = check_seed("seed", seed)
+    if not isinstance(prime, str):
+        raise ValueError(f"prime must be a str, got {type(prime).__name__}")
+    missing = vocab.unknown(prime)
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise ValueError(f"the prime text holds characters outside the model's vocabulary: {shown}")
+    if getattr(model, "input_dim", vocab.size) != vocab.size:
+        raise ValueError(f"the model reads {model.input_dim} symbols, the vocabulary has {vocab.size}")
+    h0 = None
+    if prime:
+        indices = vocab.encode(prime)
+        if len(indices) > 1:
+            _, hs, _ = model.forward(indices[:-1])  # hs: (len - 1 + 1, H)
+            h0 = hs[-1]
+        start = int(indices[-1])
+    elif "\n" in vocab:
+        start = int(vocab.encode("\n")[0])
+    else:
+        start = int(np.random.default_rng(seed).integers(vocab.size))
+    if length == 0:
+        return prime
+    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0)
+    return prime + vocab.decode(out)
+
+
+class _StopFlag:
+    """Turns SIGINT into a flag checked between iterations (main thread only)."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.raised = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.raised = True
+
+    def __enter__(self):
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class _Aborted(Exception):
+    """An evaluation cut short by a stop request."""
+
+
+class Trainer:
+    """One training run on one text.
+
+    Parameters
+    ----------
+    text : str
+        The whole text; its vocabulary is built from all of it, its last
+        ``config.val_fraction`` is held out for validation.
+    config : TrainingConfig, optional
+        Defaults to ``TrainingConfig()``.
+    source : str, default "<text>"
+        Where the text came from (a file path, ``"<builtin>"``), recorded in
+        checkpoints to tell the user what a run was trained on.
+
+    Attributes
+    ----------
+    config : TrainingConfig
+    model : RNN
+        The model being trained (any class of :data:`MODELS`).
+    vocab : Vocabulary
+    streams : fastrnn.corpus.Streams
+        Where training is in the text.
+    iteration : int
+        Optimizer steps taken.
+    hidden : ndarray, shape (B, H)
+        The hidden state carried into the next chunk.
+    smooth_loss : float
+        Exponentially smoothed training loss per character (nats), starting
+        from ``log(vocab.size)`` as in min-char-rnn.
+    best_val_loss : float or None
+        Lowest validation loss per character so far.
+
+    See Also
+    --------
+    Trainer.from_checkpoint : continue a saved run.
+    """
+
+    def __init__(self, text, config=None, *, source="<text>"):
+        config = TrainingConfig() if config is None else config
+        if not isinstance(config, TrainingConfig):
+            raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
+        if not isinstance(source, str):
+            raise ValueError(f"source must be a str, got {type(source).__name__}")
+        vocab = Vocabulary.from_text(text)  # validates text
+        self._setup(text, vocab, config, source)
+        V, H = vocab.size, config.hidden_size
+        self.model = _build_model(
+            config.model, {"input_dim": V, "hidden_dim": H, "output_dim": V}, seed=config.seed
+        )
+        self.model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
+        self.iteration = 0
+        self.hidden = np.zeros((config.batch_size, H))
+        self.smooth_loss = math.log(V)
+        self.best_val_loss = None
+        self._rng = np.random.default_rng(config.seed)
+        self._optimizer = _Optimizer(config, self.model.parameter_vector.shape[0])
+        self._loaded_from = None
+
+    def _setup(self, text, vocab, config, source, position=0, epoch=0):
+        self.config = config
+        self.vocab = vocab
+        self.source = source
+        self.text_sha256 = fingerprint(text)
+        self.text_length = len(text)
+        train, val = split_validation(vocab.encode(text), config.val_fraction)
+        self.streams = Streams(train, config.batch_size, config.seq_length,
+                               position=position, epoch=epoch)
+        self._val = None
+        if val.shape[0] >= 2:
+            parts = max(1, min(config.batch_size, val.shape[0] // 2))
+            self._val = contiguous_parts(val, parts)  # (Bv, Lv), Lv >= 2
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, text, *, source=None, **changes):
+        """Continue a saved run exactly where it stopped.
+
+        Parameters
+        ----------
+        checkpoint : str, os.PathLike or Checkpoint
+            A checkpoint file, a training directory (its ``checkpoint.npz``) or
+            a loaded :class:`~fastrnn.checkpoint.Checkpoint`.
+        text : str
+            The text the run was trained on; a different text (by its SHA-256
+            fingerprint) is refused.
+        source : str, optional
+            Where the text came from now; by default the recorded source.
+        **changes
+            New values for schedule options of :class:`TrainingConfig`
+            (``learning_rate``, ``clip``, ``iterations``, ...), applying from
+            now on.  Fixed options (``hidden_size``, ``seq_length``,
+            ``batch_size``, ``optimizer``, ...) may be given only with the value
+            the checkpoint has.
+
+        Returns
+        -------
+        Trainer
+
+        Raises
+        ------
+        CheckpointError
+            If the checkpoint is damaged or does not fit its own contents.
+        ValueError
+            If the text differs from the checkpoint's, or a fixed option would change.
+        """
+        where = "checkpoint"
+        if not isinstance(checkpoint, Checkpoint):
+            where = _resolve_checkpoint(checkpoint)
+            checkpoint = load_checkpoint(where)
+        ckpt = checkpoint
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        try:
+            saved = TrainingConfig.from_dict(ckpt.config)
+        except (ValueError, TypeError) as error:
+            raise CheckpointError(f"{where}: bad training configuration ({error})") from None
+        for name, value in changes.items():
+            if name not in saved.to_dict():
+                raise ValueError(f"unknown training option {name!r}")
+            if name in FIXED_OPTIONS and value != getattr(saved, name):
+                raise ValueError(
+                    f"{name} is {getattr(saved, name)!r} in the checkpoint and a resumed run "
+                    f"cannot change it (got {value!r})"
+                )
+        config = replace(saved, **{k: v for k, v in changes.items() if v is not None})
+        digest = fingerprint(text)
+        if digest != ckpt.text_sha256:
+            raise ValueError(
+                f"this text is not the one the checkpoint was trained on "
+                f"({ckpt.text_source}, {ckpt.text_length} characters, sha256 "
+                f"{ckpt.text_sha256[:12]}...); this one has {len(text)} characters, sha256 "
+                f"{digest[:12]}...; resume with the same text"
+            )
+        self = cls.__new__(cls)
+        vocab = Vocabulary.from_text(text)
+        if vocab != ckpt.vocab:
+            raise CheckpointError(f"{where}: the vocabulary does not match its training text")
+        try:
+            self._setup(text, vocab, config, ckpt.text_source if source is None else source,
+                        position=ckpt.position, epoch=ckpt.epoch)
+        except ValueError as error:
+            raise CheckpointError(f"{where}: bad data position ({error})") from None
+        self.model = _model_from_checkpoint(ckpt, where)
+        self.model_args = dict(ckpt.model_args)
+        if ckpt.model_args.get("hidden_dim") != config.hidden_size:
+            raise CheckpointError(f"{where}: the model's hidden size does not match its config")
+        expected = (config.batch_size, config.hidden_size)
+        if ckpt.hidden.shape != expected:
+            raise CheckpointError(
+                f"{where}: the hidden state has shape {ckpt.hidden.shape}, expected {expected}"
+            )
+        if ckpt.optimizer != config.optimizer:
+            raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
+                                  f"config says {config.optimizer!r}")
+        self.iteration = ckpt.iteration
+        self.hidden = ckpt.hidden.copy()
+        self.smooth_loss = ckpt.smooth_loss
+        self.best_val_loss = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
+        self._rng = np.random.default_rng(config.seed)
+        try:
+            self._rng.bit_generator.state = ckpt.rng_state
+        except (TypeError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{where}: bad random generator state ({error})") from None
+        self._optimizer = _Optimizer(config, self.model.parameter_vector.shape[0],
+                                     ckpt.optimizer_state)
+        self._loaded_from = None if where == "checkpoint" else os.path.abspath(where)
+        return self
+
+    # -- one step -----------------------------------------------------------
+
+    def step(self):
+        """Take one optimizer step on the next chunk of every stream.
+
+        Returns
+        -------
+        float
+            The chunk's loss per character (nats), before the update.
+
+        Raises
+        ------
+        TrainingDiverged
+            If the loss is NaN or infinite; the model is then left as it was
+            before this step.
+        """
+        inputs, targets = self.streams.chunk()  # (B, T) each
+        loss, _ = self.model.gradients(inputs, targets, self.hidden)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(self.iteration + 1, loss)
+        grad = self.model.gradient_vector
+        _opt.clip_(grad, self.config.clip)
+        self._optimizer.step(self.model.parameter_vector, grad,
+                             self.config.learning_rate_at(self.iteration))
+        self.hidden = np.array(self.model.last_hidden, dtype=np.float64).reshape(self.hidden.shape)
+        if self.streams.advance():
+            self.hidden = np.zeros_like(self.hidden)  # a new pass starts from a blank state
+        self.iteration += 1
+        per_char = loss / self.config.seq_length
+        self.smooth_loss = _SMOOTHING * self.smooth_loss + (1.0 - _SMOOTHING) * per_char
+        return per_char
+
+    # -- evaluation and samples ---------------------------------------------
+
+    def evaluate(self):
+        """The validation loss per character (nats), or None without validation data.
+
+        The validation text is read as up to ``batch_size`` contiguous streams
+        from a zero hidden state, in chunks with the state carried, so every
+        character after the first of each stream is scored.
+        """
+        return self._evaluate(lambda: False)
+
+    def _evaluate(self, stop):
+        if self._val is None:
+            return None
+        parts = self._val  # (Bv, Lv)
+        B, L = parts.shape
+        h = np.zeros((B, self.config.hidden_size))
+        total = 0.0
+        for start in range(0, L - 1, _VAL_CHUNK):
+            if stop():
+                raise _Aborted
+            stop_at = min(start + _VAL_CHUNK, L - 1)
+            x = np.ascontiguousarray(parts[:, start:stop_at])  # (Bv, t)
+            y = np.ascontiguousarray(parts[:, start + 1:stop_at + 1])
+            total += self.model.loss(x, y, h) * B  # summed over the streams
+            if stop_at < L - 1:
+                _, hs, _ = self.model.forward(x, h)  # hs: (Bv, t+1, H)
+                h = hs[:, -1]
+        return total / (B * (L - 1))
+
+    def sample(self, length=200, *, temperature=1.0, seed=None):
+        """Continue the training text from where stream 0 is, as min-char-rnn does.
+
+        The model starts from the current hidden state of the first stream and
+        the first character of its next chunk.  Without ``seed`` the draws come
+        from the trainer's own generator (saved in checkpoints).
+
+        Parameters
+        ----------
+        length : int, default 200
+        temperature : float, default 1.0
+        seed : int, optional
+
+        Returns
+        -------
+        str
+            ``length`` generated characters.
+        """
+        length = check_num_chars(length, "length")
+        temperature = check_temperature(temperature)
+        seed = check_seed("seed", seed)
+        if seed is None:
+            seed = int(self._rng.integers(0, 2**32))
+        if length == 0:
+            return ""
+        start = int(self.streams.parts[0, self.streams.position])
+        out = self.model.predict(start, length, temperature=temperature, seed=seed,
+                                 h0=self.hidden[0])
+        return self.vocab.decode(out)
+
+    # -- checkpoints ---------------------------------------------------------
+
+    def checkpoint(self):
+        """Everything needed to continue this run, as a :class:`~fastrnn.checkpoint.Checkpoint`."""
+        return Checkpoint(
+            model_kind=self.config.model,
+            model_args=dict(self.model_args),
+            parameters={k: v.copy() for k, v in self.model.parameters().items()},
+            vocab=self.vocab,
+            config=self.config.to_dict(),
+            iteration=self.iteration,
+            epoch=self.streams.epoch,
+            position=self.streams.position,
+            hidden=self.hidden.copy(),
+            optimizer=self.config.optimizer,
+            optimizer_state={k: v.copy() for k, v in self._optimizer.state.items()},
+            rng_state=self._rng.bit_generator.state,
+            smooth_loss=self.smooth_loss,
+            best_val_loss=float("nan") if self.best_val_loss is None else self.best_val_loss,
+            text_sha256=self.text_sha256,
+            text_length=self.text_length,
+            text_source=self.source,
+        )
+
+    def save(self, path):
+        """Write a checkpoint atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        TrainingDiverged
+            If a weight is not finite; nothing is written then.
+        """
+        if not np.all(np.isfinite(self.model.parameter_vector)):
+            raise TrainingDiverged(self.iteration, float("nan"),
+                                   "the weights are no longer finite")
+        save_checkpoint(path, self.checkpoint())
+
+    # -- a whole run ----------------------------------------------------------
+
+    def run(self, out_dir, *, progress=True, log=None, handle_sigint=True):
+        """Train up to ``config.iterations``, writing results into ``out_dir``.
+
+        Every ``eval_every`` iterations and at the end: the validation loss,
+        a row of ``history.csv``, ``checkpoint.npz``, ``best.npz`` when the
+        validation loss is the lowest so far, and ``loss.png`` (when
+        matplotlib is installed).  Every ``sample_every`` iterations a sample
+        goes to ``log``.
+
+        Parameters
+        ----------
+        out_dir : str or os.PathLike
+            Created if missing.  It may not hold a checkpoint of another run:
+            a fresh trainer refuses a directory with a ``checkpoint.npz``, a
+            resumed one any but the checkpoint it was loaded from.
+        progress : bool, default True
+            Show a progress bar (tqdm) on ``log``.
+        log : file, optional
+            Where messages and samples go; ``sys.stderr`` by default.
+        handle_sigint : bool, default True
+            Turn Ctrl-C (SIGINT) into a clean stop: the iteration in progress
+            finishes, a checkpoint is saved and :class:`TrainingInterrupted` is
+            raised.  Only possible in the main thread.
+
+        Returns
+        -------
+        RunSummary
+
+        Raises
+        ------
+        TrainingDiverged
+            If the loss stops being finite; the last checkpoint is kept as it was.
+        TrainingInterrupted
+            After a clean stop on Ctrl-C.
+        FileExistsError
+            If ``out_dir`` holds another run's checkpoint.
+        """
+        return _Run(self, out_dir, progress, sys.stderr if log is None else log,
+                    handle_sigint).go()
+
+
+class _Run:
+    """The bookkeeping of :meth:`Trainer.run`: files, progress, timing."""
+
+    def __init__(self, trainer, out_dir, progress, log, handle_sigint):
+        self.t = trainer
+        self.out_dir = os.fspath(out_dir)
+        self.progress = progress
+        self.log = log
+        self.handle_sigint = handle_sigint
+        self.checkpoint_path = os.path.join(self.out_dir, CHECKPOINT_NAME)
+        self.best_path = os.path.join(self.out_dir, BEST_NAME)
+        self.history_path = os.path.join(self.out_dir, HISTORY_NAME)
+        self.plot_path = os.path.join(self.out_dir, PLOT_NAME)
+        self.saved_iteration = None
+        self.plot_failed = False
+        self.val_loss = None
+        self.bar = None
+
+    def say(self, message):
+        if self.bar is not None:
+            self.bar.write(message, file=self.log)
+        else:
+            print(message, file=self.log)
+
+    def prepare_dir(self):
+        os.makedirs(self.out_dir, exist_ok=True)
+        if os.path.exists(self.checkpoint_path):
+            own = self.t._loaded_from
+            if own is None or not os.path.samefile(own, self.checkpoint_path):
+                raise FileExistsError(
+                    f"{self.out_dir} already holds a checkpoint of another run; resume it or "
+                    f"train into another directory"
+                )
+            self.saved_iteration = self.t.iteration
+        self.rows = self.read_history()
+        self.write_history()
+
+    def read_history(self):
+        """History rows up to the current iteration (later ones belong to a lost future)."""
+        rows = []
+        if self.t.iteration == 0 or not os.path.exists(self.history_path):
+            return rows
+        with open(self.history_path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                try:
+                    if int(row["iteration"]) <= self.t.iteration:
+                        rows.append({k: row.get(k) or "" for k in HISTORY_COLUMNS})
+                except (KeyError, TypeError, ValueError):
+                    continue  # a torn last line after a crash
+        return rows
+
+    def write_history(self):
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, HISTORY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        data = buf.getvalue().encode("utf-8")
+        atomic_write(self.history_path, lambda f: f.write(data))
+
+    def plot(self):
+        if self.plot_failed or not self.rows:
+            return
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError:
+            self.plot_failed = True
+            self.say(f"matplotlib is not installed, so no {PLOT_NAME} is drawn; "
+                     f"for plots: {PLOT_HINT}")
+            return
+
+        def number(text):
+            return float(text) if text else float("nan")
+
+        its = [int(r["iteration"]) for r in self.rows]
+        train = [number(r["train_loss"]) for r in self.rows]
+        val = [number(r["val_loss"]) for r in self.rows]
+        fig = Figure(figsize=(7, 4.2), dpi=100)
+        FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
+        ax = fig.add_subplot()
+        marker = "o" if len(its) < 30 else None
+        ax.plot(its, train, label="training (smoothed)", marker=marker)
+        if not all(math.isnan(v) for v in val):
+            ax.plot(its, val, label="validation", marker=marker)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("loss per character (nats)")
+        ax.set_title("fastrnn training")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        atomic_write(self.plot_path, lambda f: fig.savefig(f, format="png"))
+
+    def eval_and_save(self, stop, chars_per_sec):
+        t = self.t
+        try:
+            val = t._evaluate(stop)
+        except _Aborted:
+            return False
+        self.val_loss = val
+        improved = val is not None and (t.best_val_loss is None or val < t.best_val_loss)
+        if improved:
+            t.best_val_loss = val
+        self.rows.append({
+            "iteration": t.iteration,
+            "train_loss": f"{t.smooth_loss:.6f}",
+            "val_loss": "" if val is None else f"{val:.6f}",
+            "val_bpc": "" if val is None else f"{val / math.log(2):.6f}",
+            "chars_per_sec": f"{chars_per_sec:.0f}",
+            "learning_rate": f"{t.config.learning_rate_at(max(t.iteration - 1, 0)):.6g}",
+            "epoch": f"{t.streams.epoch + t.streams.position / (t.streams.chunks_per_epoch * t.config.seq_length):.4f}",
+        })
+        self.write_history()
+        self.save()
+        if improved:
+            t.save(self.best_path)
+        self.plot()
+        return True
+
+    def save(self):
+        self.t.save(self.checkpoint_path)
+        self.saved_iteration = self.t.iteration
+
+    def postfix(self, chars_per_sec):
+        parts = [f"loss={self.t.smooth_loss:.3f}"]
+        if self.val_loss is not None:
+            parts.append(f"val={self.val_loss:.3f}")
+        parts.append(f"{chars_per_sec / 1000:.0f}k chars/s")
+        return ", ".join(parts)
+
+    def go(self):
+        from tqdm import tqdm
+
+        t = self.t
+        c = t.config
+        self.prepare_dir()
+        target = c.iterations
+        if t.iteration > target:
+            raise ValueError(f"the run is already at iteration {t.iteration}, beyond the "
+                             f"{target} iterations asked for")
+        chars_per_step = c.batch_size * c.seq_length
+        started = time.perf_counter()
+        train_seconds = 0.0  # time in training steps only, for chars/sec
+        total_steps = 0
+        window_chars, window_seconds = 0, 0.0
+        last_postfix = 0.0
+        with _StopFlag(self.handle_sigint) as flag, tqdm(
+            total=target, initial=t.iteration, desc="training", unit="it", file=self.log,
+            disable=not self.progress, dynamic_ncols=True, mininterval=0.5, smoothing=0.05,
+        ) as bar:
+            self.bar = bar
+            stop = lambda: flag.raised  # noqa: E731
+            while t.iteration < target and not flag.raised:
+                t0 = time.perf_counter()
+                try:
+                    t.step()
+                except TrainingDiverged as error:
+                    raise self.diverged(error) from None
+                dt = time.perf_counter() - t0
+                train_seconds += dt
+                window_seconds += dt
+                window_chars += chars_per_step
+                total_steps += 1
+                bar.update(1)
+                cps = window_chars / window_seconds if window_seconds > 0 else 0.0
+                if c.sample_length and t.iteration % c.sample_every == 0:
+                    text = t.sample(c.sample_length)
+                    self.say(f"----- sample at iteration {t.iteration} -----\n{text}\n-----")
+                if t.iteration % c.eval_every == 0 or t.iteration == target:
+                    if self.eval_and_save(stop, cps):
+                        window_chars, window_seconds = 0, 0.0
+                    bar.set_postfix_str(self.postfix(cps), refresh=False)
+                elif t0 - last_postfix > 0.5:
+                    last_postfix = t0
+                    bar.set_postfix_str(self.postfix(cps), refresh=False)
+            if self.saved_iteration != t.iteration:  # interrupted, or nothing left to do
+                self.save()
+        self.bar = None
+        if flag.raised:
+            raise TrainingInterrupted(t.iteration, self.checkpoint_path)
+        return RunSummary(
+            iteration=t.iteration,
+            train_loss=t.smooth_loss,
+            val_loss=self.val_loss,
+            best_val_loss=t.best_val_loss,
+            checkpoint=self.checkpoint_path,
+            seconds=time.perf_counter() - started,
+            chars_per_sec=total_steps * chars_per_step / train_seconds if train_seconds else 0.0,
+        )
+
+    def diverged(self, error):
+        if self.saved_iteration is None:
+            kept = "no checkpoint was written"
+        else:
+            kept = (f"the last checkpoint ({self.checkpoint_path}, iteration "
+                    f"{self.saved_iteration}) is kept as it was")
+        return TrainingDiverged(
+            error.iteration, error.loss,
+            f"{kept}; try a smaller learning rate (now {self.t.config.learning_rate_at(error.iteration - 1):g})"
+            + ("" if self.t.config.clip else " or turn gradient clipping on"),
+        )
