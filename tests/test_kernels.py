@@ -1,0 +1,591 @@
+"""Each kernel against plain NumPy.
+
+These tests call the kernels directly, with arrays built here, so they run
+unchanged with ``NUMBA_DISABLE_JIT=1`` (see test_nojit.py), where the kernels
+are plain Python and coverage and tracebacks see their bodies.
+"""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from fastrnn import reference
+from fastrnn._kernels import rnn
+from fastrnn._kernels.activations import (
+    exp_,
+    row_max,
+    softmax_columns,
+    softmax_row,
+    softmax_unnormalised,
+    tanh_,
+    tanh_into,
+)
+from fastrnn._kernels.indices import index_bounds
+from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
+from fastrnn._kernels.optimizers import clip_, sgd_
+from fastrnn._kernels.sampling import sample_rnn
+
+NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def _ulps(got, want):
+    """Error in units of the last place of ``want``."""
+    return np.abs(got - want) / np.spacing(np.abs(want))
+
+
+# ---------------------------------------------------------------- activations
+
+
+class TestActivations:
+    def test_exp_accuracy_over_the_normal_range(self):
+        rng = np.random.default_rng(0)
+        x = np.concatenate([
+            np.linspace(-708.0, 709.0, 20001),
+            rng.uniform(-5, 5, 5000),
+            np.geomspace(1e-300, 1.0, 300), -np.geomspace(1e-300, 1.0, 300),
+            [0.0, -0.0, 5e-324, -5e-324, 1e-16, -1e-16, 0.5 * np.log(2), -0.5 * np.log(2),
+             np.log(2), 1.0, -1.0, 700.0, -700.0],
+        ])
+        got = x.copy()
+        exp_(got)
+        assert _ulps(got, np.exp(x)).max() <= 2.0
+
+    def test_exp_of_zero_and_tiny_is_one(self):
+        v = np.array([0.0, -0.0, 5e-324, -5e-324, 1e-300])
+        exp_(v)
+        np.testing.assert_array_equal(v, 1.0)
+
+    def test_exp_of_minus_infinity_and_nan(self):
+        v = np.array([-np.inf, np.nan, -1e308])
+        exp_(v)
+        assert v[0] == 0.0 and np.isnan(v[1]) and v[2] == 0.0
+
+    def test_exp_below_minus_708_is_flushed_to_zero(self):
+        """exp(x) for x < -708 is < 3.1e-308 (mostly subnormal); the kernel documents
+        returning 0 there, an absolute error below exp(-708)."""
+        x = np.linspace(-745.2, -708.0, 500)
+        got = x.copy()
+        exp_(got)
+        assert np.all(got >= 0.0)
+        assert np.all(np.abs(got - np.exp(x)) <= np.exp(-708.0))
+
+    @pytest.mark.parametrize("x", [709.5, 709.78, 710.0, 1000.0, 1e308, np.inf])
+    def test_exp_overflows_to_infinity_like_numpy(self, x):
+        """Above 709 the result must still be e**x (finite up to 709.78), then +inf."""
+        got = np.array([x])
+        exp_(got)
+        with np.errstate(over="ignore"):
+            want = np.exp(x)
+        if np.isinf(want):
+            assert got[0] == np.inf, f"exp_({x}) = {got[0]!r}, expected inf"
+        else:
+            assert _ulps(got, want)[0] <= 2.0, f"exp_({x}) = {got[0]!r}, expected {want!r}"
+
+    def test_tanh_accuracy(self):
+        x = np.concatenate([
+            np.linspace(-25.0, 25.0, 20001),
+            np.geomspace(1e-300, 20.0, 2000), -np.geomspace(1e-300, 20.0, 2000),
+            np.geomspace(5e-324, 1e-300, 50),
+            [0.25, -0.25, 0.5 * np.log(2), 19.06, -19.06, 20.0, 1e308, -1e308],
+        ])
+        got = x.copy()
+        tanh_(got)
+        assert _ulps(got, np.tanh(x)).max() <= 4.0
+
+    def test_tanh_special_values(self):
+        v = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-300])
+        tanh_(v)
+        # Zero's sign is not kept: the kernels are compiled with the nsz flag.
+        assert v[0] == 0.0 and v[1] == 0.0
+        assert v[2] == 1.0 and v[3] == -1.0
+        assert np.isnan(v[4])
+        assert v[5] == 5e-324 and v[6] == -5e-324 and v[7] == 1e-300
+
+    def test_tanh_is_odd_and_bounded(self):
+        x = np.random.default_rng(1).uniform(-30, 30, 4000)
+        a, b = x.copy(), -x
+        tanh_(a)
+        tanh_(b)
+        np.testing.assert_array_equal(a, -b)
+        assert np.all(np.abs(a) <= 1.0)
+
+    @pytest.mark.parametrize("n", [1, 3, 8, 17])
+    def test_tanh_into_equals_tanh_in_place_and_leaves_x(self, n):
+        x = np.random.default_rng(n).uniform(-4, 4, n)
+        kept = x.copy()
+        out = np.full(n, np.nan)
+        tanh_into(x, out)
+        in_place = x.copy()
+        tanh_(in_place)
+        np.testing.assert_array_equal(x, kept)
+        np.testing.assert_array_equal(out, in_place)
+        assert _ulps(out, np.tanh(x)).max() <= 4.0
+
+    @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 15, 16, 17, 33])
+    def test_row_max(self, n):
+        rng = np.random.default_rng(n)
+        v = rng.standard_normal(n)
+        assert row_max(v) == v.max()
+        for i in range(n):  # the maximum in every position, incl. the tail loop
+            w = v.copy()
+            w[i] = 100.0
+            assert row_max(w) == 100.0
+
+    @pytest.mark.parametrize("n", [1, 7, 8, 9, 17])
+    def test_row_max_with_nan_anywhere_is_nan(self, n):
+        for i in range(n):
+            v = np.zeros(n)
+            v[i] = np.nan
+            assert np.isnan(row_max(v)), i
+
+    def test_row_max_infinities(self):
+        assert row_max(np.full(9, -np.inf)) == -np.inf
+        assert row_max(np.array([1.0, np.inf, -np.inf])) == np.inf
+
+    @pytest.mark.parametrize("n", [1, 2, 5, 9, 65])
+    @pytest.mark.parametrize(("inv_t", "scale"), [(1.0, 1.0), (2.0, 1.0), (0.25, 0.5),
+                                                   (1 / 0.7, 1 / 3)])
+    def test_softmax_row(self, n, inv_t, scale):
+        logits = np.random.default_rng(n).standard_normal(n) * 3
+        kept = logits.copy()
+        out = np.empty(n)
+        lse = softmax_row(logits, out, inv_t, scale)
+        y = logits * inv_t
+        want = np.exp(y - logsumexp(y))
+        np.testing.assert_allclose(out, scale * want, rtol=1e-14, atol=1e-300)
+        assert lse == pytest.approx(logsumexp(y), rel=1e-14, abs=1e-14)
+        np.testing.assert_array_equal(logits, kept)
+        # in place gives the same
+        same = logits.copy()
+        assert softmax_row(same, same, inv_t, scale) == lse
+        np.testing.assert_array_equal(same, out)
+
+    @pytest.mark.parametrize("spread", [1e3, 1e6, 1e300])
+    def test_softmax_row_huge_logits(self, spread):
+        logits = np.array([-1.0, 0.3, 1.0, 0.2]) * spread
+        out = np.empty(4)
+        lse = softmax_row(logits, out, 1.0, 1.0)
+        assert np.all(np.isfinite(out)) and np.isfinite(lse)
+        np.testing.assert_allclose(out, np.exp(logits - logsumexp(logits)), atol=1e-300)
+        assert lse == pytest.approx(logsumexp(logits), rel=1e-15)
+        assert out.sum() == pytest.approx(1.0, abs=1e-15)
+
+    def test_softmax_row_log_probabilities_stay_finite(self):
+        """The log-normaliser gives log p = logit - lse even where p underflows to 0."""
+        logits = np.array([0.0, -2000.0, 5.0])
+        out = np.empty(3)
+        lse = softmax_row(logits, out, 1.0, 1.0)
+        assert out[1] == 0.0
+        assert logits[1] - lse == pytest.approx(-2005.0 - np.log1p(np.exp(-5.0)), rel=1e-15)
+
+    @pytest.mark.parametrize("inv_t", [1e10, 1e20, 1e50, 1e100, 1e300])
+    def test_softmax_row_at_tiny_temperature_is_one_hot(self, inv_t):
+        """temperature -> 0 (inv_t -> inf): all the mass on the largest logit, never NaN."""
+        rng = np.random.default_rng(4)
+        for _ in range(50):
+            logits = rng.standard_normal(6)
+            out = np.empty(6)
+            softmax_row(logits, out, inv_t, 1.0)
+            want = np.zeros(6)
+            want[np.argmax(logits)] = 1.0
+            np.testing.assert_allclose(out, want, rtol=0, atol=1e-15,
+                                       err_msg=f"inv_t={inv_t}, logits={logits.tolist()}")
+
+    @pytest.mark.parametrize("inv_t", [1.0, 2.5, 0.1])
+    def test_softmax_unnormalised(self, inv_t):
+        logits = np.random.default_rng(12).standard_normal(11) * 5
+        out = np.full(11, np.nan)
+        shift, total = softmax_unnormalised(logits, out, inv_t)
+        y = logits * inv_t
+        assert shift == y.max()
+        np.testing.assert_allclose(out, np.exp(y - y.max()), rtol=1e-14)
+        assert out.max() == pytest.approx(1.0, rel=1e-15)
+        assert total == pytest.approx(np.exp(y - y.max()).sum(), rel=1e-14)
+
+    @pytest.mark.parametrize("inv_t", [1e20, 1e100])
+    def test_softmax_unnormalised_at_tiny_temperature_keeps_the_top_weight(self, inv_t):
+        """The largest logit must get weight exp(0) = 1, whatever inv_t."""
+        rng = np.random.default_rng(13)
+        for _ in range(50):
+            logits = rng.standard_normal(6)
+            out = np.empty(6)
+            _, total = softmax_unnormalised(logits, out, inv_t)
+            assert total == pytest.approx(1.0, rel=1e-15), f"logits={logits.tolist()}"
+            assert out[np.argmax(logits)] == pytest.approx(1.0, rel=1e-15)
+
+    def test_softmax_row_nan_logit(self):
+        out = np.empty(3)
+        assert np.isnan(softmax_row(np.array([0.0, np.nan, 1.0]), out, 1.0, 1.0))
+
+    @pytest.mark.parametrize(("O", "N"), [(1, 1), (5, 1), (1, 4), (7, 9), (3, 17)])
+    @pytest.mark.parametrize("scale", [1.0, 0.25])
+    def test_softmax_columns(self, O, N, scale):
+        z = np.random.default_rng(O * N).standard_normal((O, N)) * 4
+        z[0, 0] += 1e3  # a huge logit in one column
+        want = np.exp(z - logsumexp(z, axis=0))
+        out = z.copy()
+        lse = np.full(N, np.nan)
+        softmax_columns(out, scale, lse, np.empty(N))
+        np.testing.assert_allclose(out, scale * want, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(lse, logsumexp(z, axis=0), rtol=1e-14)
+
+    def test_softmax_columns_nan_shows_in_the_normaliser(self):
+        z = np.array([[0.0, 1.0], [np.nan, 2.0]])
+        lse = np.empty(2)
+        softmax_columns(z, 1.0, lse, np.empty(2))
+        assert np.isnan(lse[0]) and np.isfinite(lse[1])
+
+
+# --------------------------------------------------------------------- linalg
+
+
+SIZES = [(1, 1), (1, 5), (2, 3), (3, 1), (4, 4), (5, 7), (7, 2), (8, 8), (9, 3), (13, 6)]
+
+
+def _dot_tolerance(W, v):
+    # summation order differs from BLAS: allow a few eps of sum |W_ij v_j|
+    return 8 * np.finfo(float).eps * (np.abs(W) @ np.abs(v)) + 1e-300
+
+
+class TestLinalg:
+    @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+    @pytest.mark.parametrize(("n", "m"), SIZES)
+    def test_matvec_add(self, n, m, reverse):
+        rng = np.random.default_rng(n * 100 + m)
+        W, v, b = rng.standard_normal((n, m)), rng.standard_normal(m), rng.standard_normal(n)
+        out = np.full(n, np.nan)
+        matvec_add(W, v, b, out, reverse)
+        assert np.all(np.abs(out - (W @ v + b)) <= _dot_tolerance(W, v) + 4e-16 * np.abs(b))
+
+    @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+    @pytest.mark.parametrize(("n", "m"), SIZES)
+    def test_matvec_t(self, n, m, reverse):
+        rng = np.random.default_rng(n * 100 + m + 1)
+        W, v = rng.standard_normal((n, m)), rng.standard_normal(n)
+        out = np.full(m, np.nan)
+        matvec_t(W, v, out, reverse)
+        assert np.all(np.abs(out - W.T @ v) <= _dot_tolerance(W.T, v))
+
+    @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+    def test_matvec_t_overwrites_out(self, reverse):
+        W = np.arange(10.0).reshape(5, 2)
+        out = np.full(2, 1e9)
+        matvec_t(W, np.ones(5), out, reverse)
+        np.testing.assert_array_equal(out, [20.0, 25.0])
+
+    @pytest.mark.parametrize(("n", "m"), SIZES)
+    def test_transpose_into(self, n, m):
+        A = np.random.default_rng(n + m).standard_normal((n, m))
+        out = np.full((m, n), np.nan)
+        transpose_into(A, out)
+        np.testing.assert_array_equal(out, A.T)
+
+
+# -------------------------------------------------------------------- indices
+
+
+class TestIndexBounds:
+    @pytest.mark.parametrize(
+        "values",
+        [[5], [3, -2, 7], [0, 0, 0], list(range(100, -1, -1)),
+         [np.iinfo(np.int64).max, np.iinfo(np.int64).min]],
+        ids=["one", "mixed", "equal", "descending", "extremes"],
+    )
+    def test_index_bounds(self, values):
+        flat = np.array(values, dtype=np.int64)
+        low, high = index_bounds(flat)
+        assert (low, high) == (flat.min(), flat.max())
+
+    def test_index_bounds_random(self):
+        flat = np.random.default_rng(5).integers(-1000, 1000, 10007)
+        assert tuple(index_bounds(flat)) == (flat.min(), flat.max())
+
+
+# ----------------------------------------------------------------- optimizers
+
+
+class TestOptimizers:
+    def test_clip(self):
+        g = np.array([-3.0, -0.5, -0.5000001, 0.0, 0.25, 0.5, 0.75, 1e300, -np.inf, np.inf])
+        want = np.clip(g, -0.5, 0.5)
+        clip_(g, 0.5)
+        np.testing.assert_array_equal(g, want)
+
+    @pytest.mark.parametrize("limit", [0.0, -1.0])
+    def test_clip_off_for_non_positive_limit(self, limit):
+        g = np.array([-30.0, 0.1, 25.0])
+        clip_(g, limit)
+        np.testing.assert_array_equal(g, [-30.0, 0.1, 25.0])
+
+    @pytest.mark.parametrize("lr", [0.1, 1.0, 3e-4])
+    def test_sgd(self, lr):
+        rng = np.random.default_rng(6)
+        theta, g = rng.standard_normal(101), rng.standard_normal(101)
+        want = theta - lr * g
+        g_kept = g.copy()
+        sgd_(theta, g, lr)
+        # a fused multiply-add may round once instead of twice
+        assert np.all(np.abs(theta - want) <= 2 * np.spacing(np.abs(want) + np.abs(lr * g)))
+        np.testing.assert_array_equal(g, g_kept)
+
+
+# ----------------------------------------------------------------- rnn kernels
+
+
+def _flat_model(I, H, O, seed):
+    """A flat parameter vector filled through ``rnn.params`` views, and the values by name."""
+    rng = np.random.default_rng(seed)
+    theta = np.zeros(H * I + H * H + O * H + H + O)
+    values = {}
+    for name, view in zip(NAMES, rnn.params(theta, I, H, O)):
+        values[name] = rng.standard_normal(view.shape) * (0.3 if name.startswith("b") else 0.5)
+        view[...] = values[name]
+    return theta, values
+
+
+def _reference(values):
+    H, I = values["Wxh"].shape
+    ref = reference.RNN(I, H, values["Why"].shape[0], seed=0)
+    for name, v in values.items():
+        setattr(ref, name, v.copy())
+    return ref
+
+
+CHUNKS = [(1, 1), (1, 6), (3, 5), (4, 1), (2, 9)]
+DIMS = [(5, 4, 5), (7, 6, 5), (4, 1, 4), (6, 9, 6)]
+
+
+class TestRNNKernels:
+    @pytest.mark.parametrize(("I", "H", "O"), DIMS)
+    def test_params_views_cover_the_vector_once(self, I, H, O):
+        theta = np.zeros(H * I + H * H + O * H + H + O)
+        views = rnn.params(theta, I, H, O)
+        shapes = [(H, I), (H, H), (O, H), (H, 1), (O, 1)]
+        for k, (view, shape) in enumerate(zip(views, shapes)):
+            assert view.shape == shape
+            view[...] = k + 1  # every entry of theta written exactly once
+        assert np.all(theta > 0)
+        assert sorted(np.bincount(theta.astype(int))[1:].tolist()) == sorted(
+            [int(np.prod(s)) for s in shapes])
+
+    def test_params_layout_matches_the_model(self):
+        import fastrnn
+
+        m = fastrnn.RNN(7, 6, 5, seed=1)
+        m.bh = np.arange(6.0).reshape(6, 1)
+        m.by = -np.arange(5.0).reshape(5, 1)
+        for name, view in zip(NAMES, rnn.params(m.parameter_vector, 7, 6, 5)):
+            np.testing.assert_array_equal(view, getattr(m, name), err_msg=name)
+
+    @pytest.mark.parametrize(("B", "T"), CHUNKS)
+    @pytest.mark.parametrize(("H", "O"), [(4, 5), (1, 3), (9, 6)])
+    def test_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O):
+        size = rnn.workspace_size(B, T, H, O)
+        buf = np.zeros(size + 8)
+        start = (-buf.ctypes.data % 64) // 8
+        ws = buf[start:start + size]
+        blocks = rnn.workspace(ws, B, T, H, O)
+        hs, h_new, h_prev = blocks[:3]
+        assert hs.shape == (T + 1, B, H)
+        hs[...] = np.arange(hs.size).reshape(hs.shape)
+        np.testing.assert_array_equal(h_new, hs[1:].reshape(T * B, H))
+        np.testing.assert_array_equal(h_prev, hs[:-1].reshape(T * B, H))
+        own = [hs] + list(blocks[3:])
+        for i, a in enumerate(own):
+            assert np.shares_memory(a, ws)
+            assert a.ctypes.data % 64 == 0, f"block {i} is not 64-byte aligned"
+            for b in own[i + 1:]:
+                assert not np.shares_memory(a, b)
+
+    def _workspace(self, B, T, H, O):
+        return rnn.workspace(np.zeros(rnn.workspace_size(B, T, H, O)), B, T, H, O)
+
+    @pytest.mark.parametrize(("B", "T"), CHUNKS)
+    @pytest.mark.parametrize(("I", "H", "O"), DIMS)
+    def test_forward_probs_and_loss(self, B, T, I, H, O):
+        theta, values = _flat_model(I, H, O, B * 10 + T)
+        ref = _reference(values)
+        rng = np.random.default_rng(T)
+        x = rng.integers(0, I, (B, T))
+        y = rng.integers(0, O, (B, T))
+        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
+        rnn.forward_probs(x, h0, theta, ws, I, H, O, hs, ps)
+        _, rhs, rps = ref.forward(x, h0)
+        np.testing.assert_allclose(hs, rhs, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(ps, rps, rtol=1e-12, atol=1e-13)
+        loss = rnn.loss(x, y, h0, theta, ws, I, H, O)
+        assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
+
+    @pytest.mark.parametrize(("B", "T"), CHUNKS)
+    @pytest.mark.parametrize(("I", "H", "O"), DIMS)
+    def test_value_and_grad_and_backward_from(self, B, T, I, H, O):
+        theta, values = _flat_model(I, H, O, B * 10 + T + 1)
+        ref = _reference(values)
+        rng = np.random.default_rng(T + 1)
+        x = rng.integers(0, I, (B, T))
+        y = rng.integers(0, O, (B, T))
+        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        xs, rhs, rps = ref.forward(x, h0)
+        expected = ref.backward(xs, rhs, rps, y)
+        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        grad = np.full_like(theta, np.nan)  # every entry must be written
+        h_last = np.empty((B, H))
+        theta_kept = theta.copy()
+        loss = rnn.value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last)
+        np.testing.assert_array_equal(theta, theta_kept)
+        assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
+        np.testing.assert_allclose(h_last, rhs[:, -1], rtol=1e-12, atol=1e-13)
+        for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
+        grad2 = np.full_like(theta, np.nan)
+        rnn.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
+        for name, g, e in zip(NAMES, rnn.params(grad2, I, H, O), expected):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
+
+    @pytest.mark.parametrize(("B", "T"), [(1, 6), (3, 4)])
+    @pytest.mark.parametrize("clip", [5.0, 0.05, 0.0])
+    def test_train_step(self, B, T, clip):
+        I, H, O = 6, 5, 6
+        theta, values = _flat_model(I, H, O, 3)
+        rng = np.random.default_rng(3)
+        x = rng.integers(0, I, (B, T))
+        y = rng.integers(0, O, (B, T))
+        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        grad = np.zeros_like(theta)
+        want_loss = rnn.value_and_grad(x, y, h0, theta, grad, ws, I, H, O, np.empty((B, H)))
+        step = np.clip(grad, -clip, clip) if clip > 0 else grad.copy()
+        want = theta - 0.1 * step
+        h_last = np.empty((B, H))
+        loss = rnn.train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, 0.1, clip)
+        assert loss == want_loss
+        np.testing.assert_allclose(theta, want, rtol=1e-15, atol=1e-16)
+        if clip > 0:
+            assert np.abs(grad).max() <= clip
+
+    @pytest.mark.parametrize(("B", "T"), [(1, 4), (3, 2)])
+    @pytest.mark.parametrize("grad", [False, True])
+    def test_xent(self, B, T, grad):
+        O = 5
+        rng = np.random.default_rng(B + T)
+        zT = rng.standard_normal((O, T * B)) * 3
+        zT[1, 0] = 900.0  # a huge logit must not overflow
+        y = rng.integers(0, O, (B, T))
+        logits = zT.copy()
+        loss = rnn.xent(zT, y, grad, np.empty(T * B), np.empty(T * B))
+        lse = logsumexp(logits, axis=0)  # (T*B,)
+        n = np.arange(T)[:, None] * B + np.arange(B)[None, :]  # position of (t, b)
+        picked = logits[y.T, n]  # (T, B)
+        assert loss == pytest.approx(np.sum(lse[n] - picked) / B, rel=1e-13)
+        p = np.exp(logits - lse)
+        if grad:
+            p = p / B
+            np.subtract.at(p, (y.T.ravel(), n.ravel()), 1.0 / B)
+        np.testing.assert_allclose(zT, p, rtol=1e-13, atol=1e-300)
+
+    @pytest.mark.parametrize(("B", "T"), [(1, 5), (3, 4)])
+    def test_forward_and_backward_building_blocks(self, B, T):
+        I, H, O = 5, 4, 6
+        _, values = _flat_model(I, H, O, 9)
+        ref = _reference(values)
+        rng = np.random.default_rng(9)
+        x = rng.integers(0, I, (B, T))
+        y = rng.integers(0, O, (B, T))
+        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
+        v = values
+        rnn.forward(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new, hT, zT)
+        _, rhs, rps = ref.forward(x, h0)
+        np.testing.assert_allclose(hs, rhs.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
+        logits = rhs[:, 1:] @ v["Why"].T + v["by"][:, 0]  # (B, T, O)
+        np.testing.assert_allclose(zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
+                                   atol=1e-13)
+        rnn.xent(zT, y, True, lse, col)
+        grads = [np.full_like(v[name], np.nan) for name in NAMES]
+        rnn.backward(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, dhT, dhnext, *grads)
+        for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y)):
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
+
+
+# ------------------------------------------------------------------- sampling
+
+
+def _numba_uniforms(seed, n):
+    from numba import njit
+
+    @njit
+    def draws(seed, n):
+        np.random.seed(seed)
+        out = np.empty(n)
+        for i in range(n):
+            out[i] = np.random.random()
+        return out
+
+    return draws(seed, n)
+
+
+def _sample_by_hand(start, h, v, temperature, seed, n):
+    rng = np.random.RandomState(seed)
+    out = []
+    ix = start
+    for _ in range(n):
+        h = np.tanh(v["Wxh"][:, ix] + v["Whh"] @ h + v["bh"][:, 0])
+        z = v["Why"] @ h + v["by"][:, 0]
+        if temperature == 0:
+            ix = int(np.argmax(z))
+        else:
+            y = z / temperature
+            p = np.exp(y - logsumexp(y))
+            ix = int(min(np.searchsorted(np.cumsum(p), rng.random_sample(), side="right"),
+                         len(p) - 1))
+        out.append(ix)
+    return out, h
+
+
+class TestSampling:
+    @pytest.mark.parametrize("seed", [0, 1, 2**31 - 1, 2**32 - 1])
+    def test_numba_stream_equals_randomstate(self, seed):
+        """The kernel relies on this to match the reference's draws."""
+        np.testing.assert_array_equal(_numba_uniforms(seed, 1000),
+                                      np.random.RandomState(seed).random_sample(1000))
+
+    @staticmethod
+    def _run(start, h, v, temperature, seed, n):
+        H, O = v["Whh"].shape[0], v["Why"].shape[0]
+        out = np.full(n, -1, dtype=np.int64)
+        sample_rnn(start, h, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], temperature, seed,
+                   out, np.zeros(H), np.zeros(O), np.zeros(O))
+        return out.tolist()
+
+    @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])
+    @pytest.mark.parametrize(("I", "H", "O"), [(6, 8, 6), (7, 1, 5), (5, 9, 5)])
+    def test_sample_rnn(self, temperature, I, H, O):
+        _, v = _flat_model(I, H, O, 11)
+        h = np.random.default_rng(11).uniform(-0.5, 0.5, H)
+        want, h_final = _sample_by_hand(2, h.copy(), v, temperature, 77, 80)
+        assert self._run(2, h, v, temperature, 77, 80) == want
+        np.testing.assert_allclose(h, h_final, rtol=1e-12, atol=1e-14)  # final state left in h
+
+    def test_sample_rnn_draws_by_inverse_cdf(self):
+        """State-independent outputs: index k is drawn when cdf[k-1] <= u < cdf[k]."""
+        _, v = _flat_model(4, 3, 4, 12)
+        v["Why"][...] = 0.0
+        p = np.array([0.1, 0.2, 0.3, 0.4])
+        v["by"][:, 0] = np.log(p)
+        u = np.random.RandomState(5).random_sample(500)
+        want = np.searchsorted(np.cumsum(p), u, side="right").tolist()
+        assert self._run(0, np.zeros(3), v, 1.0, 5, 500) == want
+
+    def test_sample_rnn_greedy_takes_the_first_of_tied_maxima(self):
+        _, v = _flat_model(4, 3, 4, 12)
+        v["Why"][...] = 0.0
+        v["by"][:, 0] = [0.5, 2.0, 2.0, 1.0]
+        assert self._run(0, np.zeros(3), v, 0.0, 0, 5) == [1] * 5
+
+    def test_sample_rnn_zero_draws(self):
+        _, v = _flat_model(4, 3, 4, 12)
+        h = np.full(3, 0.25)
+        assert self._run(0, h, v, 1.0, 0, 0) == []
+        np.testing.assert_array_equal(h, 0.25)
