@@ -504,6 +504,17 @@ def test_predict_edge_cases_match_reference(make_pair, rng, I, H, O, h0_shape):
         assert all(0 <= i < O for i in got)
 
 
+@pytest.mark.parametrize("temperature", [1e-8, 1e-30, 1e-100, 1e-300, 1e-310])
+def test_predict_at_tiny_temperature_is_greedy(make_pair, temperature):
+    """As temperature -> 0 sampling becomes argmax; a tiny positive temperature is valid
+    input and must not produce NaN probabilities (which would always pick the last index)."""
+    fast, _ = make_pair(6, 8, 6)
+    greedy = fast.predict(1, 40, temperature=0)
+    assert len(set(greedy)) > 1
+    for seed in range(3):
+        assert fast.predict(1, 40, temperature=temperature, seed=seed) == greedy
+
+
 def test_predict_greedy_is_argmax_of_the_logits(make_pair):
     fast, _ = make_pair(5, 6, 5)
     h = np.zeros((6, 1))

@@ -1,0 +1,62 @@
+"""Run the kernel tests (and model-vs-reference tests) with NUMBA_DISABLE_JIT=1.
+
+With the JIT disabled every kernel is a plain Python function, so coverage
+and tracebacks see the kernel bodies, and the kernels are checked as the
+Python they are written in, independently of what LLVM makes of them.
+
+Each group runs in a fresh interpreter (the flag is read when numba is
+imported); the groups are small so the whole file takes a few seconds.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GROUPS = {
+    "kernels-linalg-indices-optimizers": [
+        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or TestOptimizers"],
+    "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
+    "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
+    "model-vs-reference": [
+        "tests/test_model.py", "-k",
+        "(forward_matches or backward_matches or train_matches or loss_matches "
+        "or gradients_match or predict_matches) and not B1 and not H13"],
+}
+
+
+def _run(repo_root, args, timeout=300):
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": repo_root}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_kernels_are_plain_python_without_the_jit(repo_root):
+    code = (
+        "import types, numba\n"
+        "from fastrnn._kernels import activations, linalg, rnn, sampling, optimizers, indices\n"
+        "assert numba.config.DISABLE_JIT\n"
+        "fs = [linalg.matvec_add, rnn.forward, rnn.train_step, sampling.sample_rnn,\n"
+        "      optimizers.sgd_, indices.index_bounds, activations.tanh_]\n"
+        "bad = [f for f in fs if not isinstance(f, types.FunctionType)]\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": repo_root}
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@pytest.mark.parametrize("group", list(GROUPS))
+def test_group_passes_without_the_jit(repo_root, group):
+    done = _run(repo_root, GROUPS[group])
+    # returncode 5 would mean "no tests collected": the selection must match tests
+    assert done.returncode == 0, (
+        f"NUMBA_DISABLE_JIT=1 pytest {' '.join(GROUPS[group])} exited {done.returncode}\n"
+        + done.stdout[-6000:] + done.stderr[-2000:]
+    )
+    assert " passed" in done.stdout
