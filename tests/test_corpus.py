@@ -1,0 +1,200 @@
+import hashlib
+import os
+import sysconfig
+
+import numpy as np
+import pytest
+
+from fastrnn import corpus
+from fastrnn.corpus import (
+    BUILTIN_MODULES,
+    CorpusError,
+    Streams,
+    builtin_corpus,
+    contiguous_parts,
+    fingerprint,
+    read_text,
+    split_validation,
+)
+
+# -- reading ------------------------------------------------------------------------
+
+
+def test_read_text_utf8_exactly(tmp_path):
+    text = "naïve\r\ncafé 日本\n😀"
+    path = tmp_path / "t.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_text(path) == text  # line endings kept
+    assert read_text(str(path)) == text
+
+
+def test_read_text_drops_bom(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"\xef\xbb\xbfabc")
+    assert read_text(path) == "abc"
+
+
+def test_read_text_empty(tmp_path):
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    with pytest.raises(CorpusError, match="empty"):
+        read_text(path)
+    path.write_bytes(b"\xef\xbb\xbf")  # only a BOM
+    with pytest.raises(CorpusError, match="empty"):
+        read_text(path)
+
+
+def test_read_text_not_utf8(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("abc café".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"not UTF-8 text \(byte 0xe9 at offset 7"):
+        read_text(path)
+
+
+def test_read_text_missing(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_text(tmp_path / "nope.txt")
+
+
+# -- the built-in corpus -------------------------------------------------------------
+
+
+def test_builtin_corpus_is_about_a_megabyte_of_python():
+    text = builtin_corpus()
+    assert 500_000 < len(text) < 2_000_000
+    assert "def " in text and "import " in text and "class " in text
+    assert builtin_corpus() == text  # deterministic
+
+
+def test_builtin_modules_are_plain_files_of_this_stdlib():
+    stdlib = sysconfig.get_path("stdlib")
+    assert len(set(BUILTIN_MODULES)) == len(BUILTIN_MODULES)
+    for name in BUILTIN_MODULES:
+        assert os.path.isfile(os.path.join(stdlib, name + ".py")), name
+
+
+def test_builtin_corpus_without_sources_says_to_pass_a_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(corpus.sysconfig, "get_path", lambda name: str(tmp_path))
+    with pytest.raises(CorpusError, match="pass a UTF-8 text file"):
+        builtin_corpus()
+
+
+# -- fingerprint ---------------------------------------------------------------------
+
+
+def test_fingerprint_is_sha256_of_utf8():
+    assert fingerprint("café") == hashlib.sha256("café".encode()).hexdigest()
+    assert fingerprint("a") != fingerprint("b")
+    with pytest.raises(ValueError):
+        fingerprint(b"a")
+
+
+# -- the validation split ------------------------------------------------------------
+
+
+def test_split_takes_the_last_fraction():
+    data = np.arange(1000)
+    train, val = split_validation(data, 0.05)
+    np.testing.assert_array_equal(train, np.arange(950))
+    np.testing.assert_array_equal(val, np.arange(950, 1000))
+    assert train.dtype == val.dtype == np.int64
+
+
+def test_split_zero_fraction_means_no_validation():
+    train, val = split_validation(np.arange(10), 0)
+    assert train.shape == (10,) and val.shape == (0,)
+
+
+def test_split_keeps_at_least_two_validation_characters():
+    train, val = split_validation(np.arange(10), 0.01)
+    assert val.tolist() == [8, 9] and train.shape == (8,)
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, float("nan"), float("inf"), "0.1", None, True])
+def test_split_rejects_bad_fractions(fraction):
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_validation(np.arange(100), fraction)
+
+
+def test_split_rejects_a_text_too_short():
+    with pytest.raises(CorpusError, match="too short"):
+        split_validation(np.arange(3), 0.5)
+
+
+@pytest.mark.parametrize("data", [np.zeros((2, 2), dtype=int), np.zeros(3), ["a"]])
+def test_split_rejects_non_index_data(data):
+    with pytest.raises(ValueError):
+        split_validation(data, 0.1)
+
+
+def test_contiguous_parts():
+    parts = contiguous_parts(np.arange(11), 3)
+    np.testing.assert_array_equal(parts, [[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    with pytest.raises(CorpusError):
+        contiguous_parts(np.arange(2), 3)
+    with pytest.raises(ValueError):
+        contiguous_parts(np.arange(2), 0)
+
+
+# -- streams -------------------------------------------------------------------------
+
+
+def test_streams_read_contiguous_parts_in_chunks():
+    data = np.arange(100)
+    s = Streams(data, batch_size=2, seq_length=7)
+    assert s.parts.shape == (2, 50) and s.batch_size == 2
+    assert s.chunks_per_epoch == (50 - 1) // 7  # 7
+    x, y = s.chunk()
+    np.testing.assert_array_equal(x, [np.arange(0, 7), np.arange(50, 57)])
+    np.testing.assert_array_equal(y, x + 1)  # targets are the next characters
+    assert x.flags.c_contiguous and y.flags.c_contiguous
+    assert s.advance() is False
+    x2, _ = s.chunk()
+    np.testing.assert_array_equal(x2, [np.arange(7, 14), np.arange(57, 64)])
+
+
+def test_streams_cover_each_part_then_wrap_to_its_start():
+    data = np.arange(23)
+    s = Streams(data, batch_size=1, seq_length=5)  # chunks at 0, 5, 10, 15 (needs 21 chars)
+    seen = []
+    for _ in range(s.chunks_per_epoch):
+        x, y = s.chunk()
+        seen.extend(x[0].tolist())
+        np.testing.assert_array_equal(y, x + 1)
+        wrapped = s.advance()
+    assert wrapped is True  # the last advance wraps
+    assert seen == list(range(20))
+    assert s.position == 0 and s.epoch == 1
+    np.testing.assert_array_equal(s.chunk()[0], [[0, 1, 2, 3, 4]])
+
+
+def test_streams_edge_sizes():
+    s = Streams(np.arange(2), batch_size=1, seq_length=1)  # exactly T + 1 characters
+    assert s.chunks_per_epoch == 1
+    assert s.chunk()[0].tolist() == [[0]] and s.chunk()[1].tolist() == [[1]]
+    assert s.advance() is True and s.epoch == 1
+
+
+def test_streams_resume_at_a_position():
+    s = Streams(np.arange(100), 2, 7, position=14, epoch=3)
+    assert s.chunk()[0][0, 0] == 14 and s.epoch == 3
+
+
+@pytest.mark.parametrize("position", [3, 49, -7, 1.0])
+def test_streams_reject_bad_positions(position):
+    with pytest.raises(ValueError):
+        Streams(np.arange(100), 2, 7, position=position)
+
+
+def test_streams_reject_a_text_too_short():
+    with pytest.raises(CorpusError, match="too short for 2 stream"):
+        Streams(np.arange(20), batch_size=2, seq_length=10)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"batch_size": 0, "seq_length": 5}, {"batch_size": 1, "seq_length": 0},
+    {"batch_size": 1.5, "seq_length": 5}, {"batch_size": True, "seq_length": 5},
+])
+def test_streams_reject_bad_sizes(kwargs):
+    with pytest.raises(ValueError):
+        Streams(np.arange(100), **kwargs)
