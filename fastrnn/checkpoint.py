@@ -15,7 +15,8 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
 ``hidden``                 the carried hidden state, shape (B, H)
 ``optimizer``              the optimizer's name; ``optimizer.<name>`` its state arrays
 ``rng_state``              the state of the trainer's random generator, JSON
-``smooth_loss``            smoothed training loss per character (nats)
+``loss_ema``               moving average of the training loss per character (nats),
+                           before bias correction
 ``best_val_loss``          lowest validation loss per character so far (NaN: none yet)
 ``text_sha256``            fingerprint of the training text; ``text_length`` its length
                            in characters; ``text_source`` where it came from
@@ -44,7 +45,7 @@ _OPT_PREFIX = "optimizer."
 _META = (
     "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
-    "smooth_loss", "best_val_loss", "text_sha256", "text_length", "text_source",
+    "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source",
 )  # fmt: skip
 
 
@@ -79,8 +80,9 @@ class Checkpoint:
         Its state arrays by name.
     rng_state : dict
         ``numpy.random.Generator.bit_generator.state`` of the trainer's generator.
-    smooth_loss : float
-        Smoothed training loss per character, in nats.
+    loss_ema : float
+        Exponential moving average of the training loss per character (nats),
+        before bias correction.
     best_val_loss : float
         Lowest validation loss per character so far; NaN when there is none.
     text_sha256 : str
@@ -103,11 +105,20 @@ class Checkpoint:
     optimizer: str
     optimizer_state: dict = field(default_factory=dict)
     rng_state: dict = field(default_factory=dict)
-    smooth_loss: float = float("nan")
+    loss_ema: float = 0.0
     best_val_loss: float = float("nan")
     text_sha256: str = ""
     text_length: int = 0
     text_source: str = ""
+
+
+def _new_file_mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777  # keep the mode of the file replaced
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write(path, write):
@@ -132,6 +143,8 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, _new_file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -187,7 +200,7 @@ def save_checkpoint(path, checkpoint):
         hidden=np.asarray(checkpoint.hidden, dtype=np.float64),
         optimizer=np.array(checkpoint.optimizer),
         rng_state=_json(checkpoint.rng_state),
-        smooth_loss=np.array(checkpoint.smooth_loss, dtype=np.float64),
+        loss_ema=np.array(checkpoint.loss_ema, dtype=np.float64),
         best_val_loss=np.array(checkpoint.best_val_loss, dtype=np.float64),
         text_sha256=np.array(checkpoint.text_sha256),
         text_length=np.array(checkpoint.text_length, dtype=np.int64),
@@ -328,7 +341,7 @@ def load_checkpoint(path):
         optimizer=r.text("optimizer"),
         optimizer_state=optimizer_state,
         rng_state=r.json("rng_state"),
-        smooth_loss=r.real("smooth_loss"),
+        loss_ema=r.real("loss_ema"),
         best_val_loss=r.real("best_val_loss"),
         text_sha256=r.text("text_sha256"),
         text_length=r.integer("text_length"),

@@ -1,0 +1,236 @@
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from fastrnn.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
+from fastrnn.vocab import Vocabulary
+
+PARAMS = ("Wxh", "Whh", "Why", "bh", "by")
+
+
+def _checkpoint(seed=0):
+    rng = np.random.default_rng(seed)
+    V, H, B = 5, 4, 2
+    shapes = {"Wxh": (H, V), "Whh": (H, H), "Why": (V, H), "bh": (H, 1), "by": (V, 1)}
+    return Checkpoint(
+        model_kind="rnn",
+        model_args={"input_dim": V, "hidden_dim": H, "output_dim": V},
+        parameters={k: rng.standard_normal(s) for k, s in shapes.items()},
+        vocab=Vocabulary.from_text("aé日\n😀"),
+        config={"hidden_size": H, "learning_rate": 0.1, "clip": 5.0},
+        iteration=42,
+        epoch=1,
+        position=25,
+        hidden=rng.standard_normal((B, H)),
+        optimizer="adam",
+        optimizer_state={"m": rng.standard_normal(10), "v": rng.random(10),
+                         "step": np.array(42, dtype=np.int64)},
+        rng_state=np.random.default_rng(7).bit_generator.state,
+        loss_ema=1.25,
+        best_val_loss=float("nan"),
+        text_sha256="ab" * 32,
+        text_length=1234,
+        text_source="<builtin>",
+    )
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "c.npz"
+    ckpt = _checkpoint()
+    save_checkpoint(path, ckpt)
+    back = load_checkpoint(path)
+    for name in PARAMS:
+        np.testing.assert_array_equal(back.parameters[name], ckpt.parameters[name])
+    assert list(back.parameters) == list(PARAMS)
+    assert back.vocab == ckpt.vocab
+    np.testing.assert_array_equal(back.hidden, ckpt.hidden)
+    assert set(back.optimizer_state) == {"m", "v", "step"}
+    for name, value in ckpt.optimizer_state.items():
+        np.testing.assert_array_equal(back.optimizer_state[name], value)
+    assert back.optimizer_state["step"].dtype == np.int64
+    assert back.rng_state == ckpt.rng_state
+    assert np.isnan(back.best_val_loss)
+    for name in ("model_kind", "model_args", "config", "iteration", "epoch", "position",
+                 "optimizer", "loss_ema", "text_sha256", "text_length", "text_source"):
+        assert getattr(back, name) == getattr(ckpt, name), name
+
+
+def test_plain_numpy_can_read_it(tmp_path):
+    path = tmp_path / "c.npz"
+    ckpt = _checkpoint()
+    save_checkpoint(path, ckpt)
+    with np.load(path, allow_pickle=False) as npz:
+        for name in PARAMS:
+            np.testing.assert_array_equal(npz[name], ckpt.parameters[name])
+        assert str(npz["format"]) == "fastrnn-checkpoint"
+        assert int(npz["iteration"]) == 42
+        assert json.loads(str(npz["config"]))["hidden_size"] == 4
+        assert "".join(map(chr, npz["vocab"])) == ckpt.vocab.chars
+
+
+def test_rng_state_restores_the_stream(tmp_path):
+    gen = np.random.default_rng(3)
+    gen.random(5)
+    ckpt = _checkpoint()
+    ckpt.rng_state = gen.bit_generator.state
+    save_checkpoint(tmp_path / "c.npz", ckpt)
+    other = np.random.default_rng()
+    other.bit_generator.state = load_checkpoint(tmp_path / "c.npz").rng_state
+    np.testing.assert_array_equal(other.random(4), gen.random(4))
+
+
+def test_atomic_write_replaces_whole(tmp_path):
+    path = tmp_path / "f.bin"
+    atomic_write(path, lambda f: f.write(b"old"))
+    atomic_write(path, lambda f: f.write(b"new contents"))
+    assert path.read_bytes() == b"new contents"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_atomic_write_failure_keeps_the_old_file(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+
+    def crash(f):
+        f.write(b"half")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, crash)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f.bin"]  # no temporary file left behind
+
+
+def test_save_failure_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _checkpoint(0))
+    before = path.read_bytes()
+    bad = _checkpoint(1)
+    bad.parameters["hidden"] = np.zeros(1)  # clashes with an entry name
+    with pytest.raises(ValueError, match="clashes"):
+        save_checkpoint(path, bad)
+    assert path.read_bytes() == before
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    path = tmp_path / "f.bin"
+    atomic_write(path, lambda f: f.write(b"x"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    atomic_write(path, lambda f: f.write(b"y"))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+
+
+def test_save_rejects_non_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match="must be a Checkpoint"):
+        save_checkpoint(tmp_path / "c.npz", {"Wxh": np.zeros(2)})
+
+
+# -- damaged and foreign files -------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, _checkpoint())
+    return path
+
+
+def test_truncated_file(saved):
+    data = saved.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 30):
+        saved.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError, match="not a fastrnn checkpoint|damaged"):
+            load_checkpoint(saved)
+
+
+def test_corrupted_bytes(saved):
+    data = bytearray(saved.read_bytes())
+    start = data.index(b"Whh.npy") + 200  # inside a stored array
+    data[start:start + 16] = b"\xff" * 16
+    saved.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_checkpoint(saved)
+
+
+def test_random_bytes_and_text(tmp_path):
+    path = tmp_path / "c.npz"
+    path.write_bytes(os.urandom(1000))
+    with pytest.raises(CheckpointError, match="not a fastrnn checkpoint"):
+        load_checkpoint(path)
+    path.write_text("hello, I am a text file\n")
+    with pytest.raises(CheckpointError, match="not a fastrnn checkpoint"):
+        load_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_foreign_npz(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, Wxh=np.zeros((2, 2)), weights=np.ones(3))
+    with pytest.raises(CheckpointError, match="no fastrnn format tag"):
+        load_checkpoint(path)
+
+
+def test_single_npy(tmp_path):
+    path = tmp_path / "c.npy"
+    np.save(path, np.zeros(3))
+    with pytest.raises(CheckpointError, match="single .npy array"):
+        load_checkpoint(path)
+
+
+def test_pickled_object_entry_is_refused(tmp_path):
+    path = tmp_path / "c.npz"
+    np.savez(path, format=np.array("fastrnn-checkpoint"), evil=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def _rewrite(path, **changes):
+    with np.load(path, allow_pickle=False) as npz:
+        entries = {k: npz[k] for k in npz.files}
+    for key, value in changes.items():
+        if value is None:
+            del entries[key]
+        else:
+            entries[key] = value
+    np.savez(path, **entries)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"format_version": np.array(99)}, "format version 99"),
+    ({"iteration": None}, "'iteration' is missing"),
+    ({"Whh": None}, "'Whh' is missing"),
+    ({"iteration": np.array(-1)}, "'iteration' is not an integer"),
+    ({"iteration": np.array(1.5)}, "'iteration' is not an integer"),
+    ({"config": np.array("{not json")}, "not valid JSON"),
+    ({"config": np.array("[1, 2]")}, "not a JSON dict"),
+    ({"model_kind": np.array(3)}, "'model_kind' is not a string"),
+    ({"vocab": np.array([97, 97])}, "bad vocabulary"),
+    ({"hidden": np.zeros(3)}, "'hidden' has shape"),
+    ({"Wxh": np.array(["a"])}, "'Wxh' is not a float array"),
+    ({"parameter_names": np.array([1, 2])}, "parameter_names"),
+])
+def test_inconsistent_contents(saved, changes, message):
+    _rewrite(saved, **changes)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(saved)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "nope.npz")
+    with pytest.raises(IsADirectoryError):
+        load_checkpoint(tmp_path)
