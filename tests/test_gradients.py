@@ -94,7 +94,7 @@ def test_gradients_match_finite_differences(I, H, O, shape, with_h0, seed):
     errors = _relative_errors(analytic, numeric)
     assert max(errors.values()) <= TOLERANCE, errors
     # backward (from forward's outputs) gives the same gradients
-    for name, g in zip(NAMES, fast.backward(*fast.forward(x, h0), y)):
+    for name, g in zip(NAMES, fast.backward(*fast.forward(x, h0), y), strict=True):
         np.testing.assert_allclose(g, analytic[name], rtol=1e-13, atol=1e-14, err_msg=name)
 
 
@@ -106,7 +106,7 @@ def test_reference_backward_matches_finite_differences_of_reference_loss(shape, 
     x = rng.integers(0, 5, size=shape)
     y = rng.integers(0, 5, size=shape)
     h0 = rng.uniform(-0.8, 0.8, shape[:-1] + (4,)) if with_h0 else None
-    analytic = dict(zip(NAMES, ref.backward(*ref.forward(x, h0), y)))
+    analytic = dict(zip(NAMES, ref.backward(*ref.forward(x, h0), y), strict=True))
     params = {name: getattr(ref, name) for name in NAMES}
     numeric = _numeric_gradients(lambda: ref.loss(x, y, h0), params)
     errors = _relative_errors(analytic, numeric)

@@ -337,7 +337,7 @@ def _flat_model(I, H, O, seed):
     rng = np.random.default_rng(seed)
     theta = np.zeros(H * I + H * H + O * H + H + O)
     values = {}
-    for name, view in zip(NAMES, rnn.params(theta, I, H, O)):
+    for name, view in zip(NAMES, rnn.params(theta, I, H, O), strict=True):
         values[name] = rng.standard_normal(view.shape) * (0.3 if name.startswith("b") else 0.5)
         view[...] = values[name]
     return theta, values
@@ -361,7 +361,7 @@ class TestRNNKernels:
         theta = np.zeros(H * I + H * H + O * H + H + O)
         views = rnn.params(theta, I, H, O)
         shapes = [(H, I), (H, H), (O, H), (H, 1), (O, 1)]
-        for k, (view, shape) in enumerate(zip(views, shapes)):
+        for k, (view, shape) in enumerate(zip(views, shapes, strict=True)):
             assert view.shape == shape
             view[...] = k + 1  # every entry of theta written exactly once
         assert np.all(theta > 0)
@@ -374,7 +374,7 @@ class TestRNNKernels:
         m = fastrnn.RNN(7, 6, 5, seed=1)
         m.bh = np.arange(6.0).reshape(6, 1)
         m.by = -np.arange(5.0).reshape(5, 1)
-        for name, view in zip(NAMES, rnn.params(m.parameter_vector, 7, 6, 5)):
+        for name, view in zip(NAMES, rnn.params(m.parameter_vector, 7, 6, 5), strict=True):
             np.testing.assert_array_equal(view, getattr(m, name), err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
@@ -437,11 +437,11 @@ class TestRNNKernels:
         np.testing.assert_array_equal(theta, theta_kept)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
         np.testing.assert_allclose(h_last, rhs[:, -1], rtol=1e-12, atol=1e-13)
-        for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected):
+        for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
         grad2 = np.full_like(theta, np.nan)
         rnn.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
-        for name, g, e in zip(NAMES, rnn.params(grad2, I, H, O), expected):
+        for name, g, e in zip(NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), [(1, 6), (3, 4)])
@@ -505,7 +505,7 @@ class TestRNNKernels:
         rnn.xent(zT, y, True, lse, col)
         grads = [np.full_like(v[name], np.nan) for name in NAMES]
         rnn.backward(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, dhT, dhnext, *grads)
-        for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y)):
+        for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
 
@@ -515,12 +515,13 @@ class TestRNNKernels:
 def _numba_uniforms(seed, n):
     from numba import njit
 
+    # numba's generator only has the legacy np.random.* interface
     @njit
     def draws(seed, n):
-        np.random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
         out = np.empty(n)
         for i in range(n):
-            out[i] = np.random.random()
+            out[i] = np.random.random()  # noqa: NPY002
         return out
 
     return draws(seed, n)

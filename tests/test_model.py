@@ -164,7 +164,7 @@ def test_gradient_vector_is_laid_out_like_the_parameter_vector(make_pair, rng):
     assert fast.gradient_vector.shape == fast.parameter_vector.shape
     params = fast.parameters()
     expected = ref.backward(*ref.forward(x), y)
-    for name, e in zip(NAMES, expected):
+    for name, e in zip(NAMES, expected, strict=True):
         g = grads[name]
         assert np.shares_memory(g, fast.gradient_vector), name
         assert _offset(g, fast.gradient_vector) == _offset(params[name], fast.parameter_vector)
@@ -293,7 +293,7 @@ def test_backward_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
     expected = ref.backward(xs, hs, ps, y)
     got = fast.backward(xs, hs, ps, y)
     assert len(got) == 5
-    for name, g, e in zip(NAMES, got, expected):
+    for name, g, e in zip(NAMES, got, expected, strict=True):
         assert g.shape == getattr(fast, name).shape, name
         np.testing.assert_allclose(g, e, err_msg=name, **TOL)
 
@@ -303,7 +303,7 @@ def test_backward_on_its_own_forward(make_pair, rng):
     x, y, h0 = _data(rng, 6, 5, 4, (3, 5), "BH")
     got = fast.backward(*fast.forward(x, h0), y)
     expected = ref.backward(*ref.forward(x, h0), y)
-    for name, g, e in zip(NAMES, got, expected):
+    for name, g, e in zip(NAMES, got, expected, strict=True):
         np.testing.assert_allclose(g, e, err_msg=name, **TOL)
 
 
@@ -313,7 +313,7 @@ def test_backward_returns_fresh_arrays(make_pair, rng):
     first = fast.backward(*fast.forward(x), y)
     kept = [g.copy() for g in first]
     fast.backward(*fast.forward(y), x)  # different data, same shapes
-    for name, g, k in zip(NAMES, first, kept):
+    for name, g, k in zip(NAMES, first, kept, strict=True):
         np.testing.assert_array_equal(g, k, err_msg=name)
 
 
@@ -332,11 +332,11 @@ def test_backward_leaves_parameters_alone(make_pair, rng):
 def test_update_matches_reference(make_pair, rng, params_close, lr):
     fast, ref = make_pair(7, 4, 5)
     grads = [rng.standard_normal(getattr(fast, n).shape) for n in NAMES]
-    expected = [getattr(fast, n) - lr * g for n, g in zip(NAMES, grads)]
+    expected = [getattr(fast, n) - lr * g for n, g in zip(NAMES, grads, strict=True)]
     fast.update(*grads, lr)
     ref.update(*[g.copy() for g in grads], lr)
     params_close(fast, ref)
-    for name, e in zip(NAMES, expected):
+    for name, e in zip(NAMES, expected, strict=True):
         np.testing.assert_allclose(getattr(fast, name), e, rtol=1e-15, atol=1e-15, err_msg=name)
 
 
@@ -349,7 +349,7 @@ def test_update_accepts_lists_and_leaves_gradients_untouched(make_pair, rng):
     for name in NAMES:
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), **TOL)
     fast.update(*grads, 0.5)
-    for g, k in zip(grads, kept):
+    for g, k in zip(grads, kept, strict=True):
         np.testing.assert_array_equal(g, k)
 
 
@@ -473,7 +473,7 @@ def test_gradients_match_reference(make_pair, rng, I, H, O, shape, h0_kind):
     assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12, abs=1e-12)
     assert list(grads) == list(NAMES)
     expected = ref.backward(*ref.forward(x, h0), y)
-    for name, e in zip(NAMES, expected):
+    for name, e in zip(NAMES, expected, strict=True):
         np.testing.assert_allclose(grads[name], e, err_msg=name, **TOL)
 
 
@@ -647,7 +647,7 @@ def test_huge_logits_forward_and_loss_stay_finite(huge, rng, shape):
     assert g_loss == pytest.approx(expected, rel=1e-11)
     assert np.all(np.isfinite(fast.gradient_vector))
     reference_grads = ref.backward(*ref.forward(x, h0), y)
-    for name, e in zip(NAMES, reference_grads):
+    for name, e in zip(NAMES, reference_grads, strict=True):
         scale = max(np.abs(e).max(), 1.0)
         np.testing.assert_allclose(grads[name], e, rtol=0, atol=1e-9 * scale, err_msg=name)
 
