@@ -1,0 +1,250 @@
+"""Turn a saved benchmark run into the Markdown table and the plot (and the README's table).
+
+Usage, from the repository root::
+
+    python benchmarks/report.py benchmarks/results/2026-11-25.json
+    python benchmarks/report.py benchmarks/results/2026-11-25.json --readme README.md
+
+Reads a file written by ``pytest benchmarks --benchmark-only --benchmark-json=FILE``
+and writes ``benchmarks/results/table.md`` and ``benchmarks/results/speed.png``
+(``--out-dir`` to change).  With ``--readme FILE`` it also replaces whatever
+lies between the lines ``<!-- bench-table:start -->`` and
+``<!-- bench-table:end -->`` in FILE with the table and a link to the plot;
+when the markers are missing it changes nothing and exits with status 1.
+
+Times are microseconds per character: a benchmark's per-call statistic
+(``--stat``: min by default, the round least disturbed by the rest of the
+machine; noise only ever adds time) divided by its ``extra_info["chars_per_call"]``.
+The speed-ups are the other implementation's time over fastrnn's.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+START = "<!-- bench-table:start -->"
+END = "<!-- bench-table:end -->"
+OPS = ("train", "forward", "backward", "predict")
+IMPLS = ("fastrnn", "reference", "torch")
+STYLE = {  # colour, marker
+    "fastrnn": ("tab:red", "o"),
+    "reference": ("tab:blue", "s"),
+    "torch": ("tab:green", "^"),
+}
+HERE = Path(__file__).resolve().parent
+
+
+class ReportError(Exception):
+    """A problem with the input or the README, reported as one line."""
+
+
+def load(path, stat):
+    """Read a pytest-benchmark JSON file.
+
+    Returns
+    -------
+    run : dict
+        The whole file.
+    times : dict[(op, B, H), dict[impl, float]]
+        Microseconds per character.
+    """
+    try:
+        with open(path) as fh:
+            run = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {path}: {exc}") from None
+    times = {}
+    for bench in run.get("benchmarks", []):
+        info = bench.get("extra_info", {})
+        if not {"op", "impl", "B", "H", "chars_per_call"} <= info.keys():
+            continue  # not one of ours
+        seconds = bench["stats"][stat]
+        key = (info["op"], int(info["B"]), int(info["H"]))
+        times.setdefault(key, {})[info["impl"]] = seconds * 1e6 / info["chars_per_call"]
+    if not times:
+        raise ReportError(f"{path} holds no fastrnn benchmark results")
+    return run, times
+
+
+def _sort_key(key):
+    op, B, H = key
+    return (OPS.index(op) if op in OPS else len(OPS), op, B, H)
+
+
+def describe(run, stat, source):
+    """The lines above the table: machine, threads, statistic, provenance."""
+    machine = run.get("machine_info", {})
+    cpu = machine.get("cpu", {})
+    bench_info = machine.get("fastrnn_bench", {})
+    versions = bench_info.get("versions", {})
+    commit = run.get("commit_info", {})
+    cpu_name = cpu.get("brand_raw") or machine.get("processor") or "unknown CPU"
+    cores = cpu.get("count")
+    blas = bench_info.get("blas_threads")
+    check = bench_info.get("thread_check", {}).get("method", "not recorded")
+    torch_threads = bench_info.get("torch_threads")
+    version_text = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+    commit_id = (commit.get("id") or "")[:10]
+    dirty = " (uncommitted changes)" if commit.get("dirty") else ""
+    lines = [
+        f"- Machine: **{cpu_name}**"
+        + (f", {cores} logical CPUs" if cores else "")
+        + f", {machine.get('system', '')} {machine.get('machine', '')},"
+        f" Python {machine.get('python_version', '?')}.",
+        f"- Threads: **{blas if blas is not None else 'unknown'}** BLAS thread"
+        f" (checked via {check}), torch {torch_threads if torch_threads is not None else 'n/a'}"
+        " intra-op thread(s).",
+        f"- Time per character: the {stat} of each benchmark's rounds divided by the characters"
+        " per call (train/forward/backward: B x T with T=25, V=65; predict: 200 sampled"
+        " characters, B=1). Speed-up = other implementation's time / fastrnn's.",
+        f"- Source: `{source}`, run {run.get('datetime', '?')[:19]}"
+        + (f", commit {commit_id}{dirty}" if commit_id else "")
+        + (f"; {version_text}" if version_text else "")
+        + (" (quick mode)" if bench_info.get("quick") else "")
+        + ".",
+    ]
+    return lines
+
+
+def _us(value):
+    if value is None:
+        return "–"
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio(other, fast):
+    if other is None or fast is None:
+        return "–"
+    return f"{other / fast:.1f}×"
+
+
+def table(times):
+    """The Markdown table: one row per (op, B, H)."""
+    rows = [
+        "| op | B | H | fastrnn µs/char | reference µs/char | torch µs/char"
+        " | speed-up vs reference | speed-up vs torch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key in sorted(times, key=_sort_key):
+        op, B, H = key
+        t = times[key]
+        fast = t.get("fastrnn")
+        rows.append(
+            f"| {op} | {B} | {H} | {_us(fast)} | {_us(t.get('reference'))} | {_us(t.get('torch'))}"
+            f" | {_ratio(t.get('reference'), fast)} | {_ratio(t.get('torch'), fast)} |"
+        )
+    return rows
+
+
+def plot(times, header, path):
+    """One panel per (op, B): µs per char against H, log-log, a line per implementation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(op, B) for op, B, _ in times}, key=lambda p: _sort_key((*p, 0)))
+    batches = sorted({B for _, B in panels})
+    ops = [op for op in OPS if any(p[0] == op for p in panels)]
+    fig, axes = plt.subplots(len(batches), len(ops), figsize=(3.6 * len(ops), 3.2 * len(batches)),
+                             squeeze=False, sharex=True)
+    spare = []  # empty panels (no predict for B>1): the legend goes there
+    for r, B in enumerate(batches):
+        for c, op in enumerate(ops):
+            ax = axes[r][c]
+            keys = sorted(k for k in times if k[0] == op and k[1] == B)
+            if not keys:
+                ax.set_axis_off()
+                spare.append(ax)
+                continue
+            for impl in IMPLS:
+                pts = [(k[2], times[k][impl]) for k in keys if impl in times[k]]
+                if pts:
+                    colour, marker = STYLE[impl]
+                    ax.plot(*zip(*pts, strict=True), color=colour, marker=marker, label=impl)
+            hs = [k[2] for k in keys]
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(hs, [str(h) for h in hs])
+            ax.minorticks_off()
+            ax.set_title(f"{op}, B={B}")
+            ax.grid(True, which="both", alpha=0.3)
+            if c == 0:
+                ax.set_ylabel("µs per character")
+            if r == len(batches) - 1 or (op, batches[-1]) not in panels:
+                ax.set_xlabel("hidden size H")
+                ax.xaxis.set_tick_params(labelbottom=True)
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes.flat),
+                          key=lambda pair: len(pair[0]))
+    if spare:
+        spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=11)
+    else:
+        fig.legend(handles, labels, loc="lower right", ncol=len(labels), frameon=False)
+    fig.suptitle(header, fontsize=9)
+    fig.tight_layout(rect=(0, 0 if spare else 0.04, 1, 0.95))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def replace_between_markers(text, block):
+    """Put ``block`` between the README markers; ReportError when they are missing."""
+    start = text.find(START)
+    end = text.find(END)
+    if start < 0 or end < 0 or end < start:
+        raise ReportError(f"the markers {START} and {END} (in that order) are missing")
+    return text[: start + len(START)] + "\n" + block + "\n" + text[end:]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("json", type=Path, help="a --benchmark-json file of the suite")
+    parser.add_argument("--out-dir", type=Path, default=HERE / "results",
+                        help="where table.md and speed.png go (default: benchmarks/results)")
+    parser.add_argument("--stat", choices=("min", "median", "mean"), default="min",
+                        help="statistic of the rounds to report (default: min)")
+    parser.add_argument("--readme", type=Path,
+                        help="also replace the table between the bench-table markers in this file")
+    parser.add_argument("--no-plot", action="store_true", help="skip speed.png")
+    args = parser.parse_args(argv)
+    try:
+        readme_text = None
+        if args.readme is not None:  # check the markers before writing anything
+            try:
+                readme_text = args.readme.read_text()
+            except OSError as exc:
+                raise ReportError(f"cannot read {args.readme}: {exc}") from None
+            replace_between_markers(readme_text, "")
+        run, times = load(args.json, args.stat)
+        source = os.path.relpath(args.json.resolve(), Path.cwd())
+        header = describe(run, args.stat, source)
+        rows = table(times)
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        table_path = args.out_dir / "table.md"
+        png_path = args.out_dir / "speed.png"
+        note = "<!-- generated by benchmarks/report.py; do not edit by hand -->"
+        table_path.write_text("\n".join([note, *header, "", *rows]) + "\n")
+        print(f"wrote {table_path}")
+        if not args.no_plot:
+            machine = header[0].replace("- Machine: ", "").replace("**", "")
+            plot(times, f"fastrnn vs reference vs torch, {args.stat} µs per character\n{machine}"
+                 f" {header[1][2:].replace('**', '')}", png_path)
+            print(f"wrote {png_path}")
+        if readme_text is not None:
+            block = [note, *header, "", *rows]
+            if not args.no_plot:
+                rel = os.path.relpath(png_path.resolve(), args.readme.resolve().parent)
+                block += ["", f"![µs per character against hidden size]({Path(rel).as_posix()})"]
+            args.readme.write_text(replace_between_markers(readme_text, "\n".join(block)))
+            print(f"updated the table in {args.readme}")
+    except ReportError as exc:
+        print(f"report.py: error: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
