@@ -4,6 +4,7 @@ Usage, from the repository root::
 
     python benchmarks/report.py benchmarks/results/2026-11-25.json
     python benchmarks/report.py benchmarks/results/2026-11-25.json --readme README.md
+    python benchmarks/report.py run1.json run2.json     # best of several runs
 
 Reads a file written by ``pytest benchmarks --benchmark-only --benchmark-json=FILE``
 and writes ``benchmarks/results/table.md`` and ``benchmarks/results/speed.png``
@@ -15,7 +16,9 @@ when the markers are missing it changes nothing and exits with status 1.
 Times are microseconds per character: a benchmark's per-call statistic
 (``--stat``: min by default, the round least disturbed by the rest of the
 machine; noise only ever adds time) divided by its ``extra_info["chars_per_call"]``.
-The speed-ups are the other implementation's time over fastrnn's.
+The speed-ups are the other implementation's time over fastrnn's.  Given
+several files (runs of the same suite on the same machine), each entry is the
+fastest over the runs, which discounts a run that a busy machine disturbed.
 """
 
 import argparse
@@ -73,6 +76,18 @@ def _sort_key(key):
     return (OPS.index(op) if op in OPS else len(OPS), op, B, H)
 
 
+def load_all(paths, stat):
+    """:func:`load` each file; the first run describes the machine, times are the best."""
+    runs = [load(path, stat) for path in paths]
+    times = {}
+    for _, run_times in runs:
+        for key, per_impl in run_times.items():
+            best = times.setdefault(key, {})
+            for impl, value in per_impl.items():
+                best[impl] = min(value, best.get(impl, value))
+    return runs[0][0], times
+
+
 def describe(run, stat, source):
     """The lines above the table: machine, threads, statistic, provenance."""
     machine = run.get("machine_info", {})
@@ -99,7 +114,7 @@ def describe(run, stat, source):
         f"- Time per character: the {stat} of each benchmark's rounds divided by the characters"
         " per call (train/forward/backward: B x T with T=25, V=65; predict: 200 sampled"
         " characters, B=1). Speed-up = other implementation's time / fastrnn's.",
-        f"- Source: `{source}`, run {run.get('datetime', '?')[:19]}"
+        f"- Source: {source}, run {run.get('datetime', '?')[:19]}"
         + (f", commit {commit_id}{dirty}" if commit_id else "")
         + (f"; {version_text}" if version_text else "")
         + (" (quick mode)" if bench_info.get("quick") else "")
@@ -200,7 +215,8 @@ def replace_between_markers(text, block):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("json", type=Path, help="a --benchmark-json file of the suite")
+    parser.add_argument("json", type=Path, nargs="+",
+                        help="--benchmark-json file(s) of the suite; several: best of each")
     parser.add_argument("--out-dir", type=Path, default=HERE / "results",
                         help="where table.md and speed.png go (default: benchmarks/results)")
     parser.add_argument("--stat", choices=("min", "median", "mean"), default="min",
@@ -217,8 +233,10 @@ def main(argv=None):
             except OSError as exc:
                 raise ReportError(f"cannot read {args.readme}: {exc}") from None
             replace_between_markers(readme_text, "")
-        run, times = load(args.json, args.stat)
-        source = os.path.relpath(args.json.resolve(), Path.cwd())
+        run, times = load_all(args.json, args.stat)
+        source = ", ".join(f"`{os.path.relpath(p.resolve(), Path.cwd())}`" for p in args.json)
+        if len(args.json) > 1:
+            source = f"best of {len(args.json)} runs: {source}"
         header = describe(run, args.stat, source)
         rows = table(times)
         args.out_dir.mkdir(parents=True, exist_ok=True)
