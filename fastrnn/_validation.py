@@ -20,6 +20,7 @@ __all__ = [
     "check_temperature",
     "index_array",
     "paired_indices",
+    "check_index",
     "hidden_state",
 ]
 
@@ -35,7 +36,9 @@ def _integer(name, value):
     if type(value) is int:  # the common case, without the slower ABC checks
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+        raise ValueError(
+            f"{name} must be an integer, got {_short(value)} ({type(value).__name__})"
+        )
     return int(value)
 
 
@@ -43,7 +46,9 @@ def _real(name, value):
     if type(value) is float:  # the common case, without the slower ABC checks
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {_short(value)}")
+        raise ValueError(
+            f"{name} must be a real number, got {_short(value)} ({type(value).__name__})"
+        )
     return float(value)
 
 
@@ -160,13 +165,27 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
     return arr
 
 
-def paired_indices(inputs, targets, input_dim, output_dim, bounds=_numpy_bounds):
-    """Validate inputs and targets together: both index arrays of the same shape."""
-    xs = index_array("inputs", inputs, input_dim, bounds)
-    ys = index_array("targets", targets, output_dim, bounds)
+def paired_indices(inputs, targets, input_dim, output_dim, bounds=_numpy_bounds,
+                   names=("inputs", "targets")):
+    """Validate inputs and targets together: both index arrays of the same shape.
+
+    ``names`` are the argument names used in error messages.
+    """
+    xs = index_array(names[0], inputs, input_dim, bounds)
+    ys = index_array(names[1], targets, output_dim, bounds)
     if xs.shape != ys.shape:
-        raise ValueError(f"inputs has shape {xs.shape} but targets has shape {ys.shape}")
+        raise ValueError(f"{names[0]} has shape {xs.shape} but {names[1]} has shape {ys.shape}")
     return xs, ys
+
+
+def check_index(name, value, upper):
+    """A single integer index in [0, upper)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    value = _integer(name, value)
+    if not 0 <= value < upper:
+        raise ValueError(f"{name} must be in [0, {upper - 1}], got {value}")
+    return value
 
 
 def hidden_state(h0, batch, hidden_dim, name="h0"):

@@ -16,6 +16,7 @@ from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
 from fastrnn._validation import (
     check_clip,
     check_dimension,
+    check_index,
     check_learning_rate,
     check_num_chars,
     check_seed,
@@ -276,7 +277,9 @@ class RNN(_Model):
         dWxh, dWhh, dWhy, dbh, dby : ndarray
             New arrays in the shapes of the parameters.
         """
-        xs, ys = paired_indices(xs, targets, self.input_dim, self.output_dim, _index_bounds)
+        xs, ys = paired_indices(
+            xs, targets, self.input_dim, self.output_dim, _index_bounds, names=("xs", "targets")
+        )
         lead = xs.shape[:-1]
         T = xs.shape[-1]
         hs = self._states("hs", hs, lead + (T + 1, self.hidden_dim))
@@ -390,7 +393,7 @@ class RNN(_Model):
                 f"predict feeds each sampled index back as input, which needs "
                 f"output_dim <= input_dim, got {self.output_dim} > {self.input_dim}"
             )
-        start = index_array("start_index", [start_index], self.input_dim)[0]
+        start = check_index("start_index", start_index, self.input_dim)
         num_chars = check_num_chars(num_chars)
         temperature = check_temperature(temperature)
         seed = entropy_seed(check_seed("seed", seed))
@@ -399,7 +402,7 @@ class RNN(_Model):
         out = np.zeros(num_chars, dtype=np.int64)
         p = self._params
         H, O = self.hidden_dim, self.output_dim
-        _sample_rnn(int(start), h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], temperature,
+        _sample_rnn(start, h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], temperature,
                     seed, out, _aligned_zeros(H), _aligned_zeros(O), _aligned_zeros(O))
         return out.tolist()
 

@@ -15,6 +15,7 @@ import numpy as np
 from fastrnn._validation import (
     check_clip,
     check_dimension,
+    check_index,
     check_learning_rate,
     check_num_chars,
     check_seed,
@@ -31,6 +32,11 @@ __all__ = ["RNN", "GPT"]
 def _softmax(y):
     e = np.exp(y - np.max(y))
     return e / np.sum(e)
+
+
+def _log_softmax(y):
+    shifted = y - np.max(y)
+    return shifted - np.log(np.sum(np.exp(shifted)))
 
 
 class RNN:
@@ -59,36 +65,45 @@ class RNN:
 
     def _forward_row(self, inputs, hprev):
         hs = {-1: hprev.reshape(-1, 1)}
-        ps = {}
+        ps, log_ps = {}, {}
         for t in range(len(inputs)):
             x = np.zeros((self.input_dim, 1))
             x[inputs[t]] = 1
             hs[t] = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, hs[t - 1]) + self.bh)
             y = np.dot(self.Why, hs[t]) + self.by
             ps[t] = _softmax(y)
-        return hs, ps
+            log_ps[t] = _log_softmax(y)
+        return hs, ps, log_ps
 
-    def forward(self, inputs, h0=None):
-        """Return ``(xs, hs, ps)`` as :meth:`fastrnn.RNN.forward` does."""
-        xs = index_array("inputs", inputs, self.input_dim)
+    def _forward(self, xs, h0):
         rows = xs.reshape(-1, xs.shape[-1])
         h0s = hidden_state(h0, rows.shape[0], self.hidden_dim)
         T = rows.shape[1]
         hs = np.zeros((rows.shape[0], T + 1, self.hidden_dim))
         ps = np.zeros((rows.shape[0], T, self.output_dim))
+        log_ps = np.zeros((rows.shape[0], T, self.output_dim))
         for b in range(rows.shape[0]):
-            h, p = self._forward_row(rows[b], h0s[b])
+            h, p, lp = self._forward_row(rows[b], h0s[b])
             for t in range(-1, T):
                 hs[b, t + 1] = h[t].ravel()
             for t in range(T):
                 ps[b, t] = p[t].ravel()
+                log_ps[b, t] = lp[t].ravel()
         if xs.ndim == 1:
-            return xs, hs[0], ps[0]
+            return hs[0], ps[0], log_ps[0]
+        return hs, ps, log_ps
+
+    def forward(self, inputs, h0=None):
+        """Return ``(xs, hs, ps)`` as :meth:`fastrnn.RNN.forward` does."""
+        xs = index_array("inputs", inputs, self.input_dim)
+        hs, ps, _ = self._forward(xs, h0)
         return xs, hs, ps
 
     def backward(self, xs, hs, ps, targets):
         """Return ``(dWxh, dWhh, dWhy, dbh, dby)`` as :meth:`fastrnn.RNN.backward` does."""
-        xs, targets = paired_indices(xs, targets, self.input_dim, self.output_dim)
+        xs, targets = paired_indices(
+            xs, targets, self.input_dim, self.output_dim, names=("xs", "targets")
+        )
         hs = np.asarray(hs, dtype=np.float64).reshape(-1, xs.shape[-1] + 1, self.hidden_dim)
         ps = np.asarray(ps, dtype=np.float64).reshape(-1, xs.shape[-1], self.output_dim)
         rows_x = xs.reshape(-1, xs.shape[-1])
@@ -127,28 +142,28 @@ class RNN:
         for p, g in zip(params, grads):
             p -= learning_rate * g
 
-    def _loss(self, ps, targets):
+    def _loss(self, log_ps, targets):
         rows_y = targets.reshape(-1, targets.shape[-1])
-        ps = ps.reshape(rows_y.shape[0], rows_y.shape[1], -1)
+        log_ps = log_ps.reshape(rows_y.shape[0], rows_y.shape[1], -1)
         total = 0.0
         for b in range(rows_y.shape[0]):
             for t in range(rows_y.shape[1]):
-                total += -np.log(ps[b, t, rows_y[b, t]])
+                total += -log_ps[b, t, rows_y[b, t]]
         return total / rows_y.shape[0]
 
     def loss(self, inputs, targets, h0=None):
         """The loss of :meth:`train`, without an update."""
         xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
-        _, _, ps = self.forward(xs, h0)
-        return float(self._loss(ps, targets))
+        _, _, log_ps = self._forward(xs, h0)
+        return float(self._loss(log_ps, targets))
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Forward, backward, clip, SGD update; returns the loss before the update."""
         xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
         learning_rate = check_learning_rate(learning_rate)
         clip = check_clip(clip)
-        xs, hs, ps = self.forward(xs, h0)
-        loss = self._loss(ps, targets)
+        hs, ps, log_ps = self._forward(xs, h0)
+        loss = self._loss(log_ps, targets)
         grads = self.backward(xs, hs, ps, targets)
         if clip is not None:
             for g in grads:
@@ -164,7 +179,7 @@ class RNN:
         one the fastrnn kernel draws from numba's generator, so both sample the
         same indices for the same seed.
         """
-        start = index_array("start_index", [start_index], self.input_dim)[0]
+        start = check_index("start_index", start_index, self.input_dim)
         num_chars = check_num_chars(num_chars)
         temperature = check_temperature(temperature)
         rng = np.random.RandomState(entropy_seed(check_seed("seed", seed)))
@@ -179,7 +194,7 @@ class RNN:
             if temperature == 0:
                 ix = int(np.argmax(y))
             else:
-                p = _softmax(y / temperature)
+                p = _softmax((y - np.max(y)) / temperature)
                 u = rng.random_sample()
                 ix = int(min(np.searchsorted(np.cumsum(p), u, side="right"), self.output_dim - 1))
             out.append(ix)

@@ -15,8 +15,7 @@ from fastrnn._kernels.activations import (
     exp_,
     row_max,
     softmax_columns,
-    softmax_row,
-    softmax_unnormalised,
+    softmax_weights,
     tanh_,
     tanh_into,
 )
@@ -143,79 +142,46 @@ class TestActivations:
         assert row_max(np.array([1.0, np.inf, -np.inf])) == np.inf
 
     @pytest.mark.parametrize("n", [1, 2, 5, 9, 65])
-    @pytest.mark.parametrize(("inv_t", "scale"), [(1.0, 1.0), (2.0, 1.0), (0.25, 0.5),
-                                                   (1 / 0.7, 1 / 3)])
-    def test_softmax_row(self, n, inv_t, scale):
-        logits = np.random.default_rng(n).standard_normal(n) * 3
+    @pytest.mark.parametrize("inv_t", [1.0, 2.5, 0.1, 1 / 0.7])
+    def test_softmax_weights(self, n, inv_t):
+        logits = np.random.default_rng(n).standard_normal(n) * 5
         kept = logits.copy()
-        out = np.empty(n)
-        lse = softmax_row(logits, out, inv_t, scale)
-        y = logits * inv_t
-        want = np.exp(y - logsumexp(y))
-        np.testing.assert_allclose(out, scale * want, rtol=1e-14, atol=1e-300)
-        assert lse == pytest.approx(logsumexp(y), rel=1e-14, abs=1e-14)
+        out = np.full(n, np.nan)
+        total = softmax_weights(logits, out, inv_t)
+        want = np.exp((logits - logits.max()) * inv_t)
+        np.testing.assert_allclose(out, want, rtol=1e-14, atol=1e-300)
+        assert out[np.argmax(logits)] == 1.0
+        assert total == pytest.approx(want.sum(), rel=1e-14)
         np.testing.assert_array_equal(logits, kept)
-        # in place gives the same
-        same = logits.copy()
-        assert softmax_row(same, same, inv_t, scale) == lse
-        np.testing.assert_array_equal(same, out)
+        # normalised, they are the softmax of logits * inv_t
+        y = logits * inv_t
+        np.testing.assert_allclose(out / total, np.exp(y - logsumexp(y)), rtol=1e-13)
 
     @pytest.mark.parametrize("spread", [1e3, 1e6, 1e300])
-    def test_softmax_row_huge_logits(self, spread):
+    def test_softmax_weights_huge_logits(self, spread):
         logits = np.array([-1.0, 0.3, 1.0, 0.2]) * spread
         out = np.empty(4)
-        lse = softmax_row(logits, out, 1.0, 1.0)
-        assert np.all(np.isfinite(out)) and np.isfinite(lse)
-        np.testing.assert_allclose(out, np.exp(logits - logsumexp(logits)), atol=1e-300)
-        assert lse == pytest.approx(logsumexp(logits), rel=1e-15)
-        assert out.sum() == pytest.approx(1.0, abs=1e-15)
-
-    def test_softmax_row_log_probabilities_stay_finite(self):
-        """The log-normaliser gives log p = logit - lse even where p underflows to 0."""
-        logits = np.array([0.0, -2000.0, 5.0])
-        out = np.empty(3)
-        lse = softmax_row(logits, out, 1.0, 1.0)
-        assert out[1] == 0.0
-        assert logits[1] - lse == pytest.approx(-2005.0 - np.log1p(np.exp(-5.0)), rel=1e-15)
+        total = softmax_weights(logits, out, 1.0)
+        assert np.all(np.isfinite(out)) and 1.0 <= total <= 4.0
+        np.testing.assert_allclose(out / total, np.exp(logits - logsumexp(logits)), atol=1e-300)
 
     @pytest.mark.parametrize("inv_t", [1e10, 1e20, 1e50, 1e100, 1e300])
-    def test_softmax_row_at_tiny_temperature_is_one_hot(self, inv_t):
-        """temperature -> 0 (inv_t -> inf): all the mass on the largest logit, never NaN."""
+    def test_softmax_weights_at_tiny_temperature_is_one_hot(self, inv_t):
+        """temperature -> 0 (inv_t -> inf): all the weight on the largest logit, never NaN."""
         rng = np.random.default_rng(4)
         for _ in range(50):
             logits = rng.standard_normal(6)
             out = np.empty(6)
-            softmax_row(logits, out, inv_t, 1.0)
+            total = softmax_weights(logits, out, inv_t)
             want = np.zeros(6)
             want[np.argmax(logits)] = 1.0
             np.testing.assert_allclose(out, want, rtol=0, atol=1e-15,
                                        err_msg=f"inv_t={inv_t}, logits={logits.tolist()}")
+            assert total == pytest.approx(1.0, rel=1e-15)
 
-    @pytest.mark.parametrize("inv_t", [1.0, 2.5, 0.1])
-    def test_softmax_unnormalised(self, inv_t):
-        logits = np.random.default_rng(12).standard_normal(11) * 5
-        out = np.full(11, np.nan)
-        shift, total = softmax_unnormalised(logits, out, inv_t)
-        y = logits * inv_t
-        assert shift == y.max()
-        np.testing.assert_allclose(out, np.exp(y - y.max()), rtol=1e-14)
-        assert out.max() == pytest.approx(1.0, rel=1e-15)
-        assert total == pytest.approx(np.exp(y - y.max()).sum(), rel=1e-14)
-
-    @pytest.mark.parametrize("inv_t", [1e20, 1e100])
-    def test_softmax_unnormalised_at_tiny_temperature_keeps_the_top_weight(self, inv_t):
-        """The largest logit must get weight exp(0) = 1, whatever inv_t."""
-        rng = np.random.default_rng(13)
-        for _ in range(50):
-            logits = rng.standard_normal(6)
-            out = np.empty(6)
-            _, total = softmax_unnormalised(logits, out, inv_t)
-            assert total == pytest.approx(1.0, rel=1e-15), f"logits={logits.tolist()}"
-            assert out[np.argmax(logits)] == pytest.approx(1.0, rel=1e-15)
-
-    def test_softmax_row_nan_logit(self):
+    def test_softmax_weights_nan_logit(self):
         out = np.empty(3)
-        assert np.isnan(softmax_row(np.array([0.0, np.nan, 1.0]), out, 1.0, 1.0))
+        assert np.isnan(softmax_weights(np.array([0.0, np.nan, 1.0]), out, 1.0))
 
     @pytest.mark.parametrize(("O", "N"), [(1, 1), (5, 1), (1, 4), (7, 9), (3, 17)])
     @pytest.mark.parametrize("scale", [1.0, 0.25])

@@ -12,7 +12,7 @@ reassociation), so the careful order of the range reduction is kept.
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import config, types
 from numba.extending import intrinsic
 
 from fastrnn._jit import EXACT_FASTMATH, kernel
@@ -22,8 +22,7 @@ __all__ = [
     "tanh_",
     "tanh_into",
     "row_max",
-    "softmax_unnormalised",
-    "softmax_row",
+    "softmax_weights",
     "softmax_columns",
 ]
 
@@ -31,15 +30,16 @@ _LOG2E = 1.4426950408889634
 # ln 2 split in two (fdlibm): _LN2_HI has trailing zero bits, so k * _LN2_HI is exact.
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
-# Below this exp(x) is subnormal; the kernels treat it as 0.  Above _EXP_MAX it is Inf.
+# Below _EXP_MIN exp(x) is subnormal and the kernels return 0 (an error below
+# 3e-308); above _EXP_MAX = log(largest float64) it is Inf.
 _EXP_MIN = -708.0
-_EXP_MAX = 709.0
+_EXP_MAX = 709.782712893384
 # tanh(x) rounds to +-1 in float64 for |x| > 19.06.
 _TANH_SATURATE = 20.0
 
 
 @intrinsic
-def _bits_to_float(typingctx, bits):
+def _bits_to_float_intrinsic(typingctx, bits):
     """Reinterpret the bits of an int64 as a float64 (no conversion)."""
     if bits != types.int64:
         return None
@@ -48,6 +48,14 @@ def _bits_to_float(typingctx, bits):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+def _bits_to_float_python(bits):
+    """The same in plain Python, for NUMBA_DISABLE_JIT=1 (intrinsics cannot run there)."""
+    return float(np.array(bits, dtype=np.int64).view(np.float64))
+
+
+_bits_to_float = _bits_to_float_python if config.DISABLE_JIT else _bits_to_float_intrinsic
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
@@ -72,21 +80,31 @@ def _expm1_poly(r):
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _split(y):
-    """Cody-Waite reduction: y = k ln2 + r with |r| <= ln2/2; returns (r, 2**k).
+    """Cody-Waite reduction: y = k ln2 + r with |r| <= ln2/2; returns (r, k).
 
-    Valid for -1022 <= k <= 1023, i.e. about -708 <= y <= 709.
+    ``k`` is a whole float64; NaN is reduced as 0 (callers pass NaN through
+    themselves), so the integer conversion after this never sees it.
     """
+    y = y if y == y else 0.0
     k = np.floor(y * _LOG2E + 0.5)
     r = (y - k * _LN2_HI) - k * _LN2_LO
-    return r, _bits_to_float((np.int64(k) + 1023) << 52)
+    return r, k
+
+
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
+def _pow2(k):
+    """2.0**k for a whole float64 k in [-1022, 1023], built from the exponent bits."""
+    return _bits_to_float((np.int64(k) + 1023) << 52)
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _exp(x):
-    """e**x for x <= _EXP_MAX; 0 for x < _EXP_MIN.  Branch-free, vectorisable."""
-    r, scale = _split(min(max(x, _EXP_MIN), _EXP_MAX))
-    result = (_expm1_poly(r) + 1.0) * scale
+    """e**x; 0 below _EXP_MIN, Inf above _EXP_MAX, NaN for NaN.  Branch-free."""
+    r, k = _split(min(max(x, _EXP_MIN), _EXP_MAX))
+    # 2**(k-1) * 2 rather than 2**k: k reaches 1024 just below _EXP_MAX.
+    result = (_expm1_poly(r) + 1.0) * _pow2(k - 1.0) * 2.0
     result = result if x >= _EXP_MIN else 0.0
+    result = result if x <= _EXP_MAX else np.inf
     return result if x == x else x  # NaN in, NaN out
 
 
@@ -98,7 +116,8 @@ def _tanh(x):
     the series itself (accurate for tiny x), for k >= 1 the sum has no
     cancellation.
     """
-    r, scale = _split(2.0 * min(abs(x), _TANH_SATURATE))
+    r, k = _split(2.0 * min(abs(x), _TANH_SATURATE))
+    scale = _pow2(k)
     m = scale * _expm1_poly(r) + (scale - 1.0)
     t = m / (m + 2.0)
     t = t if x == x else x  # NaN in, NaN out
@@ -169,70 +188,39 @@ def row_max(v):
 
 
 @kernel(fastmath=EXACT_FASTMATH)
-def _exp_scaled_shifted(logits, inv_temperature, shift, out):
-    # out[i] = exp(logits[i] * inv_temperature - shift), one pass
+def _exp_shifted_scaled(logits, shift, inv_temperature, out):
+    # out[i] = exp((logits[i] - shift) * inv_temperature), one pass.  Subtract
+    # first: the largest logit then gives exactly exp(0) = 1 whatever the
+    # temperature (a fused multiply-add of logits * inv_t - shift would not).
     for i in range(logits.shape[0]):
-        out[i] = _exp(logits[i] * inv_temperature - shift)
+        out[i] = _exp((logits[i] - shift) * inv_temperature)
 
 
 @kernel
-def softmax_unnormalised(logits, out, inv_temperature):
-    """``out = exp(logits * inv_temperature - max)``; returns ``(max, sum(out))``.
+def softmax_weights(logits, out, inv_temperature):
+    """Unnormalised softmax weights ``out = exp((logits - max) * inv_temperature)``.
 
-    The shared first half of :func:`softmax_row` and of sampling (which draws
-    against the unnormalised weights and never needs the division).
+    What sampling needs: it draws against the weights and their sum and never
+    divides.  The largest weight is exactly 1, so the sum is in [1, n].
 
     Parameters
     ----------
     logits : ndarray, shape (n,)
     out : ndarray, shape (n,)
-        Modified in place; may be ``logits`` itself.
+        Modified in place; must not alias ``logits`` (the loop would not vectorise).
     inv_temperature : float
-        Positive.
-
-    Returns
-    -------
-    shift : float
-        ``max(logits) * inv_temperature`` (NaN if any logit is NaN).
-    total : float
-        The sum of ``out``.
-    """
-    shift = row_max(logits) * inv_temperature
-    _exp_scaled_shifted(logits, inv_temperature, shift, out)
-    total = 0.0
-    for i in range(out.shape[0]):
-        total += out[i]
-    return shift, total
-
-
-@kernel
-def softmax_row(logits, out, inv_temperature, scale):
-    """Stable softmax of ``logits * inv_temperature``, times ``scale``, into ``out``.
-
-    Parameters
-    ----------
-    logits : ndarray, shape (n,)
-    out : ndarray, shape (n,)
-        Modified in place; may be ``logits`` itself.
-    inv_temperature : float
-        1 / temperature; 1.0 for the plain softmax.
-    scale : float
-        Multiplies the probabilities (1.0 for probabilities; 1/B for the
-        gradient of a loss averaged over B streams).
+        Finite and positive.
 
     Returns
     -------
     float
-        The log-normaliser ``log(sum(exp(logits * inv_temperature)))``, computed
-        stably, so that callers form log-probabilities as
-        ``logits[i] * inv_temperature - result`` instead of taking ``log(p)``.
-        NaN when any logit is NaN.
+        The sum of ``out`` (NaN if any logit is NaN).
     """
-    shift, total = softmax_unnormalised(logits, out, inv_temperature)
-    factor = scale / total
+    _exp_shifted_scaled(logits, row_max(logits), inv_temperature, out)
+    total = 0.0
     for i in range(out.shape[0]):
-        out[i] *= factor
-    return shift + np.log(total)
+        total += out[i]
+    return total
 
 
 @kernel(fastmath=EXACT_FASTMATH)
@@ -251,7 +239,7 @@ def softmax_columns(z, scale, lse, total):
     The training kernels keep logits as (O, N) so that each step here is a
     vector operation across the N positions of a chunk (and ``z`` is already
     the layout the weight-gradient GEMM needs).  Sampling, one position at a
-    time, uses :func:`softmax_row` instead.
+    time, uses :func:`softmax_weights` instead.
 
     Parameters
     ----------

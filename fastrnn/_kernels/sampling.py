@@ -3,7 +3,7 @@
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_unnormalised, tanh_into
+from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.linalg import matvec_add
 
 __all__ = ["sample_rnn"]
@@ -44,7 +44,8 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
     Wxh, Whh, bh, Why, by : ndarray
         The parameters, in their model shapes.
     temperature : float
-        Softmax temperature; 0 picks the most likely index (greedy).
+        Softmax temperature; 0 (or one so small that 1/temperature overflows)
+        picks the most likely index (greedy).
     seed : int
         Seeds numba's generator, so the same seed gives the same draws in every
         process (the stream equals ``numpy.random.RandomState(seed)``'s).
@@ -60,7 +61,9 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
     H = Whh.shape[0]
     bias_h = bh[:, 0]
     bias_y = by[:, 0]
-    inv_temperature = 1.0 / temperature if temperature > 0.0 else 0.0
+    # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
+    inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
+    greedy = inv_temperature == np.inf
     ix = start
     for n in range(out.shape[0]):
         matvec_add(Whh, h, bias_h, a, n % 2 == 1)
@@ -68,9 +71,9 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
         matvec_add(Why, h, bias_y, z, False)
-        if temperature > 0.0:
-            _, total = softmax_unnormalised(z, w, inv_temperature)
-            ix = _draw(w, total, np.random.random())
-        else:
+        if greedy:
             ix = _argmax(z)
+        else:
+            total = softmax_weights(z, w, inv_temperature)
+            ix = _draw(w, total, np.random.random())
         out[n] = ix
