@@ -269,7 +269,7 @@ def _read_training_text(path):
 
 
 def _resume_text(args, ckpt):
-    """The text of a resumed run: TEXT_FILE, or the one the checkpoint records."""
+    """Read the text of a resumed run: TEXT_FILE, or the one the checkpoint records."""
     if args.text_file is not None:
         return _read_training_text(args.text_file)
     source = ckpt.text_source

@@ -90,7 +90,7 @@ def read_text(path):
 
 
 def builtin_corpus():
-    """The built-in corpus: the source of :data:`BUILTIN_MODULES`, concatenated.
+    """Return the built-in corpus: the source of :data:`BUILTIN_MODULES`, concatenated.
 
     Returns
     -------
@@ -120,7 +120,7 @@ def builtin_corpus():
 
 
 def fingerprint(text):
-    """The SHA-256 of a text's UTF-8 encoding, as 64 hex digits.
+    """Return the SHA-256 of a text's UTF-8 encoding, as 64 hex digits.
 
     A checkpoint records it so that a run is only ever resumed on its own text.
 
@@ -266,7 +266,7 @@ class Streams:
         return self.parts.shape[0]
 
     def chunk(self):
-        """The current chunk.
+        """Return the current chunk.
 
         Returns
         -------

@@ -16,7 +16,7 @@ _MAX_LISTED = 10
 
 
 def _code_points(text):
-    """The code points of ``text`` as a uint32 array, shape (len(text),)."""
+    """Return the code points of ``text`` as a uint32 array, shape (len(text),)."""
     # UTF-32 is one 4-byte unit per code point; "surrogatepass" keeps lone
     # surrogates (possible in a Python str) instead of failing on them.
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
@@ -27,7 +27,7 @@ def _from_code_points(codes):
 
 
 def _describe(chars):
-    """A readable, bounded list of characters for an error message."""
+    """Format a readable, bounded list of characters for an error message."""
     shown = ", ".join(repr(c) for c in chars[:_MAX_LISTED])
     if len(chars) > _MAX_LISTED:
         shown += f" and {len(chars) - _MAX_LISTED} more"
@@ -95,7 +95,7 @@ class Vocabulary:
 
     @classmethod
     def from_text(cls, text):
-        """The vocabulary of a text: its distinct characters sorted by code point.
+        """Build the vocabulary of a text: its distinct characters sorted by code point.
 
         Parameters
         ----------
@@ -136,7 +136,7 @@ class Vocabulary:
         return cls(_from_code_points(arr))
 
     def to_code_points(self):
-        """The characters as an int64 array of code points, shape (V,), in index order."""
+        """Return the characters as an int64 array of code points, shape (V,), in index order."""
         return self._codes.copy()
 
     @property
@@ -162,7 +162,7 @@ class Vocabulary:
         return f"Vocabulary({self.chars!r})" if self.size <= 40 else f"Vocabulary(size={self.size})"
 
     def unknown(self, text):
-        """The distinct characters of ``text`` that are not in the vocabulary.
+        """Return the distinct characters of ``text`` that are not in the vocabulary.
 
         Parameters
         ----------
@@ -180,12 +180,14 @@ class Vocabulary:
         missing = codes[self._sorted[pos] != codes]
         return list(_from_code_points(missing))
 
-    def encode(self, text):
-        """The indices of the characters of ``text``.
+    def encode(self, text, *, name="text"):
+        """Return the indices of the characters of ``text``.
 
         Parameters
         ----------
         text : str
+        name : str, default "text"
+            What to call ``text`` in an error message.
 
         Returns
         -------
@@ -204,13 +206,13 @@ class Vocabulary:
         if not np.array_equal(self._sorted[pos], codes):
             missing = self.unknown(text)
             raise ValueError(
-                f"text holds {len(missing)} character{'s' if len(missing) != 1 else ''} "
+                f"{name} holds {len(missing)} character{'s' if len(missing) != 1 else ''} "
                 f"outside the vocabulary: {_describe(missing)}"
             )
         return self._order[pos].astype(np.int64)
 
     def decode(self, indices):
-        """The text spelled by a sequence of indices.
+        """Return the text spelled by a sequence of indices.
 
         Parameters
         ----------

@@ -45,6 +45,9 @@ def test_unknown_characters_are_named():
     vocab = Vocabulary.from_text("abc")
     with pytest.raises(ValueError, match=r"2 characters outside the vocabulary: 'é', '日'"):
         vocab.encode("abéc日")
+    only_x = r"^the prime holds 1 character outside the vocabulary: 'x'$"
+    with pytest.raises(ValueError, match=only_x):
+        vocab.encode("xa", name="the prime")
     assert vocab.unknown("xaé") == ["x", "é"]
     assert vocab.unknown("cab") == []
 

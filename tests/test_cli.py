@@ -1,0 +1,385 @@
+"""End-to-end tests: the ``fastrnn`` command line, run in a subprocess like a user would."""
+
+import csv
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--hidden-size", "16", "--seq-length", "10", "--no-progress"]
+WORDS = ["naïve", "café", "über", "日本語", "😀", "the", "cat", "sat", "on", "a", "mat", "—",
+         "Ωmega", "def", "return", "(x)", "\n"]
+
+
+def make_text(n_words=1500, seed=0):
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def fastrnn(*args, cwd, pythonpath=(), timeout=180):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, timeout=timeout)
+
+
+def err(result):
+    return result.stderr.decode("utf-8", "replace")
+
+
+def history(out):
+    with open(out / "history.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_clean_failure(result, status, *fragments):
+    stderr = err(result)
+    assert result.returncode == status, stderr
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "error:" in last, stderr
+    for fragment in fragments:
+        assert fragment in last, stderr
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "words.txt"
+    path.write_text(make_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, text_file):
+    """A small finished run: (its directory, the result of the command)."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = fastrnn("train", text_file, "--out", out, "--hidden-size", "16", "--seq-length", "10",
+                     "--iterations", "30", "--eval-every", "10", "--sample-every", "15",
+                     cwd=out.parent)
+    assert result.returncode == 0, err(result)
+    return out, result
+
+
+# -- training and sampling -----------------------------------------------------------
+
+
+def test_train_writes_its_files_and_reports(trained):
+    out, result = trained
+    stderr = err(result)
+    assert "Traceback" not in stderr and result.stdout == b""
+    assert sorted(os.listdir(out)) == ["best.npz", "checkpoint.npz", "history.csv", "loss.png"]
+    rows = history(out)
+    assert [r["iteration"] for r in rows] == ["10", "20", "30"]
+    assert list(rows[0])[:4] == ["iteration", "train_loss", "val_loss", "chars_per_sec"]
+    assert all(float(r["val_loss"]) > 0 and float(r["chars_per_sec"]) > 0 for r in rows)
+    assert stderr.count("sample at iteration") == 2  # at 15 and 30
+    assert "30/30" in stderr and "val=" in stderr and "chars/s" in stderr  # the progress bar
+    assert "sample with: fastrnn sample" in stderr
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        assert int(npz["iteration"]) == 30
+        assert {"Wxh", "Whh", "Why", "bh", "by"} <= set(npz.files)
+
+
+def test_sample_prints_only_the_text(trained):
+    out, _ = trained
+    result = fastrnn("sample", out, "--length", "60", "--prime", "café ", "--seed", "3", cwd=out)
+    assert result.returncode == 0, err(result)
+    text = result.stdout.decode("utf-8")
+    assert text.startswith("café ") and len(text) == 65
+    assert set(text) <= set(make_text()) | set("café ")
+    assert "Traceback" not in err(result)
+    again = fastrnn("sample", out / "checkpoint.npz", "--length", "60", "--prime", "café ",
+                    "--seed", "3", cwd=out)
+    assert again.stdout == result.stdout  # same seed, same text; file or directory
+
+
+def test_sample_defaults_and_greedy(trained):
+    out, _ = trained
+    result = fastrnn("sample", out, "--temperature", "0", cwd=out)
+    assert result.returncode == 0, err(result)
+    assert len(result.stdout.decode("utf-8")) == 500
+    assert fastrnn("sample", out, "--temperature", "0", cwd=out).stdout == result.stdout
+
+
+def test_python_dash_m_and_help_show_the_defaults(tmp_path):
+    result = fastrnn("train", "--help", cwd=tmp_path)
+    text = result.stdout.decode()
+    assert result.returncode == 0
+    for fragment in ("--hidden-size", "(default: 100)", "(default: 25)", "(default: 1)",
+                     "(default: adagrad)", "0.1 for adagrad", "(default: 5.0)", "(default: 0.05)",
+                     "--resume", "--eval-every", "--sample-every", "--seed", "argparse",
+                     "built-in corpus"):
+        assert fragment in " ".join(text.split()), fragment
+    sample_help = " ".join(fastrnn("sample", "--help", cwd=tmp_path).stdout.decode().split())
+    for fragment in ("--length", "(default: 500)", "--temperature", "(default: 1.0)", "--prime",
+                     "--seed"):
+        assert fragment in sample_help, fragment
+
+
+def test_hello_demo_is_still_there(tmp_path):
+    result = fastrnn("hello", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "greedy from 'h': 'ello world'" in result.stdout.decode()
+
+
+def test_builtin_corpus(tmp_path):
+    result = fastrnn("train", "--out", tmp_path / "b", "--iterations", "2", "--eval-every", "1",
+                     "--hidden-size", "8", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, err(result)
+    assert "the built-in corpus" in err(result)
+    assert len(history(tmp_path / "b")) == 2
+
+
+def test_loss_goes_down_on_a_learnable_text(tmp_path):
+    path = tmp_path / "abc.txt"
+    path.write_text("abcdéfghij—" * 300, encoding="utf-8")
+    result = fastrnn("train", path, "--out", tmp_path / "o", *FAST, "--iterations", "300",
+                     "--eval-every", "50", cwd=tmp_path)
+    assert result.returncode == 0, err(result)
+    val = [float(r["val_loss"]) for r in history(tmp_path / "o")]
+    train = [float(r["train_loss"]) for r in history(tmp_path / "o")]
+    assert val[-1] < 0.2 * math.log(11) and val[-1] < val[0]
+    assert train[-1] < train[0]
+
+
+# -- resuming ------------------------------------------------------------------------
+
+
+def _state(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files if k not in ("config", "text_source")}
+
+
+def _samples(stderr):
+    return [block.split("\n-----")[0] for block in stderr.split("----- sample at ")[1:]]
+
+
+def test_resume_is_bit_identical(tmp_path, text_file):
+    common = [*FAST, "--batch-size", "2", "--eval-every", "2", "--sample-every", "2",
+              "--sample-length", "30"]
+    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "6", *common,
+                  cwd=tmp_path)
+    assert one.returncode == 0, err(one)
+    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "3", *common,
+                    cwd=tmp_path)
+    assert first.returncode == 0, err(first)
+    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "6",
+                     *common, cwd=tmp_path)  # the text file is found from the checkpoint
+    assert second.returncode == 0, err(second)
+    a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].tobytes() == b[key].tobytes(), key
+    # the evaluations and the samples in between agree too
+    rows_a = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "one")}
+    rows_b = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "two")}
+    assert [rows_b[i] for i in ("2", "4", "6")] == [rows_a[i] for i in ("2", "4", "6")]
+    assert _samples(err(one)) == _samples(err(first)) + _samples(err(second))
+    assert len(_samples(err(one))) == 3
+
+
+def test_resume_changes_the_schedule_and_keeps_the_rest(tmp_path, text_file):
+    out = tmp_path / "o"
+    assert fastrnn("train", text_file, "--out", out, *FAST, "--iterations", "4",
+                   cwd=tmp_path).returncode == 0
+    result = fastrnn("train", text_file, "--out", out, "--resume", "--iterations", "8",
+                     "--learning-rate", "0.05", "--clip", "0", "--hidden-size", "16",
+                     "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, err(result)
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        import json
+        config = json.loads(str(npz["config"]))
+        assert int(npz["iteration"]) == 8
+    assert config["learning_rate"] == 0.05 and config["clip"] == 0 and config["iterations"] == 8
+    assert config["hidden_size"] == 16 and config["seq_length"] == 10
+
+
+# -- Ctrl-C and divergence ----------------------------------------------------------
+
+
+def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
+    out = tmp_path / "o"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastrnn", "train", str(text_file), "--out", str(out),
+         "--hidden-size", "16", "--seq-length", "10", "--iterations", "100000000",
+         "--eval-every", "1000000", "--sample-every", "1000000"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read(1), b"")))
+    reader.start()
+    deadline = time.monotonic() + 120
+    while b"it/s" not in b"".join(chunks) and proc.poll() is None:  # the bar is running
+        assert time.monotonic() < deadline, b"".join(chunks)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    stderr = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "resume with: fastrnn train" in stderr and "--resume" in stderr
+    proc.stdout.close()
+    proc.stderr.close()
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        stopped = int(npz["iteration"])
+    assert stopped > 0
+    result = fastrnn("train", text_file, "--out", out, "--resume", "--iterations", stopped + 5,
+                     "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, err(result)
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
+        assert int(npz["iteration"]) == stopped + 5
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, text_file):
+    out = tmp_path / "o"
+    good = fastrnn("train", text_file, "--out", out, *FAST, "--optimizer", "sgd", "--clip", "0",
+                   "--iterations", "4", "--eval-every", "4", cwd=tmp_path)
+    assert good.returncode == 0, err(good)
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "best.npz")}
+    result = fastrnn("train", text_file, "--out", out, "--resume", "--learning-rate", "1e308",
+                     "--iterations", "1000", "--eval-every", "1", "--no-progress", cwd=tmp_path)
+    assert_clean_failure(result, 1, "training diverged:", "iteration", "is kept as it was")
+    for name, data in before.items():
+        assert (out / name).read_bytes() == data, name
+
+
+# -- every user error: one line on stderr, non-zero status, no traceback --------------
+
+
+def test_no_matplotlib_still_trains_and_says_how_to_get_plots(tmp_path, text_file):
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    result = fastrnn("train", text_file, "--out", tmp_path / "o", *FAST, "--iterations", "3",
+                     cwd=tmp_path, pythonpath=[fake])
+    assert result.returncode == 0, err(result)
+    assert 'pip install "fastrnn[plot]"' in err(result)
+    assert not (tmp_path / "o" / "loss.png").exists()
+    assert (tmp_path / "o" / "checkpoint.npz").exists()
+
+
+@pytest.fixture
+def files(tmp_path):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "latin1.txt").write_bytes("un café".encode("latin-1") * 50)
+    (tmp_path / "short.txt").write_text("tiny", encoding="utf-8")
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(3000))
+    np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
+    (tmp_path / "subdir").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, status, fragments", [
+    (["train", "missing.txt", "--out", "o"], 1, ["cannot read", "missing.txt",
+                                                 "No such file"]),
+    (["train", "empty.txt", "--out", "o"], 1, ["empty.txt is empty"]),
+    (["train", "latin1.txt", "--out", "o"], 1, ["latin1.txt is not UTF-8"]),
+    (["train", "subdir", "--out", "o"], 1, ["subdir is a directory"]),
+    (["train", "short.txt", "--out", "o"], 1, ["too short"]),
+    (["train", "--out", "o", "--hidden-size", "0"], 2, ["--hidden-size", "positive integer"]),
+    (["train", "--out", "o", "--seq-length", "ten"], 2, ["--seq-length", "'ten'"]),
+    (["train", "--out", "o", "--learning-rate", "-1"], 2, ["--learning-rate"]),
+    (["train", "--out", "o", "--learning-rate", "nan"], 2, ["--learning-rate", "finite"]),
+    (["train", "--out", "o", "--clip", "-5"], 2, ["--clip"]),
+    (["train", "--out", "o", "--val-fraction", "1"], 2, ["--val-fraction"]),
+    (["train", "--out", "o", "--optimizer", "lbfgs"], 2, ["--optimizer", "invalid choice"]),
+    (["train", "--out", "o", "--seed", "-1"], 2, ["--seed"]),
+    (["train", "--iterations", "5"], 2, ["--out"]),
+    (["train", "--out", "a_file"], 1, ["a_file exists and is not a directory"]),
+    (["train", "--out", "a_file/sub", "--iterations", "1", "--hidden-size", "4"], 1,
+     ["cannot write into the output directory"]),
+    (["train", "--out", "subdir", "--resume"], 1, ["holds no checkpoint.npz to resume"]),
+    (["sample", "random.npz"], 1, ["random.npz is not a fastrnn checkpoint"]),
+    (["sample", "foreign.npz"], 1, ["foreign.npz is not a fastrnn checkpoint"]),
+    (["sample", "missing.npz"], 1, ["missing.npz", "No such file"]),
+    (["sample", "subdir"], 1, ["holds no checkpoint.npz"]),
+    (["sample", "x", "--temperature", "-1"], 2, ["--temperature", ">= 0"]),
+    (["sample", "x", "--length", "-3"], 2, ["--length"]),
+    ([], 2, ["choose a command"]),
+    (["fly"], 2, ["invalid choice"]),
+])
+def test_user_errors(files, args, status, fragments):
+    assert_clean_failure(fastrnn(*args, cwd=files), status, *fragments)
+
+
+def test_unwritable_out_dir(files):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    locked = files / "locked"
+    locked.mkdir(mode=0o500)
+    assert_clean_failure(fastrnn("train", "--out", locked / "o", cwd=files), 1, "cannot write")
+
+
+def test_damaged_and_truncated_checkpoints(trained, tmp_path):
+    out, _ = trained
+    data = (out / "checkpoint.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    assert_clean_failure(fastrnn("sample", "cut.npz", cwd=tmp_path), 1, "cut.npz",
+                         "not a fastrnn checkpoint")
+    broken = bytearray(data)
+    at = broken.index(b"Whh.npy") + 300
+    broken[at:at + 8] = b"\x00" * 8
+    (tmp_path / "flipped.npz").write_bytes(bytes(broken))
+    assert_clean_failure(fastrnn("sample", "flipped.npz", cwd=tmp_path), 1, "flipped.npz",
+                         "damaged")
+
+
+def test_unknown_prime_characters_are_named(trained):
+    out, _ = trained
+    result = fastrnn("sample", out, "--prime", "catЖ#", cwd=out)
+    assert_clean_failure(result, 1, "prime text", "'#', 'Ж'")
+    assert result.stdout == b""
+
+
+def test_training_into_a_used_directory_is_refused(trained, text_file):
+    out, _ = trained
+    before = (out / "checkpoint.npz").read_bytes()
+    assert_clean_failure(fastrnn("train", text_file, "--out", out, cwd=out.parent), 1,
+                         "already holds a checkpoint", "--resume")
+    assert (out / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--hidden-size", "32"], ["--hidden-size 32 conflicts with the checkpoint", "16"]),
+    (["--optimizer", "adam"], ["--optimizer adam conflicts"]),
+    (["--iterations", "5"], ["--iterations 5 is below the checkpoint's iteration 30"]),
+])
+def test_resume_refuses_conflicts(trained, text_file, args, fragments):
+    out, _ = trained
+    result = fastrnn("train", text_file, "--out", out, "--resume", *args, cwd=out.parent)
+    assert_clean_failure(result, 1, *fragments)
+
+
+def test_resume_refuses_another_text(trained, tmp_path):
+    out, _ = trained
+    other = tmp_path / "other.txt"
+    other.write_text(make_text(seed=1), encoding="utf-8")
+    result = fastrnn("train", other, "--out", out, "--resume", "--iterations", "40", cwd=tmp_path)
+    assert_clean_failure(result, 1, "not the one the checkpoint was trained on", "words.txt")
+
+
+def test_sample_output_can_be_cut_short(trained):
+    out, _ = trained
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "sample", str(out), "--length",
+                             "300000", "--seed", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.read(10)
+    proc.stdout.close()  # like `| head -c 10`
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr

@@ -1,0 +1,529 @@
+import csv
+import io
+import math
+import os
+import signal
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from fastrnn import RNN
+from fastrnn._kernels import optimizers as opt
+from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastrnn.corpus import CorpusError
+from fastrnn.training import (
+    MODELS,
+    OPTIMIZERS,
+    Trainer,
+    TrainingConfig,
+    TrainingDiverged,
+    TrainingInterrupted,
+    generate,
+    load_model,
+)
+from fastrnn.vocab import Vocabulary
+
+TEXT = "the quick brown fox jumps over the lazy dog. naïve café, 日本語! " * 40
+
+
+def small(**overrides):
+    options = dict(hidden_size=12, seq_length=8, batch_size=2, iterations=12, eval_every=4,
+                   sample_every=6, sample_length=20, val_fraction=0.1)
+    options.update(overrides)
+    return TrainingConfig(**options)
+
+
+def state_of(trainer):
+    return (trainer.model.parameter_vector.copy(), trainer.hidden.copy(),
+            {k: v.copy() for k, v in trainer._optimizer.state.items()},
+            trainer.streams.position, trainer.streams.epoch, trainer._loss_ema,
+            trainer._rng.bit_generator.state)
+
+
+def assert_same_state(a, b):
+    assert a[0].tobytes() == b[0].tobytes()
+    assert a[1].tobytes() == b[1].tobytes()
+    assert a[2].keys() == b[2].keys()
+    for k in a[2]:
+        assert a[2][k].tobytes() == b[2][k].tobytes(), k
+    assert a[3:] == b[3:]
+
+
+# -- the configuration --------------------------------------------------------------
+
+
+def test_config_defaults_are_min_char_rnn():
+    c = TrainingConfig()
+    assert (c.model, c.hidden_size, c.seq_length, c.batch_size) == ("rnn", 100, 25, 1)
+    assert (c.optimizer, c.learning_rate, c.eps, c.clip) == ("adagrad", 0.1, 1e-8, 5.0)
+    assert c.val_fraction == 0.05
+
+
+def test_default_learning_rate_depends_on_the_optimizer():
+    assert TrainingConfig(optimizer="sgd").learning_rate == 0.1
+    assert TrainingConfig(optimizer="adam").learning_rate == 0.002
+    assert TrainingConfig(optimizer="rmsprop").learning_rate == 0.002
+    assert TrainingConfig(optimizer="adam", learning_rate=0.01).learning_rate == 0.01
+
+
+def test_config_round_trips_through_a_dict():
+    c = small(optimizer="rmsprop", lr_decay=0.5)
+    assert TrainingConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown training options: colour"):
+        TrainingConfig.from_dict({**c.to_dict(), "colour": "red"})
+
+
+def test_learning_rate_decay():
+    c = TrainingConfig(learning_rate=0.4, lr_decay=0.5, lr_decay_every=10)
+    assert [c.learning_rate_at(i) for i in (0, 9, 10, 25)] == [0.4, 0.4, 0.2, 0.1]
+    with pytest.raises(ValueError):
+        c.learning_rate_at(-1)
+
+
+@pytest.mark.parametrize("options", [
+    {"model": "lstm9"}, {"optimizer": "sgdd"}, {"hidden_size": 0}, {"hidden_size": 2.0},
+    {"seq_length": -1}, {"batch_size": True}, {"val_fraction": 1.0}, {"val_fraction": -0.1},
+    {"seed": -1}, {"seed": 2**32}, {"seed": None}, {"learning_rate": 0.0},
+    {"learning_rate": float("nan")}, {"clip": -1.0}, {"clip": float("inf")},
+    {"lr_decay": 0.0}, {"lr_decay": 1.5}, {"iterations": 0}, {"eval_every": 0},
+    {"sample_every": 0}, {"sample_length": -1}, {"eps": 0.0}, {"beta1": 1.0},
+    {"decay_rate": -0.5}, {"learning_rate": "0.1"},
+])
+def test_config_rejects(options):
+    with pytest.raises(ValueError):
+        TrainingConfig(**options)
+
+
+def test_registry_and_optimizers():
+    assert MODELS == {"rnn": RNN}
+    assert OPTIMIZERS == ("sgd", "adagrad", "rmsprop", "adam")
+
+
+# -- the trainer ---------------------------------------------------------------------
+
+
+def test_trainer_setup():
+    t = Trainer(TEXT, small())
+    assert t.vocab == Vocabulary.from_text(TEXT)
+    assert t.model.Wxh.shape == (12, t.vocab.size)
+    assert t.hidden.shape == (2, 12) and not t.hidden.any()
+    assert t.iteration == 0 and math.isnan(t.smooth_loss)
+    n_val = round(len(TEXT) * 0.1)
+    assert t.streams.parts.shape == (2, (len(TEXT) - n_val) // 2)
+
+
+def test_first_step_is_clip_then_the_optimizer_on_the_model_gradients():
+    t = Trainer(TEXT, small(optimizer="adagrad", clip=0.01))
+    twin = RNN(t.vocab.size, 12, t.vocab.size, seed=0)
+    np.testing.assert_array_equal(twin.parameter_vector, t.model.parameter_vector)
+    x, y = t.streams.chunk()
+    loss, _ = twin.gradients(x, y, np.zeros((2, 12)))
+    g = np.clip(twin.gradient_vector, -0.01, 0.01)
+    expected = twin.parameter_vector - 0.1 * g / np.sqrt(g * g + 1e-8)
+    assert t.step() == pytest.approx(loss / 8)
+    np.testing.assert_allclose(t.model.parameter_vector, expected, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(t.hidden, twin.last_hidden, rtol=1e-13)
+    assert t.smooth_loss == pytest.approx(loss / 8)  # bias-corrected from the first step
+
+
+def test_hidden_state_is_carried_and_reset_when_the_streams_wrap():
+    t = Trainer("abcdefghij" * 3, TrainingConfig(hidden_size=4, seq_length=4, batch_size=1,
+                                                  val_fraction=0))
+    assert t.streams.chunks_per_epoch == 7  # (30 - 1) // 4
+    for _ in range(6):
+        t.step()
+        assert t.hidden.any()
+    t.step()  # the seventh chunk ends the pass
+    assert t.streams.position == 0 and t.streams.epoch == 1
+    assert not t.hidden.any()
+
+
+def test_loss_goes_down_on_a_learnable_text():
+    t = Trainer("abcdefgh" * 200, small(hidden_size=16, val_fraction=0.1, batch_size=1))
+    before = t.evaluate()
+    assert before == pytest.approx(math.log(8), rel=0.01)  # uniform at first
+    for _ in range(300):
+        t.step()
+    assert t.evaluate() < 0.1 * before
+    assert t.smooth_loss < 0.3 * before
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_learns(optimizer):
+    t = Trainer("0123456789" * 100, small(optimizer=optimizer, hidden_size=16, batch_size=1))
+    before = t.evaluate()
+    for _ in range(150):
+        t.step()
+    assert t.evaluate() < 0.7 * before
+
+
+def test_evaluate_equals_one_pass_over_the_validation_text():
+    text = "".join(chr(97 + i % 7) for i in range(0, 5000, 3))
+    t = Trainer(text, TrainingConfig(hidden_size=8, seq_length=5, val_fraction=0.2))
+    for _ in range(20):
+        t.step()
+    val = t.vocab.encode(text)[-round(len(text) * 0.2):]
+    one_pass = t.model.loss(val[:-1][None, :], val[1:][None, :]) / (len(val) - 1)
+    assert t.evaluate() == pytest.approx(one_pass, rel=1e-12)
+
+
+def test_no_validation_data():
+    t = Trainer(TEXT, small(val_fraction=0))
+    assert t.evaluate() is None
+
+
+def test_sample_is_reproducible_and_uses_the_trainer_rng():
+    t = Trainer(TEXT, small())
+    a = t.sample(30, seed=5)
+    assert a == t.sample(30, seed=5) and len(a) == 30
+    assert set(a) <= set(t.vocab.chars)
+    state = t._rng.bit_generator.state
+    t.sample(10)
+    assert t._rng.bit_generator.state != state
+    assert t.sample(0) == ""
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("ab" * 5, "too short"),
+])
+def test_trainer_rejects_texts(text, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(text, small())
+
+
+def test_trainer_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="TrainingConfig"):
+        Trainer(TEXT, {"hidden_size": 3})
+    with pytest.raises(ValueError):
+        Trainer(b"bytes", small())
+    with pytest.raises(CorpusError):
+        Trainer("ab" * 5, small())
+
+
+# -- checkpoints and resuming --------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_resume_is_bit_identical(tmp_path, optimizer):
+    config = small(optimizer=optimizer, lr_decay=0.9, lr_decay_every=2)
+    one = Trainer(TEXT, config)
+    for _ in range(7):
+        one.step()
+    one.sample(10)
+
+    two = Trainer(TEXT, config)
+    for _ in range(3):
+        two.step()
+    two.sample(10)
+    two.save(tmp_path / "c.npz")
+    three = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
+    assert three.iteration == 3
+    for _ in range(4):
+        three.step()
+    assert_same_state(state_of(one), state_of(three))
+    assert three.sample(40) == one.sample(40)
+
+
+def test_resume_across_a_wrap(tmp_path):
+    config = TrainingConfig(hidden_size=6, seq_length=4, batch_size=2, val_fraction=0)
+    text = "abcdefghijklmnopqrstuvwxyz" * 2
+    one = Trainer(text, config)
+    for _ in range(20):
+        one.step()
+    two = Trainer(text, config)
+    for _ in range(5):  # 52 / 2 = 26 per stream: 6 chunks per pass, so this is mid-pass
+        two.step()
+    two.save(tmp_path / "c.npz")
+    three = Trainer.from_checkpoint(tmp_path / "c.npz", text)
+    for _ in range(15):
+        three.step()
+    assert three.streams.epoch == one.streams.epoch == 3
+    assert_same_state(state_of(one), state_of(three))
+
+
+def test_checkpoint_holds_the_weights_by_name(tmp_path):
+    t = Trainer(TEXT, small())
+    t.step()
+    t.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        for name, value in t.model.parameters().items():
+            np.testing.assert_array_equal(npz[name], value)
+        assert str(npz["text_sha256"]) == t.text_sha256
+        assert int(npz["iteration"]) == 1
+        assert npz["hidden"].shape == (2, 12)
+        assert npz["optimizer.mem"].shape == t.model.parameter_vector.shape
+
+
+def test_resume_refuses_another_text(tmp_path):
+    t = Trainer(TEXT, small())
+    t.save(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="not the one the checkpoint was trained on"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT + "x")
+
+
+def test_resume_refuses_fixed_changes_and_applies_schedule_changes(tmp_path):
+    t = Trainer(TEXT, small())
+    t.save(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="hidden_size is 12 in the checkpoint"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, hidden_size=13)
+    with pytest.raises(ValueError, match="unknown training option"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, colour=1)
+    same = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, hidden_size=12, learning_rate=0.5,
+                                   iterations=99, clip=0.0)
+    assert same.config.learning_rate == 0.5 and same.config.iterations == 99
+    assert same.config.clip == 0.0
+
+
+def test_from_checkpoint_accepts_a_directory(tmp_path):
+    t = Trainer(TEXT, small())
+    t.save(tmp_path / "checkpoint.npz")
+    assert Trainer.from_checkpoint(tmp_path, TEXT).iteration == 0
+
+
+def test_from_checkpoint_rejects_inconsistent_contents(tmp_path):
+    t = Trainer(TEXT, small())
+    ckpt = t.checkpoint()
+    ckpt.parameters["Whh"] = np.zeros((3, 3))
+    with pytest.raises(CheckpointError, match="Whh has shape"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.model_kind = "transformer"
+    with pytest.raises(CheckpointError, match="unknown model kind"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.hidden = np.zeros((5, 12))
+    with pytest.raises(CheckpointError, match="hidden state has shape"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.optimizer_state = {"m": np.zeros(3)}
+    with pytest.raises(CheckpointError, match="optimizer state"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.position = 3
+    with pytest.raises(CheckpointError, match="data position"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.rng_state = {"bit_generator": "MT19937"}
+    with pytest.raises(CheckpointError, match="random generator"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.config = {**ckpt.config, "hidden_size": "big"}
+    with pytest.raises(CheckpointError, match="configuration"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+
+
+# -- divergence ----------------------------------------------------------------------
+
+
+def test_non_finite_loss_stops_and_names_the_iteration():
+    t = Trainer(TEXT, small(optimizer="sgd", learning_rate=1e308, clip=0.0))
+    with pytest.raises(TrainingDiverged, match=r"the loss at iteration (\d+) is (nan|inf)") as err:
+        for _ in range(50):
+            t.step()
+    assert err.value.iteration == t.iteration + 1
+    assert not math.isfinite(err.value.loss)
+
+
+def test_save_refuses_non_finite_weights(tmp_path):
+    t = Trainer(TEXT, small())
+    t.model.parameter_vector[3] = np.inf
+    with pytest.raises(TrainingDiverged, match="weights are not finite after iteration 0"):
+        t.save(tmp_path / "c.npz")
+    assert not (tmp_path / "c.npz").exists()
+
+
+def test_run_keeps_the_last_good_checkpoint_when_diverging(tmp_path):
+    t = Trainer(TEXT, small(optimizer="sgd", clip=0.0, iterations=4, eval_every=4))
+    t.run(tmp_path, progress=False, log=io.StringIO())
+    before = {n: (tmp_path / n).read_bytes() for n in ("checkpoint.npz", "best.npz",
+                                                       "history.csv")}
+    t = Trainer.from_checkpoint(tmp_path, TEXT, learning_rate=1e308, iterations=100)
+    kept = r"loss at iteration \d+ is nan; the last checkpoint .*iteration 4\) is kept as it was"
+    with pytest.raises(TrainingDiverged, match=kept):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    for name, data in before.items():
+        assert (tmp_path / name).read_bytes() == data, name
+
+
+# -- whole runs ----------------------------------------------------------------------
+
+
+def _history(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_checkpoints_history_and_plot(tmp_path, capsys):
+    t = Trainer(TEXT, small(iterations=10, eval_every=4, sample_every=5))
+    summary = t.run(tmp_path / "out", progress=False)
+    out = tmp_path / "out"
+    assert sorted(os.listdir(out)) == ["best.npz", "checkpoint.npz", "history.csv", "loss.png"]
+    rows = _history(out / "history.csv")
+    assert [r["iteration"] for r in rows] == ["4", "8", "10"]  # every eval and at the end
+    assert list(rows[0]) == ["iteration", "train_loss", "val_loss", "chars_per_sec", "val_bpc",
+                             "learning_rate", "epoch"]
+    for r in rows:
+        assert float(r["val_bpc"]) == pytest.approx(float(r["val_loss"]) / math.log(2), rel=1e-5)
+        assert float(r["chars_per_sec"]) > 0
+    assert summary.iteration == 10
+    assert summary.val_loss == pytest.approx(float(rows[-1]["val_loss"]), abs=1e-6)
+    assert load_checkpoint(out / "checkpoint.npz").iteration == 10
+    best = load_checkpoint(out / "best.npz")
+    assert best.best_val_loss == pytest.approx(min(float(r["val_loss"]) for r in rows), abs=1e-6)
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    err = capsys.readouterr().err
+    assert err.count("sample at iteration") == 2
+
+
+def test_run_refuses_a_directory_holding_another_run(tmp_path):
+    Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False, log=io.StringIO())
+    with pytest.raises(FileExistsError, match="already holds a checkpoint"):
+        Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False)
+
+
+def test_run_resumes_and_trims_history_of_a_lost_future(tmp_path):
+    devnull = io.StringIO()
+    Trainer(TEXT, small(iterations=4, eval_every=2)).run(tmp_path, progress=False, log=devnull)
+    with open(tmp_path / "history.csv", "a") as f:
+        f.write("6,1.0,1.0,1,1.0,0.1,0.1\n7,1.0,")  # rows a crash left behind
+    t = Trainer.from_checkpoint(tmp_path, TEXT, iterations=8)
+    t.run(tmp_path, progress=False, log=devnull)
+    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["2", "4", "6", "8"]
+
+
+def test_run_without_matplotlib_says_how_to_get_plots(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    Trainer(TEXT, small(iterations=4)).run(tmp_path, progress=False)
+    assert not (tmp_path / "loss.png").exists()
+    assert 'pip install "fastrnn[plot]"' in capsys.readouterr().err
+
+
+def test_run_shows_a_progress_bar(tmp_path, capsys):
+    Trainer(TEXT, small(iterations=4, sample_length=0)).run(tmp_path, progress=True)
+    err = capsys.readouterr().err
+    assert "4/4" in err and "loss=" in err and "val=" in err and "chars/s" in err
+
+
+def test_sigint_stops_cleanly_with_a_checkpoint(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_length=0))
+    original = t.step
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 5:  # as if Ctrl-C came in the middle of a step
+            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT)).start()
+            threading.Event().wait(0.2)
+        return original()
+
+    t.step = step
+    with pytest.raises(TrainingInterrupted) as err:
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert err.value.iteration == t.iteration >= 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ckpt.iteration == t.iteration
+    again = Trainer.from_checkpoint(tmp_path, TEXT)
+    assert_same_state(state_of(again), state_of(t))
+
+
+def test_resume_with_nothing_left_to_do(tmp_path):
+    devnull = io.StringIO()
+    Trainer(TEXT, small(iterations=3)).run(tmp_path, progress=False, log=devnull)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    summary = Trainer.from_checkpoint(tmp_path, TEXT).run(tmp_path, progress=False, log=devnull)
+    assert summary.iteration == 3
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+    with pytest.raises(ValueError, match="beyond"):
+        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2).run(tmp_path, progress=False)
+
+
+# -- sampling from a checkpoint ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    t = Trainer(TEXT, small(iterations=60, eval_every=60, sample_length=0, batch_size=1))
+    t.run(out, progress=False, log=io.StringIO())
+    return out
+
+
+def test_load_model_from_file_or_directory(trained):
+    model, vocab = load_model(trained)
+    model2, _ = load_model(trained / "checkpoint.npz")
+    assert isinstance(model, RNN) and vocab == Vocabulary.from_text(TEXT)
+    np.testing.assert_array_equal(model.parameter_vector, model2.parameter_vector)
+
+
+def test_generate_starts_with_the_prime(trained):
+    model, vocab = load_model(trained)
+    text = generate(model, vocab, 50, prime="café", seed=1)
+    assert text.startswith("café") and len(text) == 54
+    assert generate(model, vocab, 50, prime="café", seed=1) == text
+    assert generate(model, vocab, 0, prime="ab") == "ab"
+    assert len(generate(model, vocab, 30, seed=2)) == 30
+
+
+def test_generate_primes_with_the_hidden_state_of_the_prime(trained):
+    model, vocab = load_model(trained)
+    prime = "the quick"
+    _, hs, _ = model.forward(vocab.encode(prime[:-1]))
+    expected = model.predict(int(vocab.encode(prime[-1])[0]), 20, temperature=0, h0=hs[-1])
+    assert generate(model, vocab, 20, prime=prime, temperature=0) == prime + vocab.decode(expected)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prime": "ЖaΩ"}, r"the prime text holds 2 characters outside the vocabulary: 'Ω', 'Ж'"),
+    ({"temperature": -1.0}, "temperature"),
+    ({"length": -1}, "length"),
+    ({"seed": -3}, "seed"),
+    ({"prime": 5}, "prime must be a str"),
+])
+def test_generate_rejects(trained, kwargs, message):
+    model, vocab = load_model(trained)
+    with pytest.raises(ValueError, match=message):
+        generate(model, vocab, **{"length": 5, **kwargs})
+
+
+def test_generate_rejects_a_mismatched_vocabulary(trained):
+    model, _ = load_model(trained)
+    with pytest.raises(ValueError, match="vocabulary"):
+        generate(model, Vocabulary("ab"), 5)
+    with pytest.raises(ValueError, match="Vocabulary"):
+        generate(model, "ab", 5)
+
+
+def test_load_model_rejects_foreign_files(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    with pytest.raises(CheckpointError):
+        load_model(tmp_path / "x.npz")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.npz")
+
+
+def test_optimizer_kernels_are_the_ones_used():
+    # The trainer holds no optimizer numerics of its own.
+    t = Trainer(TEXT, small(optimizer="rmsprop", clip=0.0))
+    theta = t.model.parameter_vector.copy()
+    x, y = t.streams.chunk()
+    t.model.gradients(x, y, np.zeros((2, 12)))
+    g = t.model.gradient_vector.copy()
+    cache = np.zeros_like(theta)
+    opt.rmsprop_(theta, g, cache, 0.002, 0.95, 1e-8)
+    t.model.parameter_vector[...] = t.model.parameter_vector  # no-op, same start
+    t.step()
+    np.testing.assert_array_equal(t.model.parameter_vector, theta)
+    np.testing.assert_array_equal(t._optimizer.state["cache"], cache)
+
+
+def test_save_then_save_checkpoint_again_is_byte_stable(tmp_path):
+    t = Trainer(TEXT, small())
+    t.step()
+    t.save(tmp_path / "a.npz")
+    save_checkpoint(tmp_path / "b.npz", load_checkpoint(tmp_path / "a.npz"))
+    a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
+    assert a.config == b.config and a.rng_state == b.rng_state
