@@ -3,9 +3,20 @@
 ``fastrnn.RNN`` (also ``fastrnn.GPT``) is a drop-in, many times faster version of
 the classic min-char-rnn model; ``fastrnn.reference`` holds the plain NumPy
 version it is tested and benchmarked against.
+
+Training on a text and sampling from the result (the API under the ``fastrnn``
+command line)::
+
+    from fastrnn import Trainer, TrainingConfig, generate, load_model
+
+    Trainer(text, TrainingConfig(iterations=20_000)).run("run")
+    model, vocab = load_model("run")
+    print(generate(model, vocab, 300, prime="def "))
 """
 
 from fastrnn.model import GPT, RNN
+from fastrnn.training import Trainer, TrainingConfig, generate, load_model
+from fastrnn.vocab import Vocabulary
 
-__all__ = ["RNN", "GPT"]
+__all__ = ["RNN", "GPT", "Vocabulary", "TrainingConfig", "Trainer", "load_model", "generate"]
 __version__ = "0.1.0"

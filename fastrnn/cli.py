@@ -128,35 +128,35 @@ def _seed(text):
 
 # -- the parser ----------------------------------------------------------------------
 
-# Training options: (flag, config field, type, help).  Their argparse default is
-# None, so that a resumed run can tell what was given on the command line.
+# Training options: (flag, config field, type, metavar, help).  Their argparse
+# default is None, so that a resumed run can tell what was given on the command line.
 _MODEL_OPTIONS = (
-    ("--hidden-size", "hidden_size", _positive_int, "size of the hidden state"),
-    ("--seq-length", "seq_length", _positive_int,
+    ("--hidden-size", "hidden_size", _positive_int, "N", "size of the hidden state"),
+    ("--seq-length", "seq_length", _positive_int, "N",
      "characters per chunk, the steps backpropagated through"),
-    ("--batch-size", "batch_size", _positive_int,
+    ("--batch-size", "batch_size", _positive_int, "N",
      "parallel streams, each a contiguous part of the text"),
-    ("--optimizer", "optimizer", str, "sgd, adagrad, rmsprop or adam"),
-    ("--val-fraction", "val_fraction", _fraction,
+    ("--optimizer", "optimizer", str, None, "the update rule"),
+    ("--val-fraction", "val_fraction", _fraction, "F",
      "last fraction of the text held out for validation (0: none)"),
-    ("--seed", "seed", _seed, "seed of the initial weights and of the samples"),
+    ("--seed", "seed", _seed, "N", "seed of the initial weights and of the samples"),
 )
 _SCHEDULE_OPTIONS = (
-    ("--learning-rate", "learning_rate", _positive_float, None),
-    ("--clip", "clip", _non_negative_float,
-     "clip gradients element-wise to [-CLIP, CLIP] (0: off)"),
-    ("--lr-decay", "lr_decay", _decay,
-     "multiply the learning rate by this every --lr-decay-every iterations"),
-    ("--lr-decay-every", "lr_decay_every", _positive_int, "iterations between decays"),
-    ("--iterations", "iterations", _positive_int,
+    ("--learning-rate", "learning_rate", _positive_float, "LR", None),
+    ("--clip", "clip", _non_negative_float, "C",
+     "clip gradients element-wise to [-C, C] (0: off)"),
+    ("--lr-decay", "lr_decay", _decay, "F",
+     "multiply the learning rate by F every --lr-decay-every iterations"),
+    ("--lr-decay-every", "lr_decay_every", _positive_int, "N", "iterations between decays"),
+    ("--iterations", "iterations", _positive_int, "N",
      "total optimizer steps (one chunk of every stream each), counting those before a resume"),
-    ("--eval-every", "eval_every", _positive_int,
+    ("--eval-every", "eval_every", _positive_int, "N",
      "iterations between validations, history rows and checkpoints"),
-    ("--sample-every", "sample_every", _positive_int, "iterations between samples"),
-    ("--sample-length", "sample_length", _count,
+    ("--sample-every", "sample_every", _positive_int, "N", "iterations between samples"),
+    ("--sample-length", "sample_length", _count, "N",
      "characters in each sample shown during training (0: none)"),
 )
-_FIXED_FLAGS = {field: flag for flag, field, _, _ in _MODEL_OPTIONS}
+_FIXED_FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS}
 
 
 def _train_epilog():
@@ -198,20 +198,19 @@ def _parser():
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in DIR/checkpoint.npz up to --iterations")
     model = train.add_argument_group("model and data (fixed once a run starts)")
-    for flag, field, kind, text in _MODEL_OPTIONS:
+    for flag, field, kind, metavar, text in _MODEL_OPTIONS:
         extra = {"choices": OPTIMIZERS} if field == "optimizer" else {}
-        model.add_argument(flag, dest=field, type=kind, default=None, metavar=None if extra else
-                           field.split("_")[0].upper(),
+        model.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar,
                            help=f"{text} (default: {getattr(defaults, field)})", **extra)
     schedule = train.add_argument_group("optimisation schedule (may change on --resume)")
-    for flag, field, kind, text in _SCHEDULE_OPTIONS:
+    for flag, field, kind, metavar, text in _SCHEDULE_OPTIONS:
         if field == "learning_rate":
             text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for rmsprop "
                     "and adam)")
         else:
             text = f"{text} (default: {getattr(defaults, field)})"
-        schedule.add_argument(flag, dest=field, type=kind, default=None,
-                              metavar=field.split("_")[-1].upper(), help=text)
+        schedule.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar,
+                              help=text)
     train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     train.set_defaults(handler=_train)
 
@@ -222,14 +221,14 @@ def _parser():
     )
     sample.add_argument("checkpoint", metavar="DIR_OR_CHECKPOINT",
                         help="a checkpoint file, or a training DIR (its checkpoint.npz)")
-    sample.add_argument("--length", type=_count, default=500,
+    sample.add_argument("--length", type=_count, default=500, metavar="N",
                         help="characters to generate, not counting the prime text (default: 500)")
-    sample.add_argument("--temperature", type=_non_negative_float, default=1.0,
+    sample.add_argument("--temperature", type=_non_negative_float, default=1.0, metavar="T",
                         help="softmax temperature; lower is more conservative, 0 is greedy "
                         "(default: 1.0)")
     sample.add_argument("--prime", default="", metavar="TEXT",
                         help="text to start with; the output begins with it")
-    sample.add_argument("--seed", type=_seed, default=None,
+    sample.add_argument("--seed", type=_seed, default=None, metavar="N",
                         help="seed for reproducible samples (default: a fresh one)")
     sample.set_defaults(handler=_sample)
 
@@ -306,8 +305,8 @@ def _train(args):
     out = args.out
     _check_out_dir(out)
     ckpt_path = os.path.join(out, CHECKPOINT_NAME)
-    given = {field: getattr(args, field) for _, field, _, _ in _MODEL_OPTIONS + _SCHEDULE_OPTIONS
-             if getattr(args, field) is not None}
+    fields = [option[1] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS]
+    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if args.resume:
         if not os.path.exists(ckpt_path):
             raise _UserError(f"--resume: {out} holds no {CHECKPOINT_NAME} to resume")
@@ -353,12 +352,11 @@ def _train(args):
 def _describe_run(trainer, out):
     c = trainer.config
     n_params = trainer.model.parameter_vector.shape[0]
-    n_val = 0 if trainer._val is None else trainer._val.size
     source = "the built-in corpus" if trainer.source == "<builtin>" else trainer.source
     print(
         f"training a {c.model} with {c.hidden_size} hidden units ({n_params:,} parameters) on "
         f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
-        f"{n_val:,} held out for validation\n"
+        f"{trainer.val_size:,} held out for validation\n"
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
         f"{c.optimizer} with learning rate {c.learning_rate:g}, "
         + (f"clip {c.clip:g}" if c.clip else "no clipping")

@@ -545,6 +545,8 @@ class Trainer:
     vocab : Vocabulary
     streams : fastrnn.corpus.Streams
         Where training is in the text.
+    val_size : int
+        Characters held out for validation (0: none).
     iteration : int
         Optimizer steps taken.
     hidden : ndarray, shape (B, H)
@@ -588,6 +590,7 @@ class Trainer:
         train, val = split_validation(vocab.encode(text), config.val_fraction)
         self.streams = Streams(train, config.batch_size, config.seq_length,
                                position=position, epoch=epoch)
+        self.val_size = int(val.shape[0])
         self._val = None
         if val.shape[0] >= 2:
             parts = max(1, min(config.batch_size, val.shape[0] // 2))
