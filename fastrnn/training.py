@@ -271,15 +271,18 @@ class TrainingDiverged(FloatingPointError):
         weights were not.
     loss : float or None
         The loss, or None when it is the weights that are not finite.
+    what : str
+        Which loss: ``"loss"`` (training) or ``"validation loss"``.
     """
 
-    def __init__(self, iteration, loss=None, detail=""):
+    def __init__(self, iteration, loss=None, detail="", what="loss"):
         self.iteration = iteration
         self.loss = loss
+        self.what = what
         if loss is None:
             message = f"training diverged: the weights are not finite after iteration {iteration}"
         else:
-            message = f"training diverged: the loss at iteration {iteration} is {loss}"
+            message = f"training diverged: the {what} at iteration {iteration} is {loss}"
         super().__init__(message + (f"; {detail}" if detail else ""))
 
 
@@ -408,8 +411,14 @@ def _model_from_checkpoint(ckpt, where):
     return model
 
 
+def _path(name, value):
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path (str or os.PathLike), got {value!r}")
+    return os.fspath(value)
+
+
 def _resolve_checkpoint(path):
-    path = os.fspath(path)
+    path = _path("path", path)
     if os.path.isdir(path):
         return os.path.join(path, CHECKPOINT_NAME)
     return path
@@ -872,8 +881,11 @@ class Trainer:
         FileExistsError
             If ``out_dir`` holds another run's checkpoint.
         """
-        return _Run(self, out_dir, progress, sys.stderr if log is None else log,
-                    handle_sigint).go()
+        out_dir = _path("out_dir", out_dir)
+        if log is not None and not callable(getattr(log, "write", None)):
+            raise ValueError(f"log must be a writable text file, got {log!r}")
+        return _Run(self, out_dir, bool(progress), sys.stderr if log is None else log,
+                    bool(handle_sigint)).go()
 
 
 class _Run:
@@ -975,6 +987,8 @@ class _Run:
             val = t._evaluate(stop)
         except _Aborted:
             return False
+        if val is not None and not math.isfinite(val):
+            raise self.diverged(TrainingDiverged(t.iteration, val, what="validation loss"))
         self.val_loss = val
         improved = val is not None and (t.best_val_loss is None or val < t.best_val_loss)
         if improved:
@@ -1095,4 +1109,4 @@ class _Run:
         advice = f"try a smaller learning rate (now {rate:g})"
         if not self.t.config.clip:
             advice += " or turn gradient clipping on"
-        return TrainingDiverged(error.iteration, error.loss, f"{kept}; {advice}")
+        return TrainingDiverged(error.iteration, error.loss, f"{kept}; {advice}", error.what)

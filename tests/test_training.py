@@ -527,3 +527,44 @@ def test_save_then_save_checkpoint_again_is_byte_stable(tmp_path):
     save_checkpoint(tmp_path / "b.npz", load_checkpoint(tmp_path / "a.npz"))
     a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
     assert a.config == b.config and a.rng_state == b.rng_state
+
+
+def test_run_and_load_model_reject_bad_arguments(tmp_path):
+    t = Trainer(TEXT, small())
+    with pytest.raises(ValueError, match="out_dir must be a path"):
+        t.run(None)
+    with pytest.raises(ValueError, match="log must be a writable"):
+        t.run(tmp_path, log="stderr")
+    with pytest.raises(ValueError, match="path must be a path"):
+        load_model(3)
+
+
+def test_run_never_saves_non_finite_weights(tmp_path):
+    t = Trainer(TEXT, small(optimizer="sgd", learning_rate=1e308, clip=0.0, eval_every=1,
+                            iterations=50))
+    with pytest.raises(TrainingDiverged, match="try a smaller learning rate") as err:
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert "gradient clipping on" in str(err.value)
+    if (tmp_path / "checkpoint.npz").exists():
+        ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+        assert ckpt.iteration < err.value.iteration
+        assert all(np.isfinite(w).all() for w in ckpt.parameters.values())
+    for row in _history(tmp_path / "history.csv"):
+        assert math.isfinite(float(row["val_loss"])) and math.isfinite(float(row["train_loss"]))
+
+
+def test_save_time_check_catches_weights_that_overflowed(tmp_path):
+    t = Trainer(TEXT, small(iterations=3, eval_every=2))
+    original = t.step
+
+    def step():
+        loss = original()
+        if t.iteration == 2:
+            t.model.parameter_vector[0] = np.inf  # a finite loss, then an overflowing update
+        return loss
+
+    t.step = step
+    with pytest.raises(TrainingDiverged, match="weights are not finite after iteration 2; "
+                                               "no checkpoint was written"):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert not (tmp_path / "checkpoint.npz").exists()
