@@ -306,7 +306,7 @@ class RNN(_Model):
             grads[name] = self._states("d" + name, g, self._params[name].shape)
         for name, g in grads.items():
             self._grads[name][...] = g
-        _opt.sgd_(self._theta, self._grad, learning_rate)
+        _opt.sgd_(self._theta, self._grad, learning_rate, 0.0)
 
     def _chunk(self, inputs, targets, h0):
         xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)

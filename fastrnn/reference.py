@@ -10,6 +10,8 @@ The public contract (argument shapes, return values, the loss) is the same as
 difference a caller can see is speed (and the last bits of floating point).
 """
 
+import math
+
 import numpy as np
 
 from fastrnn._validation import (
@@ -34,9 +36,15 @@ def _softmax(y):
     return e / np.sum(e)
 
 
-def _log_softmax(y):
-    shifted = y - np.max(y)
-    return shifted - np.log(np.sum(np.exp(shifted)))
+def _softmax_and_log_normaliser(y):
+    """Probabilities and ``log(sum(exp(y)))``, from one exponential of ``y - max``.
+
+    The loss is then ``lse - y[target]``: finite even where p underflows to 0.
+    """
+    m = np.max(y)
+    e = np.exp(y - m)
+    total = np.sum(e)
+    return e / total, float(m) + math.log(total)
 
 
 class RNN:
@@ -65,38 +73,39 @@ class RNN:
 
     def _forward_row(self, inputs, hprev):
         hs = {-1: hprev.reshape(-1, 1)}
-        ps, log_ps = {}, {}
+        ys, ps, lses = {}, {}, {}
         for t in range(len(inputs)):
             x = np.zeros((self.input_dim, 1))
             x[inputs[t]] = 1
             hs[t] = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, hs[t - 1]) + self.bh)
-            y = np.dot(self.Why, hs[t]) + self.by
-            ps[t] = _softmax(y)
-            log_ps[t] = _log_softmax(y)
-        return hs, ps, log_ps
+            ys[t] = np.dot(self.Why, hs[t]) + self.by
+            ps[t], lses[t] = _softmax_and_log_normaliser(ys[t])
+        return hs, ys, ps, lses
 
     def _forward(self, xs, h0):
         rows = xs.reshape(-1, xs.shape[-1])
         h0s = hidden_state(h0, rows.shape[0], self.hidden_dim)
         T = rows.shape[1]
         hs = np.zeros((rows.shape[0], T + 1, self.hidden_dim))
+        ys = np.zeros((rows.shape[0], T, self.output_dim))
         ps = np.zeros((rows.shape[0], T, self.output_dim))
-        log_ps = np.zeros((rows.shape[0], T, self.output_dim))
+        lses = np.zeros((rows.shape[0], T))
         for b in range(rows.shape[0]):
-            h, p, lp = self._forward_row(rows[b], h0s[b])
+            h, y, p, lse = self._forward_row(rows[b], h0s[b])
             for t in range(-1, T):
                 hs[b, t + 1] = h[t].ravel()
             for t in range(T):
+                ys[b, t] = y[t].ravel()
                 ps[b, t] = p[t].ravel()
-                log_ps[b, t] = lp[t].ravel()
+                lses[b, t] = lse[t]
         if xs.ndim == 1:
-            return hs[0], ps[0], log_ps[0]
-        return hs, ps, log_ps
+            return hs[0], ys[0], ps[0], lses[0]
+        return hs, ys, ps, lses
 
     def forward(self, inputs, h0=None):
         """Return ``(xs, hs, ps)`` as :meth:`fastrnn.RNN.forward` does."""
         xs = index_array("inputs", inputs, self.input_dim)
-        hs, ps, _ = self._forward(xs, h0)
+        hs, _, ps, _ = self._forward(xs, h0)
         return xs, hs, ps
 
     def backward(self, xs, hs, ps, targets):
@@ -142,28 +151,29 @@ class RNN:
         for p, g in zip(params, grads):
             p -= learning_rate * g
 
-    def _loss(self, log_ps, targets):
+    def _loss(self, ys, lses, targets):
         rows_y = targets.reshape(-1, targets.shape[-1])
-        log_ps = log_ps.reshape(rows_y.shape[0], rows_y.shape[1], -1)
+        ys = ys.reshape(rows_y.shape[0], rows_y.shape[1], -1)
+        lses = lses.reshape(rows_y.shape)
         total = 0.0
         for b in range(rows_y.shape[0]):
             for t in range(rows_y.shape[1]):
-                total += -log_ps[b, t, rows_y[b, t]]
+                total += lses[b, t] - ys[b, t, rows_y[b, t]]  # -log p[target]
         return total / rows_y.shape[0]
 
     def loss(self, inputs, targets, h0=None):
         """The loss of :meth:`train`, without an update."""
         xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
-        _, _, log_ps = self._forward(xs, h0)
-        return float(self._loss(log_ps, targets))
+        _, ys, _, lses = self._forward(xs, h0)
+        return float(self._loss(ys, lses, targets))
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Forward, backward, clip, SGD update; returns the loss before the update."""
         xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
         learning_rate = check_learning_rate(learning_rate)
         clip = check_clip(clip)
-        hs, ps, log_ps = self._forward(xs, h0)
-        loss = self._loss(log_ps, targets)
+        hs, ys, ps, lses = self._forward(xs, h0)
+        loss = self._loss(ys, lses, targets)
         grads = self.backward(xs, hs, ps, targets)
         if clip is not None:
             for g in grads:

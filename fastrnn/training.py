@@ -364,18 +364,18 @@ class _Optimizer:
                 )
             self.state[name] = np.array(value, dtype=target.dtype, order="C")
 
-    def step(self, theta, grad, learning_rate):
+    def step(self, theta, grad, learning_rate, clip):
         c, s = self.config, self.state
         if self.name == "sgd":
-            _opt.sgd_(theta, grad, learning_rate)
+            _opt.sgd_(theta, grad, learning_rate, clip)
         elif self.name == "adagrad":
-            _opt.adagrad_(theta, grad, s["mem"], learning_rate, c.eps)
+            _opt.adagrad_(theta, grad, s["mem"], learning_rate, c.eps, clip)
         elif self.name == "rmsprop":
-            _opt.rmsprop_(theta, grad, s["cache"], learning_rate, c.decay_rate, c.eps)
+            _opt.rmsprop_(theta, grad, s["cache"], learning_rate, c.decay_rate, c.eps, clip)
         else:
             s["step"][...] += 1
             _opt.adam_(theta, grad, s["m"], s["v"], learning_rate, c.beta1, c.beta2, c.eps,
-                       int(s["step"]))
+                       int(s["step"]), clip)
 
 
 def _build_model(kind, args, seed=0):
@@ -727,10 +727,8 @@ class Trainer:
         loss, _ = self.model.gradients(inputs, targets, self.hidden)
         if not math.isfinite(loss):
             raise TrainingDiverged(self.iteration + 1, loss)
-        grad = self.model.gradient_vector
-        _opt.clip_(grad, self.config.clip)
-        self._optimizer.step(self.model.parameter_vector, grad,
-                             self.config.learning_rate_at(self.iteration))
+        self._optimizer.step(self.model.parameter_vector, self.model.gradient_vector,
+                             self.config.learning_rate_at(self.iteration), self.config.clip)
         self.hidden = np.array(self.model.last_hidden, dtype=np.float64).reshape(self.hidden.shape)
         if self.streams.advance():
             self.hidden = np.zeros_like(self.hidden)  # a new pass starts from a blank state

@@ -20,18 +20,50 @@ def _both(kernel):
     return [pytest.param(kernel, id="jit"), pytest.param(kernel.py_func, id="python")]
 
 
-@pytest.mark.parametrize("clip", _both(opt.clip_))
-def test_clip_elementwise(clip):
-    g = np.array([-10.0, -5.0, -1.0, 0.0, 2.5, 5.0, 7.0])
-    clip(g, 5.0)
-    np.testing.assert_array_equal(g, np.clip([-10.0, -5.0, -1.0, 0.0, 2.5, 5.0, 7.0], -5, 5))
+@pytest.mark.parametrize("sgd", _both(opt.sgd_))
+def test_sgd_clips_elementwise(sgd):
+    g = np.array([-10.0, -5.0, -1.0, 0.0, 2.5, 5.0, 7.0, np.inf, -np.inf])
+    theta = np.zeros_like(g)
+    sgd(theta, g, 1.0, 5.0)
+    np.testing.assert_array_equal(theta, -np.clip(g, -5, 5))
+    np.testing.assert_array_equal(g[:3], [-10.0, -5.0, -1.0])  # the gradient is not modified
 
 
-@pytest.mark.parametrize("clip", _both(opt.clip_))
-def test_clip_zero_is_off(clip):
-    g = np.array([-1e9, 3.0, 1e9])
-    clip(g, 0.0)
-    np.testing.assert_array_equal(g, [-1e9, 3.0, 1e9])
+@pytest.mark.parametrize("sgd", _both(opt.sgd_))
+@pytest.mark.parametrize("limit", [0.0, -1.0])
+def test_clip_zero_or_negative_is_off(sgd, limit):
+    theta = np.zeros(3)
+    sgd(theta, np.array([-1e9, 3.0, 1e9]), 1.0, limit)
+    np.testing.assert_array_equal(theta, [1e9, -3.0, -1e9])
+
+
+@pytest.mark.parametrize("kernel, state", [
+    (opt.sgd_, 0), (opt.adagrad_, 1), (opt.rmsprop_, 1), (opt.adam_, 2),
+])
+def test_every_optimizer_sees_the_clipped_gradient(kernel, state):
+    """Each kernel with clip c equals the same kernel on np.clip(g, -c, c) without clipping."""
+    theta, grads = _vectors(7, scale=4.0)
+    clipped_theta = theta.copy()
+    s_a = [np.zeros(N) for _ in range(state)]
+    s_b = [np.zeros(N) for _ in range(state)]
+    for t, g in enumerate(grads, start=1):
+        args = _hyper(kernel, t)
+        kernel(theta, g, *s_a, *args, 1.5)
+        kernel(clipped_theta, np.clip(g, -1.5, 1.5), *s_b, *args, 0.0)
+    np.testing.assert_array_equal(theta, clipped_theta)
+    for a, b in zip(s_a, s_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _hyper(kernel, t):
+    """The hyper-parameters of each kernel, between its state and ``clip``."""
+    if kernel is opt.sgd_:
+        return (0.1,)
+    if kernel is opt.adagrad_:
+        return (0.1, 1e-8)
+    if kernel is opt.rmsprop_:
+        return (0.002, 0.95, 1e-8)
+    return (0.002, 0.9, 0.999, 1e-8, t)
 
 
 @pytest.mark.parametrize("sgd", _both(opt.sgd_))
@@ -39,7 +71,7 @@ def test_sgd(sgd):
     theta, grads = _vectors()
     expected = theta.copy()
     for g in grads:
-        sgd(theta, g, 0.1)
+        sgd(theta, g, 0.1, 0.0)
         expected -= 0.1 * g
     np.testing.assert_allclose(theta, expected, rtol=1e-14, atol=1e-15)
 
@@ -50,7 +82,7 @@ def test_adagrad_matches_min_char_rnn(adagrad):
     mem = np.zeros(N)
     expected, emem = theta.copy(), np.zeros(N)
     for g in grads:
-        adagrad(theta, g, mem, 0.1, 1e-8)
+        adagrad(theta, g, mem, 0.1, 1e-8, 0.0)
         emem += g * g  # min-char-rnn: mem += dparam * dparam
         expected += -0.1 * g / np.sqrt(emem + 1e-8)
     np.testing.assert_allclose(mem, emem, rtol=1e-14)
@@ -61,7 +93,7 @@ def test_adagrad_matches_min_char_rnn(adagrad):
 def test_adagrad_zero_gradient_moves_nothing(adagrad):
     theta = np.ones(4)
     mem = np.zeros(4)
-    adagrad(theta, np.zeros(4), mem, 0.1, 1e-8)
+    adagrad(theta, np.zeros(4), mem, 0.1, 1e-8, 0.0)
     np.testing.assert_array_equal(theta, np.ones(4))
     np.testing.assert_array_equal(mem, np.zeros(4))
 
@@ -72,7 +104,7 @@ def test_rmsprop(rmsprop):
     cache = np.zeros(N)
     expected, ecache = theta.copy(), np.zeros(N)
     for g in grads:
-        rmsprop(theta, g, cache, 0.002, 0.95, 1e-8)
+        rmsprop(theta, g, cache, 0.002, 0.95, 1e-8, 0.0)
         ecache = 0.95 * ecache + 0.05 * g**2
         expected -= 0.002 * g / (np.sqrt(ecache) + 1e-8)
     np.testing.assert_allclose(cache, ecache, rtol=1e-13)
@@ -86,7 +118,7 @@ def test_adam(adam):
     expected, em, ev = theta.copy(), np.zeros(N), np.zeros(N)
     b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.002
     for t, g in enumerate(grads, start=1):
-        adam(theta, g, m, v, lr, b1, b2, eps, t)
+        adam(theta, g, m, v, lr, b1, b2, eps, t, 0.0)
         em = b1 * em + (1 - b1) * g
         ev = b2 * ev + (1 - b2) * g**2
         mhat = em / (1 - b1**t)
@@ -101,12 +133,12 @@ def test_adam_first_step_is_learning_rate_times_sign():
     # With bias correction the first step is lr * g / (|g| + eps) = ~lr * sign(g).
     theta = np.zeros(3)
     g = np.array([0.5, -2.0, 1e-3])
-    opt.adam_(theta, g, np.zeros(3), np.zeros(3), 0.01, 0.9, 0.999, 1e-8, 1)
+    opt.adam_(theta, g, np.zeros(3), np.zeros(3), 0.01, 0.9, 0.999, 1e-8, 1, 0.0)
     np.testing.assert_allclose(theta, -0.01 * np.sign(g), rtol=1e-4)
 
 
 @pytest.mark.parametrize("kernel, state", [
-    (opt.adagrad_, 1), (opt.rmsprop_, 1), (opt.adam_, 2),
+    (opt.sgd_, 0), (opt.adagrad_, 1), (opt.rmsprop_, 1), (opt.adam_, 2),
 ])
 def test_nan_gradient_propagates(kernel, state):
     # The kernels are compiled without nnan/ninf, so NaN stays NaN (the trainer
@@ -114,19 +146,14 @@ def test_nan_gradient_propagates(kernel, state):
     theta = np.zeros(2)
     g = np.array([np.nan, 1.0])
     states = [np.zeros(2) for _ in range(state)]
-    if kernel is opt.adam_:
-        kernel(theta, g, *states, 0.1, 0.9, 0.999, 1e-8, 1)
-    elif kernel is opt.rmsprop_:
-        kernel(theta, g, *states, 0.1, 0.95, 1e-8)
-    else:
-        kernel(theta, g, *states, 0.1, 1e-8)
+    kernel(theta, g, *states, *_hyper(kernel, 1), 5.0)  # clipping must not hide NaN
     assert np.isnan(theta[0]) and np.isfinite(theta[1])
 
 
 def test_length_one_and_empty_vectors():
     for n in (0, 1):
         theta, g, s1, s2 = np.ones(n), np.ones(n), np.zeros(n), np.zeros(n)
-        opt.adagrad_(theta, g, s1, 0.1, 1e-8)
-        opt.rmsprop_(theta, g, s1, 0.1, 0.95, 1e-8)
-        opt.adam_(theta, g, s1, s2, 0.1, 0.9, 0.999, 1e-8, 1)
+        opt.adagrad_(theta, g, s1, 0.1, 1e-8, 5.0)
+        opt.rmsprop_(theta, g, s1, 0.1, 0.95, 1e-8, 5.0)
+        opt.adam_(theta, g, s1, s2, 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
         assert theta.shape == (n,)

@@ -513,7 +513,7 @@ def test_optimizer_kernels_are_the_ones_used():
     t.model.gradients(x, y, np.zeros((2, 12)))
     g = t.model.gradient_vector.copy()
     cache = np.zeros_like(theta)
-    opt.rmsprop_(theta, g, cache, 0.002, 0.95, 1e-8)
+    opt.rmsprop_(theta, g, cache, 0.002, 0.95, 1e-8, 0.0)
     t.model.parameter_vector[...] = t.model.parameter_vector  # no-op, same start
     t.step()
     np.testing.assert_array_equal(t.model.parameter_vector, theta)

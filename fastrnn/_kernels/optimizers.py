@@ -2,7 +2,9 @@
 
 Every model keeps all its parameters in one contiguous float64 vector (and its
 gradients in another of the same layout), so one loop here updates a whole
-model, whatever its architecture.  The stateful optimizers keep their state
+model, whatever its architecture.  Every update clips the gradient element-wise
+on the fly (``clip``; ``<= 0`` turns it off), as min-char-rnn does before its
+step, without a separate pass over the gradient vector.  The stateful optimizers keep their state
 in vectors of the same layout, owned by the caller (the trainer) and updated
 in place.
 """
@@ -11,27 +13,24 @@ import numpy as np
 
 from fastrnn._jit import kernel
 
-__all__ = ["clip_", "sgd_", "adagrad_", "rmsprop_", "adam_"]
+__all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_"]
 
 
-@kernel
-def clip_(g, limit):
-    """Clip ``g`` element-wise to ``[-limit, limit]`` in place (``limit <= 0``: no-op).
+@kernel(inline="always")
+def _clipped(v, limit):
+    """``v`` clipped to ``[-limit, limit]``; unchanged when ``limit <= 0``.
 
-    Parameters
-    ----------
-    g : ndarray, shape (n,)
-        Modified in place.
-    limit : float
+    NaN stays NaN (every comparison with it is false), so clipping never hides
+    a diverging gradient.
     """
-    if limit <= 0.0:
-        return
-    for i in range(g.shape[0]):
-        g[i] = min(max(g[i], -limit), limit)
+    if limit > 0.0:
+        v = limit if v > limit else v
+        v = -limit if v < -limit else v
+    return v
 
 
 @kernel
-def sgd_(theta, g, learning_rate):
+def sgd_(theta, g, learning_rate, clip):
     """Plain SGD in place: ``theta -= learning_rate * g``.
 
     Parameters
@@ -40,13 +39,15 @@ def sgd_(theta, g, learning_rate):
         Modified in place.
     g : ndarray, shape (n,)
     learning_rate : float
+    clip : float
+        Element-wise gradient clip; ``<= 0``: none.
     """
     for i in range(theta.shape[0]):
-        theta[i] -= learning_rate * g[i]
+        theta[i] -= learning_rate * _clipped(g[i], clip)
 
 
 @kernel
-def adagrad_(theta, g, mem, learning_rate, eps):
+def adagrad_(theta, g, mem, learning_rate, eps, clip):
     """Adagrad in place, as min-char-rnn does it.
 
     ``mem += g**2``, then ``theta -= learning_rate * g / sqrt(mem + eps)``.
@@ -60,15 +61,17 @@ def adagrad_(theta, g, mem, learning_rate, eps):
         Sum of squared gradients so far; modified in place.
     learning_rate : float
     eps : float
+    clip : float
+        Element-wise gradient clip; ``<= 0``: none.
     """
     for i in range(theta.shape[0]):
-        gi = g[i]
+        gi = _clipped(g[i], clip)
         mem[i] += gi * gi
         theta[i] -= learning_rate * gi / np.sqrt(mem[i] + eps)
 
 
 @kernel
-def rmsprop_(theta, g, cache, learning_rate, decay_rate, eps):
+def rmsprop_(theta, g, cache, learning_rate, decay_rate, eps, clip):
     """RMSProp in place, in the form char-rnn uses.
 
     ``cache = decay_rate * cache + (1 - decay_rate) * g**2``, then
@@ -85,15 +88,17 @@ def rmsprop_(theta, g, cache, learning_rate, decay_rate, eps):
     decay_rate : float
         In [0, 1).
     eps : float
+    clip : float
+        Element-wise gradient clip; ``<= 0``: none.
     """
     for i in range(theta.shape[0]):
-        gi = g[i]
+        gi = _clipped(g[i], clip)
         cache[i] = decay_rate * cache[i] + (1.0 - decay_rate) * gi * gi
         theta[i] -= learning_rate * gi / (np.sqrt(cache[i]) + eps)
 
 
 @kernel
-def adam_(theta, g, m, v, learning_rate, beta1, beta2, eps, step):
+def adam_(theta, g, m, v, learning_rate, beta1, beta2, eps, step, clip):
     """Adam in place (Kingma & Ba, 2015, Algorithm 1), with bias correction.
 
     ``m = beta1 * m + (1 - beta1) * g``, ``v = beta2 * v + (1 - beta2) * g**2``,
@@ -113,11 +118,13 @@ def adam_(theta, g, m, v, learning_rate, beta1, beta2, eps, step):
     eps : float
     step : int
         The number of this update, counting from 1.
+    clip : float
+        Element-wise gradient clip; ``<= 0``: none.
     """
     correction1 = 1.0 - beta1**step
     correction2 = 1.0 - beta2**step
     for i in range(theta.shape[0]):
-        gi = g[i]
+        gi = _clipped(g[i], clip)
         m[i] = beta1 * m[i] + (1.0 - beta1) * gi
         v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
         mhat = m[i] / correction1

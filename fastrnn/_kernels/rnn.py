@@ -27,7 +27,7 @@ import numpy as np
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_columns, tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
-from fastrnn._kernels.optimizers import clip_, sgd_
+from fastrnn._kernels.optimizers import sgd_
 
 __all__ = [
     "params",
@@ -366,8 +366,7 @@ def value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last):
 def train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, learning_rate, clip):
     """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
     value = value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last)
-    clip_(grad, clip)
-    sgd_(theta, grad, learning_rate)
+    sgd_(theta, grad, learning_rate, clip)
     return value
 
 
