@@ -170,8 +170,8 @@ class RNN(_Model):
     by : ndarray, shape (O, 1)
         Biases, initialised to zero.
     last_hidden : ndarray or None
-        The hidden state after the last :meth:`train` call, shape (H,) for one
-        sequence or (B, H) for a batch; pass it as ``h0`` to the next call to
+        The final hidden state of the last :meth:`train`, :meth:`gradients` or
+        :meth:`loss` call, shape (H,) for one sequence or (B, H) for a batch; pass it as ``h0`` to the next call to
         carry the state across chunks (truncated BPTT).
 
     Notes
@@ -364,9 +364,16 @@ class RNN(_Model):
         return float(loss)
 
     def loss(self, inputs, targets, h0=None):
-        """The loss of :meth:`train` (sum over time, mean over streams), no update."""
-        _, x2, y2, h = self._chunk(inputs, targets, h0)
-        return float(_rnn.loss(x2, y2, h, self._theta, self._workspace(*x2.shape), *self._dims()))
+        """The loss of :meth:`train` (sum over time, mean over streams), no update.
+
+        Like :meth:`train`, it leaves the final hidden state in ``last_hidden``,
+        so a long text can be scored chunk by chunk with the state carried.
+        """
+        single, x2, y2, h = self._chunk(inputs, targets, h0)
+        h_last = np.empty_like(h)
+        loss = _rnn.loss(x2, y2, h, self._theta, self._workspace(*x2.shape), *self._dims(), h_last)
+        self.last_hidden = h_last[0] if single else h_last
+        return float(loss)
 
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
         """Sample a continuation, one index at a time, each fed back as the next input.

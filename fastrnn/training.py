@@ -762,9 +762,7 @@ class Trainer:
             x = np.ascontiguousarray(parts[:, start:stop_at])  # (Bv, t)
             y = np.ascontiguousarray(parts[:, start + 1:stop_at + 1])
             total += self.model.loss(x, y, h) * B  # summed over the streams
-            if stop_at < L - 1:
-                _, hs, _ = self.model.forward(x, h)  # hs: (Bv, t+1, H)
-                h = hs[:, -1]
+            h = self.model.last_hidden  # (Bv, H), carried into the next chunk
         return total / (B * (L - 1))
 
     def sample(self, length=200, *, temperature=1.0, seed=None):

@@ -381,8 +381,10 @@ class TestRNNKernels:
         _, rhs, rps = ref.forward(x, h0)
         np.testing.assert_allclose(hs, rhs, rtol=1e-12, atol=1e-13)
         np.testing.assert_allclose(ps, rps, rtol=1e-12, atol=1e-13)
-        loss = rnn.loss(x, y, h0, theta, ws, I, H, O)
+        h_last = np.full((B, H), np.nan)
+        loss = rnn.loss(x, y, h0, theta, ws, I, H, O, h_last)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
+        np.testing.assert_allclose(h_last, rhs[:, -1], rtol=1e-12, atol=1e-13)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)

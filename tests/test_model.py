@@ -460,6 +460,9 @@ def test_loss_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
     picked = np.take_along_axis(ps, np.asarray(y)[..., None], axis=-1)[..., 0]
     expected = -np.log(picked).sum(axis=-1).mean()
     assert loss == pytest.approx(expected, rel=1e-12)
+    # the final state is left in last_hidden, as train() does
+    _, hs, _ = ref.forward(x, h0)
+    np.testing.assert_allclose(fast.last_hidden, hs[..., -1, :], rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)

@@ -332,11 +332,12 @@ def forward_probs(x, h0, theta, ws, I, H, O, hs_out, ps_out):
 
 
 @kernel
-def loss(x, y, h0, theta, ws, I, H, O):
-    """The loss of a chunk (sum over time, mean over streams), no gradients."""
+def loss(x, y, h0, theta, ws, I, H, O, h_last):
+    """The loss of a chunk (sum over time, mean over streams); writes ``h_last (B, H)``."""
     B, T = x.shape
     _run_forward(x, h0, theta, ws, I, H, O)
     hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    h_last[:, :] = hs[T]
     return xent(zT, y, False, lse, col)
 
 
