@@ -14,6 +14,7 @@ from fastrnn._kernels import rnn
 from fastrnn._kernels.activations import (
     exp_,
     row_max,
+    sigmoid_,
     softmax_columns,
     softmax_weights,
     tanh_,
@@ -136,6 +137,18 @@ class TestActivations:
             v = np.zeros(n)
             v[i] = np.nan
             assert np.isnan(row_max(v)), i
+
+    def test_sigmoid_accuracy_and_limits(self):
+        x = np.concatenate([np.linspace(-700, 700, 20001), np.logspace(-300, 2, 500),
+                            -np.logspace(-300, 2, 500)])
+        v = x.copy()
+        sigmoid_(v)
+        want = 1.0 / (1.0 + np.exp(-x))
+        assert _ulps(v, want).max() <= 4
+        special = np.array([0.0, np.inf, -np.inf, np.nan, -800.0, 800.0])
+        sigmoid_(special)
+        np.testing.assert_array_equal(special[[0, 1, 2, 4, 5]], [0.5, 1.0, 0.0, 0.0, 1.0])
+        assert np.isnan(special[3])
 
     def test_row_max_infinities(self):
         assert row_max(np.full(9, -np.inf)) == -np.inf

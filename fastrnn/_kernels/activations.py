@@ -20,6 +20,7 @@ from fastrnn._jit import EXACT_FASTMATH, kernel
 __all__ = [
     "exp_",
     "tanh_",
+    "sigmoid_",
     "tanh_into",
     "row_max",
     "softmax_weights",
@@ -124,6 +125,12 @@ def _tanh(x):
     return -t if x < 0.0 else t
 
 
+@kernel(fastmath=EXACT_FASTMATH, inline="always")
+def _sigmoid(x):
+    """1 / (1 + e^-x): e^-x overflows to Inf for x < -709.78, giving exactly 0."""
+    return 1.0 / (1.0 + _exp(-x))
+
+
 # In-place and out-of-place versions are separate functions on purpose: for
 # ``f(x, out)`` with ``out is x`` LLVM's runtime overlap check fails and the
 # scalar fallback loop runs, five times slower.
@@ -141,6 +148,13 @@ def tanh_(v):
     """Element-wise ``v[i] = tanh(v[i])`` in place, for ``v (n,)``."""
     for i in range(v.shape[0]):
         v[i] = _tanh(v[i])
+
+
+@kernel(fastmath=EXACT_FASTMATH)
+def sigmoid_(v):
+    """Element-wise logistic function ``v[i] = 1 / (1 + exp(-v[i]))`` in place, ``v (n,)``."""
+    for i in range(v.shape[0]):
+        v[i] = _sigmoid(v[i])
 
 
 @kernel(fastmath=EXACT_FASTMATH)
