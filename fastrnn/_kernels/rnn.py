@@ -8,13 +8,17 @@ training step is ~80 us, and each array argument costs ~60 ns to type-check.
 
 Layout.  Inside, everything is time-major.  For B streams of T steps the
 hidden states are ``hs (T+1, B, H)``; position ``n = t*B + b`` is step t of
-stream b.  Everything that is not sequential is one BLAS GEMM over the chunk,
-with C-ordered operands (a transposed operand is copied once instead):
+stream b.  Everything that is not sequential is one BLAS GEMM over the chunk:
 
     logits       zT      = Why @ hs[1:].T + by          (O, H) x (H, T*B)
     dWhy                 = dzT @ hs[1:]                 (O, T*B) x (T*B, H)
     dh from out  dh      = dzT.T @ Why                  (T*B, O) x (O, H)
     dWhh                 = dhraw.T @ hs[:-1]            (H, T*B) x (T*B, H)
+
+A transposed operand is either copied once into C order or handed to BLAS as
+a Fortran-ordered view, whichever measured faster at that shape on the
+reference machine (OpenBLAS, AVX-512): copies win for small chunks, BLAS's
+own packing for large ones and always for dWhh.
 
 Only the recurrence is a loop over time: a hand-written matrix-vector product
 per step for one stream (:mod:`.linalg`), a (B, H) x (H, H) GEMM per step for a
@@ -76,7 +80,7 @@ def params(theta, I, H, O):
 @kernel(inline="always")
 def _sizes(B, T, H, O):
     N = T * B
-    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, H * N, B * H, H * H, N, N)
+    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, N, N)
 
 
 @kernel
@@ -101,15 +105,14 @@ def workspace(ws, B, T, H, O):
     h_new, h_prev : (T*B, H)
         ``hs[1:]`` and ``hs[:-1]`` as matrices (the same memory as ``hs``).
     hT : (H, T*B)
-        ``h_new.T``.
+        ``h_new.T`` for B = 1; for B > 1 scratch for ``Wxh.T`` and ``dWxh.T``
+        (used only when T*B > I, so it is large enough).
     zT : (O, T*B)
         Logits, then probabilities, then the loss gradient w.r.t. the logits.
     dz : (T*B, O)
         ``zT.T``.
     dh : (T*B, H)
         Gradient w.r.t. the hidden states, then the pre-activations.
-    dhT : (H, T*B)
-        ``dh.T``.
     dhnext : (B, H)
         Gradient flowing into the previous step.
     WhhT : (H, H)
@@ -118,7 +121,7 @@ def workspace(ws, B, T, H, O):
         Per-position log-normaliser and scratch.
     """
     N = T * B
-    s_hs, s_hT, s_zT, s_dz, s_dh, s_dhT, s_dhnext, s_WhhT, s_lse, s_col = _sizes(B, T, H, O)
+    s_hs, s_hT, s_zT, s_dz, s_dh, s_dhnext, s_WhhT, s_lse, s_col = _sizes(B, T, H, O)
     o = 0
     hs_flat = ws[o:o + s_hs]
     o += _up(s_hs)
@@ -133,8 +136,6 @@ def workspace(ws, B, T, H, O):
     o += _up(s_dz)
     dh = ws[o:o + s_dh].reshape((N, H))
     o += _up(s_dh)
-    dhT = ws[o:o + s_dhT].reshape((H, N))
-    o += _up(s_dhT)
     dhnext = ws[o:o + s_dhnext].reshape((B, H))
     o += _up(s_dhnext)
     WhhT = ws[o:o + s_WhhT].reshape((H, H))
@@ -142,7 +143,7 @@ def workspace(ws, B, T, H, O):
     lse = ws[o:o + s_lse]
     o += _up(s_lse)
     col = ws[o:o + s_col]
-    return hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col
+    return hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col
 
 
 @kernel
@@ -164,7 +165,7 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
     h_new : ndarray, shape (T*B, H)
         ``hs[1:]`` as a matrix.
     hT : ndarray, shape (H, T*B)
-        Workspace.
+        Workspace: ``h_new.T`` for B = 1, ``Wxh.T`` for B > 1 (when T*B > I).
     zT : ndarray, shape (O, T*B)
         Output: the logits, column ``t*B + b``.
     """
@@ -182,17 +183,34 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
             tanh_(h)
     else:
         transpose_into(Whh, WhhT)
+        I = Wxh.shape[1]
+        # With more positions than symbols, gather rows of Wxh.T (contiguous,
+        # vectorised) instead of columns of Wxh.  hT is free until the output
+        # layer, so it holds Wxh.T meanwhile.
+        rows = T * B > I
+        k = min(I, T * B)  # I rows when they are used, fewer (and unused) otherwise
+        WxhT = hT.reshape(H * T * B)[:k * H].reshape((k, H))
+        if rows:
+            transpose_into(Wxh, WxhT)
         for t in range(T):
             a = hs[t + 1]  # (B, H)
             np.dot(hs[t], WhhT, a)
             for b in range(B):
                 col = x[b, t]
                 row = a[b]
-                for i in range(H):
-                    row[i] += Wxh[i, col] + bias[i]
+                if rows:
+                    w = WxhT[col]
+                    for i in range(H):
+                        row[i] += w[i] + bias[i]
+                else:
+                    for i in range(H):
+                        row[i] += Wxh[i, col] + bias[i]
                 tanh_(row)
-    transpose_into(h_new, hT)
-    np.dot(Why, hT, zT)  # (O, T*B)
+    if B == 1:
+        transpose_into(h_new, hT)
+        np.dot(Why, hT, zT)  # (O, T): at this size a copy beats a transposed operand
+    else:
+        np.dot(Why, h_new.T, zT)  # (O, T*B): here BLAS's own packing is faster
     for k in range(zT.shape[0]):
         row = zT[k]
         bk = by[k, 0]
@@ -238,7 +256,7 @@ def xent(zT, y, grad, lse, col):
 
 
 @kernel
-def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
+def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
              dWxh, dWhh, dWhy, dbh, dby):
     """Backpropagation through time over a chunk.
 
@@ -253,8 +271,9 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
         ``hs[1:]`` and ``hs[:-1]`` as matrices.
     dzT : ndarray, shape (O, T*B)
         Gradient of the loss w.r.t. the logits (from :func:`xent`).
-    dz, dh, dhT, dhnext : ndarray
-        Workspace, shapes (T*B, O), (T*B, H), (H, T*B), (B, H).
+    dz, dh, scratch, dhnext : ndarray
+        Workspace, shapes (T*B, O), (T*B, H), (H, T*B), (B, H); ``scratch``
+        holds ``dWxh.T`` for B > 1.
     dWxh, dWhh, dWhy, dbh, dby : ndarray
         Outputs, in the shapes of the parameters; overwritten.
     """
@@ -287,21 +306,32 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
                 matvec_t(Whh, dh[t], dhnext[0], t % 2 == 0)
             else:
                 np.dot(dh3[t], Whh, dhnext)  # (B, H)
-    transpose_into(dh, dhT)
-    np.dot(dhT, h_prev, dWhh)  # (H, H)
-    for i in range(H):
-        row = dhT[i]
-        s = 0.0
-        for n in range(row.shape[0]):
-            s += row[n]
-        dbh[i, 0] = s
-    dWxh[:, :] = 0.0
-    for t in range(T):
-        for b in range(B):
-            col = x[b, t]
-            d = dh[t * B + b]
+    np.dot(dh.T, h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
+    bias = dbh[:, 0]
+    bias[:] = 0.0
+    for n in range(T * B):
+        d = dh[n]
+        for i in range(H):
+            bias[i] += d[i]
+    I = dWxh.shape[1]
+    if B > 1 and T * B > I:
+        # Scatter-add into rows of dWxh.T (contiguous) and transpose once.
+        dWxhT = scratch.reshape(H * T * B)[:I * H].reshape((I, H))
+        dWxhT[:, :] = 0.0
+        for n in range(T * B):
+            w = dWxhT[x[n % B, n // B]]
+            d = dh[n]
             for i in range(H):
-                dWxh[i, col] += d[i]
+                w[i] += d[i]
+        transpose_into(dWxhT, dWxh)
+    else:
+        dWxh[:, :] = 0.0
+        for t in range(T):
+            for b in range(B):
+                col = x[b, t]
+                d = dh[t * B + b]
+                for i in range(H):
+                    dWxh[i, col] += d[i]
 
 
 # Entry points called by fastrnn.model: flat vectors in, few arguments.
@@ -311,7 +341,7 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, dhT, dhnext,
 def _run_forward(x, h0, theta, ws, I, H, O):
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
     forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT)
 
 
@@ -320,7 +350,7 @@ def forward_probs(x, h0, theta, ws, I, H, O, hs_out, ps_out):
     """Forward pass and softmax; writes ``hs_out (B, T+1, H)`` and ``ps_out (B, T, O)``."""
     B, T = x.shape
     _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
     softmax_columns(zT, 1.0, lse, col)
     for t in range(T + 1):
         for b in range(B):
@@ -336,7 +366,7 @@ def loss(x, y, h0, theta, ws, I, H, O, h_last):
     """The loss of a chunk (sum over time, mean over streams); writes ``h_last (B, H)``."""
     B, T = x.shape
     _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
     h_last[:, :] = hs[T]
     return xent(zT, y, False, lse, col)
 
@@ -346,8 +376,8 @@ def _backward_ws(x, theta, grad, ws, I, H, O):
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
     dWxh, dWhh, dWhy, dbh, dby = params(grad, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    backward(x, Whh, Why, hs, h_new, h_prev, zT, dz, dh, dhT, dhnext,
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    backward(x, Whh, Why, hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
              dWxh, dWhh, dWhy, dbh, dby)
 
 
@@ -356,7 +386,7 @@ def value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last):
     """Forward, loss and BPTT; returns the loss, fills ``grad``, writes ``h_last (B, H)``."""
     B, T = x.shape
     _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
     value = xent(zT, y, True, lse, col)
     _backward_ws(x, theta, grad, ws, I, H, O)
     h_last[:, :] = hs[T]
@@ -375,7 +405,7 @@ def train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, learning_rate, clip):
 def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
     """BPTT from given states ``hs_in (B, T+1, H)`` and probabilities ``ps_in (B, T, O)``."""
     B, T = x.shape
-    hs, h_new, h_prev, hT, zT, dz, dh, dhT, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
     scale = 1.0 / B
     for t in range(T + 1):
         for b in range(B):
