@@ -252,7 +252,7 @@ class TestLinalg:
         matvec_t(W, np.ones(5), out, reverse)
         np.testing.assert_array_equal(out, [20.0, 25.0])
 
-    @pytest.mark.parametrize(("n", "m"), SIZES)
+    @pytest.mark.parametrize(("n", "m"), SIZES + [(512, 512), (203, 131)])  # + the tiled path
     def test_transpose_into(self, n, m):
         A = np.random.default_rng(n + m).standard_normal((n, m))
         out = np.full((m, n), np.nan)

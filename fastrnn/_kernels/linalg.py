@@ -87,10 +87,11 @@ def matvec_t(W, v, out, reverse):
 
 @kernel
 def transpose_into(A, out):
-    """``out = A.T`` as a C-ordered copy (the operands here fit in L2, so no tiling).
+    """``out = A.T`` as a C-ordered copy.
 
-    BLAS calls from njit are fastest (and ``out=`` only works) with C-ordered
-    operands, so transposed operands are copied once per call instead.
+    Small matrices (they fit in L1/L2) are copied row by row of ``out``.  Large
+    ones go in 8 x 8 tiles: with 512 columns every column step is 4 KB, all
+    such addresses share an L1 set, and the plain loop runs 2x slower.
 
     Parameters
     ----------
@@ -99,6 +100,15 @@ def transpose_into(A, out):
         Modified in place.
     """
     n, m = A.shape
-    for j in range(m):
-        for i in range(n):
-            out[j, i] = A[i, j]
+    if n * m <= 16384:
+        for j in range(m):
+            for i in range(n):
+                out[j, i] = A[i, j]
+        return
+    for i0 in range(0, n, 8):
+        i1 = min(i0 + 8, n)
+        for j0 in range(0, m, 8):
+            j1 = min(j0 + 8, m)
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    out[j, i] = A[i, j]
