@@ -32,24 +32,20 @@ def _short(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _integer(name, value):
-    if type(value) is int:  # the common case, without the slower ABC checks
+def _number(name, value, fast_type, abc, convert, what):
+    if type(value) is fast_type:  # the common case, without the slower ABC checks
         return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{name} must be an integer, got {_short(value)} ({type(value).__name__})"
-        )
-    return int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, abc):
+        raise ValueError(f"{name} must be {what}, got {_short(value)} ({type(value).__name__})")
+    return convert(value)
+
+
+def _integer(name, value):
+    return _number(name, value, int, numbers.Integral, int, "an integer")
 
 
 def _real(name, value):
-    if type(value) is float:  # the common case, without the slower ABC checks
-        return value
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            f"{name} must be a real number, got {_short(value)} ({type(value).__name__})"
-        )
-    return float(value)
+    return _number(name, value, float, numbers.Real, float, "a real number")
 
 
 def check_dimension(name, value):
