@@ -3,8 +3,9 @@
 Storage.  The model keeps its parameters in one flat vector ``theta`` (and the
 gradients in ``grad``, same layout; :func:`params` carves the views) and its
 scratch arrays in one flat vector ``ws`` (:func:`workspace_size`,
-:func:`workspace`), all starting on 64-byte boundaries.  Few arguments keep Numba's dispatch cheap: at H=100 a
-training step is ~80 us, and each array argument costs ~60 ns to type-check.
+:func:`workspace`), all starting on 64-byte boundaries.  Few arguments keep
+Numba's dispatch cheap: at H=100 a training step is ~90 us, and each array
+argument costs ~60 ns to type-check.
 
 Layout.  Inside, everything is time-major.  For B streams of T steps the
 hidden states are ``hs (T+1, B, H)``; position ``n = t*B + b`` is step t of

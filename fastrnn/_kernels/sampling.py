@@ -57,7 +57,10 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
         Workspace (logits and unnormalised probabilities; distinct arrays, so
         the exponential loop vectorises).
     """
-    np.random.seed(seed)
+    # Numba's own generator, seeded here, is a Mersenne Twister with NumPy's
+    # legacy API (the only one numba offers inside njit): the same seed gives
+    # the same stream in every process, equal to numpy.random.RandomState(seed).
+    np.random.seed(seed)  # noqa: NPY002
     H = Whh.shape[0]
     bias_h = bh[:, 0]
     bias_y = by[:, 0]
@@ -75,5 +78,5 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
             ix = _argmax(z)
         else:
             total = softmax_weights(z, w, inv_temperature)
-            ix = _draw(w, total, np.random.random())
+            ix = _draw(w, total, np.random.random())  # noqa: NPY002
         out[n] = ix
