@@ -14,9 +14,11 @@ command line)::
     print(generate(model, vocab, 300, prime="def "))
 """
 
-from fastrnn.model import GPT, RNN
+from fastrnn.interop import from_torch
+from fastrnn.model import GPT, GRU, LSTM, RNN
 from fastrnn.training import Trainer, TrainingConfig, generate, load_model
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["RNN", "GPT", "Vocabulary", "TrainingConfig", "Trainer", "load_model", "generate"]
+__all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
+           "generate", "from_torch"]
 __version__ = "0.1.0"

@@ -9,11 +9,15 @@ from collections import OrderedDict
 
 import numpy as np
 
+from fastrnn._kernels import gated as _gated
+from fastrnn._kernels import gru as _gru
+from fastrnn._kernels import lstm as _lstm
 from fastrnn._kernels import optimizers as _opt
 from fastrnn._kernels import rnn as _rnn
 from fastrnn._kernels.indices import index_bounds as _index_bounds
 from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
 from fastrnn._validation import (
+    _short,
     check_clip,
     check_dimension,
     check_index,
@@ -27,7 +31,7 @@ from fastrnn._validation import (
     paired_indices,
 )
 
-__all__ = ["RNN", "GPT"]
+__all__ = ["RNN", "GPT", "LSTM", "GRU"]
 
 # Workspaces kept per model, one per distinct (B, T); a trainer uses two
 # (training chunks, validation chunks), an interactive user a few more.
@@ -413,5 +417,399 @@ class RNN(_Model):
                     seed, out, _aligned_zeros(H), _aligned_zeros(O), _aligned_zeros(O))
         return out.tolist()
 
+    # -- the state as one array, for trainers and checkpoints -----------------
+
+    def zero_state(self, batch):
+        """The zero state of ``batch`` streams, (B, H)."""
+        return np.zeros((batch, self.hidden_dim))
+
+    def pack_state(self, state):
+        """A batch state as one array: itself, (B, H)."""
+        return np.asarray(state, dtype=np.float64)
+
+    def unpack_state(self, array):
+        """The inverse of :meth:`pack_state`."""
+        return np.array(array, dtype=np.float64, order="C")
+
+    def stream_state(self, state, index):
+        """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
+        return state[index]
+
 
 GPT = RNN
+
+
+def _layered(name, value, layers, batch, hidden_dim):
+    """One (L, B, H) state array (a fresh C-contiguous copy) from ``value``.
+
+    ``value`` has shape (L, H) (the same state for every stream) or (L, B, H).
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {_short(value)}") from None
+    if arr.shape == (layers, hidden_dim):
+        out = np.empty((layers, batch, hidden_dim))
+        out[:] = arr[:, None, :]
+    elif arr.shape == (layers, batch, hidden_dim):
+        out = np.array(arr, order="C")
+    else:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, expected ({layers}, {hidden_dim}) or "
+            f"({layers}, {batch}, {hidden_dim})"
+        )
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{name} must be finite, got non-finite values")
+    return out
+
+
+class _Gated(_Model):
+    """The shared shell of :class:`LSTM` and :class:`GRU` (PyTorch's parameters).
+
+    Subclasses set ``_GATES`` (G), ``_KERNELS`` (the kernel module) and the
+    state handling (``_initial``, ``_run``, ``_sample``).
+    """
+
+    _GATES = None
+    _KERNELS = None
+
+    def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
+        self.input_dim = check_dimension("input_dim", input_dim)
+        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
+        self.output_dim = check_dimension("output_dim", output_dim)
+        self.num_layers = check_dimension("num_layers", num_layers)
+        rng = np.random.default_rng(check_seed("seed", seed))
+        L = self.num_layers
+        # Storage order; must match fastrnn._kernels.gated.layer_params.
+        self._LAYOUT = (
+            tuple(f"weight_hh_l{k}" for k in range(L))
+            + tuple(f"weight_ih_l{k}" for k in range(1, L))
+            + ("Why", "weight_ih_l0")
+            + tuple(f"bias_{s}_l{k}" for k in range(L) for s in ("ih", "hh"))
+            + ("by",)
+        )
+        self._init_storage()
+        # As torch initialises nn.LSTM/nn.GRU and nn.Linear(H, O): every entry
+        # uniform in [-1/sqrt(H), 1/sqrt(H)]; drawn in the order of parameters().
+        bound = 1.0 / np.sqrt(self.hidden_dim)
+        for p in self._params.values():
+            p[...] = rng.uniform(-bound, bound, p.shape)
+        self.last_hidden = None
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, "
+                f"output_dim={self.output_dim}, num_layers={self.num_layers})")
+
+    def _shapes(self):
+        I, H, O, L, G = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers,
+                         self._GATES)
+        shapes = OrderedDict()
+        for k in range(L):
+            shapes[f"weight_ih_l{k}"] = (G * H, I if k == 0 else H)
+            shapes[f"weight_hh_l{k}"] = (G * H, H)
+            shapes[f"bias_ih_l{k}"] = (G * H,)
+            shapes[f"bias_hh_l{k}"] = (G * H,)
+        shapes["Why"] = (O, H)
+        shapes["by"] = (O, 1)
+        return shapes
+
+    Why = _Parameter()
+    by = _Parameter()
+
+    def _new_workspace(self, batch, steps):
+        return _aligned_zeros(_gated.workspace_size(
+            batch, steps, self.hidden_dim, self.output_dim, self.num_layers, self._GATES))
+
+    def _dims(self):
+        return self.input_dim, self.hidden_dim, self.output_dim, self.num_layers
+
+    def _chunk(self, inputs, targets, h0):
+        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)
+        T = xs.shape[-1]
+        x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
+        return xs.ndim == 1, x2, y2, self._initial(h0, x2.shape[0])
+
+    def gradients(self, inputs, targets, h0=None):
+        """The loss and its gradients, without an update.
+
+        Parameters are those of :meth:`train`.
+
+        Returns
+        -------
+        loss : float
+            As returned by :meth:`loss`.
+        grads : dict[str, ndarray]
+            Gradients by parameter name (the names of :meth:`parameters`);
+            the model's gradient buffers, overwritten by the next call.
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        loss = self._run("grad", x2, y2, state)
+        self.last_hidden = self._unbatch(self._last, single)
+        return float(loss), dict(self._grads)
+
+    def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
+        """One step of truncated BPTT with SGD: forward, backward, clip, update.
+
+        Parameters
+        ----------
+        inputs, targets : array_like of int, shape (T,) or (B, T)
+            Input and target indices.
+        learning_rate : float, default 0.1
+            Finite and positive.
+        clip : float or None, default 5.0
+            Gradients are clipped element-wise to [-clip, clip]; None turns it off.
+        h0 : optional
+            Initial state (see the class docstring), e.g. the previous call's
+            ``last_hidden``; zeros by default.
+
+        Returns
+        -------
+        float
+            The loss before the update (sum over time, mean over streams).
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        learning_rate = check_learning_rate(learning_rate)
+        clip = check_clip(clip)
+        loss = self._run("train", x2, y2, state, learning_rate, 0.0 if clip is None else clip)
+        self.last_hidden = self._unbatch(self._last, single)
+        return float(loss)
+
+    def loss(self, inputs, targets, h0=None):
+        """The loss of :meth:`train` (sum over time, mean over streams), no update.
+
+        It leaves the final state in ``last_hidden``, as :meth:`train` does.
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        loss = self._run("loss", x2, y2, state)
+        self.last_hidden = self._unbatch(self._last, single)
+        return float(loss)
+
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+        """Sample a continuation, one index at a time, each fed back as the next input.
+
+        Parameters
+        ----------
+        start_index : int
+            The first input, in [0, input_dim); not part of the result.
+        num_chars : int
+            How many indices to sample (>= 0).
+        temperature : float, default 1.0
+            Softmax temperature (>= 0); 0 means greedy argmax.
+        seed : int, optional
+            Makes the draws reproducible, in every process.
+        h0 : optional
+            Initial state of one stream (see the class docstring); zeros by default.
+
+        Returns
+        -------
+        list of int
+        """
+        if self.output_dim > self.input_dim:
+            raise ValueError(
+                f"predict feeds each sampled index back as input, which needs "
+                f"output_dim <= input_dim, got {self.output_dim} > {self.input_dim}"
+            )
+        start = check_index("start_index", start_index, self.input_dim)
+        num_chars = check_num_chars(num_chars)
+        temperature = check_temperature(temperature)
+        seed = entropy_seed(check_seed("seed", seed))
+        state = self._initial(h0, 1)
+        out = np.zeros(num_chars, dtype=np.int64)
+        self._sample(start, state, temperature, seed, out)
+        return out.tolist()
+
+    def to_torch(self):
+        """Return ``(torch.nn.LSTM or GRU, torch.nn.Linear)`` with these weights.
+
+        See :func:`fastrnn.interop.to_torch`; needs PyTorch.
+        """
+        from fastrnn.interop import to_torch
+
+        return to_torch(self)
+
+    def _aligned_state(self, state):
+        """An aligned (L, H) copy of a (L, 1, H) state."""
+        L, H = self.num_layers, self.hidden_dim
+        h = _aligned_zeros(L * H).reshape(L, H)
+        h[...] = state[:, 0]
+        return h
+
+
+class LSTM(_Gated):
+    """A stack of LSTM layers with a softmax output, compiled with Numba.
+
+    The parameters have PyTorch's names, shapes and gate order (i, f, g, o),
+    so weights move to and from ``torch.nn.LSTM`` + ``torch.nn.Linear``
+    without reshaping (see :mod:`fastrnn.interop`).
+
+    Parameters
+    ----------
+    input_dim : int
+        I, the number of input symbols (inputs are indices in [0, I)).
+    hidden_dim : int
+        H, the size of each layer's state.
+    output_dim : int
+        O, the number of output symbols.
+    num_layers : int, default 1
+        L; layer 0 reads the one-hot input, layer k > 0 layer k-1's h.
+    seed : int, optional
+        Seed in [0, 2**32 - 1] for the initial weights; ``None`` draws fresh ones.
+
+    Attributes
+    ----------
+    weight_ih_l{k} : (4H, I) for k = 0, (4H, H) above; weight_hh_l{k} : (4H, H)
+    bias_ih_l{k}, bias_hh_l{k} : (4H,)
+        Layer k's parameters (read them through :meth:`parameters`).
+    Why : ndarray, shape (O, H)
+    by : ndarray, shape (O, 1)
+        The output layer.  Every parameter starts uniform in
+        [-1/sqrt(H), 1/sqrt(H)], as in PyTorch.
+    last_hidden : tuple of ndarray or None
+        ``(h, c)`` after the last :meth:`train`, :meth:`gradients` or
+        :meth:`loss` call, each (L, H) for one sequence or (L, B, H) for a
+        batch; pass it as ``h0`` to carry the state across chunks.
+
+    Notes
+    -----
+    ``h0`` everywhere is None (zeros) or a pair ``(h, c)``, each of shape
+    (L, H) (the same state for every stream) or (L, B, H).
+    """
+
+    _GATES = 4
+    _KERNELS = _lstm
+
+    def _initial(self, h0, batch):
+        L, H = self.num_layers, self.hidden_dim
+        if h0 is None:
+            return np.zeros((L, batch, H)), np.zeros((L, batch, H))
+        if isinstance(h0, np.ndarray) or not isinstance(h0, (tuple, list)) or len(h0) != 2:
+            raise ValueError(f"h0 of an LSTM must be a pair (h, c), got {_short(h0)}")
+        return (_layered("h0[0] (h)", h0[0], L, batch, H),
+                _layered("h0[1] (c)", h0[1], L, batch, H))
+
+    def _run(self, op, x2, y2, state, learning_rate=0.0, clip=0.0):
+        h0, c0 = state
+        h_last, c_last = np.empty_like(h0), np.empty_like(c0)
+        ws = self._workspace(*x2.shape)
+        if op == "loss":
+            loss = _lstm.loss(x2, y2, h0, c0, self._theta, ws, *self._dims(), h_last, c_last)
+        elif op == "grad":
+            loss = _lstm.value_and_grad(x2, y2, h0, c0, self._theta, self._grad, ws,
+                                        *self._dims(), h_last, c_last)
+        else:
+            loss = _lstm.train_step(x2, y2, h0, c0, self._theta, self._grad, ws, *self._dims(),
+                                    h_last, c_last, learning_rate, clip)
+        self._last = (h_last, c_last)
+        return loss
+
+    @staticmethod
+    def _unbatch(state, single):
+        h, c = state
+        return (h[:, 0].copy(), c[:, 0].copy()) if single else (h, c)
+
+    def _sample(self, start, state, temperature, seed, out):
+        H, O = self.hidden_dim, self.output_dim
+        h, c = self._aligned_state(state[0]), self._aligned_state(state[1])
+        _lstm.sample(start, h, c, self._theta, *self._dims(), temperature, seed, out,
+                     _aligned_zeros(4 * H), _aligned_zeros(H), _aligned_zeros(O),
+                     _aligned_zeros(O))
+
+    # -- the state as one array, for trainers and checkpoints -----------------
+
+    def zero_state(self, batch):
+        """The zero state of ``batch`` streams: ``(h, c)``, each (L, B, H)."""
+        return self._initial(None, batch)
+
+    def pack_state(self, state):
+        """A batch state ``(h, c)`` as one array of shape (2, L, B, H)."""
+        return np.stack([np.asarray(state[0], dtype=np.float64),
+                         np.asarray(state[1], dtype=np.float64)])
+
+    def unpack_state(self, array):
+        """The inverse of :meth:`pack_state`."""
+        array = np.asarray(array, dtype=np.float64)
+        return array[0].copy(), array[1].copy()
+
+    def stream_state(self, state, index):
+        """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
+        return state[0][:, index], state[1][:, index]
+
+
+class GRU(_Gated):
+    """A stack of GRU layers with a softmax output, compiled with Numba.
+
+    The parameters have PyTorch's names, shapes and gate order (r, z, n) and
+    PyTorch's formulation ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``,
+    so weights move to and from ``torch.nn.GRU`` + ``torch.nn.Linear``
+    without reshaping (see :mod:`fastrnn.interop`).
+
+    Parameters
+    ----------
+    input_dim, hidden_dim, output_dim : int
+        I, H and O, as for :class:`LSTM`.
+    num_layers : int, default 1
+    seed : int, optional
+
+    Attributes
+    ----------
+    weight_ih_l{k} : (3H, I) for k = 0, (3H, H) above; weight_hh_l{k} : (3H, H)
+    bias_ih_l{k}, bias_hh_l{k} : (3H,)
+    Why : ndarray, shape (O, H)
+    by : ndarray, shape (O, 1)
+    last_hidden : ndarray or None
+        The final state, (L, H) for one sequence or (L, B, H) for a batch.
+
+    Notes
+    -----
+    ``h0`` everywhere is None (zeros) or an array of shape (L, H) (the same
+    state for every stream) or (L, B, H).
+    """
+
+    _GATES = 3
+    _KERNELS = _gru
+
+    def _initial(self, h0, batch):
+        L, H = self.num_layers, self.hidden_dim
+        if h0 is None:
+            return np.zeros((L, batch, H))
+        return _layered("h0", h0, L, batch, H)
+
+    def _run(self, op, x2, y2, h0, learning_rate=0.0, clip=0.0):
+        h_last = np.empty_like(h0)
+        ws = self._workspace(*x2.shape)
+        if op == "loss":
+            loss = _gru.loss(x2, y2, h0, self._theta, ws, *self._dims(), h_last)
+        elif op == "grad":
+            loss = _gru.value_and_grad(x2, y2, h0, self._theta, self._grad, ws, *self._dims(),
+                                       h_last)
+        else:
+            loss = _gru.train_step(x2, y2, h0, self._theta, self._grad, ws, *self._dims(),
+                                   h_last, learning_rate, clip)
+        self._last = h_last
+        return loss
+
+    @staticmethod
+    def _unbatch(state, single):
+        return state[:, 0].copy() if single else state
+
+    def _sample(self, start, state, temperature, seed, out):
+        H, O = self.hidden_dim, self.output_dim
+        _gru.sample(start, self._aligned_state(state), self._theta, *self._dims(), temperature,
+                    seed, out, _aligned_zeros(3 * H), _aligned_zeros(3 * H), _aligned_zeros(H),
+                    _aligned_zeros(O), _aligned_zeros(O))
+
+    def zero_state(self, batch):
+        """The zero state of ``batch`` streams, (L, B, H)."""
+        return self._initial(None, batch)
+
+    def pack_state(self, state):
+        """A batch state as one array: itself, (L, B, H)."""
+        return np.asarray(state, dtype=np.float64)
+
+    def unpack_state(self, array):
+        """The inverse of :meth:`pack_state`."""
+        return np.array(array, dtype=np.float64, order="C")
+
+    def stream_state(self, state, index):
+        """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
+        return state[:, index]

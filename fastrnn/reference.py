@@ -28,7 +28,7 @@ from fastrnn._validation import (
     paired_indices,
 )
 
-__all__ = ["RNN", "GPT"]
+__all__ = ["RNN", "GPT", "LSTM", "GRU"]
 
 
 def _softmax(y):
@@ -212,3 +212,270 @@ class RNN:
 
 
 GPT = RNN
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+class _GatedReference:
+    """What the reference LSTM and GRU share: PyTorch's parameters, the loss, SGD, sampling.
+
+    Subclasses define ``_GATES``, ``_zero``/``_check_state`` (the state of one
+    stream), ``_step`` (one time step, returning what ``_step_back`` needs)
+    and ``_step_back``.
+    """
+
+    _GATES = None
+
+    def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
+        self.input_dim = check_dimension("input_dim", input_dim)
+        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
+        self.output_dim = check_dimension("output_dim", output_dim)
+        self.num_layers = check_dimension("num_layers", num_layers)
+        rng = np.random.default_rng(check_seed("seed", seed))
+        G, H = self._GATES, hidden_dim
+        bound = 1.0 / math.sqrt(H)
+        self._names = []
+        for k in range(num_layers):
+            inputs = input_dim if k == 0 else H
+            for name, shape in ((f"weight_ih_l{k}", (G * H, inputs)),
+                                (f"weight_hh_l{k}", (G * H, H)),
+                                (f"bias_ih_l{k}", (G * H,)), (f"bias_hh_l{k}", (G * H,))):
+                setattr(self, name, rng.uniform(-bound, bound, shape))
+                self._names.append(name)
+        self.Why = rng.uniform(-bound, bound, (output_dim, H))
+        self.by = rng.uniform(-bound, bound, (output_dim, 1))
+        self._names += ["Why", "by"]
+        self.last_hidden = None
+
+    def parameters(self):
+        """The parameter arrays by name, in :meth:`fastrnn.LSTM.parameters`'s order."""
+        return {name: getattr(self, name) for name in self._names}
+
+    def _layer(self, k):
+        return tuple(getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih",
+                                                          "bias_hh"))
+
+    def _run_row(self, inputs, targets, state):
+        """One stream: returns the loss, the per-step records and the final state."""
+        records, loss = [], 0.0
+        for t in range(len(inputs)):
+            x = np.zeros((self.input_dim, 1))
+            x[inputs[t]] = 1
+            step, inp = [], x
+            new_state = []
+            for k in range(self.num_layers):
+                rec, s = self._step(k, inp, state[k])
+                step.append(rec)
+                new_state.append(s)
+                inp = self._output_of(s)
+            state = new_state
+            y = np.dot(self.Why, inp) + self.by
+            p, lse = _softmax_and_log_normaliser(y)
+            if targets is not None:
+                loss += lse - float(y[targets[t], 0])
+            records.append((x, step, inp, p))
+        return loss, records, state
+
+    def _rows(self, inputs, targets, h0):
+        xs = index_array("inputs", inputs, self.input_dim)
+        ys = None
+        if targets is not None:
+            xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim)
+        rows_x = xs.reshape(-1, xs.shape[-1])
+        rows_y = None if ys is None else ys.reshape(rows_x.shape)
+        states = self._initial(h0, rows_x.shape[0])
+        return xs.ndim == 1, rows_x, rows_y, states
+
+        """Return the loss (sum over time, mean over streams); the final state -> last_hidden."""
+        """Return the loss (sum over time, mean over streams); the final state goes to last_hidden."""
+        single, rows_x, rows_y, states = self._rows(inputs, targets, h0)
+        total, finals = 0.0, []
+        for b in range(rows_x.shape[0]):
+            loss, _, final = self._run_row(rows_x[b], rows_y[b], states[b])
+            total += loss
+            finals.append(final)
+        self.last_hidden = self._collect(finals, single)
+        return float(total / rows_x.shape[0])
+
+    def gradients(self, inputs, targets, h0=None):
+        """The loss and its gradients by parameter name, by BPTT one step at a time."""
+        single, rows_x, rows_y, states = self._rows(inputs, targets, h0)
+        B = rows_x.shape[0]
+        grads = {name: np.zeros_like(p) for name, p in self.parameters().items()}
+        total, finals = 0.0, []
+        for b in range(B):
+            loss, records, final = self._run_row(rows_x[b], rows_y[b], states[b])
+            total += loss
+            finals.append(final)
+            nexts = [self._zero_grad() for _ in range(self.num_layers)]
+            for t in reversed(range(len(records))):
+                x, step, top, p = records[t]
+                dy = p.reshape(-1, 1).copy()
+                dy[rows_y[b, t]] -= 1
+                dy /= B
+                grads["Why"] += np.dot(dy, top.T)
+                grads["by"] += dy
+                dh = np.dot(self.Why.T, dy)
+                for k in reversed(range(self.num_layers)):
+                    dx, nexts[k] = self._step_back(k, step[k], dh, nexts[k], grads)
+                    dh = dx
+        self.last_hidden = self._collect(finals, single)
+        return float(total / B), grads
+
+    def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
+        """Gradients, element-wise clipping, SGD; returns the loss before the update."""
+        learning_rate = check_learning_rate(learning_rate)
+        clip = check_clip(clip)
+        loss, grads = self.gradients(inputs, targets, h0)
+        for name, p in self.parameters().items():
+            g = grads[name]
+            if clip is not None:
+                np.clip(g, -clip, clip, out=g)
+            p -= learning_rate * g
+        return loss
+
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+        """Sample ``num_chars`` indices after ``start_index``, as :meth:`RNN.predict` does."""
+        start = check_index("start_index", start_index, self.input_dim)
+        num_chars = check_num_chars(num_chars)
+        temperature = check_temperature(temperature)
+        rng = np.random.RandomState(entropy_seed(check_seed("seed", seed)))
+        state = self._initial(h0, 1)[0]
+        ix, out = start, []
+        for _ in range(num_chars):
+            _, records, state = self._run_row([ix], None, state)
+            y = (np.dot(self.Why, records[0][2]) + self.by).ravel()
+            if temperature == 0:
+                ix = int(np.argmax(y))
+            else:
+                p = _softmax((y - np.max(y)) / temperature)
+                u = rng.random_sample()
+                ix = int(min(np.searchsorted(np.cumsum(p), u, side="right"), self.output_dim - 1))
+            out.append(ix)
+        return out
+
+
+def _layered_rows(name, value, layers, batch, hidden_dim):
+    """Per stream, a list of L column vectors (H, 1), from (L, H) or (L, B, H)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape == (layers, hidden_dim):
+        arr = np.broadcast_to(arr[:, None, :], (layers, batch, hidden_dim))
+    elif arr.shape != (layers, batch, hidden_dim):
+        raise ValueError(f"{name} has shape {arr.shape}, expected ({layers}, {hidden_dim}) or "
+                         f"({layers}, {batch}, {hidden_dim})")
+    return [[arr[k, b].reshape(-1, 1).copy() for k in range(layers)] for b in range(batch)]
+
+
+class LSTM(_GatedReference):
+    """The LSTM (PyTorch's gates i, f, g, o), one time step at a time.
+
+    The same contract as :class:`fastrnn.LSTM`: ``h0`` and ``last_hidden`` are
+    pairs ``(h, c)``, each (L, H) or (L, B, H).
+    """
+
+    _GATES = 4
+
+    def _initial(self, h0, batch):
+        L, H = self.num_layers, self.hidden_dim
+        if h0 is None:
+            zero = np.zeros((H, 1))
+            return [[(zero.copy(), zero.copy()) for _ in range(L)] for _ in range(batch)]
+        hs = _layered_rows("h0[0] (h)", h0[0], L, batch, H)
+        cs = _layered_rows("h0[1] (c)", h0[1], L, batch, H)
+        return [list(zip(hs[b], cs[b], strict=True)) for b in range(batch)]
+
+    @staticmethod
+    def _output_of(state):
+        return state[0]
+
+    def _zero_grad(self):
+        return np.zeros((self.hidden_dim, 1)), np.zeros((self.hidden_dim, 1))
+
+    def _step(self, k, x, state):
+        h, c = state
+        Wih, Whh, bih, bhh = self._layer(k)
+        H = self.hidden_dim
+        a = np.dot(Wih, x) + bih.reshape(-1, 1) + np.dot(Whh, h) + bhh.reshape(-1, 1)
+        i = _sigmoid(a[:H])
+        f = _sigmoid(a[H:2 * H])
+        g = np.tanh(a[2 * H:3 * H])
+        o = _sigmoid(a[3 * H:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        return (x, h, c, i, f, g, o, c_new), (h_new, c_new)
+
+    def _step_back(self, k, rec, dh_above, nxt, grads):
+        x, h, c, i, f, g, o, c_new = rec
+        dh_next, dc_next = nxt
+        Wih, Whh, _, _ = self._layer(k)
+        dh = dh_above + dh_next
+        tc = np.tanh(c_new)
+        do = dh * tc
+        dc = dh * o * (1 - tc * tc) + dc_next
+        da = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
+                             do * o * (1 - o)])
+        grads[f"weight_ih_l{k}"] += np.dot(da, x.T)
+        grads[f"weight_hh_l{k}"] += np.dot(da, h.T)
+        grads[f"bias_ih_l{k}"] += da.ravel()
+        grads[f"bias_hh_l{k}"] += da.ravel()
+        return np.dot(Wih.T, da), (np.dot(Whh.T, da), dc * f)
+
+    def _collect(self, finals, single):
+        h = np.array([[s[0].ravel() for s in f] for f in finals]).transpose(1, 0, 2)  # (L, B, H)
+        c = np.array([[s[1].ravel() for s in f] for f in finals]).transpose(1, 0, 2)
+        return (h[:, 0].copy(), c[:, 0].copy()) if single else (h.copy(), c.copy())
+
+
+class GRU(_GatedReference):
+    """The GRU (PyTorch's gates r, z, n and formulation), one time step at a time.
+
+    The same contract as :class:`fastrnn.GRU`: ``h0`` and ``last_hidden`` are
+    (L, H) or (L, B, H).
+    """
+
+    _GATES = 3
+
+    def _initial(self, h0, batch):
+        L, H = self.num_layers, self.hidden_dim
+        if h0 is None:
+            return [[np.zeros((H, 1)) for _ in range(L)] for _ in range(batch)]
+        return _layered_rows("h0", h0, L, batch, H)
+
+    @staticmethod
+    def _output_of(state):
+        return state
+
+    def _zero_grad(self):
+        return np.zeros((self.hidden_dim, 1))
+
+    def _step(self, k, x, h):
+        Wih, Whh, bih, bhh = self._layer(k)
+        H = self.hidden_dim
+        p = np.dot(Wih, x) + bih.reshape(-1, 1)
+        q = np.dot(Whh, h) + bhh.reshape(-1, 1)
+        r = _sigmoid(p[:H] + q[:H])
+        z = _sigmoid(p[H:2 * H] + q[H:2 * H])
+        n = np.tanh(p[2 * H:] + r * q[2 * H:])
+        h_new = (1 - z) * n + z * h
+        return (x, h, r, z, n, q[2 * H:]), h_new
+
+    def _step_back(self, k, rec, dh_above, dh_next, grads):
+        x, h, r, z, n, qn = rec
+        Wih, Whh, _, _ = self._layer(k)
+        dh = dh_above + dh_next
+        dan = dh * (1 - z) * (1 - n * n)
+        daz = dh * (h - n) * z * (1 - z)
+        dar = dan * qn * r * (1 - r)
+        dp = np.concatenate([dar, daz, dan])
+        dq = np.concatenate([dar, daz, dan * r])
+        grads[f"weight_ih_l{k}"] += np.dot(dp, x.T)
+        grads[f"weight_hh_l{k}"] += np.dot(dq, h.T)
+        grads[f"bias_ih_l{k}"] += dp.ravel()
+        grads[f"bias_hh_l{k}"] += dq.ravel()
+        return np.dot(Wih.T, dp), dh * z + np.dot(Whh.T, dq)
+
+    def _collect(self, finals, single):
+        h = np.array([[s.ravel() for s in f] for f in finals]).transpose(1, 0, 2)  # (L, B, H)
+        return h[:, 0].copy() if single else h.copy()

@@ -1,0 +1,104 @@
+"""Moving weights between fastrnn's gated models and PyTorch.
+
+:class:`fastrnn.LSTM` and :class:`fastrnn.GRU` use PyTorch's parameter names,
+shapes and gate order, so the weights are copied as they are:
+
+    module, linear = model.to_torch()        # nn.LSTM / nn.GRU + nn.Linear, float64
+    model = fastrnn.from_torch(module, linear)
+
+PyTorch is optional: it is imported only when one of these functions is
+called, never by ``import fastrnn``.
+"""
+
+
+__all__ = ["from_torch", "to_torch"]
+
+_HINT = "PyTorch is needed to convert models to and from torch: pip install torch"
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(_HINT) from None
+    return torch
+
+
+def to_torch(model):
+    """The model as a ``torch.nn.LSTM`` (or ``GRU``) and a ``torch.nn.Linear``, float64.
+
+    Parameters
+    ----------
+    model : fastrnn.LSTM or fastrnn.GRU
+
+    Returns
+    -------
+    module : torch.nn.LSTM or torch.nn.GRU
+        ``(input_dim, hidden_dim, num_layers)``, sequence-first, with the
+        model's weights (copies).  It takes one-hot inputs of shape (T, B, I).
+    linear : torch.nn.Linear
+        ``(hidden_dim, output_dim)``: ``Why`` and ``by``.
+    """
+    from fastrnn.model import GRU, LSTM
+
+    if not isinstance(model, (LSTM, GRU)):
+        raise ValueError(f"model must be a fastrnn.LSTM or fastrnn.GRU, got {type(model).__name__}")
+    torch = _torch()
+    kind = torch.nn.LSTM if isinstance(model, LSTM) else torch.nn.GRU
+    module = kind(model.input_dim, model.hidden_dim, model.num_layers, dtype=torch.float64)
+    linear = torch.nn.Linear(model.hidden_dim, model.output_dim, dtype=torch.float64)
+    params = model.parameters()
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.from_numpy(params[name].copy()))
+        linear.weight.copy_(torch.from_numpy(params["Why"].copy()))
+        linear.bias.copy_(torch.from_numpy(params["by"].ravel().copy()))
+    return module, linear
+
+
+def from_torch(rnn_module, linear_module):
+    """A fastrnn model with the weights of a PyTorch LSTM or GRU and its output layer.
+
+    Parameters
+    ----------
+    rnn_module : torch.nn.LSTM or torch.nn.GRU
+        Unidirectional, with biases, no projection, no dropout between
+        layers (as trained weights are used at inference); any batch_first.
+    linear_module : torch.nn.Linear
+        From the hidden size to the output size, with a bias.
+
+    Returns
+    -------
+    fastrnn.LSTM or fastrnn.GRU
+        Its ``input_dim`` is the module's ``input_size``: inputs are indices
+        whose one-hot vectors the module would read.
+    """
+    from fastrnn.model import GRU, LSTM
+
+    torch = _torch()
+    if isinstance(rnn_module, torch.nn.LSTM):
+        cls = LSTM
+    elif isinstance(rnn_module, torch.nn.GRU):
+        cls = GRU
+    else:
+        raise ValueError(f"rnn_module must be a torch.nn.LSTM or torch.nn.GRU, got "
+                         f"{type(rnn_module).__name__}")
+    if not isinstance(linear_module, torch.nn.Linear):
+        raise ValueError(f"linear_module must be a torch.nn.Linear, got "
+                         f"{type(linear_module).__name__}")
+    m = rnn_module
+    if m.bidirectional or not m.bias or getattr(m, "proj_size", 0):
+        raise ValueError("rnn_module must be unidirectional, with biases and without proj_size")
+    if linear_module.bias is None or linear_module.in_features != m.hidden_size:
+        raise ValueError(
+            f"linear_module must map {m.hidden_size} features with a bias, got "
+            f"{linear_module.in_features} features, bias={linear_module.bias is not None}")
+    model = cls(m.input_size, m.hidden_size, linear_module.out_features, num_layers=m.num_layers,
+                seed=0)
+    params = model.parameters()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            params[name][...] = p.detach().to(torch.float64).cpu().numpy()
+        params["Why"][...] = linear_module.weight.detach().to(torch.float64).cpu().numpy()
+        params["by"][...] = linear_module.bias.detach().to(torch.float64).cpu().numpy()[:, None]
+    return model

@@ -1,0 +1,359 @@
+"""fastrnn.GRU: against finite differences, PyTorch's autograd and nn.GRU, and the reference.
+
+Finite differences: the per-parameter relative metric of
+``tests/test_gradients.py``, required <= 1e-10, but an eighth-order central
+stencil at eps = 1e-2 instead of its sixth-order one at 1e-3.  The error of
+the gated models' numeric gradients is rounding, not truncation (it shrinks as
+eps grows, ~ u|f|/eps): deeper layers' recurrent weights have gradients of
+~1e-2 against a loss of ~10, which at eps = 1e-3 leaves only a few digits.
+With the wider stencil the worst case over these cases and four seeds was
+~3e-10 for the no-h0 2-layer batch (weight_hh_l0's gradient ~2e-3) and
+<= 1e-10 elsewhere, so that case starts from a random h0 here too.  Sizes are
+tiny so that the module runs in seconds.
+"""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference
+
+MODEL = fastrnn.GRU
+REFERENCE = reference.GRU
+EPS = 1e-2
+TOLERANCE = 1e-10
+TOL = {"rtol": 1e-12, "atol": 1e-12}
+
+
+def _model(I, H, O, L, seed, scale=0.5):
+    """A model with weights ~N(0, scale) (the default init is too gentle to exercise the gates)."""
+    m = MODEL(I, H, O, num_layers=L, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    for p in m.parameters().values():
+        p[...] = rng.standard_normal(p.shape) * scale
+    return m, rng
+
+
+def _state(rng, L, B, H):
+    """A random initial state of B streams (B=None: one sequence)."""
+    shape = (L, H) if B is None else (L, B, H)
+    return rng.uniform(-0.8, 0.8, shape)
+
+
+def _twin(m):
+    r = REFERENCE(m.input_dim, m.hidden_dim, m.output_dim, num_layers=m.num_layers, seed=0)
+    for name, p in m.parameters().items():
+        r.parameters()[name][...] = p
+    return r
+
+
+def _numeric_gradients(loss, params):
+    """Eighth-order central differences of ``loss()`` w.r.t. every entry (perturbed in place)."""
+    weights = ((1, 4 / 5), (2, -1 / 5), (3, 4 / 105), (4, -1 / 280))
+    grads = {}
+    for name, p in params.items():
+        g = np.empty_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            total = 0.0
+            for k, w in weights:
+                p[i] = old + k * EPS
+                up = loss()
+                p[i] = old - k * EPS
+                total += w * (up - loss())
+            p[i] = old
+            g[i] = total / EPS
+        grads[name] = g
+    return grads
+
+
+CASES = [
+    pytest.param(5, 3, 5, 1, (5,), False, id="L1-single"),
+    pytest.param(5, 3, 5, 1, (6,), True, id="L1-single-h0"),
+    pytest.param(6, 4, 5, 1, (3, 5), False, id="L1-batch"),
+    pytest.param(6, 4, 5, 1, (3, 5), True, id="L1-batch-h0"),
+    pytest.param(5, 3, 5, 2, (6,), False, id="L2-single"),
+    pytest.param(5, 3, 5, 2, (6,), True, id="L2-single-h0"),
+    pytest.param(5, 3, 5, 2, (2, 5), True, id="L2-batch-h0"),
+    pytest.param(6, 3, 4, 2, (3, 5), True, id="L2-batch-h0-I6-O4"),
+    pytest.param(5, 3, 5, 2, (1, 6), True, id="L2-B1-h0"),
+    pytest.param(5, 2, 5, 3, (4,), True, id="L3-single-h0"),
+]
+
+
+def _data(rng, I, O, L, H, shape, with_h0):
+    x = rng.integers(0, I, size=shape)
+    y = rng.integers(0, O, size=shape)
+    h0 = _state(rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
+    return x, y, h0
+
+
+# ------------------------------------------------------------------ gradients
+
+
+@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
+def test_gradients_match_finite_differences(I, H, O, L, shape, with_h0):
+    m, rng = _model(I, H, O, L, 1)
+    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+    _, grads = m.gradients(x, y, h0)
+    analytic = {name: g.copy() for name, g in grads.items()}
+    before = m.parameter_vector.copy()
+    numeric = _numeric_gradients(lambda: m.loss(x, y, h0), m.parameters())
+    np.testing.assert_array_equal(m.parameter_vector, before)
+    errors = {}
+    for name in analytic:
+        a, n = analytic[name], numeric[name]
+        errors[name] = np.linalg.norm(a - n) / max(np.linalg.norm(a), np.linalg.norm(n))
+    assert max(errors.values()) <= TOLERANCE, errors
+
+
+@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
+def test_matches_the_reference(I, H, O, L, shape, with_h0):
+    m, rng = _model(I, H, O, L, 2)
+    r = _twin(m)
+    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+    loss, grads = m.gradients(x, y, h0)
+    ref_loss, ref_grads = r.gradients(x, y, h0)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    assert list(grads) == list(ref_grads) == list(m.parameters())
+    for name in grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], err_msg=name, **TOL)
+    np.testing.assert_allclose(m.last_hidden, r.last_hidden, **TOL)
+    assert m.loss(x, y, h0) == pytest.approx(r.loss(x, y, h0), rel=1e-12)
+    for clip in (None, 0.05):
+        assert m.train(x, y, 0.3, clip=clip, h0=h0) == pytest.approx(
+            r.train(x, y, 0.3, clip=clip, h0=h0), rel=1e-12)
+        for name, p in m.parameters().items():
+            np.testing.assert_allclose(p, r.parameters()[name], err_msg=name, **TOL)
+
+
+def test_reference_gradients_match_finite_differences():
+    """The oracle is checked too."""
+    m, rng = _model(4, 3, 4, 2, 3)
+    r = _twin(m)
+    x, y, h0 = _data(rng, 4, 4, 2, 3, (2, 3), True)
+    _, analytic = r.gradients(x, y, h0)
+    numeric = _numeric_gradients(lambda: r.loss(x, y, h0), r.parameters())
+    for name in analytic:
+        a, n = analytic[name], numeric[name]
+        assert np.linalg.norm(a - n) <= TOLERANCE * np.linalg.norm(n), name
+
+
+# ---------------------------------------------------------------------- torch
+
+
+@pytest.fixture
+def torch():
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
+def _torch_run(torch, m, x, y, h0):
+    """Loss, gradients and final state of nn.GRU + nn.Linear on the model's weights."""
+    module, linear = m.to_torch()
+    x2, y2 = np.atleast_2d(x), np.atleast_2d(y)
+    B, T = x2.shape
+    L, H = m.num_layers, m.hidden_dim
+    onehot = torch.nn.functional.one_hot(torch.tensor(x2.T), m.input_dim).to(torch.float64)
+    if h0 is None:
+        state = None
+    else:
+        state = torch.tensor(np.broadcast_to(np.reshape(h0, (L, -1, H)), (L, B, H)).copy())
+    out, last = module(onehot, state)  # (T, B, H)
+    logits = linear(out)  # (T, B, O)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(T * B, -1), torch.tensor(y2.T).reshape(-1), reduction="sum") / B
+    loss.backward()
+    grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
+    grads["Why"] = linear.weight.grad.numpy()
+    grads["by"] = linear.bias.grad.numpy().reshape(-1, 1)
+    probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
+    return loss.item(), grads, last.detach().numpy(), probs
+
+
+@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
+def test_gradients_and_outputs_match_torch(torch, I, H, O, L, shape, with_h0):
+    m, rng = _model(I, H, O, L, 4)
+    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+    expected_loss, expected, last, _ = _torch_run(torch, m, x, y, h0)
+    loss, grads = m.gradients(x, y, h0)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-11, atol=1e-13,
+                                   err_msg=name)
+    np.testing.assert_allclose(np.reshape(m.last_hidden, last.shape), last, rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_default_sizes_match_torch_forward(torch):
+    """At the benchmark's size (V=65, H=128, T=25) the loss equals nn.GRU's in float64."""
+    m = MODEL(65, 128, 65, num_layers=2, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 65, (2, 25)), rng.integers(0, 65, (2, 25))
+    expected_loss, _, _, _ = _torch_run(torch, m, x, y, None)
+    assert m.loss(x, y) == pytest.approx(expected_loss, rel=1e-12)
+
+
+# ------------------------------------------------------------------ interface
+
+
+def test_parameters_have_torch_names_shapes_and_init():
+    m = MODEL(7, 5, 6, num_layers=2, seed=3)
+    G = 3
+    expected = {"weight_ih_l0": (G * 5, 7), "weight_hh_l0": (G * 5, 5), "bias_ih_l0": (G * 5,),
+                "bias_hh_l0": (G * 5,), "weight_ih_l1": (G * 5, 5), "weight_hh_l1": (G * 5, 5),
+                "bias_ih_l1": (G * 5,), "bias_hh_l1": (G * 5,), "Why": (6, 5), "by": (6, 1)}
+    params = m.parameters()
+    assert list(params) == list(expected)
+    covered = np.zeros(m.parameter_vector.size, dtype=int)
+    base = m.parameter_vector.__array_interface__["data"][0]
+    for name, shape in expected.items():
+        p = params[name]
+        assert p.shape == shape and p.dtype == np.float64 and p.flags.c_contiguous, name
+        assert np.shares_memory(p, m.parameter_vector), name
+        start = (p.__array_interface__["data"][0] - base) // 8
+        covered[start:start + p.size] += 1
+        assert np.all(np.abs(p) <= 1 / np.sqrt(5)), name
+    np.testing.assert_array_equal(covered, 1)
+    assert base % 64 == 0 and params["weight_hh_l0"].__array_interface__["data"][0] % 64 == 0
+    assert m.Why is not None and np.shares_memory(m.Why, m.parameter_vector)
+    values = np.concatenate([p.ravel() for p in params.values()])
+    assert abs(values.std() - 1 / np.sqrt(5) / np.sqrt(3)) < 0.03  # uniform's std
+    same = MODEL(7, 5, 6, num_layers=2, seed=3)
+    np.testing.assert_array_equal(same.parameter_vector, m.parameter_vector)
+    assert not np.array_equal(MODEL(7, 5, 6, num_layers=2, seed=4).parameter_vector,
+                              m.parameter_vector)
+    r = REFERENCE(7, 5, 6, num_layers=2, seed=3)
+    for name, p in params.items():
+        np.testing.assert_array_equal(p, r.parameters()[name], err_msg=name)
+    assert repr(m) == f"{MODEL.__name__}(input_dim=7, hidden_dim=5, output_dim=6, num_layers=2)"
+
+
+def test_gradient_vector_is_laid_out_like_the_parameter_vector():
+    m, rng = _model(5, 3, 5, 2, 5)
+    _, grads = m.gradients(rng.integers(0, 5, 4), rng.integers(0, 5, 4))
+    theta, grad = m.parameter_vector, m.gradient_vector
+    for name, g in grads.items():
+        p = m.parameters()[name]
+        assert (g.__array_interface__["data"][0] - grad.__array_interface__["data"][0]
+                == p.__array_interface__["data"][0] - theta.__array_interface__["data"][0])
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 5), (1, 4)], ids=["single", "batch", "B1"])
+def test_carried_state_over_twenty_steps_tracks_the_reference(shape):
+    m, rng = _model(6, 4, 6, 2, 6, scale=0.3)
+    r = _twin(m)
+    stream = rng.integers(0, 6, size=shape[:-1] + (20 * shape[-1] + 1,))
+    hm = hr = None
+    for step in range(20):
+        lo = step * shape[-1]
+        x, y = stream[..., lo:lo + shape[-1]], stream[..., lo + 1:lo + shape[-1] + 1]
+        assert m.train(x, y, 0.1, h0=hm) == pytest.approx(r.train(x, y, 0.1, h0=hr), rel=1e-11)
+        hm, hr = m.last_hidden, r.last_hidden
+    for name, p in m.parameters().items():
+        np.testing.assert_allclose(p, r.parameters()[name], rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_train_returns_the_loss_before_the_update_and_goes_downhill():
+    m, rng = _model(5, 4, 5, 2, 7, scale=0.3)
+    x, y, h0 = _data(rng, 5, 5, 2, 4, (3, 5), True)
+    before = m.loss(x, y, h0)
+    assert m.train(x, y, 0.05, h0=h0) == pytest.approx(before, rel=1e-13)
+    assert m.loss(x, y, h0) < before
+
+
+def test_last_hidden_shapes_and_state_roundtrip():
+    m, rng = _model(5, 4, 5, 2, 8)
+    x = rng.integers(0, 5, (3, 6))
+    m.loss(x, x)
+    batch = m.last_hidden
+    packed = m.pack_state(batch)
+    assert packed.ndim >= 3 and packed.dtype == np.float64
+    again = m.unpack_state(packed)
+    np.testing.assert_array_equal(m.pack_state(again), packed)
+    np.testing.assert_array_equal(m.pack_state(m.zero_state(3)), np.zeros_like(packed))
+    one = m.stream_state(batch, 1)
+    # the state of stream 1 continues stream 1 exactly
+    x1 = rng.integers(0, 5, 4)
+    m.loss(x[1:2], x[1:2])
+    expected = m.loss(x1[None], x1[None], batch_row(batch, 1))
+    assert m.loss(x1, x1, one) == pytest.approx(expected, rel=1e-14)
+    m.loss(x[0], x[0])
+    single = m.last_hidden
+    assert np.asarray(single[0] if isinstance(single, tuple) else single).shape == (2, 4)
+
+
+def batch_row(state, b):
+    """The (L, 1, H) state of stream b."""
+    if isinstance(state, tuple):
+        return tuple(s[:, b:b + 1] for s in state)
+    return state[:, b:b + 1]
+
+
+def test_predict_matches_the_reference_and_is_reproducible():
+    m, rng = _model(6, 5, 6, 2, 9, scale=0.8)
+    r = _twin(m)
+    h0 = _state(rng, 2, None, 5)
+    for temperature in (0, 0.5, 1.0):
+        for seed in (0, 7):
+            got = m.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
+            assert got == r.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
+    assert m.predict(1, 200, seed=3) == m.predict(1, 200, seed=3)
+    assert m.predict(1, 0) == []
+    params = m.parameter_vector.copy()
+    m.predict(1, 20, seed=1)
+    np.testing.assert_array_equal(m.parameter_vector, params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"num_layers": 0}, "num_layers"), ({"num_layers": 1.5}, "num_layers"),
+     ({"hidden_dim": -1}, "hidden_dim"), ({"seed": -1}, "seed")],
+)
+def test_constructor_rejects_bad_arguments(kwargs, message):
+    args = {"input_dim": 5, "hidden_dim": 4, "output_dim": 5, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        MODEL(args.pop("input_dim"), args.pop("hidden_dim"), args.pop("output_dim"), **args)
+
+
+def _bad_states(L, B, H):
+    good = _state(np.random.default_rng(0), L, B, H)
+    return [
+        ("wrong-shape", np.zeros((L + 1, H))),
+        ("nan", np.full(good.shape, np.nan)),
+        ("not-numbers", "ab"),
+        ("a-pair", (good, good)),
+        ("flat", np.zeros(L * H)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_bad_h0_is_rejected_and_changes_nothing(case):
+    m, rng = _model(5, 4, 5, 2, 10)
+    name, h0 = _bad_states(2, 3, 4)[case]
+    x = rng.integers(0, 5, (3, 4))
+    m.loss(x, x)
+    before, last = m.parameter_vector.copy(), m.pack_state(m.last_hidden).copy()
+    for call in (lambda: m.train(x, x, 0.1, h0=h0), lambda: m.loss(x, x, h0),
+                 lambda: m.gradients(x, x, h0), lambda: m.predict(0, 5, h0=h0)):
+        with pytest.raises(ValueError, match="h0"):
+            call()
+    np.testing.assert_array_equal(m.parameter_vector, before)
+    np.testing.assert_array_equal(m.pack_state(m.last_hidden), last)
+
+
+def test_bad_inputs_are_rejected_like_rnn():
+    m, _ = _model(5, 4, 5, 1, 11)
+    with pytest.raises(ValueError, match="inputs holds index 5"):
+        m.train([1, 5], [1, 2])
+    with pytest.raises(ValueError, match="learning_rate"):
+        m.train([1, 2], [1, 2], -1.0)
+    with pytest.raises(ValueError, match="clip"):
+        m.train([1, 2], [1, 2], clip=0.0)
+    with pytest.raises(ValueError, match="start_index"):
+        m.predict(9, 3)
+    with pytest.raises(ValueError, match="output_dim <= input_dim"):
+        MODEL(3, 2, 4).predict(0, 3)
