@@ -288,8 +288,8 @@ class _GatedReference:
         states = self._initial(h0, rows_x.shape[0])
         return xs.ndim == 1, rows_x, rows_y, states
 
+    def loss(self, inputs, targets, h0=None):
         """Return the loss (sum over time, mean over streams); the final state -> last_hidden."""
-        """Return the loss (sum over time, mean over streams); the final state goes to last_hidden."""
         single, rows_x, rows_y, states = self._rows(inputs, targets, h0)
         total, finals = 0.0, []
         for b in range(rows_x.shape[0]):
