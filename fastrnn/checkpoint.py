@@ -6,13 +6,15 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
 ``Wxh``, ``Whh``, ...      the model's weights, one entry per parameter, under the
                            parameter names (``parameter_names`` lists them)
 ``format``                 ``"fastrnn-checkpoint"``; ``format_version`` its version (1)
-``model_kind``             the model's registry name (``"rnn"``); ``model_args`` the
-                           constructor arguments, JSON
+``model_kind``             the model's registry name (``"rnn"``, ``"lstm"``, ``"gru"``);
+                           ``model_args`` the constructor arguments, JSON
 ``vocab``                  the vocabulary as int64 code points, in index order
 ``config``                 the training configuration, JSON
 ``iteration``              optimizer steps taken; ``epoch`` and ``position`` where the
                            streams are (see :class:`fastrnn.corpus.Streams`)
-``hidden``                 the carried hidden state, shape (B, H)
+``hidden``                 the carried state as one array (the model's ``pack_state``):
+                           (B, H) for an rnn, (L, B, H) for a gru, (2, L, B, H) for an
+                           lstm (h, then c)
 ``optimizer``              the optimizer's name; ``optimizer.<name>`` its state arrays
 ``rng_state``              the state of the trainer's random generator, JSON
 ``loss_ema``               moving average of the training loss per character (nats),
@@ -72,8 +74,9 @@ class Checkpoint:
         Optimizer steps taken.
     epoch, position : int
         Where the training streams are.
-    hidden : ndarray, shape (B, H)
-        The hidden state carried into the next chunk.
+    hidden : ndarray
+        The state carried into the next chunk, as one array: (B, H) for an
+        rnn, (L, B, H) for a gru, (2, L, B, H) for an lstm.
     optimizer : str
         The optimizer's name.
     optimizer_state : dict[str, ndarray]
@@ -326,8 +329,8 @@ def load_checkpoint(path):
         if name.startswith(_OPT_PREFIX)
     }
     hidden = r.floats("hidden")
-    if hidden.ndim != 2:
-        r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H)")
+    if hidden.ndim < 2:
+        r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
     return Checkpoint(
         model_kind=r.text("model_kind"),
         model_args=r.json("model_args"),

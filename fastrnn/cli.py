@@ -131,7 +131,9 @@ def _seed(text):
 # Training options: (flag, config field, type, metavar, help).  Their argparse
 # default is None, so that a resumed run can tell what was given on the command line.
 _MODEL_OPTIONS = (
-    ("--hidden-size", "hidden_size", _positive_int, "N", "size of the hidden state"),
+    ("--model", "model", str, None, "the kind of model"),
+    ("--hidden-size", "hidden_size", _positive_int, "N", "size of the hidden state (of each layer)"),
+    ("--num-layers", "num_layers", _positive_int, "N", "stacked layers (lstm and gru only)"),
     ("--seq-length", "seq_length", _positive_int, "N",
      "characters per chunk, the steps backpropagated through"),
     ("--batch-size", "batch_size", _positive_int, "N",
@@ -176,7 +178,7 @@ def _train_epilog():
 
 
 def _parser():
-    from fastrnn.training import OPTIMIZERS, TrainingConfig
+    from fastrnn.training import MODELS, OPTIMIZERS, TrainingConfig
 
     defaults = TrainingConfig()
     parser = argparse.ArgumentParser(
@@ -199,7 +201,8 @@ def _parser():
                        help="continue the run saved in DIR/checkpoint.npz up to --iterations")
     model = train.add_argument_group("model and data (fixed once a run starts)")
     for flag, field, kind, metavar, text in _MODEL_OPTIONS:
-        extra = {"choices": OPTIMIZERS} if field == "optimizer" else {}
+        extra = {"optimizer": {"choices": OPTIMIZERS},
+                 "model": {"choices": tuple(MODELS)}}.get(field, {})
         model.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar,
                            help=f"{text} (default: {getattr(defaults, field)})", **extra)
     schedule = train.add_argument_group("optimisation schedule (may change on --resume)")
@@ -354,7 +357,9 @@ def _describe_run(trainer, out):
     n_params = trainer.model.parameter_vector.shape[0]
     source = "the built-in corpus" if trainer.source == "<builtin>" else trainer.source
     print(
-        f"training a {c.model} with {c.hidden_size} hidden units ({n_params:,} parameters) on "
+        f"training a {c.model} with "
+        + (f"{c.num_layers} layers of " if c.num_layers > 1 else "")
+        + f"{c.hidden_size} hidden units ({n_params:,} parameters) on "
         f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
         f"{trainer.val_size:,} held out for validation\n"
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "

@@ -44,7 +44,7 @@ from fastrnn.checkpoint import (
     save_checkpoint,
 )
 from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
-from fastrnn.model import RNN
+from fastrnn.model import GRU, LSTM, RNN
 from fastrnn.vocab import Vocabulary
 
 __all__ = [
@@ -64,7 +64,7 @@ __all__ = [
     "PLOT_NAME",
 ]
 
-MODELS = {"rnn": RNN}
+MODELS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 """Model classes by the name a checkpoint records (``model_kind``)."""
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
@@ -85,8 +85,8 @@ PLOT_HINT = 'pip install "fastrnn[plot]"'
 # Options fixed for the life of a run: they decide the model's shape, the data
 # it sees and the meaning of the optimizer state.  The others (the schedule)
 # may change when a run is resumed.
-FIXED_OPTIONS = ("model", "hidden_size", "seq_length", "batch_size", "val_fraction", "seed",
-                 "optimizer", "eps", "beta1", "beta2", "decay_rate")
+FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "seq_length", "batch_size",
+                 "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate")
 
 # The smoothed training loss is an exponential moving average with this factor,
 # bias-corrected as in Adam so that it means something from the first step
@@ -138,7 +138,9 @@ class TrainingConfig:
     model : str, default "rnn"
         A name in :data:`MODELS`.
     hidden_size : int, default 100
-        H, the size of the hidden state.
+        H, the size of the hidden state (of each layer).
+    num_layers : int, default 1
+        L, the number of stacked layers (``lstm`` and ``gru``; an ``rnn`` has one).
     seq_length : int, default 25
         T, the number of time steps backpropagated through (chunk length).
     batch_size : int, default 1
@@ -177,6 +179,7 @@ class TrainingConfig:
 
     model: str = "rnn"
     hidden_size: int = 100
+    num_layers: int = 1
     seq_length: int = 25
     batch_size: int = 1
     val_fraction: float = 0.05
@@ -203,9 +206,12 @@ class TrainingConfig:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
-        for name in ("hidden_size", "seq_length", "batch_size", "lr_decay_every", "iterations",
-                     "eval_every", "sample_every"):
+        for name in ("hidden_size", "num_layers", "seq_length", "batch_size", "lr_decay_every",
+                     "iterations", "eval_every", "sample_every"):
             put(name, _int(name, getattr(self, name)))
+        if self.model == "rnn" and self.num_layers != 1:
+            raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
+                             f"stack), got {self.num_layers}")
         put("sample_length", _int("sample_length", self.sample_length, low=0))
         put("val_fraction", _float("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True))
         seed = check_seed("seed", self.seed)
@@ -452,8 +458,8 @@ def load_model(path):
 def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     """Sample text from a model: the prime text, then ``length`` new characters.
 
-    The model reads the prime text (all of it but the last character through
-    :meth:`forward`, to get its hidden state) and continues from its last
+    The model reads the prime text (all of it but the last character, scored
+    with :meth:`loss` to get its final state) and continues from its last
     character.  Without a prime text it starts after a newline when the
     vocabulary has one (as at the start of a line), otherwise after a
     character drawn uniformly from the vocabulary; that start is not part of
@@ -493,8 +499,8 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     h0 = None
     if prime:
         if len(indices) > 1:
-            _, hs, _ = model.forward(indices[:-1])  # hs: (len - 1 + 1, H)
-            h0 = hs[-1]
+            model.loss(indices[:-1], indices[1:])  # leaves the final state in last_hidden
+            h0 = model.last_hidden
         start = int(indices[-1])
     elif "\n" in vocab:
         start = int(vocab.encode("\n")[0])
@@ -558,8 +564,10 @@ class Trainer:
         Characters held out for validation (0: none).
     iteration : int
         Optimizer steps taken.
-    hidden : ndarray, shape (B, H)
-        The hidden state carried into the next chunk.
+    hidden : ndarray or tuple of ndarray
+        The state carried into the next chunk, in the model's batch form
+        (``model.zero_state(B)``): (B, H) for an rnn, (L, B, H) for a gru,
+        a pair of (L, B, H) for an lstm.
     smooth_loss : float
         Exponentially smoothed training loss per character (nats), NaN before
         the first step.
@@ -581,9 +589,11 @@ class Trainer:
         self._setup(text, vocab, config, source)
         V, H = vocab.size, config.hidden_size
         self.model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
+        if config.model != "rnn":
+            self.model_args["num_layers"] = config.num_layers
         self.model = _build_model(config.model, self.model_args, seed=config.seed)
         self.iteration = 0
-        self.hidden = np.zeros((config.batch_size, H))
+        self.hidden = self.model.zero_state(config.batch_size)
         self._loss_ema = 0.0  # before bias correction
         self.best_val_loss = None
         self._rng = np.random.default_rng(config.seed)
@@ -678,7 +688,10 @@ class Trainer:
         self.model_args = dict(ckpt.model_args)
         if ckpt.model_args.get("hidden_dim") != config.hidden_size:
             raise CheckpointError(f"{where}: the model's hidden size does not match its config")
-        expected = (config.batch_size, config.hidden_size)
+        if ckpt.model_args.get("num_layers", 1) != config.num_layers:
+            raise CheckpointError(f"{where}: the model's number of layers does not match its "
+                                  f"config")
+        expected = self.model.pack_state(self.model.zero_state(config.batch_size)).shape
         if ckpt.hidden.shape != expected:
             raise CheckpointError(
                 f"{where}: the hidden state has shape {ckpt.hidden.shape}, expected {expected}"
@@ -687,7 +700,7 @@ class Trainer:
             raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
                                   f"config says {config.optimizer!r}")
         self.iteration = ckpt.iteration
-        self.hidden = ckpt.hidden.copy()
+        self.hidden = self.model.unpack_state(ckpt.hidden)
         self._loss_ema = ckpt.loss_ema
         self.best_val_loss = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
         self._rng = np.random.default_rng(config.seed)
@@ -729,9 +742,11 @@ class Trainer:
             raise TrainingDiverged(self.iteration + 1, loss)
         self._optimizer.step(self.model.parameter_vector, self.model.gradient_vector,
                              self.config.learning_rate_at(self.iteration), self.config.clip)
-        self.hidden = np.array(self.model.last_hidden, dtype=np.float64).reshape(self.hidden.shape)
+        model = self.model
+        self.hidden = model.unpack_state(model.pack_state(model.last_hidden))  # a copy
         if self.streams.advance():
-            self.hidden = np.zeros_like(self.hidden)  # a new pass starts from a blank state
+            # a new pass starts from a blank state
+            self.hidden = model.zero_state(self.config.batch_size)
         self.iteration += 1
         per_char = loss / self.config.seq_length
         self._loss_ema = _SMOOTHING * self._loss_ema + (1.0 - _SMOOTHING) * per_char
@@ -753,7 +768,7 @@ class Trainer:
             return None
         parts = self._val  # (Bv, Lv)
         B, L = parts.shape
-        h = np.zeros((B, self.config.hidden_size))
+        h = self.model.zero_state(B)
         total = 0.0
         for start in range(0, L - 1, _VAL_CHUNK):
             if stop():
@@ -762,7 +777,7 @@ class Trainer:
             x = np.ascontiguousarray(parts[:, start:stop_at])  # (Bv, t)
             y = np.ascontiguousarray(parts[:, start + 1:stop_at + 1])
             total += self.model.loss(x, y, h) * B  # summed over the streams
-            h = self.model.last_hidden  # (Bv, H), carried into the next chunk
+            h = self.model.last_hidden  # carried into the next chunk
         return total / (B * (L - 1))
 
     def sample(self, length=200, *, temperature=1.0, seed=None):
@@ -792,7 +807,7 @@ class Trainer:
             return ""
         start = int(self.streams.parts[0, self.streams.position])
         out = self.model.predict(start, length, temperature=temperature, seed=seed,
-                                 h0=self.hidden[0])
+                                 h0=self.model.stream_state(self.hidden, 0))
         return self.vocab.decode(out)
 
     # -- checkpoints ---------------------------------------------------------
@@ -808,7 +823,7 @@ class Trainer:
             iteration=self.iteration,
             epoch=self.streams.epoch,
             position=self.streams.position,
-            hidden=self.hidden.copy(),
+            hidden=np.array(self.model.pack_state(self.hidden)),
             optimizer=self.config.optimizer,
             optimizer_state={k: v.copy() for k, v in self._optimizer.state.items()},
             rng_state=self._rng.bit_generator.state,

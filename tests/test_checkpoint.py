@@ -234,3 +234,24 @@ def test_missing_file_and_directory(tmp_path):
         load_checkpoint(tmp_path / "nope.npz")
     with pytest.raises(IsADirectoryError):
         load_checkpoint(tmp_path)
+
+
+def test_round_trip_of_a_layered_lstm_state(tmp_path):
+    """A gated model's state is one array: (2, L, B, H) for an LSTM (h, then c)."""
+    from fastrnn import LSTM
+
+    model = LSTM(5, 4, 5, num_layers=2, seed=0)
+    state = model.zero_state(3)
+    state[0][...] = np.arange(24).reshape(2, 3, 4)
+    state[1][...] = -np.arange(24).reshape(2, 3, 4)
+    ckpt = _checkpoint()
+    ckpt.model_kind = "lstm"
+    ckpt.parameters = {k: v.copy() for k, v in model.parameters().items()}
+    ckpt.hidden = model.pack_state(state)
+    save_checkpoint(tmp_path / "c.npz", ckpt)
+    back = load_checkpoint(tmp_path / "c.npz")
+    assert back.hidden.shape == (2, 2, 3, 4)
+    assert list(back.parameters) == list(model.parameters())
+    h, c = model.unpack_state(back.hidden)
+    np.testing.assert_array_equal(h, state[0])
+    np.testing.assert_array_equal(c, state[1])

@@ -387,3 +387,44 @@ def test_sample_output_can_be_cut_short(trained):
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0, stderr
     assert "Traceback" not in stderr
+
+
+# -- the gated models ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "layers"), [("lstm", "2"), ("gru", "1")])
+def test_gated_models_train_resume_exactly_and_sample(tmp_path, text_file, kind, layers):
+    common = [*FAST, "--batch-size", "2", "--eval-every", "2", "--sample-every", "2",
+              "--sample-length", "30"]
+    model = ["--model", kind, "--num-layers", layers]
+    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "4", *model,
+                  *common, cwd=tmp_path)
+    assert one.returncode == 0, err(one)
+    assert f"training a {kind}" in err(one)
+    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "2", *model,
+                    *common, cwd=tmp_path)
+    assert first.returncode == 0, err(first)
+    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
+                     *common, cwd=tmp_path)  # model options come from the checkpoint
+    assert second.returncode == 0, err(second)
+    a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
+    assert a.keys() == b.keys() and str(a["model_kind"]) == kind
+    for key in a:
+        assert a[key].tobytes() == b[key].tobytes(), key
+    assert _samples(err(one)) == _samples(err(first)) + _samples(err(second))
+    sample = fastrnn("sample", tmp_path / "one", "--length", "40", "--seed", "1",
+                     "--prime", "the", cwd=tmp_path)
+    assert sample.returncode == 0, err(sample)
+    assert len(sample.stdout.decode("utf-8")) == 43
+    clash = fastrnn("train", "--out", tmp_path / "two", "--resume", "--num-layers", "3",
+                    *common, cwd=tmp_path)
+    assert_clean_failure(clash, 1, "--num-layers 3 conflicts with the checkpoint")
+
+
+def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
+    result = fastrnn("train", text_file, "--out", tmp_path / "o", "--num-layers", "2", *FAST,
+                     cwd=tmp_path)
+    assert_clean_failure(result, 1, "num_layers must be 1 for the rnn model")
+    bad = fastrnn("train", text_file, "--out", tmp_path / "o", "--model", "transformer",
+                  cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice" in err(bad)

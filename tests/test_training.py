@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from fastrnn import RNN
+from fastrnn import GRU, LSTM, RNN
 from fastrnn._kernels import optimizers as opt
 from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.corpus import CorpusError
@@ -40,7 +40,7 @@ def small(**overrides):
 
 
 def state_of(trainer):
-    return (trainer.model.parameter_vector.copy(), trainer.hidden.copy(),
+    return (trainer.model.parameter_vector.copy(), trainer.model.pack_state(trainer.hidden).copy(),
             {k: v.copy() for k, v in trainer._optimizer.state.items()},
             trainer.streams.position, trainer.streams.epoch, trainer._loss_ema,
             trainer._rng.bit_generator.state)
@@ -101,7 +101,7 @@ def test_config_rejects(options):
 
 
 def test_registry_and_optimizers():
-    assert MODELS == {"rnn": RNN}
+    assert MODELS == {"rnn": RNN, "lstm": LSTM, "gru": GRU}
     assert OPTIMIZERS == ("sgd", "adagrad", "rmsprop", "adam")
 
 
@@ -573,3 +573,76 @@ def test_save_time_check_catches_weights_that_overflowed(tmp_path):
                                                "no checkpoint was written"):
         t.run(tmp_path, progress=False, log=io.StringIO())
     assert not (tmp_path / "checkpoint.npz").exists()
+
+
+# -- the gated models ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "layers", "shape"),
+                         [("lstm", 1, (2, 1, 2, 12)), ("lstm", 2, (2, 2, 2, 12)),
+                          ("gru", 2, (2, 2, 12))])
+def test_gated_models_train_and_resume_bit_identically(tmp_path, kind, layers, shape):
+    config = small(model=kind, num_layers=layers, optimizer="adam", learning_rate=0.01)
+    one = Trainer(TEXT, config)
+    assert type(one.model) is MODELS[kind] and one.model.num_layers == layers
+    assert one.model_args["num_layers"] == layers
+    for _ in range(7):
+        one.step()
+    one.sample(10)
+    two = Trainer(TEXT, config)
+    for _ in range(3):
+        two.step()
+    two.sample(10)
+    two.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
+        assert npz["hidden"].shape == shape
+        assert str(npz["model_kind"]) == kind
+    three = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
+    for _ in range(4):
+        three.step()
+    assert_same_state(state_of(one), state_of(three))
+    assert three.sample(40) == one.sample(40)
+    assert math.isfinite(three.evaluate())
+    model, vocab = load_model(tmp_path / "c.npz")
+    assert type(model) is MODELS[kind] and model.num_layers == layers
+    text = generate(model, vocab, 30, prime="the ", seed=3)
+    assert text.startswith("the ") and len(text) == 34
+    assert text == generate(model, vocab, 30, prime="the ", seed=3)
+
+
+def test_gated_hidden_state_is_carried_and_reset_on_a_wrap():
+    config = TrainingConfig(model="gru", num_layers=2, hidden_size=6, seq_length=4, batch_size=2,
+                            val_fraction=0)
+    t = Trainer("abcdefghijklmnopqrstuvwxyz" * 2, config)
+    assert t.hidden.shape == (2, 2, 6) and not t.hidden.any()
+    t.step()
+    assert t.hidden.any()
+    for _ in range(5):  # six chunks per pass: the sixth step wraps
+        t.step()
+    assert t.streams.epoch == 1 and not t.hidden.any()
+
+
+def test_generate_with_a_prime_continues_from_the_primed_state():
+    """generate() reads the prime with loss(); for an RNN that is forward()'s last state."""
+    t = Trainer(TEXT, small())
+    t.step()
+    prime = "the quick"
+    idx = t.vocab.encode(prime)
+    _, hs, _ = t.model.forward(idx[:-1])
+    expected = t.model.predict(int(idx[-1]), 20, seed=4, h0=hs[-1])
+    assert generate(t.model, t.vocab, 20, prime=prime, seed=4) == prime + t.vocab.decode(expected)
+
+
+@pytest.mark.parametrize("options", [dict(model="rnn", num_layers=2), dict(num_layers=0),
+                                     dict(model="lstm", num_layers=1.5)])
+def test_config_rejects_bad_layers(options):
+    with pytest.raises(ValueError, match="num_layers"):
+        TrainingConfig(**options)
+
+
+def test_resume_refuses_another_number_of_layers(tmp_path):
+    t = Trainer(TEXT, small(model="lstm", num_layers=2))
+    t.step()
+    t.save(tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="num_layers"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, num_layers=1)
