@@ -132,7 +132,8 @@ def _seed(text):
 # default is None, so that a resumed run can tell what was given on the command line.
 _MODEL_OPTIONS = (
     ("--model", "model", str, None, "the kind of model"),
-    ("--hidden-size", "hidden_size", _positive_int, "N", "size of the hidden state (of each layer)"),
+    ("--hidden-size", "hidden_size", _positive_int, "N",
+     "size of the hidden state (of each layer)"),
     ("--num-layers", "num_layers", _positive_int, "N", "stacked layers (lstm and gru only)"),
     ("--seq-length", "seq_length", _positive_int, "N",
      "characters per chunk, the steps backpropagated through"),
