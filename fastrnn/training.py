@@ -513,15 +513,27 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
 
 
 class _StopFlag:
-    """Turns SIGINT into a flag checked between iterations (main thread only)."""
+    """Turns SIGINT into a flag checked between iterations (main thread only).
 
-    def __init__(self, enabled):
+    The first Ctrl-C asks the loop to stop after the current step and save; it
+    says so, since a step can take a while (the first one compiles kernels).
+    A second Ctrl-C gives up at once with KeyboardInterrupt, without saving:
+    the last checkpoint on disk is complete (writes are atomic) and is kept.
+    """
+
+    def __init__(self, enabled, notify):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.notify = notify
         self.raised = False
         self._previous = None
 
     def _handle(self, signum, frame):
+        if self.raised:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
         self.raised = True
+        self.notify("stopping after this step to save a checkpoint (Ctrl-C again: stop now, "
+                    "keeping the last checkpoint)")
 
     def __enter__(self):
         if self.enabled:
@@ -532,10 +544,6 @@ class _StopFlag:
         if self.enabled:
             signal.signal(signal.SIGINT, self._previous)
         return False
-
-
-class _Aborted(Exception):
-    """An evaluation cut short by a stop request."""
 
 
 class Trainer:
@@ -761,9 +769,9 @@ class Trainer:
         from a zero hidden state, in chunks with the state carried, so every
         character after the first of each stream is scored.
         """
-        return self._evaluate(lambda: False)
+        return self._evaluate()
 
-    def _evaluate(self, stop):
+    def _evaluate(self):
         if self._val is None:
             return None
         parts = self._val  # (Bv, Lv)
@@ -771,8 +779,6 @@ class Trainer:
         h = self.model.zero_state(B)
         total = 0.0
         for start in range(0, L - 1, _VAL_CHUNK):
-            if stop():
-                raise _Aborted
             stop_at = min(start + _VAL_CHUNK, L - 1)
             x = np.ascontiguousarray(parts[:, start:stop_at])  # (Bv, t)
             y = np.ascontiguousarray(parts[:, start + 1:stop_at + 1])
@@ -991,13 +997,12 @@ class _Run:
         fig.tight_layout()
         atomic_write(self.plot_path, lambda f: fig.savefig(f, format="png"))
 
-    def eval_and_save(self, stop, chars_per_sec):
+    def eval_and_save(self, chars_per_sec):
+        # Not interruptible: a Ctrl-C meanwhile takes effect after the save, so
+        # every evaluation that was due is in the history (it is short).
         t = self.t
         self.check_weights()  # before anything is written
-        try:
-            val = t._evaluate(stop)
-        except _Aborted:
-            return False
+        val = t._evaluate()
         if val is not None and not math.isfinite(val):
             raise self.diverged(TrainingDiverged(t.iteration, val, what="validation loss"))
         self.val_loss = val
@@ -1014,11 +1019,10 @@ class _Run:
             "epoch": f"{self.epochs():.4f}",
         })
         self.write_history()
-        self.save()
-        if improved:
+        if improved:  # first: a crash between the two saves must not lose the best state
             t.save(self.best_path)
+        self.save()
         self.plot()
-        return True
 
     def epochs(self):
         """Count the passes over the training text so far, as a fraction."""
@@ -1048,11 +1052,11 @@ class _Run:
 
         t = self.t
         c = t.config
-        self.prepare_dir()
         target = c.iterations
-        if t.iteration > target:
+        if t.iteration > target:  # before anything in the directory is touched
             raise ValueError(f"the run is already at iteration {t.iteration}, beyond the "
                              f"{target} iterations asked for")
+        self.prepare_dir()
         chars_per_step = c.batch_size * c.seq_length
         started = time.perf_counter()
         train_seconds = 0.0  # time in training steps only, for chars/sec
@@ -1060,15 +1064,11 @@ class _Run:
         window_chars, window_seconds = 0, 0.0
         last_postfix = 0.0
         first_step = True
-        with _StopFlag(self.handle_sigint) as flag, tqdm(
+        with _StopFlag(self.handle_sigint, self.say) as flag, tqdm(
             total=target, initial=t.iteration, desc="training", unit="it", file=self.log,
             disable=not self.progress, dynamic_ncols=True, mininterval=0.5, smoothing=0.05,
         ) as bar:
             self.bar = bar
-
-            def stop():
-                return flag.raised
-
             while t.iteration < target and not flag.raised:
                 t0 = time.perf_counter()
                 try:
@@ -1089,8 +1089,8 @@ class _Run:
                     text = t.sample(c.sample_length)
                     self.say(f"----- sample at iteration {t.iteration} -----\n{text}\n-----")
                 if t.iteration % c.eval_every == 0 or t.iteration == target:
-                    if self.eval_and_save(stop, cps):
-                        window_chars, window_seconds = 0, 0.0
+                    self.eval_and_save(cps)
+                    window_chars, window_seconds = 0, 0.0
                     bar.set_postfix_str(self.postfix(cps), refresh=False)
                 elif t0 - last_postfix > 0.5:
                     last_postfix = t0

@@ -435,6 +435,69 @@ def test_sigint_stops_cleanly_with_a_checkpoint(tmp_path):
     assert_same_state(state_of(again), state_of(t))
 
 
+def _sigint_during(obj, name, when):
+    """Wrap obj.name so that the SIGINT arrives during its call number ``when``."""
+    original = getattr(obj, name)
+    calls = []
+
+    def wrapped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == when:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    setattr(obj, name, wrapped)
+
+
+def test_sigint_during_an_evaluation_still_records_it(tmp_path):
+    t = Trainer(TEXT, small(iterations=20, eval_every=5, sample_length=0))
+    _sigint_during(t.model, "loss", when=2)  # inside the evaluation at iteration 5
+    log = io.StringIO()
+    with pytest.raises(TrainingInterrupted) as err:
+        t.run(tmp_path, progress=False, log=log)
+    assert err.value.iteration == 5
+    assert "stopping after this step" in log.getvalue()
+    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["5"]
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 5
+    # the resumed run evaluates at 10, 15 and 20: no evaluation is lost
+    Trainer.from_checkpoint(tmp_path, TEXT).run(tmp_path, progress=False, log=io.StringIO())
+    rows = _history(tmp_path / "history.csv")
+    assert [r["iteration"] for r in rows] == ["5", "10", "15", "20"]
+
+
+def test_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=3, sample_length=0))
+    original = t.step
+    calls = []
+
+    def step():
+        calls.append(1)
+        if len(calls) == 5:  # both Ctrl-C inside one step, after the save at iteration 3
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original()
+
+    t.step = step
+    with pytest.raises(KeyboardInterrupt) as err:
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert not isinstance(err.value, TrainingInterrupted)  # nothing saved after the 2nd
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 3
+
+
+def test_a_rejected_run_leaves_the_directory_alone(tmp_path):
+    devnull = io.StringIO()
+    Trainer(TEXT, small(iterations=4, eval_every=2)).run(tmp_path, progress=False, log=devnull)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ValueError, match="beyond"):
+        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2).run(tmp_path, progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    with pytest.raises(ValueError, match="beyond"):
+        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2).run(tmp_path / "new" / "sub",
+                                                                 progress=False)
+    assert not (tmp_path / "new").exists()
+
+
 def test_resume_with_nothing_left_to_do(tmp_path):
     devnull = io.StringIO()
     Trainer(TEXT, small(iterations=3)).run(tmp_path, progress=False, log=devnull)
