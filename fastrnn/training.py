@@ -396,7 +396,21 @@ def _build_model(kind, args, seed=0):
 
 def _model_from_checkpoint(ckpt, where):
     """Build the model stored in a checkpoint, its weights checked and loaded."""
-    model = _build_model(ckpt.model_kind, ckpt.model_args)
+    args, vocab_size = ckpt.model_args, ckpt.vocab.size
+    for dim in ("input_dim", "output_dim"):
+        if args.get(dim) != vocab_size:
+            raise CheckpointError(f"{where}: the model's {dim} is {args.get(dim)!r} but the "
+                                  f"vocabulary has {vocab_size} characters")
+    # Every model ends in the output layer Why (O, H): check the size before
+    # allocating anything, so a damaged hidden_dim cannot ask for terabytes.
+    why = ckpt.parameters.get("Why")
+    if why is None or why.shape != (vocab_size, args.get("hidden_dim")):
+        raise CheckpointError(f"{where}: the output weights Why do not match hidden_dim "
+                              f"{args.get('hidden_dim')!r} and {vocab_size} characters")
+    for name, value in ckpt.parameters.items():
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
+    model = _build_model(ckpt.model_kind, args)
     params = model.parameters()
     if list(ckpt.parameters) != list(params):
         raise CheckpointError(
@@ -409,11 +423,6 @@ def _model_from_checkpoint(ckpt, where):
                 f"{where}: weight {name} has shape {value.shape}, expected {params[name].shape}"
             )
         params[name][...] = value
-    if ckpt.model_args.get("input_dim") != ckpt.vocab.size:
-        raise CheckpointError(
-            f"{where}: the model reads {ckpt.model_args.get('input_dim')} symbols but the "
-            f"vocabulary has {ckpt.vocab.size}"
-        )
     return model
 
 
@@ -704,6 +713,8 @@ class Trainer:
             raise CheckpointError(
                 f"{where}: the hidden state has shape {ckpt.hidden.shape}, expected {expected}"
             )
+        if not np.all(np.isfinite(ckpt.hidden)):
+            raise CheckpointError(f"{where}: the hidden state holds NaN or infinite values")
         if ckpt.optimizer != config.optimizer:
             raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
                                   f"config says {config.optimizer!r}")
@@ -714,7 +725,7 @@ class Trainer:
         self._rng = np.random.default_rng(config.seed)
         try:
             self._rng.bit_generator.state = ckpt.rng_state
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise CheckpointError(f"{where}: bad random generator state ({error})") from None
         self._optimizer = _Optimizer(config, self.model.parameter_vector.shape[0],
                                      ckpt.optimizer_state)

@@ -319,6 +319,37 @@ def test_from_checkpoint_rejects_inconsistent_contents(tmp_path):
         Trainer.from_checkpoint(ckpt, TEXT)
 
 
+
+def test_damaged_checkpoints_are_refused_before_any_allocation(tmp_path):
+    t = Trainer(TEXT, small())
+    ckpt = t.checkpoint()
+    ckpt.model_args = {**ckpt.model_args, "hidden_dim": 10**7}  # a 10**14-element Whh
+    with pytest.raises(CheckpointError, match="hidden_dim"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.model_args = {**ckpt.model_args, "output_dim": ckpt.model_args["output_dim"] + 1}
+    with pytest.raises(CheckpointError, match="output_dim"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.parameters["Whh"] = np.full_like(ckpt.parameters["Whh"], np.nan)
+    with pytest.raises(CheckpointError, match="Whh holds NaN"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.hidden = np.full_like(ckpt.hidden, np.inf)
+    with pytest.raises(CheckpointError, match="hidden state holds NaN or infinite"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    state = ckpt.rng_state
+    ckpt.rng_state = {**state, "state": {**state["state"], "state": -(2**200)}}
+    with pytest.raises(CheckpointError, match="random generator"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+    # the same refusals reach load_model, which sampling uses
+    ckpt = t.checkpoint()
+    ckpt.parameters["Why"] = ckpt.parameters["Why"][:, :3].copy()
+    save_checkpoint(tmp_path / "bad.npz", ckpt)
+    with pytest.raises(CheckpointError, match="Why"):
+        load_model(tmp_path / "bad.npz")
+
 # -- divergence ----------------------------------------------------------------------
 
 
