@@ -11,6 +11,8 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "check_int",
+    "check_real",
     "check_dimension",
     "check_seed",
     "entropy_seed",
@@ -37,7 +39,10 @@ def _number(name, value, fast_type, abc, convert, what):
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, abc):
         raise ValueError(f"{name} must be {what}, got {_short(value)} ({type(value).__name__})")
-    return convert(value)
+    try:
+        return convert(value)
+    except OverflowError:  # float(10**400)
+        raise ValueError(f"{name} is out of range, got {_short(value)}") from None
 
 
 def _integer(name, value):
@@ -46,6 +51,31 @@ def _integer(name, value):
 
 def _real(name, value):
     return _number(name, value, float, numbers.Real, float, "a real number")
+
+
+def check_int(name, value, low=None):
+    """An integer, at least ``low`` when given."""
+    value = _integer(name, value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    return value
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number in the interval from ``low`` to ``high`` (closed unless *_open)."""
+    value = _real(name, value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
+        raise ValueError(f"{name} must be a finite number in {left}{lo}, {hi}{right}, got {value}")
+    return value
 
 
 def check_dimension(name, value):

@@ -21,11 +21,12 @@ little between Python versions.
 """
 
 import hashlib
-import math
 import os
 import sysconfig
 
 import numpy as np
+
+from fastrnn._validation import check_int, check_real
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -166,10 +167,7 @@ def split_validation(data, val_fraction):
         Views of ``data`` when it is already a contiguous int64 array.
     """
     data = _index_vector("data", data)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
-        raise ValueError(f"val_fraction must be a number, got {val_fraction!r}")
-    if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    val_fraction = check_real("val_fraction", val_fraction, 0.0, 1.0, high_open=True)
     n = data.shape[0]
     n_val = 0 if val_fraction == 0 else max(2, int(round(n * val_fraction)))
     if n - n_val < 2:
@@ -195,9 +193,8 @@ def contiguous_parts(data, parts):
         Row b is ``data[b*L : (b+1)*L]`` with ``L = n // B``.
     """
     data = _index_vector("data", data)
-    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) or parts < 1:
-        raise ValueError(f"parts must be a positive integer, got {parts!r}")
-    length = data.shape[0] // int(parts)
+    parts = check_int("parts", parts, 1)
+    length = data.shape[0] // parts
     if length == 0:
         raise CorpusError(f"cannot cut {data.shape[0]} characters into {parts} parts")
     return data[: parts * length].reshape(int(parts), length)
@@ -234,8 +231,7 @@ class Streams:
 
     def __init__(self, data, batch_size, seq_length, *, position=0, epoch=0):
         for name, value in (("batch_size", batch_size), ("seq_length", seq_length)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, value, 1)
         data = _index_vector("data", data)
         B, T = int(batch_size), int(seq_length)
         n = data.shape[0]
@@ -249,8 +245,7 @@ class Streams:
         self.seq_length = T
         self.chunks_per_epoch = (self.parts.shape[1] - 1) // T
         for name, value in (("position", position), ("epoch", epoch)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            check_int(name, value, 0)
         position = int(position)
         if position % T or position // T >= self.chunks_per_epoch:
             raise ValueError(

@@ -35,7 +35,13 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 
 from fastrnn._kernels import optimizers as _opt
-from fastrnn._validation import check_num_chars, check_seed, check_temperature
+from fastrnn._validation import (
+    check_int,
+    check_num_chars,
+    check_real,
+    check_seed,
+    check_temperature,
+)
 from fastrnn.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -96,33 +102,6 @@ _SMOOTHING = 0.99
 # longer chunks make larger matrix products, which multi-threaded BLAS slows
 # down on small machines.
 _VAL_CHUNK = 100
-
-
-def _int(name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return int(value)
-
-
-def _float(name, value, low=None, high=None, low_open=False, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad = bad or value < low or (low_open and value == low)
-    if high is not None:
-        bad = bad or value > high or (high_open and value == high)
-    if bad:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        left = "(" if low_open or low is None else "["
-        right = ")" if high_open or high is None else "]"
-        interval = f"{left}{lo}, {hi}{right}"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -208,24 +187,24 @@ class TrainingConfig:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("hidden_size", "num_layers", "seq_length", "batch_size", "lr_decay_every",
                      "iterations", "eval_every", "sample_every"):
-            put(name, _int(name, getattr(self, name)))
+            put(name, check_int(name, getattr(self, name), 1))
         if self.model == "rnn" and self.num_layers != 1:
             raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
                              f"stack), got {self.num_layers}")
-        put("sample_length", _int("sample_length", self.sample_length, low=0))
-        put("val_fraction", _float("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True))
+        put("sample_length", check_int("sample_length", self.sample_length, 0))
+        put("val_fraction", check_real("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True))
         seed = check_seed("seed", self.seed)
         if seed is None:
             raise ValueError("seed must be an integer in [0, 2**32 - 1], got None")
         put("seed", seed)
-        put("eps", _float("eps", self.eps, 0.0, low_open=True))
+        put("eps", check_real("eps", self.eps, 0.0, low_open=True))
         for name in ("beta1", "beta2", "decay_rate"):
-            put(name, _float(name, getattr(self, name), 0.0, 1.0, high_open=True))
+            put(name, check_real(name, getattr(self, name), 0.0, 1.0, high_open=True))
         if self.learning_rate is None:
             put("learning_rate", _DEFAULT_LEARNING_RATES[self.optimizer])
-        put("learning_rate", _float("learning_rate", self.learning_rate, 0.0, low_open=True))
-        put("clip", _float("clip", self.clip, 0.0))
-        put("lr_decay", _float("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True))
+        put("learning_rate", check_real("learning_rate", self.learning_rate, 0.0, low_open=True))
+        put("clip", check_real("clip", self.clip, 0.0))
+        put("lr_decay", check_real("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True))
 
     def learning_rate_at(self, iteration):
         """Return the learning rate of the step taken after ``iteration`` steps.
@@ -239,7 +218,7 @@ class TrainingConfig:
         -------
         float
         """
-        iteration = _int("iteration", iteration, low=0)
+        iteration = check_int("iteration", iteration, 0)
         return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
 
     def to_dict(self):

@@ -448,3 +448,17 @@ def test_model_is_unharmed_after_many_rejected_calls(model):
     assert model.train(XB, YB, 0.2, h0=h) == twin.train(XB, YB, 0.2, h0=h)
     np.testing.assert_array_equal(model.parameter_vector, twin.parameter_vector)
     np.testing.assert_array_equal(model.last_hidden, twin.last_hidden)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.train([0, 1], [1, 2], 10**400),
+    lambda m: m.train([0, 1], [1, 2], 0.1, clip=-(10**400)),
+    lambda m: m.predict(0, 3, temperature=10**400),
+], ids=["learning_rate", "clip", "temperature"])
+def test_huge_integers_are_value_errors(call):
+    """float(10**400) overflows: still a ValueError naming the argument."""
+    m = fastrnn.RNN(4, 3, 4, seed=0)
+    before = m.parameter_vector.copy()
+    with pytest.raises(ValueError, match="out of range"):
+        call(m)
+    np.testing.assert_array_equal(m.parameter_vector, before)
