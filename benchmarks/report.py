@@ -13,6 +13,10 @@ lies between the lines ``<!-- bench-table:start -->`` and
 ``<!-- bench-table:end -->`` in FILE with the table and a link to the plot;
 when the markers are missing it changes nothing and exits with status 1.
 
+The gated models (``test_bench_gated.py``) get rows of their own in the table,
+labelled with the model and its layers ("train lstm L=2"); the plot shows the
+vanilla RNN only.
+
 Times are microseconds per character: a benchmark's per-call statistic
 (``--stat``: min by default, the round least disturbed by the rest of the
 machine; noise only ever adds time) divided by its ``extra_info["chars_per_call"]``.
@@ -64,7 +68,10 @@ def load(path, stat):
         if not {"op", "impl", "B", "H", "chars_per_call"} <= info.keys():
             continue  # not one of ours
         seconds = bench["stats"][stat]
-        key = (info["op"], int(info["B"]), int(info["H"]))
+        op = info["op"]
+        if info.get("model", "rnn") != "rnn":  # test_bench_gated.py: rows of their own
+            op = f"{op} {info['model']} L={info.get('layers', 1)}"
+        key = (op, int(info["B"]), int(info["H"]))
         times.setdefault(key, {})[info["impl"]] = seconds * 1e6 / info["chars_per_call"]
     if not times:
         raise ReportError(f"{path} holds no fastrnn benchmark results")
@@ -247,7 +254,9 @@ def main(argv=None):
         print(f"wrote {table_path}")
         if not args.no_plot:
             machine = header[0].replace("- Machine: ", "").replace("**", "")
-            plot(times, f"fastrnn vs reference vs torch, {args.stat} µs per character\n{machine}"
+            rnn_times = {key: t for key, t in times.items() if key[0] in OPS}
+            plot(rnn_times,
+                 f"fastrnn vs reference vs torch, {args.stat} µs per character\n{machine}"
                  f" {header[1][2:].replace('**', '')}", png_path)
             print(f"wrote {png_path}")
         if readme_text is not None:
