@@ -23,6 +23,7 @@ __all__ = [
     "index_array",
     "paired_indices",
     "check_index",
+    "float_array",
     "hidden_state",
 ]
 
@@ -171,6 +172,8 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
             raise ValueError(
                 f"{name} must be a rectangular array of integer indices: {error}"
             ) from None
+    if arr.size == 0:  # before the dtype: np.asarray([]) is float64
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     kind = arr.dtype.kind
     if kind not in "iu":
         raise ValueError(
@@ -214,6 +217,24 @@ def check_index(name, value, upper):
     return value
 
 
+def float_array(name, value, shape=None):
+    """``value`` as a float64 array, of ``shape`` when given.
+
+    Integer and float arrays are accepted; complex numbers (whose imaginary
+    part would be dropped), strings and objects are not.
+    """
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers, got {_short(value)}") from None
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
+    return arr
+
+
 def hidden_state(h0, batch, hidden_dim, name="h0"):
     """The initial hidden state as a fresh (B, H) float64 array.
 
@@ -222,10 +243,7 @@ def hidden_state(h0, batch, hidden_dim, name="h0"):
     """
     if h0 is None:
         return np.zeros((batch, hidden_dim))
-    try:
-        arr = np.asarray(h0, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {_short(h0)}") from None
+    arr = float_array(name, h0)
     if arr.shape in ((hidden_dim,), (hidden_dim, 1)):
         out = np.empty((batch, hidden_dim))
         out[:] = arr.reshape(hidden_dim)

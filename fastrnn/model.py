@@ -26,6 +26,7 @@ from fastrnn._validation import (
     check_seed,
     check_temperature,
     entropy_seed,
+    float_array,
     hidden_state,
     index_array,
     paired_indices,
@@ -128,13 +129,7 @@ class _Model:
 
     def _assign(self, name, value):
         target = self._params[name]
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
-        if arr.shape != target.shape:
-            raise ValueError(f"{name} must have shape {target.shape}, got {arr.shape}")
-        target[...] = arr
+        target[...] = float_array(name, value, target.shape)
 
     def _workspace(self, batch, steps):
         key = (batch, steps)
@@ -175,8 +170,9 @@ class RNN(_Model):
         Biases, initialised to zero.
     last_hidden : ndarray or None
         The final hidden state of the last :meth:`train`, :meth:`gradients` or
-        :meth:`loss` call, shape (H,) for one sequence or (B, H) for a batch; pass it as ``h0`` to the next call to
-        carry the state across chunks (truncated BPTT).
+        :meth:`loss` call, shape (H,) for one sequence or (B, H) for a batch;
+        pass it as ``h0`` to the next call to carry the state across chunks
+        (truncated BPTT).
 
     Notes
     -----
@@ -207,7 +203,8 @@ class RNN(_Model):
         self.last_hidden = None
 
     def __repr__(self):
-        return f"RNN(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, output_dim={self.output_dim})"
+        return (f"RNN(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, "
+                f"output_dim={self.output_dim})")
 
     def _shapes(self):
         I, H, O = self.input_dim, self.hidden_dim, self.output_dim
@@ -250,15 +247,6 @@ class RNN(_Model):
             return xs, hs[0], ps[0]
         return xs, hs, ps
 
-    def _states(self, name, value, shape):
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
-        if arr.shape != shape:
-            raise ValueError(f"{name} has shape {arr.shape}, expected {shape}")
-        return np.ascontiguousarray(arr)
-
     def backward(self, xs, hs, ps, targets):
         """Exact gradients of the loss by backpropagation through time.
 
@@ -286,8 +274,8 @@ class RNN(_Model):
         )
         lead = xs.shape[:-1]
         T = xs.shape[-1]
-        hs = self._states("hs", hs, lead + (T + 1, self.hidden_dim))
-        ps = self._states("ps", ps, lead + (T, self.output_dim))
+        hs = np.ascontiguousarray(float_array("hs", hs, lead + (T + 1, self.hidden_dim)))
+        ps = np.ascontiguousarray(float_array("ps", ps, lead + (T, self.output_dim)))
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         B = x2.shape[0]
         _rnn.backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1), self._theta,
@@ -306,8 +294,8 @@ class RNN(_Model):
         """
         learning_rate = check_learning_rate(learning_rate)
         grads = {}
-        for name, g in zip(self._params, (dWxh, dWhh, dWhy, dbh, dby)):
-            grads[name] = self._states("d" + name, g, self._params[name].shape)
+        for name, g in zip(self._params, (dWxh, dWhh, dWhy, dbh, dby), strict=True):
+            grads[name] = float_array("d" + name, g, self._params[name].shape)
         for name, g in grads.items():
             self._grads[name][...] = g
         _opt.sgd_(self._theta, self._grad, learning_rate, 0.0)

@@ -23,6 +23,7 @@ from fastrnn._validation import (
     check_seed,
     check_temperature,
     entropy_seed,
+    float_array,
     hidden_state,
     index_array,
     paired_indices,
@@ -113,8 +114,10 @@ class RNN:
         xs, targets = paired_indices(
             xs, targets, self.input_dim, self.output_dim, names=("xs", "targets")
         )
-        hs = np.asarray(hs, dtype=np.float64).reshape(-1, xs.shape[-1] + 1, self.hidden_dim)
-        ps = np.asarray(ps, dtype=np.float64).reshape(-1, xs.shape[-1], self.output_dim)
+        lead, T = xs.shape[:-1], xs.shape[-1]
+        H, O = self.hidden_dim, self.output_dim
+        hs = float_array("hs", hs, lead + (T + 1, H)).reshape(-1, T + 1, H)
+        ps = float_array("ps", ps, lead + (T, O)).reshape(-1, T, O)
         rows_x = xs.reshape(-1, xs.shape[-1])
         rows_y = targets.reshape(-1, xs.shape[-1])
         dWxh, dWhh, dWhy = np.zeros_like(self.Wxh), np.zeros_like(self.Whh), np.zeros_like(self.Why)
@@ -143,12 +146,11 @@ class RNN:
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
         """In-place SGD: ``p -= learning_rate * g`` for every parameter."""
         learning_rate = check_learning_rate(learning_rate)
-        grads = [np.asarray(g, dtype=np.float64) for g in (dWxh, dWhh, dWhy, dbh, dby)]
         params = (self.Wxh, self.Whh, self.Why, self.bh, self.by)
-        for name, p, g in zip(("dWxh", "dWhh", "dWhy", "dbh", "dby"), params, grads):
-            if g.shape != p.shape:
-                raise ValueError(f"{name} has shape {g.shape}, expected {p.shape}")
-        for p, g in zip(params, grads):
+        names = ("dWxh", "dWhh", "dWhy", "dbh", "dby")
+        grads = [float_array(name, g, p.shape)
+                 for name, g, p in zip(names, (dWxh, dWhh, dWhy, dbh, dby), params, strict=True)]
+        for p, g in zip(params, grads, strict=True):
             p -= learning_rate * g
 
     def _loss(self, ys, lses, targets):
@@ -189,6 +191,11 @@ class RNN:
         one the fastrnn kernel draws from numba's generator, so both sample the
         same indices for the same seed.
         """
+        if self.output_dim > self.input_dim:
+            raise ValueError(
+                f"predict feeds each sampled index back as input, which needs "
+                f"output_dim <= input_dim, got {self.output_dim} > {self.input_dim}"
+            )
         start = check_index("start_index", start_index, self.input_dim)
         num_chars = check_num_chars(num_chars)
         temperature = check_temperature(temperature)

@@ -462,3 +462,34 @@ def test_huge_integers_are_value_errors(call):
     with pytest.raises(ValueError, match="out of range"):
         call(m)
     np.testing.assert_array_equal(m.parameter_vector, before)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.forward([0, 1], h0=np.ones(3, dtype=complex)),
+    lambda m: setattr(m, "Whh", np.ones((3, 3), dtype=complex)),
+    lambda m: m.train([0, 1], [1, 2], h0=np.array(["a", "b", "c"])),
+], ids=["complex-h0", "complex-assignment", "string-h0"])
+def test_complex_and_string_arrays_are_refused(call):
+    m = fastrnn.RNN(4, 3, 4, seed=0)
+    before = m.parameter_vector.copy()
+    with pytest.raises(ValueError, match="real numbers"):
+        call(m)
+    np.testing.assert_array_equal(m.parameter_vector, before)
+
+
+def test_an_empty_list_is_reported_as_empty():
+    with pytest.raises(ValueError, match="inputs must not be empty"):
+        fastrnn.RNN(4, 3, 4, seed=0).forward([])
+
+
+@pytest.mark.parametrize("cls", [fastrnn.RNN, reference.RNN])
+def test_both_implementations_refuse_the_same_misuse(cls):
+    wide = cls(3, 4, 5, seed=0)  # more outputs than inputs: samples cannot be fed back
+    with pytest.raises(ValueError, match="output_dim <= input_dim"):
+        wide.predict(0, 3)
+    m = cls(4, 3, 4, seed=0)
+    xs, hs, ps = m.forward([0, 1, 2])
+    with pytest.raises(ValueError, match="hs has shape"):
+        m.backward(xs, hs[:-1], ps, [1, 2, 3])
+    with pytest.raises(ValueError, match="ps has shape"):
+        m.backward(xs, hs, ps[:, :2], [1, 2, 3])
