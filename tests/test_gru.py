@@ -12,6 +12,10 @@ With the wider stencil the worst case over these cases and four seeds was
 tiny so that the module runs in seconds.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -357,3 +361,13 @@ def test_bad_inputs_are_rejected_like_rnn():
         m.predict(9, 3)
     with pytest.raises(ValueError, match="output_dim <= input_dim"):
         MODEL(3, 2, 4).predict(0, 3)
+
+
+def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
+    """NUMBA_DISABLE_JIT=1: the kernel bodies themselves, against the reference (as test_nojit)."""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": repo_root}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+         "matches_the_reference or predict_matches"],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
