@@ -1,12 +1,56 @@
-"""Numba kernels: numpy arrays in, numpy arrays out; no classes, no validation, no I/O.
+"""Numba kernels: numpy arrays in, numpy arrays out; no classes, no validation.
 
 Modules, one per concern:
 
-- :mod:`.activations` -- vectorisable ``exp``, ``tanh`` and the stable softmax;
+- :mod:`.activations` -- vectorisable ``exp``, ``tanh``, ``sigmoid`` and the stable softmax;
+- :mod:`.linalg` -- the single-stream matrix-vector products and transposes;
 - :mod:`.rnn` -- forward pass, loss, BPTT and the fused training step of the tanh RNN;
+- :mod:`.gated`, :mod:`.lstm`, :mod:`.gru` -- the same for the gated models;
 - :mod:`.sampling` -- the autoregressive sampling loop;
-- :mod:`.optimizers` -- gradient clipping and in-place parameter updates.
+- :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
+- :mod:`.indices` -- the range check of index arrays.
 
 Callers (the model classes) validate and normalise every argument once; kernels
 trust their inputs: C-contiguous float64 arrays, int64 indices in range.
+
+Numba's on-disk cache checks only the source file that defines a cached
+function, not the files it calls into: after an edit of ``linalg.py`` the
+cached ``rnn.train_step`` would keep the old matrix-vector code.  So that no
+stale machine code ever runs, importing this package drops the cache next to
+these sources whenever any of them (or ``_jit.py``) changed since it was
+written.  A cache elsewhere (``NUMBA_CACHE_DIR``) is not watched: clear it by
+hand after changing kernels.
 """
+
+import glob
+import hashlib
+import os
+
+
+def _drop_stale_cache():
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = sorted(glob.glob(os.path.join(here, "*.py")))
+    sources.append(os.path.join(os.path.dirname(here), "_jit.py"))
+    digest = hashlib.sha256()
+    for path in sources:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    cache = os.path.join(here, "__pycache__")
+    stamp = os.path.join(cache, "kernel-sources.sha256")
+    try:
+        with open(stamp) as f:
+            if f.read() == digest.hexdigest():
+                return
+    except OSError:
+        pass
+    try:
+        for path in glob.glob(os.path.join(cache, "*.nbi")) + glob.glob(os.path.join(cache, "*.nbc")):
+            os.remove(path)
+        os.makedirs(cache, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(digest.hexdigest())
+    except OSError:
+        pass  # a read-only install: numba caches in a per-user directory instead
+
+
+_drop_stale_cache()
