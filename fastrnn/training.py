@@ -472,6 +472,9 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     str
         ``prime`` followed by the generated characters.
     """
+    if not isinstance(model, tuple(MODELS.values())):
+        raise ValueError(f"model must be one of fastrnn's models ({', '.join(sorted(MODELS))}), "
+                         f"got {type(model).__name__}")
     if not isinstance(vocab, Vocabulary):
         raise ValueError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
     length = check_num_chars(length, "length")

@@ -588,6 +588,12 @@ def test_generate_rejects(trained, kwargs, message):
         generate(model, vocab, **{"length": 5, **kwargs})
 
 
+def test_generate_rejects_what_is_not_a_model(trained):
+    _, vocab = load_model(trained)
+    with pytest.raises(ValueError, match="model must be one of fastrnn's models"):
+        generate(None, vocab, 5)
+
+
 def test_generate_rejects_a_mismatched_vocabulary(trained):
     model, _ = load_model(trained)
     with pytest.raises(ValueError, match="vocabulary"):
