@@ -29,7 +29,7 @@ from fastrnn._kernels.gated import (
     weight_gradients,
     workspace,
 )
-from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
+from fastrnn._kernels.linalg import matvec_add, matvec_t
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.rnn import xent
 from fastrnn._kernels.sampling import _argmax, _draw
@@ -98,7 +98,7 @@ def forward(x, h0, theta, ws, I, H, O, L):
     I, H, O, L : int
     """
     B, T = x.shape
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     empty = ws[:0].reshape((0, H))
     for k in range(L):
@@ -108,19 +108,18 @@ def forward(x, h0, theta, ws, I, H, O, L):
         qn = aux[k]  # (N, H)
         hs[0] = h0[k]
         if k == 0:
-            input_projection(x, empty, Wih, bih, bih, False, WT, g)
+            input_projection(x, empty, Wih, bih, bih, False, g)
         else:
             below = layer_states(hs_flat, k - 1, B, T, H)[1]
-            input_projection(x, below, Wih, bih, bih, False, WT, g)
+            input_projection(x, below, Wih, bih, bih, False, g)
         if B == 1:
             q = tmp[0]
             for t in range(T):
                 matvec_add(Whh, hs[t, 0], bhh, q, t % 2 == 1)  # (3H,)
                 _cell(g[t], q, hs[t, 0], hs[t + 1, 0], qn[t], H)
         else:
-            transpose_into(Whh, WT)
             for t in range(T):
-                np.dot(hs[t], WT, tmp)  # (B, 3H)
+                np.dot(hs[t], Whh.T, tmp)  # (B, 3H)
                 for b in range(B):
                     n = t * B + b
                     q = tmp[b]
@@ -128,18 +127,18 @@ def forward(x, h0, theta, ws, I, H, O, L):
                         q[i] += bhh[i]
                     _cell(g[n], q, hs[t, b], hs[t + 1, b], qn[n], H)
     Why, by = output_params(theta, I, H, O, L, G)
-    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], hT, zT)
+    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT)
 
 
 @kernel
 def backward(x, theta, grad, ws, I, H, O, L):
     """BPTT through the output layer and every layer; fills ``grad`` (overwritten)."""
     B, T = x.shape
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     Why, by = output_params(theta, I, H, O, L, G)
     dWhy, dby = output_params(grad, I, H, O, L, G)
-    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dz, dWhy, dby, dh)
+    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh)
     dq3 = dq.reshape((T, B, 3 * H))
     for k in range(L - 1, -1, -1):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
@@ -162,19 +161,19 @@ def backward(x, theta, grad, ws, I, H, O, L):
                     direct = dcnext[b]
                     for i in range(H):
                         nb[i] += direct[i]
-        weight_gradients(dq, h_prev, dAT, dWhh)
+        weight_gradients(dq, h_prev, dWhh)
         column_sums(dq, dbhh)
         column_sums(g, dbih)
         if k == 0:
             scatter_columns(x, g, dWih)
         else:
-            weight_gradients(g, layer_states(hs_flat, k - 1, B, T, H)[1], dAT, dWih)
+            weight_gradients(g, layer_states(hs_flat, k - 1, B, T, H)[1], dWih)
             np.dot(g, Wih, dh)  # (N, 3H) x (3H, H): gradient reaching layer k-1
 
 
 @kernel(inline="always")
 def _xent_views(ws, B, T, H, O, L):
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     return zT, lse, col
 

@@ -30,7 +30,7 @@ from fastrnn._kernels.gated import (
     weight_gradients,
     workspace,
 )
-from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
+from fastrnn._kernels.linalg import matvec_add, matvec_t
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.rnn import xent
 from fastrnn._kernels.sampling import _argmax, _draw
@@ -95,7 +95,7 @@ def forward(x, h0, c0, theta, ws, I, H, O, L):
     I, H, O, L : int
     """
     B, T = x.shape
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     empty = ws[:0].reshape((0, H))
     for k in range(L):
@@ -107,19 +107,18 @@ def forward(x, h0, c0, theta, ws, I, H, O, L):
         hs[0] = h0[k]
         cs[0] = c0[k]
         if k == 0:
-            input_projection(x, empty, Wih, bih, bhh, True, WT, g)
+            input_projection(x, empty, Wih, bih, bhh, True, g)
         else:
             below = layer_states(hs_flat, k - 1, B, T, H)[1]
-            input_projection(x, below, Wih, bih, bhh, True, WT, g)
+            input_projection(x, below, Wih, bih, bhh, True, g)
         if B == 1:
             for t in range(T):
                 a = g[t]
                 matvec_add(Whh, hs[t, 0], a, a, t % 2 == 1)  # (4H,)
                 _cell(a, cs[t, 0], cs[t + 1, 0], hs[t + 1, 0], tc[t], H)
         else:
-            transpose_into(Whh, WT)
             for t in range(T):
-                np.dot(hs[t], WT, tmp)  # (B, 4H)
+                np.dot(hs[t], Whh.T, tmp)  # (B, 4H)
                 for b in range(B):
                     n = t * B + b
                     a = g[n]
@@ -128,7 +127,7 @@ def forward(x, h0, c0, theta, ws, I, H, O, L):
                         a[i] += r[i]
                     _cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], tc[n], H)
     Why, by = output_params(theta, I, H, O, L, G)
-    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], hT, zT)
+    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT)
 
 
 @kernel
@@ -139,11 +138,11 @@ def backward(x, theta, grad, ws, I, H, O, L):
     :func:`.rnn.xent`) in ``ws``.
     """
     B, T = x.shape
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     Why, by = output_params(theta, I, H, O, L, G)
     dWhy, dby = output_params(grad, I, H, O, L, G)
-    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dz, dWhy, dby, dh)
+    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh)
     for k in range(L - 1, -1, -1):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
         dWih, dWhh, dbih, dbhh = layer_params(grad, k, I, H, O, L, G)
@@ -163,19 +162,19 @@ def backward(x, theta, grad, ws, I, H, O, L):
                     matvec_t(Whh, g[t], dhnext[0], t % 2 == 0)
                 else:
                     np.dot(g3[t], Whh, dhnext)  # (B, H)
-        weight_gradients(g, h_prev, dAT, dWhh)
+        weight_gradients(g, h_prev, dWhh)
         column_sums(g, dbih)
         dbhh[:] = dbih
         if k == 0:
             scatter_columns(x, g, dWih)
         else:
-            weight_gradients(g, layer_states(hs_flat, k - 1, B, T, H)[1], dAT, dWih)
+            weight_gradients(g, layer_states(hs_flat, k - 1, B, T, H)[1], dWih)
             np.dot(g, Wih, dh)  # (N, 4H) x (4H, H): gradient reaching layer k-1
 
 
 @kernel
 def _final_states(ws, B, T, H, O, L, h_last, c_last):
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     for k in range(L):
         h_last[k] = layer_states(hs_flat, k, B, T, H)[0][T]
@@ -197,7 +196,7 @@ def loss(x, y, h0, c0, theta, ws, I, H, O, L, h_last, c_last):
 
 @kernel(inline="always")
 def _xent_views(ws, B, T, H, O, L):
-    hs_flat, cs_flat, gates, aux, dq, hT, zT, dz, dh, dAT, dhnext, dcnext, WT, tmp, lse, col = \
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     return zT, lse, col
 
