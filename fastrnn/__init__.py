@@ -1,8 +1,11 @@
 """fastrnn: a Numba-accelerated character-level recurrent neural network library.
 
 ``fastrnn.RNN`` (also ``fastrnn.GPT``) is a drop-in, many times faster version of
-the classic min-char-rnn model; ``fastrnn.reference`` holds the plain NumPy
-version it is tested and benchmarked against.
+the classic min-char-rnn model; ``fastrnn.LSTM`` and ``fastrnn.GRU`` are stacked
+gated models with PyTorch's parameter names and layouts (``model.to_torch()``,
+``fastrnn.from_torch(module, linear)`` when PyTorch is installed).
+``fastrnn.reference`` holds the plain NumPy versions they are tested and
+benchmarked against.
 
 Training on a text and sampling from the result (the API under the ``fastrnn``
 command line)::

@@ -131,6 +131,22 @@ def test_matches_the_reference(I, H, O, L, shape, with_h0):
             np.testing.assert_allclose(p, r.parameters()[name], err_msg=name, **TOL)
 
 
+@pytest.mark.parametrize(("I", "H", "O", "L", "shape"),
+                         [(4, 1, 4, 1, (3,)), (4, 1, 4, 2, (2, 3)), (5, 3, 5, 2, (1,)),
+                          (5, 3, 5, 2, (4, 1)), (3, 2, 5, 1, (2, 4))],
+                         ids=["H1", "H1-L2-batch", "T1", "batch-T1", "O>I"])
+def test_edge_cases_match_the_reference(I, H, O, L, shape):
+    m, rng = _model(I, H, O, L, 12)
+    r = _twin(m)
+    x, y = rng.integers(0, I, shape), rng.integers(0, O, shape)
+    loss, grads = m.gradients(x, y)
+    ref_loss, ref_grads = r.gradients(x, y)
+    assert loss == pytest.approx(ref_loss, rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], err_msg=name, **TOL)
+    np.testing.assert_allclose(m.last_hidden, r.last_hidden, **TOL)
+
+
 def test_reference_gradients_match_finite_differences():
     """The oracle is checked too."""
     m, rng = _model(4, 3, 4, 2, 3)
