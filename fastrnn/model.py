@@ -517,6 +517,36 @@ class _Gated(_Model):
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         return xs.ndim == 1, x2, y2, self._initial(h0, x2.shape[0])
 
+    def forward(self, inputs, h0=None):
+        """Run the model over a sequence or a batch of sequences (no state is kept).
+
+        Parameters
+        ----------
+        inputs : array_like of int, shape (T,) or (B, T)
+            Input indices in [0, input_dim).
+        h0 : optional
+            Initial state (see the class docstring); zeros by default.
+
+        Returns
+        -------
+        xs : ndarray of int64, shape (T,) or (B, T)
+            The inputs as indices.
+        hs : ndarray, shape (T+1, H) or (B, T+1, H)
+            The top layer's outputs; ``hs[0]`` (``hs[:, 0]``) is its initial h.
+        ps : ndarray, shape (T, O) or (B, T, O)
+            Softmax probabilities of the next index at each step.
+        """
+        xs = index_array("inputs", inputs, self.input_dim, _index_bounds)
+        x2 = xs.reshape(-1, xs.shape[-1])
+        B, T = x2.shape
+        state = self._initial(h0, B)
+        hs = np.empty((B, T + 1, self.hidden_dim))
+        ps = np.empty((B, T, self.output_dim))
+        self._forward_probs(x2, state, hs, ps)
+        if xs.ndim == 1:
+            return xs, hs[0], ps[0]
+        return xs, hs, ps
+
     def gradients(self, inputs, targets, h0=None):
         """The loss and its gradients, without an update.
 
@@ -690,6 +720,10 @@ class LSTM(_Gated):
         self._last = (h_last, c_last)
         return loss
 
+    def _forward_probs(self, x2, state, hs, ps):
+        _lstm.forward_probs(x2, state[0], state[1], self._theta, self._workspace(*x2.shape),
+                            *self._dims(), hs, ps)
+
     @staticmethod
     def _unbatch(state, single):
         h, c = state
@@ -775,6 +809,10 @@ class GRU(_Gated):
                                    h_last, learning_rate, clip)
         self._last = h_last
         return loss
+
+    def _forward_probs(self, x2, h0, hs, ps):
+        _gru.forward_probs(x2, h0, self._theta, self._workspace(*x2.shape), *self._dims(), hs,
+                           ps)
 
     @staticmethod
     def _unbatch(state, single):

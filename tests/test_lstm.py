@@ -210,6 +210,23 @@ def test_gradients_and_outputs_match_torch(torch, I, H, O, L, shape, with_h0):
                                    atol=1e-14)
 
 
+@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
+def test_forward_outputs_equal_torch(torch, I, H, O, L, shape, with_h0):
+    """forward(): the top layer's h and the softmax probabilities of the torch modules."""
+    m, rng = _model(I, H, O, L, 13)
+    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+    _, _, _, probs = _torch_run(torch, m, x, y, h0)
+    xs, hs, ps = m.forward(x, h0)
+    assert xs.shape == shape and hs.shape == shape[:-1] + (shape[-1] + 1, H)
+    assert ps.shape == shape[:-1] + (shape[-1], O)
+    np.testing.assert_allclose(ps.reshape(probs.shape), probs, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ps.sum(axis=-1), 1.0, rtol=0, atol=1e-14)
+    # the last top-layer state is the one loss() leaves in last_hidden
+    m.loss(x, y, h0)
+    last = m.last_hidden[0] if isinstance(m.last_hidden, tuple) else m.last_hidden
+    np.testing.assert_array_equal(hs[..., -1, :], last[-1])
+
+
 def test_default_sizes_match_torch_forward(torch):
     """At the benchmark's size (V=65, H=128, T=25) the loss equals nn.LSTM's in float64."""
     m = MODEL(65, 128, 65, num_layers=2, seed=0)

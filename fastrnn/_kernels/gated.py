@@ -34,6 +34,7 @@ a scatter-add backward, never a one-hot matrix.
 import numpy as np
 
 from fastrnn._jit import kernel
+from fastrnn._kernels.activations import softmax_columns
 
 __all__ = [
     "layer_params",
@@ -47,6 +48,7 @@ __all__ = [
     "weight_gradients",
     "column_sums",
     "scatter_columns",
+    "probabilities_out",
 ]
 
 ALIGN = 8  # float64s per 64 bytes
@@ -274,3 +276,21 @@ def scatter_columns(x, dA, dW):
             d = dA[t * B + b]
             for i in range(GH):
                 dW[i, c] += d[i]
+
+
+@kernel
+def probabilities_out(hs, zT, lse, col, hs_out, ps_out):
+    """Softmax of the logits ``zT (O, T*B)`` in place, then copy out batch-major.
+
+    Writes ``hs_out (B, T+1, H)`` from the top layer's ``hs (T+1, B, H)`` and
+    ``ps_out (B, T, O)``.
+    """
+    B, T, O = ps_out.shape
+    softmax_columns(zT, 1.0, lse, col)
+    for t in range(T + 1):
+        for b in range(B):
+            hs_out[b, t] = hs[t, b]
+    for k in range(O):
+        for t in range(T):
+            for b in range(B):
+                ps_out[b, t, k] = zT[k, t * B + b]

@@ -25,6 +25,7 @@ from fastrnn._kernels.gated import (
     output_backward,
     output_forward,
     output_params,
+    probabilities_out,
     scatter_columns,
     weight_gradients,
     workspace,
@@ -34,7 +35,7 @@ from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.rnn import xent
 from fastrnn._kernels.sampling import _argmax, _draw
 
-__all__ = ["forward", "backward", "loss", "value_and_grad", "train_step", "sample"]
+__all__ = ["forward", "backward", "forward_probs", "loss", "value_and_grad", "train_step", "sample"]
 
 G = 3
 
@@ -245,3 +246,17 @@ def sample(start, h, theta, I, H, O, L, temperature, seed, out, a, q, qn, z, w):
             total = softmax_weights(z, w, inv_temperature)
             ix = _draw(w, total, np.random.random())
         out[n] = ix
+
+
+@kernel
+def forward_probs(x, h0, theta, ws, I, H, O, L, hs_out, ps_out):
+    """Forward pass and softmax.
+
+    Writes the top layer's states ``hs_out (B, T+1, H)`` and the
+    probabilities ``ps_out (B, T, O)``.
+    """
+    B, T = x.shape
+    forward(x, h0, theta, ws, I, H, O, L)
+    hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
+        workspace(ws, B, T, H, O, L, G)
+    probabilities_out(layer_states(hs_flat, L - 1, B, T, H)[0], zT, lse, col, hs_out, ps_out)
