@@ -490,8 +490,11 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     h0 = None
     if prime:
         if len(indices) > 1:
-            model.loss(indices[:-1], indices[1:])  # leaves the final state in last_hidden
-            h0 = model.last_hidden
+            # loss() leaves the whole final state (every layer, an LSTM's c) in
+            # last_hidden; the caller's last_hidden is put back afterwards.
+            kept = model.last_hidden
+            model.loss(indices[:-1], indices[1:])
+            h0, model.last_hidden = model.last_hidden, kept
         start = int(indices[-1])
     elif "\n" in vocab:
         start = int(vocab.encode("\n")[0])

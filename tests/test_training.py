@@ -730,7 +730,9 @@ def test_generate_with_a_prime_continues_from_the_primed_state():
     idx = t.vocab.encode(prime)
     _, hs, _ = t.model.forward(idx[:-1])
     expected = t.model.predict(int(idx[-1]), 20, seed=4, h0=hs[-1])
+    kept = t.model.last_hidden
     assert generate(t.model, t.vocab, 20, prime=prime, seed=4) == prime + t.vocab.decode(expected)
+    assert t.model.last_hidden is kept  # generate() leaves the model's state alone
 
 
 @pytest.mark.parametrize("options", [dict(model="rnn", num_layers=2), dict(num_layers=0),
