@@ -14,6 +14,7 @@ from fastrnn._kernels import gru as _gru
 from fastrnn._kernels import lstm as _lstm
 from fastrnn._kernels import optimizers as _opt
 from fastrnn._kernels import rnn as _rnn
+from fastrnn._kernels.indices import all_finite as _all_finite
 from fastrnn._kernels.indices import index_bounds as _index_bounds
 from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
 from fastrnn._validation import (
@@ -239,7 +240,7 @@ class RNN(_Model):
         xs = index_array("inputs", inputs, self.input_dim, _index_bounds)
         x2 = xs.reshape(-1, xs.shape[-1])
         B, T = x2.shape
-        h = hidden_state(h0, B, self.hidden_dim)
+        h = hidden_state(h0, B, self.hidden_dim, all_finite=_all_finite)
         hs = np.empty((B, T + 1, self.hidden_dim))
         ps = np.empty((B, T, self.output_dim))
         _rnn.forward_probs(x2, h, self._theta, self._workspace(B, T), *self._dims(), hs, ps)
@@ -304,7 +305,8 @@ class RNN(_Model):
         xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)
         T = xs.shape[-1]
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
-        return xs.ndim == 1, x2, y2, hidden_state(h0, x2.shape[0], self.hidden_dim)
+        h = hidden_state(h0, x2.shape[0], self.hidden_dim, all_finite=_all_finite)
+        return xs.ndim == 1, x2, y2, h
 
     def gradients(self, inputs, targets, h0=None):
         """The loss and its gradients, without an update.
@@ -397,7 +399,7 @@ class RNN(_Model):
         temperature = check_temperature(temperature)
         seed = entropy_seed(check_seed("seed", seed))
         h = _aligned_zeros(self.hidden_dim)
-        h[:] = hidden_state(h0, 1, self.hidden_dim)[0]
+        h[:] = hidden_state(h0, 1, self.hidden_dim, all_finite=_all_finite)[0]
         out = np.zeros(num_chars, dtype=np.int64)
         p = self._params
         H, O = self.hidden_dim, self.output_dim
@@ -454,12 +456,12 @@ def _layered(name, value, layers, batch, hidden_dim):
 class _Gated(_Model):
     """The shared shell of :class:`LSTM` and :class:`GRU` (PyTorch's parameters).
 
-    Subclasses set ``_GATES`` (G), ``_KERNELS`` (the kernel module) and the
-    state handling (``_initial``, ``_run``, ``_sample``).
+    Subclasses set ``_GATES`` (G) and handle their state and kernels
+    (``_initial``, ``_run``, ``_forward_probs``, ``_sample``, ``_unbatch`` and
+    the public ``zero_state``, ``pack_state``, ``unpack_state``, ``stream_state``).
     """
 
     _GATES = None
-    _KERNELS = None
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
         self.input_dim = check_dimension("input_dim", input_dim)
@@ -694,7 +696,6 @@ class LSTM(_Gated):
     """
 
     _GATES = 4
-    _KERNELS = _lstm
 
     def _initial(self, h0, batch):
         L, H = self.num_layers, self.hidden_dim
@@ -788,7 +789,6 @@ class GRU(_Gated):
     """
 
     _GATES = 3
-    _KERNELS = _gru
 
     def _initial(self, h0, batch):
         L, H = self.num_layers, self.hidden_dim
