@@ -235,23 +235,33 @@ def float_array(name, value, shape=None):
     return arr
 
 
-def hidden_state(h0, batch, hidden_dim, name="h0"):
+def _numpy_all_finite(flat):
+    return bool(np.isfinite(flat).all())
+
+
+def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite):
     """The initial hidden state as a fresh (B, H) float64 array.
 
     ``None`` gives zeros; an array of shape (H,) or (H, 1) is the same state
-    for every stream; (B, H) gives one state per stream.
+    for every stream; (B, H) gives one state per stream.  ``all_finite(flat)``
+    tells whether a 1-D float64 array holds only finite values (NumPy's by
+    default; the compiled models pass a faster one: this check runs on every
+    training step that carries its state).
     """
     if h0 is None:
         return np.zeros((batch, hidden_dim))
-    arr = float_array(name, h0)
-    if arr.shape in ((hidden_dim,), (hidden_dim, 1)):
+    if type(h0) is np.ndarray and h0.dtype == np.float64:
+        arr = h0  # the common case, e.g. the previous call's last_hidden
+    else:
+        arr = float_array(name, h0)
+    if arr.shape == (batch, hidden_dim):
+        out = np.array(arr, order="C")
+    elif arr.shape in ((hidden_dim,), (hidden_dim, 1)):
         out = np.empty((batch, hidden_dim))
         out[:] = arr.reshape(hidden_dim)
-    elif arr.shape == (batch, hidden_dim):
-        out = np.array(arr, order="C")
     else:
         allowed = f"({hidden_dim},), ({hidden_dim}, 1) or ({batch}, {hidden_dim})"
         raise ValueError(f"{name} has shape {arr.shape}, expected {allowed}")
-    if not np.all(np.isfinite(out)):
+    if not all_finite(out.reshape(-1)):
         raise ValueError(f"{name} must be finite, got non-finite values")
     return out

@@ -573,3 +573,14 @@ class TestSampling:
         h = np.full(3, 0.25)
         assert self._run(0, h, v, 1.0, 0, 0) == []
         np.testing.assert_array_equal(h, 0.25)
+
+
+def test_all_finite():
+    from fastrnn._kernels.indices import all_finite
+
+    assert all_finite(np.array([0.0, -1e308, 1e308, 5e-324]))
+    assert all_finite(np.zeros(0))
+    for bad in (np.nan, np.inf, -np.inf):
+        v = np.ones(9)
+        v[7] = bad
+        assert not all_finite(v)

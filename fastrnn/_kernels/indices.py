@@ -1,8 +1,10 @@
-"""A reduction over index arrays, used by the models to range-check their inputs fast."""
+"""Reductions the models use to check their arguments fast (NumPy's cost ~1 us a call)."""
+
+import math
 
 from fastrnn._jit import kernel
 
-__all__ = ["index_bounds"]
+__all__ = ["index_bounds", "all_finite"]
 
 
 @kernel
@@ -19,3 +21,12 @@ def index_bounds(flat):
         low = min(low, v)
         high = max(high, v)
     return low, high
+
+
+@kernel
+def all_finite(flat):
+    """Whether a 1-D float64 array holds no NaN and no infinity."""
+    for i in range(flat.shape[0]):
+        if not math.isfinite(flat[i]):
+            return False
+    return True
