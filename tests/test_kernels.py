@@ -10,7 +10,7 @@ import pytest
 from scipy.special import logsumexp
 
 from fastrnn import reference
-from fastrnn._kernels import rnn
+from fastrnn._kernels import output, rnn
 from fastrnn._kernels.activations import (
     exp_,
     row_max,
@@ -457,7 +457,7 @@ class TestRNNKernels:
         zT[1, 0] = 900.0  # a huge logit must not overflow
         y = rng.integers(0, O, (B, T))
         logits = zT.copy()
-        loss = rnn.xent(zT, y, grad, np.empty(T * B), np.empty(T * B))
+        loss = output.xent(zT, y, grad, np.empty(T * B), np.empty(T * B))
         lse = logsumexp(logits, axis=0)  # (T*B,)
         n = np.arange(T)[:, None] * B + np.arange(B)[None, :]  # position of (t, b)
         picked = logits[y.T, n]  # (T, B)
@@ -485,7 +485,7 @@ class TestRNNKernels:
         logits = rhs[:, 1:] @ v["Why"].T + v["by"][:, 0]  # (B, T, O)
         np.testing.assert_allclose(zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
                                    atol=1e-13)
-        rnn.xent(zT, y, True, lse, col)
+        output.xent(zT, y, True, lse, col)
         grads = [np.full_like(v[name], np.nan) for name in NAMES]
         rnn.backward(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext, *grads)
         for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):

@@ -44,8 +44,9 @@ def _drop_stale_cache():
     except OSError:
         pass
     try:
-        for path in glob.glob(os.path.join(cache, "*.nbi")) + glob.glob(os.path.join(cache, "*.nbc")):
-            os.remove(path)
+        for pattern in ("*.nbi", "*.nbc"):
+            for path in glob.glob(os.path.join(cache, pattern)):
+                os.remove(path)
         os.makedirs(cache, exist_ok=True)
         with open(stamp, "w") as f:
             f.write(digest.hexdigest())

@@ -24,7 +24,7 @@ not sequential is one GEMM over the chunk with C-ordered operands:
     input weights (k > 0)      dW_ih = dA.T @ h_{k-1}    (G*H, N) x (N, H)
     gradient to layer k-1      dh = dA @ W_ih            (N, G*H) x (G*H, H)
 
-and the output layer exactly as in :mod:`.rnn` (the same :func:`.rnn.xent`).
+and the output layer of :mod:`.output`, shared with :mod:`.rnn`.
 Transposed weights and gradients go to BLAS as transposed views (numba passes
 them as Fortran-ordered operands); only the output array must be C-ordered.
 Layer 0 reads one-hot inputs: a gather of ``weight_ih_l0`` columns forward and
@@ -43,8 +43,6 @@ __all__ = [
     "workspace",
     "layer_states",
     "input_projection",
-    "output_forward",
-    "output_backward",
     "weight_gradients",
     "column_sums",
     "scatter_columns",
@@ -218,30 +216,6 @@ def input_projection(x, below, Wih, bias, bias2, use_bias2, out):
             else:
                 for i in range(GH):
                     row[i] += bias[i]
-
-
-@kernel
-def output_forward(Why, by, h_new, zT):
-    """Logits ``zT (O, T*B) = Why @ h_new.T + by`` of the top layer's states ``h_new (T*B, H)``."""
-    np.dot(Why, h_new.T, zT)  # (O, H) x (H, T*B)
-    for k in range(zT.shape[0]):
-        row = zT[k]
-        bk = by[k, 0]
-        for n in range(row.shape[0]):
-            row[n] += bk
-
-
-@kernel
-def output_backward(Why, h_new, dzT, dWhy, dby, dh):
-    """Gradients of the output layer; ``dh (T*B, H)`` receives the gradient w.r.t. ``h_new``."""
-    np.dot(dzT, h_new, dWhy)  # (O, H)
-    for k in range(dzT.shape[0]):
-        row = dzT[k]
-        s = 0.0
-        for n in range(row.shape[0]):
-            s += row[n]
-        dby[k, 0] = s
-    np.dot(dzT.T, Why, dh)  # (T*B, O) x (O, H)
 
 
 @kernel

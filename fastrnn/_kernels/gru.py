@@ -22,8 +22,6 @@ from fastrnn._kernels.gated import (
     input_projection,
     layer_params,
     layer_states,
-    output_backward,
-    output_forward,
     output_params,
     probabilities_out,
     scatter_columns,
@@ -32,8 +30,8 @@ from fastrnn._kernels.gated import (
 )
 from fastrnn._kernels.linalg import matvec_add, matvec_t
 from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.rnn import xent
-from fastrnn._kernels.sampling import _argmax, _draw
+from fastrnn._kernels.output import output_backward, output_forward, xent
+from fastrnn._kernels.sampling import argmax, draw
 
 __all__ = ["forward", "backward", "forward_probs", "loss", "value_and_grad", "train_step", "sample"]
 
@@ -128,7 +126,7 @@ def forward(x, h0, theta, ws, I, H, O, L):
                         q[i] += bhh[i]
                     _cell(g[n], q, hs[t, b], hs[t + 1, b], qn[n], H)
     Why, by = output_params(theta, I, H, O, L, G)
-    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT)
+    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT, None)
 
 
 @kernel
@@ -139,7 +137,7 @@ def backward(x, theta, grad, ws, I, H, O, L):
         workspace(ws, B, T, H, O, L, G)
     Why, by = output_params(theta, I, H, O, L, G)
     dWhy, dby = output_params(grad, I, H, O, L, G)
-    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh)
+    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh, None)
     dq3 = dq.reshape((T, B, 3 * H))
     for k in range(L - 1, -1, -1):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
@@ -223,7 +221,7 @@ def sample(start, h, theta, I, H, O, L, temperature, seed, out, a, q, qn, z, w):
     ``h (L, H)`` is the initial state, modified in place; ``a, q (3H,)``,
     ``qn (H,)``, ``z, w (O,)`` are workspace.  Draws as :func:`.sampling.sample_rnn`.
     """
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  numba's generator, as in sampling.py
     inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
     greedy = inv_temperature == np.inf
     Why, by = output_params(theta, I, H, O, L, G)
@@ -241,10 +239,10 @@ def sample(start, h, theta, I, H, O, L, temperature, seed, out, a, q, qn, z, w):
             _cell(a, q, h[k], h[k], qn, H)
         matvec_add(Why, h[L - 1], bias_y, z, False)
         if greedy:
-            ix = _argmax(z)
+            ix = argmax(z)
         else:
             total = softmax_weights(z, w, inv_temperature)
-            ix = _draw(w, total, np.random.random())
+            ix = draw(w, total, np.random.random())  # noqa: NPY002
         out[n] = ix
 
 

@@ -23,8 +23,6 @@ from fastrnn._kernels.gated import (
     input_projection,
     layer_params,
     layer_states,
-    output_backward,
-    output_forward,
     output_params,
     probabilities_out,
     scatter_columns,
@@ -33,8 +31,8 @@ from fastrnn._kernels.gated import (
 )
 from fastrnn._kernels.linalg import matvec_add, matvec_t
 from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.rnn import xent
-from fastrnn._kernels.sampling import _argmax, _draw
+from fastrnn._kernels.output import output_backward, output_forward, xent
+from fastrnn._kernels.sampling import argmax, draw
 
 __all__ = ["forward", "backward", "forward_probs", "loss", "value_and_grad", "train_step", "sample"]
 
@@ -128,7 +126,7 @@ def forward(x, h0, c0, theta, ws, I, H, O, L):
                         a[i] += r[i]
                     _cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], tc[n], H)
     Why, by = output_params(theta, I, H, O, L, G)
-    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT)
+    output_forward(Why, by, layer_states(hs_flat, L - 1, B, T, H)[1], zT, None)
 
 
 @kernel
@@ -136,14 +134,14 @@ def backward(x, theta, grad, ws, I, H, O, L):
     """BPTT through the output layer and every layer; fills ``grad`` (overwritten).
 
     Needs the states of :func:`forward` and the logits' gradient (from
-    :func:`.rnn.xent`) in ``ws``.
+    :func:`.output.xent`) in ``ws``.
     """
     B, T = x.shape
     hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col = \
         workspace(ws, B, T, H, O, L, G)
     Why, by = output_params(theta, I, H, O, L, G)
     dWhy, dby = output_params(grad, I, H, O, L, G)
-    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh)
+    output_backward(Why, layer_states(hs_flat, L - 1, B, T, H)[1], zT, dWhy, dby, dh, None)
     for k in range(L - 1, -1, -1):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
         dWih, dWhh, dbih, dbhh = layer_params(grad, k, I, H, O, L, G)
@@ -229,7 +227,7 @@ def sample(start, h, c, theta, I, H, O, L, temperature, seed, out, a, tc, z, w):
     ``h, c (L, H)`` are the initial states, modified in place; ``a (4H,)``,
     ``tc (H,)``, ``z, w (O,)`` are workspace.  Draws as :func:`.sampling.sample_rnn`.
     """
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  numba's generator, as in sampling.py
     inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
     greedy = inv_temperature == np.inf
     Why, by = output_params(theta, I, H, O, L, G)
@@ -249,10 +247,10 @@ def sample(start, h, c, theta, I, H, O, L, temperature, seed, out, a, tc, z, w):
             _cell(a, c[k], c[k], h[k], tc, H)
         matvec_add(Why, h[L - 1], bias_y, z, False)
         if greedy:
-            ix = _argmax(z)
+            ix = argmax(z)
         else:
             total = softmax_weights(z, w, inv_temperature)
-            ix = _draw(w, total, np.random.random())
+            ix = draw(w, total, np.random.random())  # noqa: NPY002
         out[n] = ix
 
 

@@ -33,13 +33,13 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_columns, tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import sgd_
+from fastrnn._kernels.output import output_backward, output_forward, xent
 
 __all__ = [
     "params",
     "workspace_size",
     "workspace",
     "forward",
-    "xent",
     "backward",
     "forward_probs",
     "loss",
@@ -208,52 +208,9 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
                         row[i] += Wxh[i, col] + bias[i]
                 tanh_(row)
     if B == 1:
-        transpose_into(h_new, hT)
-        np.dot(Why, hT, zT)  # (O, T): at this size a copy beats a transposed operand
+        output_forward(Why, by, h_new, zT, hT)  # a short chunk: copy h_new.T
     else:
-        np.dot(Why, h_new.T, zT)  # (O, T*B): here BLAS's own packing is faster
-    for k in range(zT.shape[0]):
-        row = zT[k]
-        bk = by[k, 0]
-        for n in range(row.shape[0]):
-            row[n] += bk
-
-
-@kernel
-def xent(zT, y, grad, lse, col):
-    """Softmax cross-entropy of a chunk's logits, in place; returns the loss.
-
-    Parameters
-    ----------
-    zT : ndarray, shape (O, T*B)
-        Logits in.  Out: the probabilities, or with ``grad`` the gradient of
-        the returned loss w.r.t. the logits, ``(p - onehot(y)) / B``.
-    y : ndarray of int64, shape (B, T)
-        Target indices.
-    grad : bool
-    lse, col : ndarray, shape (T*B,)
-        Workspace.
-
-    Returns
-    -------
-    float
-        Sum over t of ``-log p[y[t]]`` (from log-probabilities, never
-        ``log(p)``), averaged over the B streams.
-    """
-    B, T = y.shape
-    scale = 1.0 / B if grad else 1.0
-    total = 0.0
-    for t in range(T):
-        for b in range(B):
-            total -= zT[y[b, t], t * B + b]
-    softmax_columns(zT, scale, lse, col)
-    for n in range(lse.shape[0]):
-        total += lse[n]
-    if grad:
-        for t in range(T):
-            for b in range(B):
-                zT[y[b, t], t * B + b] -= scale
-    return total / B
+        output_forward(Why, by, h_new, zT, None)
 
 
 @kernel
@@ -281,15 +238,7 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
     B, T = x.shape
     H = Whh.shape[0]
     dh3 = dh.reshape((T, B, H))
-    np.dot(dzT, h_new, dWhy)  # (O, H)
-    for k in range(dzT.shape[0]):
-        row = dzT[k]
-        s = 0.0
-        for n in range(row.shape[0]):
-            s += row[n]
-        dby[k, 0] = s
-    transpose_into(dzT, dz)
-    np.dot(dz, Why, dh)  # (T*B, H): gradient reaching each h from the output
+    output_backward(Why, h_new, dzT, dWhy, dby, dh, dz)  # dh: what reaches each h from above
     for t in range(T - 1, -1, -1):
         for b in range(B):
             n = t * B + b

@@ -6,11 +6,11 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.linalg import matvec_add
 
-__all__ = ["sample_rnn"]
+__all__ = ["sample_rnn", "draw", "argmax"]
 
 
 @kernel
-def _draw(weights, total, u):
+def draw(weights, total, u):
     """Inverse-CDF draw: the first index whose cumulative weight exceeds ``u * total``."""
     threshold = u * total
     acc = 0.0
@@ -23,7 +23,7 @@ def _draw(weights, total, u):
 
 
 @kernel
-def _argmax(v):
+def argmax(v):
     best = 0
     for k in range(1, v.shape[0]):
         if v[k] > v[best]:
@@ -75,8 +75,8 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
         tanh_into(a, h)
         matvec_add(Why, h, bias_y, z, False)
         if greedy:
-            ix = _argmax(z)
+            ix = argmax(z)
         else:
             total = softmax_weights(z, w, inv_temperature)
-            ix = _draw(w, total, np.random.random())  # noqa: NPY002
+            ix = draw(w, total, np.random.random())  # noqa: NPY002
         out[n] = ix
