@@ -45,7 +45,6 @@ __all__ = [
     "input_projection",
     "weight_gradients",
     "column_sums",
-    "scatter_columns",
     "probabilities_out",
 ]
 
@@ -236,20 +235,6 @@ def column_sums(dA, db):
         row = dA[n]
         for i in range(row.shape[0]):
             db[i] += row[i]
-
-
-@kernel
-def scatter_columns(x, dA, dW):
-    """``dW[:, x[b, t]] += dA[t*B + b]`` over the chunk, after zeroing ``dW (G*H, I)``."""
-    B, T = x.shape
-    dW[:, :] = 0.0
-    GH = dW.shape[0]
-    for t in range(T):
-        for b in range(B):
-            c = x[b, t]
-            d = dA[t * B + b]
-            for i in range(GH):
-                dW[i, c] += d[i]
 
 
 @kernel

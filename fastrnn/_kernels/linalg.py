@@ -12,7 +12,7 @@ next step needs, and they are still in cache (~8% faster at H = 512).
 
 from fastrnn._jit import kernel
 
-__all__ = ["matvec_add", "matvec_t", "transpose_into"]
+__all__ = ["matvec_add", "matvec_t", "scatter_columns", "transpose_into"]
 
 
 @kernel
@@ -83,6 +83,30 @@ def matvec_t(W, v, out, reverse):
         vi = v[i]
         for j in range(m):
             out[j] += vi * W[i, j]
+
+
+@kernel
+def scatter_columns(x, dA, dW):
+    """``dW = 0``, then ``dW[:, x[b, t]] += dA[t*B + b]``: the one-hot input side of a GEMM.
+
+    Parameters
+    ----------
+    x : ndarray of int64, shape (B, T)
+        Input indices (the columns of ``dW`` to update).
+    dA : ndarray, shape (T*B, n)
+        Gradients w.r.t. the pre-activations, position ``t*B + b`` per row.
+    dW : ndarray, shape (n, I)
+        Output (overwritten).
+    """
+    B, T = x.shape
+    dW[:, :] = 0.0
+    GH = dW.shape[0]
+    for t in range(T):
+        for b in range(B):
+            c = x[b, t]
+            d = dA[t * B + b]
+            for i in range(GH):
+                dW[i, c] += d[i]
 
 
 @kernel

@@ -17,7 +17,7 @@ backward pass, live in ``gates (L, T*B, 4H)``; ``tanh(c)`` in ``aux``.
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import sigmoid_, softmax_weights, tanh_, tanh_into
+from fastrnn._kernels.activations import sigmoid_, tanh_, tanh_into
 from fastrnn._kernels.gated import (
     column_sums,
     input_projection,
@@ -25,14 +25,13 @@ from fastrnn._kernels.gated import (
     layer_states,
     output_params,
     probabilities_out,
-    scatter_columns,
     weight_gradients,
     workspace,
 )
-from fastrnn._kernels.linalg import matvec_add, matvec_t
+from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import output_backward, output_forward, xent
-from fastrnn._kernels.sampling import argmax, draw
+from fastrnn._kernels.sampling import next_index
 
 __all__ = ["forward", "backward", "forward_probs", "loss", "value_and_grad", "train_step", "sample"]
 
@@ -246,11 +245,7 @@ def sample(start, h, c, theta, I, H, O, L, temperature, seed, out, a, tc, z, w):
             matvec_add(Whh, h[k], a, a, n % 2 == 1)
             _cell(a, c[k], c[k], h[k], tc, H)
         matvec_add(Why, h[L - 1], bias_y, z, False)
-        if greedy:
-            ix = argmax(z)
-        else:
-            total = softmax_weights(z, w, inv_temperature)
-            ix = draw(w, total, np.random.random())  # noqa: NPY002
+        ix = next_index(z, w, greedy, inv_temperature)
         out[n] = ix
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_columns, tanh_
-from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
+from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import output_backward, output_forward, xent
 
@@ -275,13 +275,7 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
                 w[i] += d[i]
         transpose_into(dWxhT, dWxh)
     else:
-        dWxh[:, :] = 0.0
-        for t in range(T):
-            for b in range(B):
-                col = x[b, t]
-                d = dh[t * B + b]
-                for i in range(H):
-                    dWxh[i, col] += d[i]
+        scatter_columns(x, dh, dWxh)
 
 
 # Entry points called by fastrnn.model: flat vectors in, few arguments.

@@ -6,7 +6,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.linalg import matvec_add
 
-__all__ = ["sample_rnn", "draw", "argmax"]
+__all__ = ["sample_rnn", "next_index", "draw", "argmax"]
 
 
 @kernel
@@ -29,6 +29,19 @@ def argmax(v):
         if v[k] > v[best]:
             best = k
     return best
+
+
+@kernel
+def next_index(z, w, greedy, inv_temperature):
+    """The next index from the logits ``z (O,)``: the argmax, or a draw.
+
+    ``w (O,)`` is workspace for the softmax weights; the draw uses numba's
+    generator as seeded by the calling sampler.
+    """
+    if greedy:
+        return argmax(z)
+    total = softmax_weights(z, w, inv_temperature)
+    return draw(w, total, np.random.random())  # noqa: NPY002
 
 
 @kernel
@@ -74,9 +87,5 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
         matvec_add(Why, h, bias_y, z, False)
-        if greedy:
-            ix = argmax(z)
-        else:
-            total = softmax_weights(z, w, inv_temperature)
-            ix = draw(w, total, np.random.random())  # noqa: NPY002
+        ix = next_index(z, w, greedy, inv_temperature)
         out[n] = ix
