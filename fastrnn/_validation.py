@@ -240,10 +240,11 @@ def _numpy_all_finite(flat):
 
 
 def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite):
-    """The initial hidden state as a fresh (B, H) float64 array.
+    """The initial hidden state as a C-contiguous (B, H) float64 array.
 
     ``None`` gives zeros; an array of shape (H,) or (H, 1) is the same state
-    for every stream; (B, H) gives one state per stream.  ``all_finite(flat)``
+    for every stream; (B, H) gives one state per stream.  The result may be a
+    view of ``h0`` (callers only read it).  ``all_finite(flat)``
     tells whether a 1-D float64 array holds only finite values (NumPy's by
     default; the compiled models pass a faster one: this check runs on every
     training step that carries its state).
@@ -254,8 +255,8 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
         arr = h0  # the common case, e.g. the previous call's last_hidden
     else:
         arr = float_array(name, h0)
-    if arr.shape == (batch, hidden_dim):
-        out = np.array(arr, order="C")
+    if arr.shape == (batch, hidden_dim) or (batch == 1 and arr.shape == (hidden_dim,)):
+        out = np.ascontiguousarray(arr).reshape(batch, hidden_dim)  # no copy when possible
     elif arr.shape in ((hidden_dim,), (hidden_dim, 1)):
         out = np.empty((batch, hidden_dim))
         out[:] = arr.reshape(hidden_dim)
