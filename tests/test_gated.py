@@ -1,4 +1,6 @@
-"""fastrnn.LSTM: against finite differences, PyTorch's autograd and nn.LSTM, and the reference.
+"""fastrnn.LSTM and fastrnn.GRU against finite differences, torch and the reference.
+
+Every test runs for both models (the ``kind`` fixture).
 
 Finite differences: the per-parameter relative metric of
 ``tests/test_gradients.py``, required <= 1e-10, but an eighth-order central
@@ -15,6 +17,7 @@ tiny so that the module runs in seconds.
 import os
 import subprocess
 import sys
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -22,30 +25,72 @@ import pytest
 import fastrnn
 from fastrnn import reference
 
-MODEL = fastrnn.LSTM
-REFERENCE = reference.LSTM
 EPS = 1e-2
 TOLERANCE = 1e-10
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
 
-def _model(I, H, O, L, seed, scale=0.5):
+def _model(kind, I, H, O, L, seed, scale=0.5):
     """A model with weights ~N(0, scale) (the default init is too gentle to exercise the gates)."""
-    m = MODEL(I, H, O, num_layers=L, seed=seed)
+    m = kind.model(I, H, O, num_layers=L, seed=seed)
     rng = np.random.default_rng(seed + 100)
     for p in m.parameters().values():
         p[...] = rng.standard_normal(p.shape) * scale
     return m, rng
 
 
-def _state(rng, L, B, H):
-    """A random initial state of B streams (B=None: one sequence)."""
+def _lstm_state(rng, L, B, H):
+    """A random initial (h, c) of B streams (B=None: one sequence)."""
     shape = (L, H) if B is None else (L, B, H)
     return (rng.uniform(-0.8, 0.8, shape), rng.uniform(-1.5, 1.5, shape))
 
 
-def _twin(m):
-    r = REFERENCE(m.input_dim, m.hidden_dim, m.output_dim, num_layers=m.num_layers, seed=0)
+def _gru_state(rng, L, B, H):
+    """A random initial h of B streams (B=None: one sequence)."""
+    return rng.uniform(-0.8, 0.8, (L, H) if B is None else (L, B, H))
+
+
+def _lstm_bad_states(L, B, H):
+    good = _lstm_state(np.random.default_rng(0), L, B, H)
+    return [
+        ("wrong-shape", tuple(np.zeros((L + 1, H)) for _ in good)),
+        ("nan", tuple(np.full((L, H), np.nan) for _ in good)),
+        ("not-numbers", ("a", "b")),
+        ("not-a-pair", np.zeros((L, H))),
+        ("three", (np.zeros((L, H)),) * 3),
+    ]
+
+
+def _gru_bad_states(L, B, H):
+    good = _gru_state(np.random.default_rng(0), L, B, H)
+    return [
+        ("wrong-shape", np.zeros((L + 1, H))),
+        ("nan", np.full(good.shape, np.nan)),
+        ("not-numbers", "ab"),
+        ("a-pair", (good, good)),
+        ("flat", np.zeros(L * H)),
+    ]
+
+
+Kind = namedtuple("Kind", "model reference gates state bad_states")
+KINDS = {
+    "lstm": Kind(fastrnn.LSTM, reference.LSTM, 4, _lstm_state, _lstm_bad_states),
+    "gru": Kind(fastrnn.GRU, reference.GRU, 3, _gru_state, _gru_bad_states),
+}
+
+
+@pytest.fixture(params=list(KINDS))
+def kind(request):
+    return KINDS[request.param]
+
+
+def _states(state):
+    """A state as a tuple of arrays: (h, c) for an LSTM, (h,) for a GRU."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _twin(kind, m):
+    r = kind.reference(m.input_dim, m.hidden_dim, m.output_dim, num_layers=m.num_layers, seed=0)
     for name, p in m.parameters().items():
         r.parameters()[name][...] = p
     return r
@@ -85,10 +130,10 @@ CASES = [
 ]
 
 
-def _data(rng, I, O, L, H, shape, with_h0):
+def _data(kind, rng, I, O, L, H, shape, with_h0):
     x = rng.integers(0, I, size=shape)
     y = rng.integers(0, O, size=shape)
-    h0 = _state(rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
+    h0 = kind.state(rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
     return x, y, h0
 
 
@@ -96,9 +141,9 @@ def _data(rng, I, O, L, H, shape, with_h0):
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_gradients_match_finite_differences(I, H, O, L, shape, with_h0):
-    m, rng = _model(I, H, O, L, 1)
-    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+def test_gradients_match_finite_differences(kind, I, H, O, L, shape, with_h0):
+    m, rng = _model(kind, I, H, O, L, 1)
+    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
     _, grads = m.gradients(x, y, h0)
     analytic = {name: g.copy() for name, g in grads.items()}
     before = m.parameter_vector.copy()
@@ -112,10 +157,10 @@ def test_gradients_match_finite_differences(I, H, O, L, shape, with_h0):
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_matches_the_reference(I, H, O, L, shape, with_h0):
-    m, rng = _model(I, H, O, L, 2)
-    r = _twin(m)
-    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+def test_matches_the_reference(kind, I, H, O, L, shape, with_h0):
+    m, rng = _model(kind, I, H, O, L, 2)
+    r = _twin(kind, m)
+    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
     loss, grads = m.gradients(x, y, h0)
     ref_loss, ref_grads = r.gradients(x, y, h0)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
@@ -135,9 +180,9 @@ def test_matches_the_reference(I, H, O, L, shape, with_h0):
                          [(4, 1, 4, 1, (3,)), (4, 1, 4, 2, (2, 3)), (5, 3, 5, 2, (1,)),
                           (5, 3, 5, 2, (4, 1)), (3, 2, 5, 1, (2, 4))],
                          ids=["H1", "H1-L2-batch", "T1", "batch-T1", "O>I"])
-def test_edge_cases_match_the_reference(I, H, O, L, shape):
-    m, rng = _model(I, H, O, L, 12)
-    r = _twin(m)
+def test_edge_cases_match_the_reference(kind, I, H, O, L, shape):
+    m, rng = _model(kind, I, H, O, L, 12)
+    r = _twin(kind, m)
     x, y = rng.integers(0, I, shape), rng.integers(0, O, shape)
     loss, grads = m.gradients(x, y)
     ref_loss, ref_grads = r.gradients(x, y)
@@ -147,11 +192,11 @@ def test_edge_cases_match_the_reference(I, H, O, L, shape):
     np.testing.assert_allclose(m.last_hidden, r.last_hidden, **TOL)
 
 
-def test_reference_gradients_match_finite_differences():
+def test_reference_gradients_match_finite_differences(kind):
     """The oracle is checked too."""
-    m, rng = _model(4, 3, 4, 2, 3)
-    r = _twin(m)
-    x, y, h0 = _data(rng, 4, 4, 2, 3, (2, 3), True)
+    m, rng = _model(kind, 4, 3, 4, 2, 3)
+    r = _twin(kind, m)
+    x, y, h0 = _data(kind, rng, 4, 4, 2, 3, (2, 3), True)
     _, analytic = r.gradients(x, y, h0)
     numeric = _numeric_gradients(lambda: r.loss(x, y, h0), r.parameters())
     for name in analytic:
@@ -172,7 +217,7 @@ def torch():
 
 
 def _torch_run(torch, m, x, y, h0):
-    """Loss, gradients and final state of nn.LSTM + nn.Linear on the model's weights."""
+    """Loss, gradients, final states (a tuple) and probabilities of the torch modules."""
     module, linear = m.to_torch()
     x2, y2 = np.atleast_2d(x), np.atleast_2d(y)
     B, T = x2.shape
@@ -182,7 +227,8 @@ def _torch_run(torch, m, x, y, h0):
         state = None
     else:
         state = tuple(torch.tensor(np.broadcast_to(np.reshape(s, (L, -1, H)), (L, B, H)).copy())
-                      for s in h0)
+                      for s in _states(h0))
+        state = state if isinstance(h0, tuple) else state[0]
     out, last = module(onehot, state)  # (T, B, H)
     logits = linear(out)  # (T, B, O)
     loss = torch.nn.functional.cross_entropy(
@@ -192,29 +238,29 @@ def _torch_run(torch, m, x, y, h0):
     grads["Why"] = linear.weight.grad.numpy()
     grads["by"] = linear.bias.grad.numpy().reshape(-1, 1)
     probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
-    return loss.item(), grads, tuple(s.detach().numpy() for s in last), probs
+    return loss.item(), grads, tuple(s.detach().numpy() for s in _states(last)), probs
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_gradients_and_outputs_match_torch(torch, I, H, O, L, shape, with_h0):
-    m, rng = _model(I, H, O, L, 4)
-    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+def test_gradients_and_outputs_match_torch(kind, torch, I, H, O, L, shape, with_h0):
+    m, rng = _model(kind, I, H, O, L, 4)
+    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
     expected_loss, expected, last, _ = _torch_run(torch, m, x, y, h0)
     loss, grads = m.gradients(x, y, h0)
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     for name in grads:
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-11, atol=1e-13,
                                    err_msg=name)
-    for mine, theirs in zip(m.last_hidden, last, strict=True):
+    for mine, theirs in zip(_states(m.last_hidden), last, strict=True):
         np.testing.assert_allclose(np.reshape(mine, theirs.shape), theirs, rtol=1e-12,
                                    atol=1e-14)
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_forward_outputs_equal_torch(torch, I, H, O, L, shape, with_h0):
+def test_forward_outputs_equal_torch(kind, torch, I, H, O, L, shape, with_h0):
     """forward(): the top layer's h and the softmax probabilities of the torch modules."""
-    m, rng = _model(I, H, O, L, 13)
-    x, y, h0 = _data(rng, I, O, L, H, shape, with_h0)
+    m, rng = _model(kind, I, H, O, L, 13)
+    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
     _, _, _, probs = _torch_run(torch, m, x, y, h0)
     xs, hs, ps = m.forward(x, h0)
     assert xs.shape == shape and hs.shape == shape[:-1] + (shape[-1] + 1, H)
@@ -227,9 +273,9 @@ def test_forward_outputs_equal_torch(torch, I, H, O, L, shape, with_h0):
     np.testing.assert_array_equal(hs[..., -1, :], last[-1])
 
 
-def test_default_sizes_match_torch_forward(torch):
-    """At the benchmark's size (V=65, H=128, T=25) the loss equals nn.LSTM's in float64."""
-    m = MODEL(65, 128, 65, num_layers=2, seed=0)
+def test_default_sizes_match_torch_forward(kind, torch):
+    """At the benchmark's size (V=65, H=128, T=25) the loss equals torch's in float64."""
+    m = kind.model(65, 128, 65, num_layers=2, seed=0)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 65, (2, 25)), rng.integers(0, 65, (2, 25))
     expected_loss, _, _, _ = _torch_run(torch, m, x, y, None)
@@ -239,9 +285,9 @@ def test_default_sizes_match_torch_forward(torch):
 # ------------------------------------------------------------------ interface
 
 
-def test_parameters_have_torch_names_shapes_and_init():
-    m = MODEL(7, 5, 6, num_layers=2, seed=3)
-    G = 4
+def test_parameters_have_torch_names_shapes_and_init(kind):
+    m = kind.model(7, 5, 6, num_layers=2, seed=3)
+    G = kind.gates
     expected = {"weight_ih_l0": (G * 5, 7), "weight_hh_l0": (G * 5, 5), "bias_ih_l0": (G * 5,),
                 "bias_hh_l0": (G * 5,), "weight_ih_l1": (G * 5, 5), "weight_hh_l1": (G * 5, 5),
                 "bias_ih_l1": (G * 5,), "bias_hh_l1": (G * 5,), "Why": (6, 5), "by": (6, 1)}
@@ -261,18 +307,19 @@ def test_parameters_have_torch_names_shapes_and_init():
     assert m.Why is not None and np.shares_memory(m.Why, m.parameter_vector)
     values = np.concatenate([p.ravel() for p in params.values()])
     assert abs(values.std() - 1 / np.sqrt(5) / np.sqrt(3)) < 0.03  # uniform's std
-    same = MODEL(7, 5, 6, num_layers=2, seed=3)
+    same = kind.model(7, 5, 6, num_layers=2, seed=3)
     np.testing.assert_array_equal(same.parameter_vector, m.parameter_vector)
-    assert not np.array_equal(MODEL(7, 5, 6, num_layers=2, seed=4).parameter_vector,
+    assert not np.array_equal(kind.model(7, 5, 6, num_layers=2, seed=4).parameter_vector,
                               m.parameter_vector)
-    r = REFERENCE(7, 5, 6, num_layers=2, seed=3)
+    r = kind.reference(7, 5, 6, num_layers=2, seed=3)
     for name, p in params.items():
         np.testing.assert_array_equal(p, r.parameters()[name], err_msg=name)
-    assert repr(m) == f"{MODEL.__name__}(input_dim=7, hidden_dim=5, output_dim=6, num_layers=2)"
+    name = kind.model.__name__
+    assert repr(m) == f"{name}(input_dim=7, hidden_dim=5, output_dim=6, num_layers=2)"
 
 
-def test_gradient_vector_is_laid_out_like_the_parameter_vector():
-    m, rng = _model(5, 3, 5, 2, 5)
+def test_gradient_vector_is_laid_out_like_the_parameter_vector(kind):
+    m, rng = _model(kind, 5, 3, 5, 2, 5)
     _, grads = m.gradients(rng.integers(0, 5, 4), rng.integers(0, 5, 4))
     theta, grad = m.parameter_vector, m.gradient_vector
     for name, g in grads.items():
@@ -282,9 +329,9 @@ def test_gradient_vector_is_laid_out_like_the_parameter_vector():
 
 
 @pytest.mark.parametrize("shape", [(6,), (3, 5), (1, 4)], ids=["single", "batch", "B1"])
-def test_carried_state_over_twenty_steps_tracks_the_reference(shape):
-    m, rng = _model(6, 4, 6, 2, 6, scale=0.3)
-    r = _twin(m)
+def test_carried_state_over_twenty_steps_tracks_the_reference(kind, shape):
+    m, rng = _model(kind, 6, 4, 6, 2, 6, scale=0.3)
+    r = _twin(kind, m)
     stream = rng.integers(0, 6, size=shape[:-1] + (20 * shape[-1] + 1,))
     hm = hr = None
     for step in range(20):
@@ -296,16 +343,16 @@ def test_carried_state_over_twenty_steps_tracks_the_reference(shape):
         np.testing.assert_allclose(p, r.parameters()[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_train_returns_the_loss_before_the_update_and_goes_downhill():
-    m, rng = _model(5, 4, 5, 2, 7, scale=0.3)
-    x, y, h0 = _data(rng, 5, 5, 2, 4, (3, 5), True)
+def test_train_returns_the_loss_before_the_update_and_goes_downhill(kind):
+    m, rng = _model(kind, 5, 4, 5, 2, 7, scale=0.3)
+    x, y, h0 = _data(kind, rng, 5, 5, 2, 4, (3, 5), True)
     before = m.loss(x, y, h0)
     assert m.train(x, y, 0.05, h0=h0) == pytest.approx(before, rel=1e-13)
     assert m.loss(x, y, h0) < before
 
 
-def test_last_hidden_shapes_and_state_roundtrip():
-    m, rng = _model(5, 4, 5, 2, 8)
+def test_last_hidden_shapes_and_state_roundtrip(kind):
+    m, rng = _model(kind, 5, 4, 5, 2, 8)
     x = rng.integers(0, 5, (3, 6))
     m.loss(x, x)
     batch = m.last_hidden
@@ -332,10 +379,10 @@ def batch_row(state, b):
     return state[:, b:b + 1]
 
 
-def test_predict_matches_the_reference_and_is_reproducible():
-    m, rng = _model(6, 5, 6, 2, 9, scale=0.8)
-    r = _twin(m)
-    h0 = _state(rng, 2, None, 5)
+def test_predict_matches_the_reference_and_is_reproducible(kind):
+    m, rng = _model(kind, 6, 5, 6, 2, 9, scale=0.8)
+    r = _twin(kind, m)
+    h0 = kind.state(rng, 2, None, 5)
     for temperature in (0, 0.5, 1.0):
         for seed in (0, 7):
             got = m.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
@@ -352,27 +399,16 @@ def test_predict_matches_the_reference_and_is_reproducible():
     [({"num_layers": 0}, "num_layers"), ({"num_layers": 1.5}, "num_layers"),
      ({"hidden_dim": -1}, "hidden_dim"), ({"seed": -1}, "seed")],
 )
-def test_constructor_rejects_bad_arguments(kwargs, message):
+def test_constructor_rejects_bad_arguments(kind, kwargs, message):
     args = {"input_dim": 5, "hidden_dim": 4, "output_dim": 5, **kwargs}
     with pytest.raises(ValueError, match=message):
-        MODEL(args.pop("input_dim"), args.pop("hidden_dim"), args.pop("output_dim"), **args)
-
-
-def _bad_states(L, B, H):
-    good = _state(np.random.default_rng(0), L, B, H)
-    return [
-        ("wrong-shape", tuple(np.zeros((L + 1, H)) for _ in good)),
-        ("nan", tuple(np.full((L, H), np.nan) for _ in good)),
-        ("not-numbers", ("a", "b")),
-        ("not-a-pair", np.zeros((L, H))),
-        ("three", (np.zeros((L, H)),) * 3),
-    ]
+        kind.model(args.pop("input_dim"), args.pop("hidden_dim"), args.pop("output_dim"), **args)
 
 
 @pytest.mark.parametrize("case", range(5))
-def test_bad_h0_is_rejected_and_changes_nothing(case):
-    m, rng = _model(5, 4, 5, 2, 10)
-    name, h0 = _bad_states(2, 3, 4)[case]
+def test_bad_h0_is_rejected_and_changes_nothing(kind, case):
+    m, rng = _model(kind, 5, 4, 5, 2, 10)
+    name, h0 = kind.bad_states(2, 3, 4)[case]
     x = rng.integers(0, 5, (3, 4))
     m.loss(x, x)
     before, last = m.parameter_vector.copy(), m.pack_state(m.last_hidden).copy()
@@ -384,8 +420,8 @@ def test_bad_h0_is_rejected_and_changes_nothing(case):
     np.testing.assert_array_equal(m.pack_state(m.last_hidden), last)
 
 
-def test_bad_inputs_are_rejected_like_rnn():
-    m, _ = _model(5, 4, 5, 1, 11)
+def test_bad_inputs_are_rejected_like_rnn(kind):
+    m, _ = _model(kind, 5, 4, 5, 1, 11)
     with pytest.raises(ValueError, match="inputs holds index 5"):
         m.train([1, 5], [1, 2])
     with pytest.raises(ValueError, match="learning_rate"):
@@ -395,7 +431,7 @@ def test_bad_inputs_are_rejected_like_rnn():
     with pytest.raises(ValueError, match="start_index"):
         m.predict(9, 3)
     with pytest.raises(ValueError, match="output_dim <= input_dim"):
-        MODEL(3, 2, 4).predict(0, 3)
+        kind.model(3, 2, 4).predict(0, 3)
 
 
 def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
