@@ -440,6 +440,9 @@ def main(argv=None):
         return 0
     except _UserError as error:
         return _fail(str(error))
+    except MemoryError:
+        return _fail("not enough memory for a model of this size; choose a smaller "
+                     "--hidden-size or --num-layers")
     except (ValueError, FloatingPointError) as error:
         # CorpusError, CheckpointError, TrainingDiverged and bad values all land here.
         return _fail(str(error))

@@ -81,6 +81,21 @@ def _flat_views(shapes, layout, flat):
     return OrderedDict((name, views[name]) for name in shapes)
 
 
+# Larger models would not fit in memory (2**31 float64 parameters are 16 GiB,
+# and the optimizers keep as many again): refuse them with a clear error
+# before anything is allocated or laid out.
+_MAX_PARAMETERS = 2**31
+
+
+def _check_size(count):
+    if count > _MAX_PARAMETERS:
+        raise ValueError(
+            f"the model would have {count:,} parameters ({count * 8 / 2**30:,.0f} GiB), more "
+            f"than the {_MAX_PARAMETERS:,} fastrnn allows: choose a smaller hidden_dim, "
+            f"num_layers or vocabulary"
+        )
+
+
 class _Model:
     """What every model shares: flat parameter and gradient storage, workspaces.
 
@@ -196,6 +211,8 @@ class RNN(_Model):
         self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
         self.output_dim = check_dimension("output_dim", output_dim)
         rng = np.random.default_rng(check_seed("seed", seed))
+        I, H, O = self.input_dim, self.hidden_dim, self.output_dim
+        _check_size(H * I + H * H + O * H + H + O)
         self._init_storage()
         # The same draws, in the same order, as fastrnn.reference.RNN.
         self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
@@ -411,19 +428,23 @@ class RNN(_Model):
 
     def zero_state(self, batch):
         """The zero state of ``batch`` streams, (B, H)."""
-        return np.zeros((batch, self.hidden_dim))
+        return np.zeros((check_dimension("batch", batch), self.hidden_dim))
 
     def pack_state(self, state):
         """A batch state as one array: itself, (B, H)."""
-        return np.asarray(state, dtype=np.float64)
+        return self.unpack_state(state)
 
     def unpack_state(self, array):
-        """The inverse of :meth:`pack_state`."""
-        return np.array(array, dtype=np.float64, order="C")
+        """The inverse of :meth:`pack_state`: a checked (B, H) copy."""
+        arr = float_array("state", array)
+        if arr.ndim != 2 or arr.shape[1] != self.hidden_dim:
+            raise ValueError(f"state has shape {arr.shape}, expected (B, {self.hidden_dim})")
+        return np.array(arr, order="C")
 
     def stream_state(self, state, index):
         """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
-        return state[index]
+        state = self.unpack_state(state)
+        return state[check_index("index", index, state.shape[0])]
 
 
 GPT = RNN
@@ -434,10 +455,7 @@ def _layered(name, value, layers, batch, hidden_dim):
 
     ``value`` has shape (L, H) (the same state for every stream) or (L, B, H).
     """
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {_short(value)}") from None
+    arr = float_array(name, value)
     if arr.shape == (layers, hidden_dim):
         out = np.empty((layers, batch, hidden_dim))
         out[:] = arr[:, None, :]
@@ -469,7 +487,9 @@ class _Gated(_Model):
         self.output_dim = check_dimension("output_dim", output_dim)
         self.num_layers = check_dimension("num_layers", num_layers)
         rng = np.random.default_rng(check_seed("seed", seed))
-        L = self.num_layers
+        I, H, O, L, G = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers,
+                         self._GATES)
+        _check_size(G * H * (I + H + 2) + (L - 1) * G * H * (2 * H + 2) + O * H + O)
         # Storage order; must match fastrnn._kernels.gated.layer_params.
         self._LAYOUT = (
             tuple(f"weight_hh_l{k}" for k in range(L))
@@ -741,21 +761,31 @@ class LSTM(_Gated):
 
     def zero_state(self, batch):
         """The zero state of ``batch`` streams: ``(h, c)``, each (L, B, H)."""
-        return self._initial(None, batch)
+        return self._initial(None, check_dimension("batch", batch))
 
     def pack_state(self, state):
         """A batch state ``(h, c)`` as one array of shape (2, L, B, H)."""
-        return np.stack([np.asarray(state[0], dtype=np.float64),
-                         np.asarray(state[1], dtype=np.float64)])
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise ValueError(f"state must be a pair (h, c), got {_short(state)}")
+        return self._packed(np.stack([float_array("h", state[0]), float_array("c", state[1])]))
 
     def unpack_state(self, array):
         """The inverse of :meth:`pack_state`."""
-        array = np.asarray(array, dtype=np.float64)
+        array = self._packed(array)
         return array[0].copy(), array[1].copy()
+
+    def _packed(self, array):
+        arr = float_array("state", array)
+        L, H = self.num_layers, self.hidden_dim
+        if arr.ndim != 4 or arr.shape[:2] != (2, L) or arr.shape[3] != H:
+            raise ValueError(f"state has shape {arr.shape}, expected (2, {L}, B, {H})")
+        return arr
 
     def stream_state(self, state, index):
         """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
-        return state[0][:, index], state[1][:, index]
+        h, c = self.unpack_state(self.pack_state(state))
+        index = check_index("index", index, h.shape[1])
+        return h[:, index], c[:, index]
 
 
 class GRU(_Gated):
@@ -826,16 +856,21 @@ class GRU(_Gated):
 
     def zero_state(self, batch):
         """The zero state of ``batch`` streams, (L, B, H)."""
-        return self._initial(None, batch)
+        return self._initial(None, check_dimension("batch", batch))
 
     def pack_state(self, state):
         """A batch state as one array: itself, (L, B, H)."""
-        return np.asarray(state, dtype=np.float64)
+        return self.unpack_state(state)
 
     def unpack_state(self, array):
-        """The inverse of :meth:`pack_state`."""
-        return np.array(array, dtype=np.float64, order="C")
+        """The inverse of :meth:`pack_state`: a checked (L, B, H) copy."""
+        arr = float_array("state", array)
+        L, H = self.num_layers, self.hidden_dim
+        if arr.ndim != 3 or arr.shape[0] != L or arr.shape[2] != H:
+            raise ValueError(f"state has shape {arr.shape}, expected ({L}, B, {H})")
+        return np.array(arr, order="C")
 
     def stream_state(self, state, index):
         """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
-        return state[:, index]
+        state = self.unpack_state(state)
+        return state[:, check_index("index", index, state.shape[1])]

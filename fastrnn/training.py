@@ -24,6 +24,7 @@ checkpointed.
 
 import csv
 import io
+import itertools
 import math
 import os
 import signal
@@ -386,15 +387,23 @@ def _model_from_checkpoint(ckpt, where):
     if why is None or why.shape != (vocab_size, args.get("hidden_dim")):
         raise CheckpointError(f"{where}: the output weights Why do not match hidden_dim "
                               f"{args.get('hidden_dim')!r} and {vocab_size} characters")
+    layers = args.get("num_layers", 1)
+    # Every layer holds at least one stored array: a damaged num_layers must not
+    # make a model of a billion layers before the names are compared.
+    if type(layers) is not int or not 1 <= layers <= len(ckpt.parameters):
+        raise CheckpointError(f"{where}: num_layers {layers!r} does not match the "
+                              f"{len(ckpt.parameters)} stored weights")
     for name, value in ckpt.parameters.items():
         if not np.all(np.isfinite(value)):
             raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
     model = _build_model(ckpt.model_kind, args)
     params = model.parameters()
     if list(ckpt.parameters) != list(params):
+        stored, wanted = list(ckpt.parameters), list(params)
+        first = next((a, b) for a, b in itertools.zip_longest(stored, wanted) if a != b)
         raise CheckpointError(
-            f"{where}: the weights are {list(ckpt.parameters)}, but a {ckpt.model_kind} model "
-            f"has {list(params)}"
+            f"{where}: the file holds {len(stored)} weights, a {ckpt.model_kind} model "
+            f"{len(wanted)}; the first difference: {first[0]!r} where {first[1]!r} belongs"
         )
     for name, value in ckpt.parameters.items():
         if value.shape != params[name].shape:

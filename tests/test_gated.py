@@ -442,3 +442,34 @@ def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
          "matches_the_reference or predict_matches"],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
+
+
+def test_state_methods_check_their_arguments(kind):
+    m = kind.model(5, 3, 5, num_layers=2, seed=0)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch"):
+            m.zero_state(bad)
+    state = m.zero_state(2)
+    for bad in (2, -1, 1.0):
+        with pytest.raises(ValueError, match="index"):
+            m.stream_state(state, bad)
+    packed = m.pack_state(state)
+    for bad in (np.zeros(3), 1.0, packed[..., :2], packed.astype(complex)):
+        with pytest.raises(ValueError, match="state"):
+            m.unpack_state(bad)
+    np.testing.assert_array_equal(m.pack_state(m.unpack_state(packed)), packed)
+
+
+def test_complex_or_string_h0_is_refused(kind):
+    m, rng = _model(kind, 5, 3, 5, 2, 0)
+    h = kind.state(rng, 2, None, 3)
+    bad = tuple(s + 1j for s in _states(h)) if isinstance(h, tuple) else h + 1j
+    with pytest.raises(ValueError, match="real numbers"):
+        m.loss([0, 1], [1, 2], bad)
+
+
+def test_models_too_large_for_memory_are_refused_before_allocating(kind):
+    with pytest.raises(ValueError, match="parameters"):
+        kind.model(65, 1000, 65, num_layers=10**12)
+    with pytest.raises(ValueError, match="parameters"):
+        fastrnn.RNN(65, 10**6, 65)

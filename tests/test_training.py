@@ -343,6 +343,10 @@ def test_damaged_checkpoints_are_refused_before_any_allocation(tmp_path):
     ckpt.rng_state = {**state, "state": {**state["state"], "state": -(2**200)}}
     with pytest.raises(CheckpointError, match="random generator"):
         Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()
+    ckpt.model_args = {**ckpt.model_args, "num_layers": 10**10}
+    with pytest.raises(CheckpointError, match="num_layers"):
+        Trainer.from_checkpoint(ckpt, TEXT)
     # the same refusals reach load_model, which sampling uses
     ckpt = t.checkpoint()
     ckpt.parameters["Why"] = ckpt.parameters["Why"][:, :3].copy()
