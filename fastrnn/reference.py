@@ -37,6 +37,15 @@ def _softmax(y):
     return e / np.sum(e)
 
 
+def _next_index(y, temperature, rng):
+    """The argmax of the logits ``y`` (temperature 0), or an inverse-CDF draw of softmax(y / T)."""
+    if temperature == 0:
+        return int(np.argmax(y))
+    p = _softmax((y - np.max(y)) / temperature)
+    u = rng.random_sample()
+    return int(min(np.searchsorted(np.cumsum(p), u, side="right"), y.shape[0] - 1))
+
+
 def _softmax_and_log_normaliser(y):
     """Probabilities and ``log(sum(exp(y)))``, from one exponential of ``y - max``.
 
@@ -208,12 +217,7 @@ class RNN:
             x[ix] = 1
             h = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, h) + self.bh)
             y = (np.dot(self.Why, h) + self.by).ravel()
-            if temperature == 0:
-                ix = int(np.argmax(y))
-            else:
-                p = _softmax((y - np.max(y)) / temperature)
-                u = rng.random_sample()
-                ix = int(min(np.searchsorted(np.cumsum(p), u, side="right"), self.output_dim - 1))
+            ix = _next_index(y, temperature, rng)
             out.append(ix)
         return out
 
@@ -354,12 +358,7 @@ class _GatedReference:
         for _ in range(num_chars):
             _, records, state = self._run_row([ix], None, state)
             y = (np.dot(self.Why, records[0][2]) + self.by).ravel()
-            if temperature == 0:
-                ix = int(np.argmax(y))
-            else:
-                p = _softmax((y - np.max(y)) / temperature)
-                u = rng.random_sample()
-                ix = int(min(np.searchsorted(np.cumsum(p), u, side="right"), self.output_dim - 1))
+            ix = _next_index(y, temperature, rng)
             out.append(ix)
         return out
 

@@ -34,7 +34,6 @@ a scatter-add backward, never a one-hot matrix.
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_columns
 
 __all__ = [
     "layer_params",
@@ -45,7 +44,6 @@ __all__ = [
     "input_projection",
     "weight_gradients",
     "column_sums",
-    "probabilities_out",
 ]
 
 ALIGN = 8  # float64s per 64 bytes
@@ -235,21 +233,3 @@ def column_sums(dA, db):
         row = dA[n]
         for i in range(row.shape[0]):
             db[i] += row[i]
-
-
-@kernel
-def probabilities_out(hs, zT, lse, col, hs_out, ps_out):
-    """Softmax of the logits ``zT (O, T*B)`` in place, then copy out batch-major.
-
-    Writes ``hs_out (B, T+1, H)`` from the top layer's ``hs (T+1, B, H)`` and
-    ``ps_out (B, T, O)``.
-    """
-    B, T, O = ps_out.shape
-    softmax_columns(zT, 1.0, lse, col)
-    for t in range(T + 1):
-        for b in range(B):
-            hs_out[b, t] = hs[t, b]
-    for k in range(O):
-        for t in range(T):
-            for b in range(B):
-                ps_out[b, t, k] = zT[k, t * B + b]

@@ -23,13 +23,12 @@ from fastrnn._kernels.gated import (
     layer_params,
     layer_states,
     output_params,
-    probabilities_out,
     weight_gradients,
     workspace,
 )
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns
 from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.output import output_backward, output_forward, xent
+from fastrnn._kernels.output import output_backward, output_forward, probabilities_out, xent
 from fastrnn._kernels.sampling import next_index
 
 __all__ = ["forward", "backward", "forward_probs", "loss", "value_and_grad", "train_step", "sample"]

@@ -17,7 +17,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_columns
 from fastrnn._kernels.linalg import transpose_into
 
-__all__ = ["output_forward", "xent", "output_backward"]
+__all__ = ["output_forward", "xent", "output_backward", "probabilities_out"]
 
 
 @kernel
@@ -115,3 +115,21 @@ def output_backward(Why, h_new, dzT, dWhy, dby, dh, dz):
     else:
         transpose_into(dzT, dz)
         np.dot(dz, Why, dh)
+
+
+@kernel
+def probabilities_out(hs, zT, lse, col, hs_out, ps_out):
+    """Softmax of the logits ``zT (O, T*B)`` in place, then copy out batch-major.
+
+    Writes ``hs_out (B, T+1, H)`` from the top layer's ``hs (T+1, B, H)`` and
+    ``ps_out (B, T, O)``.
+    """
+    B, T, O = ps_out.shape
+    softmax_columns(zT, 1.0, lse, col)
+    for t in range(T + 1):
+        for b in range(B):
+            hs_out[b, t] = hs[t, b]
+    for k in range(O):
+        for t in range(T):
+            for b in range(B):
+                ps_out[b, t, k] = zT[k, t * B + b]

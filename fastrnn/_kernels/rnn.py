@@ -30,10 +30,10 @@ batch.  The one-hot input side is a gather (forward) and a scatter-add
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels.activations import softmax_columns, tanh_
+from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.output import output_backward, output_forward, xent
+from fastrnn._kernels.output import output_backward, output_forward, probabilities_out, xent
 
 __all__ = [
     "params",
@@ -295,14 +295,7 @@ def forward_probs(x, h0, theta, ws, I, H, O, hs_out, ps_out):
     B, T = x.shape
     _run_forward(x, h0, theta, ws, I, H, O)
     hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    softmax_columns(zT, 1.0, lse, col)
-    for t in range(T + 1):
-        for b in range(B):
-            hs_out[b, t] = hs[t, b]
-    for k in range(O):
-        for t in range(T):
-            for b in range(B):
-                ps_out[b, t, k] = zT[k, t * B + b]
+    probabilities_out(hs, zT, lse, col, hs_out, ps_out)
 
 
 @kernel
