@@ -3,10 +3,11 @@
 Modules, one per concern:
 
 - :mod:`.activations` -- vectorisable ``exp``, ``tanh``, ``sigmoid`` and the stable softmax;
-- :mod:`.linalg` -- the single-stream matrix-vector products and transposes;
+- :mod:`.linalg` -- the single-stream matrix-vector products, transposes, the input scatter;
+- :mod:`.output` -- the output layer every model shares: logits, softmax cross-entropy;
 - :mod:`.rnn` -- forward pass, loss, BPTT and the fused training step of the tanh RNN;
 - :mod:`.gated`, :mod:`.lstm`, :mod:`.gru` -- the same for the gated models;
-- :mod:`.sampling` -- the autoregressive sampling loop;
+- :mod:`.sampling` -- the autoregressive sampling loop and its draw;
 - :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
 - :mod:`.indices` -- the range check of index arrays.
 
