@@ -34,6 +34,7 @@ import fastrnn.reference
 __all__ = [
     "V", "T", "HIDDEN", "BATCH", "PREDICT_CHARS", "LEARNING_RATE", "CLIP", "SEED",
     "STREAM_CHUNKS", "IMPLEMENTATIONS", "QUICK", "chunk", "stream", "make_model", "measure",
+    "vector_isa",
 ]
 
 V = 65  # vocabulary (tiny-shakespeare)
@@ -47,6 +48,22 @@ CLIP = 5.0
 SEED = 0
 IMPLEMENTATIONS = ("fastrnn", "reference", "torch")
 QUICK = {"H": 100, "B": 1}  # the one size that --quick runs
+
+
+def vector_isa():
+    """The widest x86 vector extension the JIT compiles for here: "AVX-512", "AVX2", ...
+
+    It sets how fast every kernel runs (the same CPU model behind a hypervisor
+    that hides AVX-512 runs the matrix-vector loops ~1.5x slower), so each
+    record of a run states it.  Returns LLVM's host CPU name and that extension.
+    """
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse2", "SSE2")):
+        if features.get(flag):
+            return llvm.get_host_cpu_name(), name
+    return llvm.get_host_cpu_name(), "none"
 
 
 def stream(B, n=STREAM_CHUNKS, seed=SEED):

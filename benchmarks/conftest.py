@@ -37,7 +37,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from _bench import QUICK, SEED, V  # noqa: E402
+from _bench import QUICK, SEED, V, vector_isa  # noqa: E402
 
 import fastrnn  # noqa: E402
 import fastrnn.reference  # noqa: E402
@@ -118,7 +118,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
             versions[dist] = None
     versions["fastrnn"] = fastrnn.__version__
     torch = sys.modules.get("torch")
+    cpu_name, isa = vector_isa()
     machine_info["fastrnn_bench"] = {
+        "llvm_cpu": cpu_name,
+        "vector_isa": isa,
         "blas_threads": info["threads"]["max_threads"],
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "thread_check": info["threads"],

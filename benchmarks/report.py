@@ -110,8 +110,10 @@ def describe(run, stat, source):
     version_text = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
     commit_id = (commit.get("id") or "")[:10]
     dirty = " (uncommitted changes)" if commit.get("dirty") else ""
+    isa = bench_info.get("vector_isa")
     lines = [
         f"- Machine: **{cpu_name}**"
+        + (f" ({bench_info.get('llvm_cpu')}, vector ISA **{isa}**)" if isa else "")
         + (f", {cores} logical CPUs" if cores else "")
         + f", {machine.get('system', '')} {machine.get('machine', '')},"
         f" Python {machine.get('python_version', '?')}.",
