@@ -15,6 +15,7 @@ from fastrnn._kernels import lstm as _lstm
 from fastrnn._kernels import optimizers as _opt
 from fastrnn._kernels import rnn as _rnn
 from fastrnn._kernels.indices import all_finite as _all_finite
+from fastrnn._kernels.indices import chunk_ok as _chunk_ok
 from fastrnn._kernels.indices import index_bounds as _index_bounds
 from fastrnn._kernels.sampling import sample_rnn as _sample_rnn
 from fastrnn._validation import (
@@ -34,6 +35,34 @@ from fastrnn._validation import (
 )
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU"]
+
+_NO_STATE = np.empty(0)
+
+
+def _indices(inputs, targets, input_dim, output_dim, state=_NO_STATE):
+    """Validated ``(single, x2, y2, state_finite)``: the (B, T) int64 indices of a chunk.
+
+    ``single`` tells whether the inputs were one (T,) sequence.  The common
+    case, what a training loop passes on every step, costs one kernel call:
+    two C-contiguous int64 arrays of one shape, whose ranges are checked
+    together with ``state`` (a C-contiguous float64 array, 1-D or 2-D, empty
+    for none); ``state_finite`` is True only when that call found the state
+    finite.  Anything else, or a failed check, goes through the full
+    validation, which converts what it can and names what is wrong (the
+    caller then validates the state itself).
+    """
+    if (type(inputs) is np.ndarray and type(targets) is np.ndarray
+            and inputs.dtype == np.int64 and targets.dtype == np.int64
+            and inputs.shape == targets.shape and 1 <= inputs.ndim <= 2 and inputs.size
+            and inputs.flags.c_contiguous and targets.flags.c_contiguous
+            and _chunk_ok(inputs, targets, input_dim, output_dim, state)):
+        if inputs.ndim == 1:
+            return True, inputs[None], targets[None], True
+        return False, inputs, targets, True
+    xs, ys = paired_indices(inputs, targets, input_dim, output_dim, _index_bounds)
+    T = xs.shape[-1]
+    return xs.ndim == 1, xs.reshape(-1, T), ys.reshape(-1, T), False
+
 
 # Workspaces kept per model, one per distinct (B, T); a trainer uses two
 # (training chunks, validation chunks), an interactive user a few more.
@@ -319,11 +348,18 @@ class RNN(_Model):
         _opt.sgd_(self._theta, self._grad, learning_rate, 0.0)
 
     def _chunk(self, inputs, targets, h0):
-        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)
-        T = xs.shape[-1]
-        x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
-        h = hidden_state(h0, x2.shape[0], self.hidden_dim, all_finite=_all_finite)
-        return xs.ndim == 1, x2, y2, h
+        # A carried state (the previous call's last_hidden) is checked together
+        # with the indices, in the same kernel call.
+        checked = (type(h0) is np.ndarray and h0.dtype == np.float64 and 1 <= h0.ndim <= 2
+                   and h0.flags.c_contiguous)
+        single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
+                                          h0 if checked else _NO_STATE)
+        B, H = x2.shape[0], self.hidden_dim
+        if checked and finite and h0.shape == (B, H):
+            return single, x2, y2, h0
+        if checked and finite and B == 1 and h0.shape == (H,):
+            return single, x2, y2, h0[None]
+        return single, x2, y2, hidden_state(h0, B, H, all_finite=_all_finite)
 
     def gradients(self, inputs, targets, h0=None):
         """The loss and its gradients, without an update.
@@ -534,10 +570,8 @@ class _Gated(_Model):
         return self.input_dim, self.hidden_dim, self.output_dim, self.num_layers
 
     def _chunk(self, inputs, targets, h0):
-        xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim, _index_bounds)
-        T = xs.shape[-1]
-        x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
-        return xs.ndim == 1, x2, y2, self._initial(h0, x2.shape[0])
+        single, x2, y2, _ = _indices(inputs, targets, self.input_dim, self.output_dim)
+        return single, x2, y2, self._initial(h0, x2.shape[0])
 
     def forward(self, inputs, h0=None):
         """Run the model over a sequence or a batch of sequences (no state is kept).

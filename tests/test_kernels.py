@@ -575,6 +575,23 @@ class TestSampling:
         np.testing.assert_array_equal(h, 0.25)
 
 
+def test_chunk_ok():
+    from fastrnn._kernels.indices import chunk_ok
+
+    x = np.array([[0, 6], [3, 2]], dtype=np.int64)
+    y = np.array([[4, 0], [1, 2]], dtype=np.int64)
+    no_state = np.zeros(0)
+    assert chunk_ok(x, y, 7, 5, no_state)
+    assert chunk_ok(x[0], y[0], 7, 5, np.ones((1, 3)))
+    assert not chunk_ok(x, y, 6, 5, no_state)  # 6 is out of range for 6 symbols
+    assert not chunk_ok(x, y, 7, 4, no_state)
+    assert not chunk_ok(x - 1, y, 7, 5, no_state)
+    for bad in (np.nan, np.inf, -np.inf):
+        h = np.zeros((2, 3))
+        h[1, 2] = bad
+        assert not chunk_ok(x, y, 7, 5, h)
+
+
 def test_all_finite():
     from fastrnn._kernels.indices import all_finite
 

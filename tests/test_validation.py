@@ -493,3 +493,67 @@ def test_both_implementations_refuse_the_same_misuse(cls):
         m.backward(xs, hs[:-1], ps, [1, 2, 3])
     with pytest.raises(ValueError, match="ps has shape"):
         m.backward(xs, hs, ps[:, :2], [1, 2, 3])
+
+
+# ------------------------------------- the one-call check of the common case
+# A training loop passes C-contiguous int64 arrays and carries a float64
+# state; those are checked by one kernel call (fastrnn.model._indices).  The
+# same misuse must be refused there as through the general path above.
+
+_XA = np.array(X, dtype=np.int64)
+_YA = np.array(Y, dtype=np.int64)
+_XBA = np.array(XB, dtype=np.int64)
+_YBA = np.array(YB, dtype=np.int64)
+
+
+def _with(values, position, value):
+    out = values.copy()
+    out.reshape(-1)[position] = value
+    return out
+
+
+COMMON_CASE_MISUSE = [
+    pytest.param(lambda m: m.train(_with(_XA, 1, I), _YA, 0.1), r"inputs.*\b7\b", id="input=I"),
+    pytest.param(lambda m: m.train(_with(_XA, 3, -1), _YA, 0.1), r"inputs.*-1", id="input<0"),
+    pytest.param(lambda m: m.train(_XA, _with(_YA, 0, O), 0.1), r"targets.*\b5\b", id="target=O"),
+    pytest.param(lambda m: m.loss(_XBA, _with(_YBA, 5, -2)), r"targets.*-2", id="batch-target<0"),
+    pytest.param(lambda m: m.gradients(_with(_XBA, 4, 2**62), _YBA), r"inputs", id="huge-input"),
+    pytest.param(lambda m: m.train(_XA, _YA, 0.1, h0=_with(np.zeros(H), 2, np.nan)),
+                 r"h0.*finite", id="nan-h0"),
+    pytest.param(lambda m: m.train(_XA, _YA, 0.1, h0=_with(np.zeros((1, H)), 0, np.inf)),
+                 r"h0.*finite", id="inf-1xH-h0"),
+    pytest.param(lambda m: m.loss(_XBA, _YBA, _with(np.zeros((2, H)), 7, -np.inf)),
+                 r"h0.*finite", id="inf-batch-h0"),
+    pytest.param(lambda m: m.train(_XA, _YA, 0.1, h0=np.zeros((2, H))), r"h0.*shape",
+                 id="2xH-h0-for-one-stream"),
+    pytest.param(lambda m: m.train(_XA, _YBA[0], 0.1), r"shape", id="shapes-differ"),
+]
+
+
+@pytest.mark.parametrize(("call", "pattern"), COMMON_CASE_MISUSE)
+def test_common_case_arrays_are_checked_as_strictly(model, call, pattern):
+    _expect(model, call, rf"(?s){pattern}")
+
+
+@pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU])
+def test_common_case_arrays_are_checked_for_gated_models(cls):
+    m = cls(I, H, O, seed=0)
+    m.train(_XA, _YA, 0.1)
+    for call, pattern in [
+        (lambda: m.train(_with(_XA, 1, I), _YA, 0.1), r"inputs.*\b7\b"),
+        (lambda: m.loss(_XBA, _with(_YBA, 2, -1)), r"targets.*-1"),
+    ]:
+        params, last = m.parameter_vector.copy(), m.last_hidden
+        with pytest.raises(ValueError, match=pattern):
+            call()
+        assert np.array_equal(m.parameter_vector, params)
+        assert m.last_hidden is last
+
+
+def test_common_case_gives_the_same_numbers_as_lists():
+    a, b = fastrnn.RNN(I, H, O, seed=1), fastrnn.RNN(I, H, O, seed=1)
+    h = np.linspace(-0.5, 0.5, H)
+    assert a.train(_XA, _YA, 0.1, h0=h) == b.train(X, Y, 0.1, h0=list(h))
+    np.testing.assert_array_equal(a.parameter_vector, b.parameter_vector)
+    np.testing.assert_array_equal(a.last_hidden, b.last_hidden)
+    assert a.loss(_XBA, _YBA) == b.loss(XB, YB)
