@@ -219,6 +219,8 @@ class TestActivations:
 
 
 SIZES = [(1, 1), (1, 5), (2, 3), (3, 1), (4, 4), (5, 7), (7, 2), (8, 8), (9, 3), (13, 6)]
+# Tall matrices (n >= 2m) take blocks of eight rows, then four, then single rows.
+SIZES += [(16, 8), (21, 5), (44, 11), (384, 128), (512, 128)]
 
 
 def _dot_tolerance(W, v):
@@ -235,6 +237,9 @@ class TestLinalg:
         out = np.full(n, np.nan)
         matvec_add(W, v, b, out, reverse)
         assert np.all(np.abs(out - (W @ v + b)) <= _dot_tolerance(W, v) + 4e-16 * np.abs(b))
+        in_place = b.copy()  # out may be b: the gated models add into the pre-activations
+        matvec_add(W, v, in_place, in_place, reverse)
+        np.testing.assert_array_equal(in_place, out)
 
     @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
     @pytest.mark.parametrize(("n", "m"), SIZES)

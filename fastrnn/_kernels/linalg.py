@@ -17,7 +17,12 @@ __all__ = ["matvec_add", "matvec_t", "scatter_columns", "transpose_into"]
 
 @kernel
 def matvec_add(W, v, b, out, reverse):
-    """``out = W @ v + b``, four rows at a time.
+    """``out = W @ v + b``, four rows at a time (eight for a tall ``W``).
+
+    A gated model's ``W_hh`` (3H or 4H rows of H) runs ~10% faster in blocks
+    of eight rows, each element of ``v`` then feeding twice as many
+    multiply-adds; for square matrices eight rows are no faster with AVX2 and
+    slower with AVX-512, so those keep blocks of four.
 
     Parameters
     ----------
@@ -25,14 +30,17 @@ def matvec_add(W, v, b, out, reverse):
     v : ndarray, shape (m,)
     b : ndarray, shape (n,)
     out : ndarray, shape (n,)
-        Modified in place; must not alias ``v``.
+        Modified in place; must not alias ``v`` (it may be ``b``).
     reverse : bool
         Visit the row blocks last to first (same result up to rounding order).
     """
     n, m = W.shape
-    blocks = n // 4
+    done = 0
+    if n >= 2 * m:
+        done = _rows8(W, v, b, out, reverse)
+    blocks = (n - done) // 4
     for q in range(blocks):
-        i = 4 * (blocks - 1 - q if reverse else q)
+        i = done + 4 * (blocks - 1 - q if reverse else q)
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
@@ -47,11 +55,47 @@ def matvec_add(W, v, b, out, reverse):
         out[i + 1] = s1 + b[i + 1]
         out[i + 2] = s2 + b[i + 2]
         out[i + 3] = s3 + b[i + 3]
-    for i in range(4 * blocks, n):
+    for i in range(done + 4 * blocks, n):
         s = 0.0
         for j in range(m):
             s += W[i, j] * v[j]
         out[i] = s + b[i]
+
+
+@kernel(inline="always")
+def _rows8(W, v, b, out, reverse):
+    """The first ``8 * (n // 8)`` rows of :func:`matvec_add`; returns how many were done."""
+    n, m = W.shape
+    blocks = n // 8
+    for q in range(blocks):
+        i = 8 * (blocks - 1 - q if reverse else q)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        s6 = 0.0
+        s7 = 0.0
+        for j in range(m):
+            vj = v[j]
+            s0 += W[i, j] * vj
+            s1 += W[i + 1, j] * vj
+            s2 += W[i + 2, j] * vj
+            s3 += W[i + 3, j] * vj
+            s4 += W[i + 4, j] * vj
+            s5 += W[i + 5, j] * vj
+            s6 += W[i + 6, j] * vj
+            s7 += W[i + 7, j] * vj
+        out[i] = s0 + b[i]
+        out[i + 1] = s1 + b[i + 1]
+        out[i + 2] = s2 + b[i + 2]
+        out[i + 3] = s3 + b[i + 3]
+        out[i + 4] = s4 + b[i + 4]
+        out[i + 5] = s5 + b[i + 5]
+        out[i + 6] = s6 + b[i + 6]
+        out[i + 7] = s7 + b[i + 7]
+    return 8 * blocks
 
 
 @kernel
