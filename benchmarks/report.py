@@ -14,8 +14,9 @@ lies between the lines ``<!-- bench-table:start -->`` and
 when the markers are missing it changes nothing and exits with status 1.
 
 The gated models (``test_bench_gated.py``) get rows of their own in the table,
-labelled with the model and its layers ("train lstm L=2"); the plot shows the
-vanilla RNN only.
+labelled with the model and its layers ("train lstm L=2"); in the plot they
+are single points in the train panels (triangles: LSTM up, GRU down; filled
+for one layer, hollow for two), beside the vanilla RNN's lines.
 
 Times are microseconds per character: a benchmark's per-call statistic
 (``--stat``: min by default, the round least disturbed by the rest of the
@@ -162,12 +163,35 @@ def table(times):
     return rows
 
 
+GATED_MARKERS = {"lstm": "^", "gru": "v"}
+GATED_NUDGE = {"lstm": 0.95, "gru": 1.05}  # x factors, so the two models' points do not overlap
+
+
+def _gated_points(times):
+    """The gated rows as ``{(op, B): [(model, layers, H, {impl: us}), ...]}``."""
+    points = {}
+    for (op, B, H), per_impl in times.items():
+        parts = op.split()
+        if len(parts) == 3 and parts[1] in GATED_MARKERS and parts[2].startswith("L="):
+            points.setdefault((parts[0], B), []).append((parts[1], int(parts[2][2:]), H, per_impl))
+    return points
+
+
 def plot(times, header, path):
-    """One panel per (op, B): µs per char against H, log-log, a line per implementation."""
+    """One panel per (op, B): µs per char against H, log-log, a line per implementation.
+
+    The vanilla RNN's rows (op in OPS) give the lines; the gated models' rows
+    ("train lstm L=1") are drawn as single points in their op's panels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    gated = _gated_points(times)
+    times = {key: t for key, t in times.items() if key[0] in OPS}
+    ticks = sorted({k[2] for k in times})  # the RNN's sizes (128 would collide with 100)
 
     panels = sorted({(op, B) for op, B, _ in times}, key=lambda p: _sort_key((*p, 0)))
     batches = sorted({B for _, B in panels})
@@ -188,10 +212,15 @@ def plot(times, header, path):
                 if pts:
                     colour, marker = STYLE[impl]
                     ax.plot(*zip(*pts, strict=True), color=colour, marker=marker, label=impl)
-            hs = [k[2] for k in keys]
+            for model, layers, H, per_impl in gated.get((op, B), []):
+                for impl, us in per_impl.items():
+                    colour = STYLE[impl][0]
+                    ax.plot([H * GATED_NUDGE[model]], [us], linestyle="none", markersize=8,
+                            marker=GATED_MARKERS[model], color=colour,
+                            markerfacecolor=colour if layers == 1 else "none")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            ax.set_xticks(hs, [str(h) for h in hs])
+            ax.set_xticks(ticks, [str(h) for h in ticks])
             ax.minorticks_off()
             ax.set_title(f"{op}, B={B}")
             ax.grid(True, which="both", alpha=0.3)
@@ -202,6 +231,10 @@ def plot(times, header, path):
                 ax.xaxis.set_tick_params(labelbottom=True)
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes.flat),
                           key=lambda pair: len(pair[0]))
+    for model in sorted({p[0] for pts in gated.values() for p in pts}):
+        handles.append(Line2D([], [], color="black", linestyle="none", markersize=8,
+                              marker=GATED_MARKERS[model]))
+        labels.append(f"{model.upper()} (filled: 1 layer, hollow: 2; H=128 or 256)")
     if spare:
         spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=11)
     else:
@@ -256,8 +289,7 @@ def main(argv=None):
         print(f"wrote {table_path}")
         if not args.no_plot:
             machine = header[0].replace("- Machine: ", "").replace("**", "")
-            rnn_times = {key: t for key, t in times.items() if key[0] in OPS}
-            plot(rnn_times,
+            plot(times,
                  f"fastrnn vs reference vs torch, {args.stat} µs per character\n{machine}"
                  f" {header[1][2:].replace('**', '')}", png_path)
             print(f"wrote {png_path}")
