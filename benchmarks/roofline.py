@@ -4,6 +4,8 @@ Usage, from the repository root::
 
     python benchmarks/roofline.py                      # every case, ~4 s each
     python benchmarks/roofline.py --seconds 10 --out benchmarks/results/roofline.md
+    python benchmarks/roofline.py --case LSTM --case GRU --seconds 30
+    python benchmarks/roofline.py --seconds 0.3        # CI's smoke run: too short to trust
 
 For one stream (B = 1) a training step cannot take less time than reading the
 recurrent matrix ``W_hh`` twice per character (in the forward
@@ -234,6 +236,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0,
                         help="measuring time per case (default: 4)")
+    parser.add_argument("--case", action="append", metavar="TEXT",
+                        help="only the cases whose label contains TEXT (repeatable)")
     parser.add_argument("--out", help="also write the Markdown to this file")
     args = parser.parse_args(argv)
     threads = limit_and_verify()["max_threads"]
@@ -248,7 +252,12 @@ def main(argv=None):
         pass
     results = []
     rates = []
-    for label, model, B, H, op, targets in CASES:
+    cases = [c for c in CASES if not args.case or any(text in c[0] for text in args.case)]
+    if not cases:
+        print(f"roofline: no case matches {args.case}; the cases are: "
+              + "; ".join(c[0] for c in CASES), file=sys.stderr)
+        return 2
+    for label, model, B, H, op, targets in cases:
         r = measure_case(model, B, H, op, targets, args.seconds)
         rates.append(r["rate"])
         results.append((label, r, targets))
