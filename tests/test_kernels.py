@@ -5,6 +5,8 @@ unchanged with ``NUMBA_DISABLE_JIT=1`` (see test_nojit.py), where the kernels
 are plain Python and coverage and tracebacks see their bodies.
 """
 
+import math
+
 import numpy as np
 import pytest
 from scipy.special import logsumexp
@@ -37,6 +39,13 @@ def _ulps(got, want):
 
 
 class TestActivations:
+    def test_pow2_of_every_exponent(self):
+        """2**k from bits, for every whole k the kernels pass (k = -1023 gives 0)."""
+        from fastrnn._kernels.activations import _pow2
+
+        for k in range(-1023, 1024):
+            assert _pow2(float(k)) == (0.0 if k == -1023 else math.ldexp(1.0, k)), k
+
     def test_exp_accuracy_over_the_normal_range(self):
         rng = np.random.default_rng(0)
         x = np.concatenate([

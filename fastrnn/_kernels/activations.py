@@ -52,11 +52,33 @@ def _bits_to_float_intrinsic(typingctx, bits):
 
 
 def _bits_to_float_python(bits):
-    """The same in plain Python, for NUMBA_DISABLE_JIT=1 (intrinsics cannot run there)."""
-    return float(np.array(bits, dtype=np.int64).view(np.float64))
+    """The same in plain Python, for NUMBA_DISABLE_JIT=1 (intrinsics cannot run there).
+
+    Python integers do not wrap, so the bits beyond the 64th (from a shift
+    that overflows int64 in compiled code) are dropped here.
+    """
+    return float(np.array(bits & 0xFFFF_FFFF_FFFF_FFFF, dtype=np.uint64).view(np.float64))
+
+
+@intrinsic
+def _float_to_bits_intrinsic(typingctx, value):
+    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+def _float_to_bits_python(value):
+    """The same in plain Python, for NUMBA_DISABLE_JIT=1."""
+    return int(np.array(value, dtype=np.float64).view(np.int64))
 
 
 _bits_to_float = _bits_to_float_python if config.DISABLE_JIT else _bits_to_float_intrinsic
+_float_to_bits = _float_to_bits_python if config.DISABLE_JIT else _float_to_bits_intrinsic
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
@@ -84,7 +106,7 @@ def _split(y):
     """Cody-Waite reduction: y = k ln2 + r with |r| <= ln2/2; returns (r, k).
 
     ``k`` is a whole float64; NaN is reduced as 0 (callers pass NaN through
-    themselves), so the integer conversion after this never sees it.
+    themselves), so :func:`_pow2` never sees it.
     """
     y = y if y == y else 0.0
     k = np.floor(y * _LOG2E + 0.5)
@@ -92,10 +114,22 @@ def _split(y):
     return r, k
 
 
+# 2**52 + 1023: for a whole k in [-1023, 1023], k + _POW2_SHIFT is exact and its
+# low mantissa bits hold the integer k + 1023.
+_POW2_SHIFT = 4503599627371519.0
+
+
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
 def _pow2(k):
-    """2.0**k for a whole float64 k in [-1022, 1023], built from the exponent bits."""
-    return _bits_to_float((np.int64(k) + 1023) << 52)
+    """2.0**k for a whole float64 k in [-1023, 1023] (k = -1023 gives 0), from bits.
+
+    Adding 2**52 + 1023 puts k + 1023 in the low bits of a float64; shifting
+    those bits into the exponent field makes 2**k.  Only an addition, a
+    reinterpretation and an integer shift: a float-to-int64 conversion would
+    do the same, but AVX2 has no vector instruction for it, and LLVM then
+    converts one element at a time (tanh and exp ran ~2x slower so).
+    """
+    return _bits_to_float(_float_to_bits(k + _POW2_SHIFT) << 52)
 
 
 @kernel(fastmath=EXACT_FASTMATH, inline="always")
