@@ -53,9 +53,9 @@ QUICK = {"H": 100, "B": 1}  # the one size that --quick runs
 def vector_isa():
     """The widest x86 vector extension the JIT compiles for here: "AVX-512", "AVX2", ...
 
-    It sets how fast every kernel runs (the same CPU model behind a hypervisor
-    that hides AVX-512 runs the matrix-vector loops ~1.5x slower), so each
-    record of a run states it.  Returns LLVM's host CPU name and that extension.
+    Where a hypervisor hides AVX-512 the JIT emits AVX2 code even on a CPU
+    that has it, and the kernels' speed changes with it, so each record of a
+    run states it.  Returns LLVM's host CPU name and that extension.
     """
     import llvmlite.binding as llvm
 
