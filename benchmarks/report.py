@@ -15,8 +15,8 @@ when the markers are missing it changes nothing and exits with status 1.
 
 The gated models (``test_bench_gated.py``) get rows of their own in the table,
 labelled with the model and its layers ("train lstm L=2"); in the plot they
-are single points in the train panels (triangles: LSTM up, GRU down; filled
-for one layer, hollow for two), beside the vanilla RNN's lines.
+are single points in the train panels (diamonds: LSTM, crosses: GRU; filled
+for one layer, hollow for more), beside the vanilla RNN's lines.
 
 Times are microseconds per character: a benchmark's per-call statistic
 (``--stat``: min by default, the round least disturbed by the rest of the
@@ -163,8 +163,8 @@ def table(times):
     return rows
 
 
-GATED_MARKERS = {"lstm": "^", "gru": "v"}
-GATED_NUDGE = {"lstm": 0.95, "gru": 1.05}  # x factors, so the two models' points do not overlap
+GATED_MARKERS = {"lstm": "D", "gru": "P"}  # not among STYLE's markers
+GATED_NUDGE = {"lstm": 0.88, "gru": 1.13}  # x factors: apart from each other and the RNN's points
 
 
 def _gated_points(times):
@@ -213,9 +213,11 @@ def plot(times, header, path):
                     colour, marker = STYLE[impl]
                     ax.plot(*zip(*pts, strict=True), color=colour, marker=marker, label=impl)
             for model, layers, H, per_impl in gated.get((op, B), []):
-                for impl, us in per_impl.items():
-                    colour = STYLE[impl][0]
-                    ax.plot([H * GATED_NUDGE[model]], [us], linestyle="none", markersize=8,
+                for impl in IMPLS:
+                    if impl not in per_impl:
+                        continue
+                    colour, us = STYLE[impl][0], per_impl[impl]
+                    ax.plot([H * GATED_NUDGE[model]], [us], linestyle="none", markersize=7,
                             marker=GATED_MARKERS[model], color=colour,
                             markerfacecolor=colour if layers == 1 else "none")
             ax.set_xscale("log", base=2)
@@ -232,9 +234,11 @@ def plot(times, header, path):
     handles, labels = max((ax.get_legend_handles_labels() for ax in axes.flat),
                           key=lambda pair: len(pair[0]))
     for model in sorted({p[0] for pts in gated.values() for p in pts}):
-        handles.append(Line2D([], [], color="black", linestyle="none", markersize=8,
+        sizes = sorted({p[2] for pts in gated.values() for p in pts if p[0] == model})
+        handles.append(Line2D([], [], color="black", linestyle="none", markersize=7,
                               marker=GATED_MARKERS[model]))
-        labels.append(f"{model.upper()} (filled: 1 layer, hollow: 2; H=128 or 256)")
+        labels.append(f"{model.upper()} (H={' or '.join(map(str, sizes))};"
+                      " filled: 1 layer, hollow: more)")
     if spare:
         spare[0].legend(handles, labels, loc="center", frameon=False, fontsize=11)
     else:

@@ -23,7 +23,7 @@ from fastrnn._kernels.activations import (
     tanh_into,
 )
 from fastrnn._kernels.indices import index_bounds
-from fastrnn._kernels.linalg import matvec_add, matvec_t, transpose_into
+from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.sampling import sample_rnn
 
@@ -228,7 +228,7 @@ class TestActivations:
 
 
 SIZES = [(1, 1), (1, 5), (2, 3), (3, 1), (4, 4), (5, 7), (7, 2), (8, 8), (9, 3), (13, 6)]
-# Tall matrices (n >= 2m) take blocks of eight rows, then four, then single rows.
+# matvec_add_tall's blocks of eight rows, then four, then single rows; the gated W_hh.
 SIZES += [(16, 8), (21, 5), (44, 11), (384, 128), (512, 128)]
 
 
@@ -238,16 +238,17 @@ def _dot_tolerance(W, v):
 
 
 class TestLinalg:
+    @pytest.mark.parametrize("matvec", [matvec_add, matvec_add_tall], ids=["rows4", "rows8"])
     @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
     @pytest.mark.parametrize(("n", "m"), SIZES)
-    def test_matvec_add(self, n, m, reverse):
+    def test_matvec_add(self, n, m, reverse, matvec):
         rng = np.random.default_rng(n * 100 + m)
         W, v, b = rng.standard_normal((n, m)), rng.standard_normal(m), rng.standard_normal(n)
         out = np.full(n, np.nan)
-        matvec_add(W, v, b, out, reverse)
+        matvec(W, v, b, out, reverse)
         assert np.all(np.abs(out - (W @ v + b)) <= _dot_tolerance(W, v) + 4e-16 * np.abs(b))
         in_place = b.copy()  # out may be b: the gated models add into the pre-activations
-        matvec_add(W, v, in_place, in_place, reverse)
+        matvec(W, v, in_place, in_place, reverse)
         np.testing.assert_array_equal(in_place, out)
 
     @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])

@@ -557,3 +557,53 @@ def test_common_case_gives_the_same_numbers_as_lists():
     np.testing.assert_array_equal(a.parameter_vector, b.parameter_vector)
     np.testing.assert_array_equal(a.last_hidden, b.last_hidden)
     assert a.loss(_XBA, _YBA) == b.loss(XB, YB)
+
+
+def _unusual_layouts(values):
+    """The same valid indices as arrays that must take the full validation."""
+    a = np.array(values, dtype=np.int64)
+    read_only = a.copy()
+    read_only.flags.writeable = False
+    strided = np.repeat(a, 2, axis=-1)[..., ::2]  # not C-contiguous
+    return {
+        "read-only": read_only,
+        "strided": strided,
+        "big-endian": a.astype(">i8"),
+        "int32": a.astype(np.int32),
+        "uint8": a.astype(np.uint8),
+        "fortran": np.asfortranarray(a),
+    }
+
+
+@pytest.mark.parametrize("layout", list(_unusual_layouts(X)))
+def test_valid_indices_in_any_layout_give_the_same_numbers(layout):
+    """Layouts the one-call check does not take are converted, not refused or misread."""
+    x, y = _unusual_layouts(X)[layout], _unusual_layouts(Y)[layout]
+    xb, yb = _unusual_layouts(XB)[layout], _unusual_layouts(YB)[layout]
+    a, b = fastrnn.RNN(I, H, O, seed=2), fastrnn.RNN(I, H, O, seed=2)
+    assert a.train(x, y, 0.1) == b.train(X, Y, 0.1)
+    assert a.loss(xb, yb) == b.loss(XB, YB)
+    np.testing.assert_array_equal(a.parameter_vector, b.parameter_vector)
+    for cls in (fastrnn.LSTM, fastrnn.GRU):
+        c, d = cls(I, H, O, seed=2), cls(I, H, O, seed=2)
+        assert c.train(xb, yb, 0.1) == d.train(XB, YB, 0.1)
+        np.testing.assert_array_equal(c.parameter_vector, d.parameter_vector)
+
+
+@pytest.mark.parametrize("h0", ["read-only", "strided", "float32", "(H, 1)"])
+def test_valid_h0_in_any_layout_gives_the_same_numbers(h0):
+    base = np.linspace(-0.5, 0.5, H)
+    if h0 == "read-only":
+        state = base.copy()
+        state.flags.writeable = False
+    elif h0 == "strided":
+        state = np.repeat(base, 2)[::2]
+    elif h0 == "float32":
+        state = base.astype(np.float32)
+        base = state.astype(np.float64)
+    else:
+        state = base.reshape(H, 1)
+    a, b = fastrnn.RNN(I, H, O, seed=2), fastrnn.RNN(I, H, O, seed=2)
+    xa, ya = np.array(X, dtype=np.int64), np.array(Y, dtype=np.int64)
+    assert a.train(xa, ya, 0.1, h0=state) == b.train(X, Y, 0.1, h0=list(base))
+    np.testing.assert_array_equal(a.last_hidden, b.last_hidden)

@@ -26,7 +26,7 @@ from fastrnn._kernels.gated import (
     weight_gradients,
     workspace,
 )
-from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns
+from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import output_backward, output_forward, probabilities_out, xent
 from fastrnn._kernels.sampling import next_index
@@ -112,7 +112,7 @@ def forward(x, h0, theta, ws, I, H, O, L):
         if B == 1:
             q = tmp[0]
             for t in range(T):
-                matvec_add(Whh, hs[t, 0], bhh, q, t % 2 == 1)  # (3H,)
+                matvec_add_tall(Whh, hs[t, 0], bhh, q, t % 2 == 1)  # (3H,)
                 _cell(g[t], q, hs[t, 0], hs[t + 1, 0], qn[t], H)
         else:
             for t in range(T):
@@ -233,7 +233,7 @@ def sample(start, h, theta, I, H, O, L, temperature, seed, out, a, q, qn, z, w):
                     a[i] = Wih[i, ix] + bih[i]
             else:
                 matvec_add(Wih, h[k - 1], bih, a, False)
-            matvec_add(Whh, h[k], bhh, q, n % 2 == 1)
+            matvec_add_tall(Whh, h[k], bhh, q, n % 2 == 1)
             _cell(a, q, h[k], h[k], qn, H)
         matvec_add(Why, h[L - 1], bias_y, z, False)
         ix = next_index(z, w, greedy, inv_temperature)

@@ -12,17 +12,12 @@ next step needs, and they are still in cache (~8% faster at H = 512).
 
 from fastrnn._jit import kernel
 
-__all__ = ["matvec_add", "matvec_t", "scatter_columns", "transpose_into"]
+__all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "scatter_columns", "transpose_into"]
 
 
 @kernel
 def matvec_add(W, v, b, out, reverse):
-    """``out = W @ v + b``, four rows at a time (eight for a tall ``W``).
-
-    A gated model's ``W_hh`` (3H or 4H rows of H) runs ~10% faster in blocks
-    of eight rows, each element of ``v`` then feeding twice as many
-    multiply-adds; for square matrices eight rows are no faster with AVX2 and
-    slower with AVX-512, so those keep blocks of four.
+    """``out = W @ v + b``, four rows at a time.
 
     Parameters
     ----------
@@ -34,13 +29,30 @@ def matvec_add(W, v, b, out, reverse):
     reverse : bool
         Visit the row blocks last to first (same result up to rounding order).
     """
+    _rows4(W, v, b, out, reverse, 0)
+
+
+@kernel
+def matvec_add_tall(W, v, b, out, reverse):
+    """:func:`matvec_add` in blocks of eight rows, for the gated models' ``W_hh``.
+
+    With 3H or 4H rows of H, eight rows per block (each element of ``v`` then
+    feeding twice as many multiply-adds) ran ~10% faster than four with AVX2
+    and ~13% with AVX-512; for square matrices eight rows were no faster with
+    AVX2 and slower with AVX-512, which is why :func:`matvec_add` keeps four.
+    Rows left over (n % 8) are done as there.  Same parameters.
+    """
+    done = _rows8(W, v, b, out, reverse)
+    _rows4(W, v, b, out, reverse, done)
+
+
+@kernel(inline="always")
+def _rows4(W, v, b, out, reverse, start):
+    """Rows ``start`` to ``n`` of ``out = W @ v + b``: blocks of four, then single rows."""
     n, m = W.shape
-    done = 0
-    if n >= 2 * m:
-        done = _rows8(W, v, b, out, reverse)
-    blocks = (n - done) // 4
+    blocks = (n - start) // 4
     for q in range(blocks):
-        i = done + 4 * (blocks - 1 - q if reverse else q)
+        i = start + 4 * (blocks - 1 - q if reverse else q)
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
@@ -55,7 +67,7 @@ def matvec_add(W, v, b, out, reverse):
         out[i + 1] = s1 + b[i + 1]
         out[i + 2] = s2 + b[i + 2]
         out[i + 3] = s3 + b[i + 3]
-    for i in range(done + 4 * blocks, n):
+    for i in range(start + 4 * blocks, n):
         s = 0.0
         for j in range(m):
             s += W[i, j] * v[j]
@@ -64,7 +76,7 @@ def matvec_add(W, v, b, out, reverse):
 
 @kernel(inline="always")
 def _rows8(W, v, b, out, reverse):
-    """The first ``8 * (n // 8)`` rows of :func:`matvec_add`; returns how many were done."""
+    """The first ``8 * (n // 8)`` rows of ``out = W @ v + b``; returns how many were done."""
     n, m = W.shape
     blocks = n // 8
     for q in range(blocks):

@@ -27,7 +27,7 @@ from fastrnn._kernels.gated import (
     weight_gradients,
     workspace,
 )
-from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns
+from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import output_backward, output_forward, probabilities_out, xent
 from fastrnn._kernels.sampling import next_index
@@ -111,7 +111,7 @@ def forward(x, h0, c0, theta, ws, I, H, O, L):
         if B == 1:
             for t in range(T):
                 a = g[t]
-                matvec_add(Whh, hs[t, 0], a, a, t % 2 == 1)  # (4H,)
+                matvec_add_tall(Whh, hs[t, 0], a, a, t % 2 == 1)  # (4H,)
                 _cell(a, cs[t, 0], cs[t + 1, 0], hs[t + 1, 0], tc[t], H)
         else:
             for t in range(T):
@@ -241,7 +241,7 @@ def sample(start, h, c, theta, I, H, O, L, temperature, seed, out, a, tc, z, w):
                 matvec_add(Wih, h[k - 1], bih, a, False)
                 for i in range(4 * H):
                     a[i] += bhh[i]
-            matvec_add(Whh, h[k], a, a, n % 2 == 1)
+            matvec_add_tall(Whh, h[k], a, a, n % 2 == 1)
             _cell(a, c[k], c[k], h[k], tc, H)
         matvec_add(Why, h[L - 1], bias_y, z, False)
         ix = next_index(z, w, greedy, inv_temperature)
