@@ -34,7 +34,7 @@ import fastrnn.reference
 __all__ = [
     "V", "T", "HIDDEN", "BATCH", "PREDICT_CHARS", "LEARNING_RATE", "CLIP", "SEED",
     "STREAM_CHUNKS", "IMPLEMENTATIONS", "QUICK", "chunk", "stream", "make_model", "measure",
-    "vector_isa",
+    "vector_isa", "interleaved",
 ]
 
 V = 65  # vocabulary (tiny-shakespeare)
@@ -64,6 +64,48 @@ def vector_isa():
         if features.get(flag):
             return llvm.get_host_cpu_name(), name
     return llvm.get_host_cpu_name(), "none"
+
+
+def interleaved(calls, seconds, *, block_s, min_rounds):
+    """Time every callable in turn, in blocks of about ``block_s`` seconds, for ``seconds``.
+
+    Each round times one block of each call; the order rotates from round to
+    round (A B C, B C A, ...; for two calls A B, B A: no call is always first).
+    Every call runs twice before timing (caches, workspaces) and once more
+    to size its block.  At least ``min_rounds`` rounds run.
+
+    Parameters
+    ----------
+    calls : dict[str, callable]
+        Zero-argument calls by name.
+
+    Returns
+    -------
+    dict[str, list of float]
+        Per-call seconds of each block, one entry per round (paired by index).
+    """
+    for fn in calls.values():
+        fn()
+        fn()
+    sizes = {}
+    for name, fn in calls.items():
+        start = time.perf_counter()
+        fn()
+        sizes[name] = max(1, math.ceil(block_s / max(time.perf_counter() - start, 1e-7)))
+    times = {name: [] for name in calls}
+    names = list(calls)
+    deadline = time.perf_counter() + seconds
+    rounds = 0
+    while rounds < min_rounds or time.perf_counter() < deadline:
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn, n = calls[name], sizes[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            times[name].append((time.perf_counter() - start) / n)
+        rounds += 1
+    return times
 
 
 def stream(B, n=STREAM_CHUNKS, seed=SEED):

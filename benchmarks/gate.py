@@ -43,49 +43,24 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
+import _bench  # noqa: E402
 from _bench import PREDICT_CHARS, T, V, make_model, stream  # noqa: E402
 
 H = 100
 _BLOCK_S = 2e-3
 
 
-def _block_size(fn):
-    """Calls per ~2 ms block (at least 1)."""
-    start = time.perf_counter()
-    fn()
-    per_call = time.perf_counter() - start
-    return max(1, math.ceil(_BLOCK_S / max(per_call, 1e-7)))
-
-
-def _time_block(fn, n):
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n
-
-
 def interleaved(fast, slow, seconds, min_pairs=30):
-    """Time ``fast`` and ``slow`` alternately; returns their per-call times in seconds.
+    """Time ``fast`` and ``slow`` alternately (A B, B A, ...); their per-call times in seconds.
 
     Returns
     -------
     fast_times, slow_times : list of float
         One entry per block, paired by index.
     """
-    for fn in (fast, slow):  # warm caches and workspaces
-        fn()
-        fn()
-    n_fast, n_slow = _block_size(fast), _block_size(slow)
-    fast_times, slow_times = [], []
-    deadline = time.perf_counter() + seconds
-    while len(fast_times) < min_pairs or time.perf_counter() < deadline:
-        if len(fast_times) % 2 == 0:  # ABBA order cancels any first-or-second bias
-            fast_times.append(_time_block(fast, n_fast))
-            slow_times.append(_time_block(slow, n_slow))
-        else:
-            slow_times.append(_time_block(slow, n_slow))
-            fast_times.append(_time_block(fast, n_fast))
-    return fast_times, slow_times
+    times = _bench.interleaved({"fast": fast, "slow": slow}, seconds, block_s=_BLOCK_S,
+                               min_rounds=min_pairs)
+    return times["fast"], times["slow"]
 
 
 def summarise(fast_times, slow_times):

@@ -54,9 +54,6 @@ from _threads import limit_and_verify, set_single_thread_env  # noqa: E402  isor
 set_single_thread_env()
 
 import argparse  # noqa: E402
-import itertools  # noqa: E402
-import math  # noqa: E402
-import time  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -67,6 +64,8 @@ from _bench import (  # noqa: E402
     SEED,
     T,
     V,
+    _NumpyAPI,
+    interleaved,
     make_model,
     stream,
     vector_isa,
@@ -150,42 +149,7 @@ def implementation_call(impl, model, B, H, op):
 
         return TorchGated(fast_cls(V, H, V, seed=SEED), LEARNING_RATE, CLIP).train_call(pairs)
     cls = fast_cls if impl == "fastrnn" else getattr(fastrnn.reference, fast_cls.__name__)
-    m = cls(V, H, V, seed=SEED)
-    chunks = itertools.cycle(pairs)
-
-    def train():
-        x, y = next(chunks)
-        return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
-
-    return train
-
-
-def _per_call(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def interleaved(calls, seconds):
-    """Fastest per-call time of each callable, timed round-robin in blocks of ~5 ms."""
-    for fn in calls.values():
-        fn()
-        fn()
-    sizes = {k: max(1, math.ceil(_BLOCK_S / max(_per_call(fn), 1e-7))) for k, fn in calls.items()}
-    best = dict.fromkeys(calls, math.inf)
-    names = list(calls)
-    deadline = time.perf_counter() + seconds
-    rounds = 0
-    while rounds < 5 or time.perf_counter() < deadline:
-        shift = rounds % len(names)
-        for name in names[shift:] + names[:shift]:
-            fn, n = calls[name], sizes[name]
-            start = time.perf_counter()
-            for _ in range(n):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / n)
-        rounds += 1
-    return best
+    return _NumpyAPI(cls(V, H, V, seed=SEED)).train_call(pairs)
 
 
 def measure_case(model, B, H, op, targets, seconds):
@@ -199,7 +163,8 @@ def measure_case(model, B, H, op, targets, seconds):
         fn = implementation_call(impl, model, B, H, op)
         if fn is not None:
             calls[impl] = fn
-    best = interleaved(calls, seconds)
+    best = {name: min(t) for name, t in
+            interleaved(calls, seconds, block_s=_BLOCK_S, min_rounds=5).items()}
     rate = 2.0 * GEMM_N**3 / best["gemm"]
     read_us = best["read"] * scale / chars * 1e6 if nbytes else 0.0
     flops_us = flops_per_char / rate * 1e6
