@@ -355,10 +355,11 @@ class RNN(_Model):
         single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
                                           h0 if checked else _NO_STATE)
         B, H = x2.shape[0], self.hidden_dim
-        if checked and finite and h0.shape == (B, H):
-            return single, x2, y2, h0
-        if checked and finite and B == 1 and h0.shape == (H,):
-            return single, x2, y2, h0[None]
+        if checked and finite:
+            if h0.shape == (B, H):
+                return single, x2, y2, h0
+            if B == 1 and h0.shape == (H,):
+                return single, x2, y2, h0[None]
         return single, x2, y2, hidden_state(h0, B, H, all_finite=_all_finite)
 
     def gradients(self, inputs, targets, h0=None):

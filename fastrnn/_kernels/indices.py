@@ -37,17 +37,13 @@ def chunk_ok(x, y, x_upper, y_upper, h):
     """Whether a training chunk is valid, in one call: the checks of a training step.
 
     True when every ``x`` is in ``[0, x_upper)``, every ``y`` in
-    ``[0, y_upper)`` and every ``h`` finite.  All three must be C-contiguous
-    (1-D or 2-D: the reshape is then free; ``h`` may be empty).  Callers that
-    get False run the full validation, which names the problem.
+    ``[0, y_upper)`` and every ``h`` finite: :func:`index_bounds` and
+    :func:`all_finite` behind a single dispatch.  ``x`` and ``y`` must be
+    non-empty; all three C-contiguous (1-D or 2-D: the reshape is then free;
+    ``h`` may be empty).  Callers that get False run the full validation,
+    which names the problem.
     """
-    for v in x.reshape(-1):
-        if not 0 <= v < x_upper:
-            return False
-    for v in y.reshape(-1):
-        if not 0 <= v < y_upper:
-            return False
-    for v in h.reshape(-1):
-        if not math.isfinite(v):
-            return False
-    return True
+    x_low, x_high = index_bounds(x.reshape(-1))
+    y_low, y_high = index_bounds(y.reshape(-1))
+    return (0 <= x_low and x_high < x_upper and 0 <= y_low and y_high < y_upper
+            and all_finite(h.reshape(-1)))
