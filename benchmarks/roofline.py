@@ -54,6 +54,8 @@ from _threads import limit_and_verify, set_single_thread_env  # noqa: E402  isor
 set_single_thread_env()
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
+import subprocess  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -173,6 +175,35 @@ def measure_case(model, B, H, op, targets, seconds):
             "us": us}
 
 
+def provenance():
+    """When and on what code a run was made, for the header of its output.
+
+    For example ``2026-11-29 23:40 UTC, commit 62a6c5f02b (uncommitted
+    changes); numpy 2.4.6, numba 0.68.1``: the commit of the checkout, read
+    with git ("commit unknown" outside a git checkout or without git), and the
+    versions that set the speed.
+    """
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        def git(*args):
+            return subprocess.run(("git", *args), cwd=HERE, capture_output=True, text=True,
+                                  check=True, timeout=10).stdout.strip()
+
+        commit = f"commit {git('rev-parse', '--short=10', 'HEAD')}"
+        if git("status", "--porcelain", "--untracked-files=no"):
+            commit += " (uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        commit = "commit unknown"
+    versions = [f"numpy {np.__version__}", f"numba {numba.__version__}"]
+    try:
+        import torch
+
+        versions.append(f"torch {torch.__version__}")
+    except ImportError:
+        pass
+    return f"{when}, {commit}; " + ", ".join(versions)
+
+
 def _fmt(value):
     return "–" if value is None else f"{value:.3g}"
 
@@ -236,7 +267,8 @@ def main(argv=None):
     header = (f"- Machine: {cpu_name}, vector ISA {isa}, {os.cpu_count()} logical CPUs, 1 thread "
               f"(BLAS and torch); DGEMM "
               f"{min(rates) / 1e9:.0f}-{max(rates) / 1e9:.0f} GFLOP/s over the cases; each row's "
-              f"quantities measured interleaved in the same {args.seconds:g} s window.\n\n")
+              f"quantities measured interleaved in the same {args.seconds:g} s window.\n"
+              f"- Run: {provenance()}.\n\n")
     text = header + table(results)
     print(text, end="")
     if args.out:
