@@ -103,6 +103,10 @@ _SMOOTHING = 0.99
 # longer chunks make larger matrix products, which multi-threaded BLAS slows
 # down on small machines.
 _VAL_CHUNK = 100
+# The longest sample shown during training: about 2.5 s of sampling at H = 100
+# and 1 MB of log each time.  A run must not accept a length it can only fail
+# on hours later, at its first sample.
+MAX_SAMPLE_LENGTH = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ class TrainingConfig:
     sample_every : int, default 50000
         A sample every this many iterations.
     sample_length : int, default 200
-        Characters in each sample printed during training (0: no samples).
+        Characters in each sample printed during training (0: no samples), at
+        most :data:`MAX_SAMPLE_LENGTH`.
     """
 
     model: str = "rnn"
@@ -182,9 +187,9 @@ class TrainingConfig:
         def put(name, value):
             object.__setattr__(self, name, value)
 
-        if self.model not in MODELS:
+        if not isinstance(self.model, str) or self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
-        if self.optimizer not in OPTIMIZERS:
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ("hidden_size", "num_layers", "seq_length", "batch_size", "lr_decay_every",
                      "iterations", "eval_every", "sample_every"):
@@ -193,6 +198,9 @@ class TrainingConfig:
             raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
                              f"stack), got {self.num_layers}")
         put("sample_length", check_int("sample_length", self.sample_length, 0))
+        if self.sample_length > MAX_SAMPLE_LENGTH:
+            raise ValueError(f"sample_length must be at most {MAX_SAMPLE_LENGTH:,} (the samples "
+                             f"shown during training), got {self.sample_length:,}")
         put("val_fraction", check_real("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True))
         seed = check_seed("seed", self.seed)
         if seed is None:
@@ -697,6 +705,9 @@ class Trainer:
             raise CheckpointError(f"{where}: bad data position ({error})") from None
         self.model = _model_from_checkpoint(ckpt, where)
         self.model_args = dict(ckpt.model_args)
+        if ckpt.model_kind != config.model:
+            raise CheckpointError(f"{where}: the file holds a {ckpt.model_kind} model, its config "
+                                  f"says {config.model!r}")
         if ckpt.model_args.get("hidden_dim") != config.hidden_size:
             raise CheckpointError(f"{where}: the model's hidden size does not match its config")
         if ckpt.model_args.get("num_layers", 1) != config.num_layers:
@@ -880,7 +891,10 @@ class Trainer:
         out_dir : str or os.PathLike
             Created if missing.  It may not hold a checkpoint of another run:
             a fresh trainer refuses a directory with a ``checkpoint.npz``, a
-            resumed one any but the checkpoint it was loaded from.
+            resumed one any checkpoint but the one it was loaded from, and
+            both a ``best.npz`` without its ``checkpoint.npz``.  A trainer
+            continues the checkpoint it saved last, so after a Ctrl-C ``run``
+            may be called again with the same directory.
         progress : bool, default True
             Show a progress bar (tqdm) on ``log``.
         log : file, optional
@@ -901,7 +915,13 @@ class Trainer:
         TrainingInterrupted
             After a clean stop on Ctrl-C.
         FileExistsError
-            If ``out_dir`` holds another run's checkpoint.
+            If ``out_dir`` holds another run's checkpoint or best model, or a
+            directory where the run writes a file.
+        ValueError
+            If ``out_dir``'s ``history.csv`` cannot be read (nothing is written).
+        OSError
+            If the log or a file cannot be written; a checkpoint of the steps
+            taken so far is saved first, where that is still possible.
         """
         out_dir = _path("out_dir", out_dir)
         if log is not None and not callable(getattr(log, "write", None)):
@@ -936,14 +956,23 @@ class _Run:
 
     def prepare_dir(self):
         os.makedirs(self.out_dir, exist_ok=True)
+        for path in (self.checkpoint_path, self.best_path, self.history_path, self.plot_path):
+            if os.path.isdir(path):  # found now, not at the first save hours later
+                raise FileExistsError(f"{path} is a directory, where the run writes a file; "
+                                      f"move it away or train into another directory")
+        own = self.t._loaded_from
         if os.path.exists(self.checkpoint_path):
-            own = self.t._loaded_from
             if own is None or not os.path.samefile(own, self.checkpoint_path):
                 raise FileExistsError(
                     f"{self.out_dir} already holds a checkpoint of another run; resume it or "
                     f"train into another directory"
                 )
             self.saved_iteration = self.t.iteration
+        elif os.path.exists(self.best_path):
+            # A best model without its checkpoint (a crash between the two
+            # saves, or a deleted checkpoint): this run would overwrite it.
+            raise FileExistsError(f"{self.out_dir} already holds the best model of another run "
+                                  f"({BEST_NAME}); move it away or train into another directory")
         self.rows = self.read_history()
         self.write_history()
 
@@ -952,13 +981,19 @@ class _Run:
         rows = []
         if self.t.iteration == 0 or not os.path.exists(self.history_path):
             return rows
-        with open(self.history_path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                try:
-                    if int(row["iteration"]) <= self.t.iteration:
-                        rows.append({k: row.get(k) or "" for k in HISTORY_COLUMNS})
-                except (KeyError, TypeError, ValueError):
-                    continue  # a torn last line after a crash
+        try:
+            with open(self.history_path, newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    try:
+                        if int(row["iteration"]) <= self.t.iteration:
+                            rows.append({k: row.get(k) or "" for k in HISTORY_COLUMNS})
+                    except (KeyError, TypeError, ValueError):
+                        continue  # a torn last line after a crash
+        except (csv.Error, UnicodeDecodeError) as error:
+            # Not a torn line but a damaged file: rewriting it would lose its
+            # rows, so nothing is touched and the user decides.
+            raise ValueError(f"{self.history_path} is not a readable history ({error}); move "
+                             f"it away to continue with a new one") from None
         return rows
 
     def write_history(self):
@@ -1044,6 +1079,23 @@ class _Run:
         self.check_weights()
         self.t.save(self.checkpoint_path)
         self.saved_iteration = self.t.iteration
+        # The trainer's state now continues this checkpoint: running it again
+        # into this directory (after a Ctrl-C, say) resumes the same run.
+        self.t._loaded_from = os.path.abspath(self.checkpoint_path)
+
+    def save_if_possible(self):
+        """Save after a failure outside the training step, when that can still be done.
+
+        Failures to save (a full disk, weights gone non-finite) are swallowed:
+        the caller re-raises the error that stopped the run, and the last
+        checkpoint stays as it was.
+        """
+        if self.saved_iteration == self.t.iteration:
+            return
+        try:
+            self.save()
+        except (OSError, TrainingDiverged):
+            pass
 
     def postfix(self, chars_per_sec):
         parts = [f"loss={self.t.smooth_loss:.3f}"]
@@ -1062,44 +1114,22 @@ class _Run:
             raise ValueError(f"the run is already at iteration {t.iteration}, beyond the "
                              f"{target} iterations asked for")
         self.prepare_dir()
-        chars_per_step = c.batch_size * c.seq_length
-        started = time.perf_counter()
-        train_seconds = 0.0  # time in training steps only, for chars/sec
-        total_steps = 0
-        window_chars, window_seconds = 0, 0.0
-        last_postfix = 0.0
-        first_step = True
+        self.chars_per_step = c.batch_size * c.seq_length
+        self.started = time.perf_counter()
+        self.train_seconds = 0.0  # time in training steps only, for chars/sec
+        self.total_steps = 0
         with _StopFlag(self.handle_sigint, self.say) as flag, tqdm(
             total=target, initial=t.iteration, desc="training", unit="it", file=self.log,
             disable=not self.progress, dynamic_ncols=True, mininterval=0.5, smoothing=0.05,
         ) as bar:
             self.bar = bar
-            while t.iteration < target and not flag.raised:
-                t0 = time.perf_counter()
-                try:
-                    t.step()
-                except TrainingDiverged as error:
-                    raise self.diverged(error) from None
-                dt = time.perf_counter() - t0
-                if first_step:  # it loads the compiled kernels: not training speed
-                    first_step = False
-                else:
-                    train_seconds += dt
-                    window_seconds += dt
-                    window_chars += chars_per_step
-                    total_steps += 1
-                bar.update(1)
-                cps = window_chars / window_seconds if window_seconds > 0 else 0.0
-                if c.sample_length and t.iteration % c.sample_every == 0:
-                    text = t.sample(c.sample_length)
-                    self.say(f"----- sample at iteration {t.iteration} -----\n{text}\n-----")
-                if t.iteration % c.eval_every == 0 or t.iteration == target:
-                    self.eval_and_save(cps)
-                    window_chars, window_seconds = 0, 0.0
-                    bar.set_postfix_str(self.postfix(cps), refresh=False)
-                elif t0 - last_postfix > 0.5:
-                    last_postfix = t0
-                    bar.set_postfix_str(self.postfix(cps), refresh=False)
+            try:
+                self.loop(flag, bar)
+            except OSError:
+                # The log or a file could not be written (the reader of a pipe
+                # went away, a full disk): keep the steps taken so far.
+                self.save_if_possible()
+                raise
             if self.saved_iteration != t.iteration:  # interrupted, or nothing left to do
                 self.save()
         self.bar = None
@@ -1111,9 +1141,46 @@ class _Run:
             val_loss=self.val_loss,
             best_val_loss=t.best_val_loss,
             checkpoint=self.checkpoint_path,
-            seconds=time.perf_counter() - started,
-            chars_per_sec=total_steps * chars_per_step / train_seconds if train_seconds else 0.0,
+            seconds=time.perf_counter() - self.started,
+            chars_per_sec=(self.total_steps * self.chars_per_step / self.train_seconds
+                           if self.train_seconds else 0.0),
         )
+
+    def loop(self, flag, bar):
+        """Training steps until the target iteration or a Ctrl-C, with the periodic work."""
+        t = self.t
+        c = t.config
+        target = c.iterations
+        chars_per_step = self.chars_per_step
+        window_chars, window_seconds = 0, 0.0
+        last_postfix = 0.0
+        first_step = True
+        while t.iteration < target and not flag.raised:
+            t0 = time.perf_counter()
+            try:
+                t.step()
+            except TrainingDiverged as error:
+                raise self.diverged(error) from None
+            dt = time.perf_counter() - t0
+            if first_step:  # it loads the compiled kernels: not training speed
+                first_step = False
+            else:
+                self.train_seconds += dt
+                window_seconds += dt
+                window_chars += chars_per_step
+                self.total_steps += 1
+            bar.update(1)
+            cps = window_chars / window_seconds if window_seconds > 0 else 0.0
+            if c.sample_length and t.iteration % c.sample_every == 0:
+                text = t.sample(c.sample_length)
+                self.say(f"----- sample at iteration {t.iteration} -----\n{text}\n-----")
+            if t.iteration % c.eval_every == 0 or t.iteration == target:
+                self.eval_and_save(cps)
+                window_chars, window_seconds = 0, 0.0
+                bar.set_postfix_str(self.postfix(cps), refresh=False)
+            elif t0 - last_postfix > 0.5:
+                last_postfix = t0
+                bar.set_postfix_str(self.postfix(cps), refresh=False)
 
     def diverged(self, error):
         if self.saved_iteration is None:

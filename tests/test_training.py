@@ -93,7 +93,8 @@ def test_learning_rate_decay():
     {"learning_rate": float("nan")}, {"clip": -1.0}, {"clip": float("inf")},
     {"lr_decay": 0.0}, {"lr_decay": 1.5}, {"iterations": 0}, {"eval_every": 0},
     {"sample_every": 0}, {"sample_length": -1}, {"eps": 0.0}, {"beta1": 1.0},
-    {"decay_rate": -0.5}, {"learning_rate": "0.1"},
+    {"decay_rate": -0.5}, {"learning_rate": "0.1"}, {"model": []}, {"optimizer": {}},
+    {"sample_length": 10**6 + 1},
 ])
 def test_config_rejects(options):
     with pytest.raises(ValueError):
@@ -317,6 +318,10 @@ def test_from_checkpoint_rejects_inconsistent_contents(tmp_path):
     ckpt.config = {**ckpt.config, "hidden_size": "big"}
     with pytest.raises(CheckpointError, match="configuration"):
         Trainer.from_checkpoint(ckpt, TEXT)
+    ckpt = t.checkpoint()  # resumed, it would save an lstm checkpoint of rnn weights
+    ckpt.config = {**ckpt.config, "model": "lstm"}
+    with pytest.raises(CheckpointError, match="holds a rnn model, its config says 'lstm'"):
+        Trainer.from_checkpoint(ckpt, TEXT)
 
 
 
@@ -422,6 +427,95 @@ def test_run_refuses_a_directory_holding_another_run(tmp_path):
     Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False, log=io.StringIO())
     with pytest.raises(FileExistsError, match="already holds a checkpoint"):
         Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False)
+
+
+def test_run_refuses_another_runs_best_model_and_directories_where_files_go(tmp_path):
+    (tmp_path / "best.npz").write_bytes(b"a model")  # its checkpoint was lost
+    with pytest.raises(FileExistsError, match="best model of another run"):
+        Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False, log=io.StringIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz"]
+    assert (tmp_path / "best.npz").read_bytes() == b"a model"
+    other = tmp_path / "other"
+    Trainer(TEXT, small(iterations=2)).run(other, progress=False, log=io.StringIO())
+    with pytest.raises(FileExistsError, match="best model of another run"):  # resumed elsewhere
+        Trainer.from_checkpoint(other, TEXT, iterations=4).run(tmp_path, progress=False)
+    assert (tmp_path / "best.npz").read_bytes() == b"a model"
+    for name in ("checkpoint.npz", "best.npz", "history.csv", "loss.png"):
+        out = tmp_path / name.replace(".", "_")
+        (out / name).mkdir(parents=True)
+        with pytest.raises(FileExistsError, match=f"{name} is a directory"):
+            Trainer(TEXT, small(iterations=2)).run(out, progress=False, log=io.StringIO())
+        assert [p.name for p in out.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("damage", [b"iteration,train_loss\n4," + b"x" * 200_000 + b"\n",
+                                    b"iteration,train_loss\n\xff\xfe4,1.0\n"])
+def test_resume_refuses_an_unreadable_history_and_changes_nothing(tmp_path, damage):
+    Trainer(TEXT, small(iterations=4, eval_every=2)).run(tmp_path, progress=False,
+                                                         log=io.StringIO())
+    (tmp_path / "history.csv").write_bytes(damage)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    t = Trainer.from_checkpoint(tmp_path, TEXT, iterations=8)
+    with pytest.raises(ValueError, match="history.csv is not a readable history"):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+class _BrokenLog(io.StringIO):
+    """A log whose reader goes away after ``lines`` writes (``... 2>&1 | head``)."""
+
+    def __init__(self, lines):
+        super().__init__()
+        self.left = lines
+
+    def write(self, text):
+        if self.left == 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= 1
+        return super().write(text)
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_a_log_that_breaks_stops_the_run_with_a_checkpoint(tmp_path, progress):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_every=3))
+    with pytest.raises(BrokenPipeError):
+        t.run(tmp_path, progress=progress, log=_BrokenLog(lines=4))
+    assert t.iteration >= 3
+    ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ckpt.iteration == t.iteration  # not one step is lost
+    assert_same_state(state_of(Trainer.from_checkpoint(tmp_path, TEXT)), state_of(t))
+
+
+def test_a_log_that_breaks_keeps_the_last_checkpoint_if_weights_went_bad(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=2, sample_every=3, sample_length=5))
+    original = t.sample
+
+    def sample(length):
+        text = original(length)
+        t.model.parameter_vector[0] = np.nan  # after the save at iteration 2
+        return text
+
+    t.sample = sample
+    with pytest.raises(BrokenPipeError):
+        t.run(tmp_path, progress=False, log=_BrokenLog(lines=0))
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 2
+
+
+def test_a_trainer_continues_its_own_run_after_ctrl_c(tmp_path):
+    t = Trainer(TEXT, small(iterations=12, eval_every=4, sample_length=0))
+    _sigint_during(t, "step", when=6)
+    with pytest.raises(TrainingInterrupted):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert t.iteration == 6
+    del t.step  # the plain method again
+    t.run(tmp_path, progress=False, log=io.StringIO())  # the notebook cell run again
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 12
+    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["4", "8", "12"]
+    whole = Trainer(TEXT, small(iterations=12, eval_every=4, sample_length=0))
+    whole.run(tmp_path / "whole", progress=False, log=io.StringIO())
+    assert_same_state(state_of(whole), state_of(t))
+    with pytest.raises(FileExistsError, match="another run"):  # a fresh trainer still may not
+        Trainer(TEXT, small(iterations=12)).run(tmp_path, progress=False)
 
 
 def test_run_resumes_and_trims_history_of_a_lost_future(tmp_path):
