@@ -91,6 +91,16 @@ def _count(text):
     return value
 
 
+def _sample_length(text):
+    from fastrnn.training import MAX_SAMPLE_LENGTH
+
+    value = _count(text)
+    if value > MAX_SAMPLE_LENGTH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SAMPLE_LENGTH:,} (the samples "
+                                         f"shown during training), got {text!r}")
+    return value
+
+
 def _positive_float(text):
     value = _number(text, float)
     if value <= 0:
@@ -156,7 +166,7 @@ _SCHEDULE_OPTIONS = (
     ("--eval-every", "eval_every", _positive_int, "N",
      "iterations between validations, history rows and checkpoints"),
     ("--sample-every", "sample_every", _positive_int, "N", "iterations between samples"),
-    ("--sample-length", "sample_length", _count, "N",
+    ("--sample-length", "sample_length", _sample_length, "N",
      "characters in each sample shown during training (0: none)"),
 )
 _FIXED_FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS}
@@ -384,11 +394,15 @@ def _describe_end(summary, out):
 def _sample(args):
     from fastrnn.training import CHECKPOINT_NAME, generate, load_model
 
+    if sys.stdout is None:  # started with stdout closed (``>&-``)
+        raise _UserError("standard output is closed: there is nowhere to write the sample")
     path = args.checkpoint
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)
         if not os.path.exists(path):
             raise _UserError(f"{args.checkpoint} holds no {CHECKPOINT_NAME}")
+        if os.path.isdir(path):
+            raise _UserError(f"{path} is a directory, not a checkpoint")
     try:
         model, vocab = load_model(path)
     except OSError as error:
@@ -399,13 +413,26 @@ def _sample(args):
     if sys.stdout.isatty() and not text.endswith("\n"):
         data += b"\n"
     stream = getattr(sys.stdout, "buffer", None)
-    if stream is None:  # a replaced text stream (tests, IDEs)
-        sys.stdout.write(text)
-    else:
+    try:
+        if stream is None:  # a replaced text stream (tests, IDEs)
+            sys.stdout.write(text)
+        else:
+            sys.stdout.flush()
+            stream.write(data)
         sys.stdout.flush()
-        stream.write(data)
-    sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``fastrnn sample DIR | head``): not an error.
+        _discard(sys.stdout)
     return 0
+
+
+def _discard(stream):
+    """Point a stream whose reader went away at /dev/null, so that flushing it at exit is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a replaced stream)
+        pass
 
 
 def main(argv=None):
@@ -422,9 +449,11 @@ def main(argv=None):
         The exit status: 0 on success, 1 after an error, 2 for bad options,
         130 after Ctrl-C.
     """
+    command = None
     try:
         parser = _parser()
         args = parser.parse_args(argv)
+        command = args.command
         if args.command is None:
             parser.print_usage(sys.stderr)
             print(f"{_PROG}: error: choose a command: train, sample or hello", file=sys.stderr)
@@ -434,15 +463,19 @@ def main(argv=None):
         print(f"\n{_PROG}: interrupted", file=sys.stderr)
         return _EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (``fastrnn sample DIR | head``): not an error.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        # stderr's reader went away (``fastrnn train ... 2>&1 | head``): nothing
+        # more can be said there.  A run saves its checkpoint before it stops.
+        _discard(sys.stderr)
+        return _EXIT_ERROR
     except _UserError as error:
         return _fail(str(error))
     except MemoryError:
-        return _fail("not enough memory for a model of this size; choose a smaller "
-                     "--hidden-size or --num-layers")
+        if command == "train":
+            return _fail("not enough memory for a model of this size; choose a smaller "
+                         "--hidden-size or --num-layers")
+        if command == "sample":
+            return _fail("not enough memory for that many characters; choose a smaller --length")
+        return _fail("not enough memory")
     except (ValueError, FloatingPointError) as error:
         # CorpusError, CheckpointError, TrainingDiverged and bad values all land here.
         return _fail(str(error))

@@ -64,6 +64,15 @@ def _indices(inputs, targets, input_dim, output_dim, state=_NO_STATE):
     return xs.ndim == 1, xs.reshape(-1, T), ys.reshape(-1, T), False
 
 
+def _sample_buffer(num_chars):
+    """The int64 array :meth:`predict` fills, or a ValueError naming a length that cannot fit."""
+    try:
+        return np.zeros(num_chars, dtype=np.int64)
+    except (MemoryError, ValueError, OverflowError):  # beyond NumPy's largest array, or int64
+        raise ValueError(f"num_chars={num_chars:,} is more than memory can hold "
+                         f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
+
+
 # Workspaces kept per model, one per distinct (B, T); a trainer uses two
 # (training chunks, validation chunks), an interactive user a few more.
 _MAX_WORKSPACES = 4
@@ -454,7 +463,7 @@ class RNN(_Model):
         seed = entropy_seed(check_seed("seed", seed))
         h = _aligned_zeros(self.hidden_dim)
         h[:] = hidden_state(h0, 1, self.hidden_dim, all_finite=_all_finite)[0]
-        out = np.zeros(num_chars, dtype=np.int64)
+        out = _sample_buffer(num_chars)
         p = self._params
         H, O = self.hidden_dim, self.output_dim
         _sample_rnn(start, h, p["Wxh"], p["Whh"], p["bh"], p["Why"], p["by"], temperature,
@@ -689,7 +698,7 @@ class _Gated(_Model):
         temperature = check_temperature(temperature)
         seed = entropy_seed(check_seed("seed", seed))
         state = self._initial(h0, 1)
-        out = np.zeros(num_chars, dtype=np.int64)
+        out = _sample_buffer(num_chars)
         self._sample(start, state, temperature, seed, out)
         return out.tolist()
 

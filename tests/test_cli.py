@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fastrnn.checkpoint import load_checkpoint
+
 # loss.png is written only where the optional matplotlib is installed
 PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
 
@@ -283,6 +285,7 @@ def files(tmp_path):
     (tmp_path / "random.npz").write_bytes(np.random.default_rng(0).bytes(3000))
     np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
     (tmp_path / "subdir").mkdir()
+    (tmp_path / "odd" / "checkpoint.npz").mkdir(parents=True)
     return tmp_path
 
 
@@ -310,6 +313,11 @@ def files(tmp_path):
     (["sample", "foreign.npz"], 1, ["foreign.npz is not a fastrnn checkpoint"]),
     (["sample", "missing.npz"], 1, ["missing.npz", "No such file"]),
     (["sample", "subdir"], 1, ["holds no checkpoint.npz"]),
+    (["sample", "odd"], 1, ["checkpoint.npz is a directory, not a checkpoint"]),
+    (["train", "--out", "o", "--sample-length", "1000001"], 2,
+     ["--sample-length", "at most 1,000,000"]),
+    (["train", "--out", "o", "--sample-length", "99999999999999999999999"], 2,
+     ["--sample-length", "at most 1,000,000"]),
     (["sample", "x", "--temperature", "-1"], 2, ["--temperature", ">= 0"]),
     (["sample", "x", "--length", "-3"], 2, ["--length"]),
     ([], 2, ["choose a command"]),
@@ -387,6 +395,36 @@ def test_sample_output_can_be_cut_short(trained):
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_sample_of_more_characters_than_memory_holds(trained):
+    out, _ = trained
+    for length in (2**62, 2**63):  # beyond NumPy's largest array; beyond int64
+        result = fastrnn("sample", out, "--length", length, cwd=out)
+        assert_clean_failure(result, 1, "more than memory")
+        assert "--hidden-size" not in err(result)
+
+
+def test_sample_with_stdout_closed(trained):
+    out, _ = trained
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "fastrnn", "sample", str(out)],
+                            preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, env=env,
+                            timeout=120)
+    assert_clean_failure(result, 1, "standard output is closed")
+
+
+def test_training_whose_log_reader_goes_away_saves_and_fails(tmp_path, text_file):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", str(text_file), "--out",
+                             str(out), *FAST, "--iterations", "1000000", "--eval-every",
+                             "100000", "--sample-every", "1", "--sample-length", "20"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc.stderr.readline()  # "training a rnn with ...", then the reader goes (`2>&1 | head -1`)
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 1
+    assert load_checkpoint(out / "checkpoint.npz").iteration >= 1  # the steps taken are kept
 
 
 # -- the gated models ----------------------------------------------------------------

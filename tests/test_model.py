@@ -542,6 +542,16 @@ def test_predict_zero_and_one_chars(make_pair):
     assert fast.predict(np.int64(4), 3, seed=3) == ref.predict(4, 3, seed=3)
 
 
+@pytest.mark.parametrize("cls", [fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU])
+def test_predict_of_more_chars_than_memory_holds_is_a_clear_error(cls):
+    # Beyond NumPy's largest array, so the failure does not depend on how the
+    # OS overcommits memory.
+    model = cls(5, 4, 5, seed=0)
+    for num_chars in (2**62, 2**63):  # the second is beyond int64 too
+        with pytest.raises(ValueError, match=f"num_chars={num_chars:,} is more than memory"):
+            model.predict(0, num_chars, seed=1)
+
+
 def test_predict_is_reproducible_and_seed_dependent(make_pair):
     fast, _ = make_pair(6, 8, 6, scale=0.3)
     a = fast.predict(1, 300, seed=42)
