@@ -460,7 +460,7 @@ def main(argv=None):
             return 2
         return args.handler(args)
     except KeyboardInterrupt:
-        print(f"\n{_PROG}: interrupted", file=sys.stderr)
+        _print_error(f"\n{_PROG}: interrupted")
         return _EXIT_INTERRUPTED
     except BrokenPipeError:
         # stderr's reader went away (``fastrnn train ... 2>&1 | head``): nothing
@@ -484,5 +484,16 @@ def main(argv=None):
 
 
 def _fail(message):
-    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    _print_error(f"{_PROG}: error: {message}")
     return _EXIT_ERROR
+
+
+def _print_error(text):
+    """Print to stderr; when it is closed or its reader has gone, there is no one to tell."""
+    if sys.stderr is None:  # started with stderr closed (``2>&-``); print would use stdout
+        return
+    try:
+        print(text, file=sys.stderr)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the reader went away, or the stream is closed
+        _discard(sys.stderr)

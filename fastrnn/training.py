@@ -422,6 +422,15 @@ def _model_from_checkpoint(ckpt, where):
     return model
 
 
+def _file_identity(path):
+    """What tells one version of a file from another: an atomic save makes a new inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _path(name, value):
     if not isinstance(value, (str, os.PathLike)):
         raise ValueError(f"{name} must be a path (str or os.PathLike), got {value!r}")
@@ -543,8 +552,13 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
             raise KeyboardInterrupt
         self.raised = True
-        self.notify("stopping after this step to save a checkpoint (Ctrl-C again: stop now, "
-                    "keeping the last checkpoint)")
+        try:
+            self.notify("stopping after this step to save a checkpoint (Ctrl-C again: stop "
+                        "now, keeping the last checkpoint)")
+        except (OSError, ValueError):
+            # The log is gone (Ctrl-C often ends a `| tee` too).  Raising here
+            # would stop the step half done; the flag alone stops the run.
+            pass
 
     def __enter__(self):
         if self.enabled:
@@ -617,7 +631,7 @@ class Trainer:
         self.best_val_loss = None
         self._rng = np.random.default_rng(config.seed)
         self._optimizer = _Optimizer(config, self.model.parameter_vector.shape[0])
-        self._loaded_from = None
+        self._own_checkpoint = None
 
     def _setup(self, text, vocab, config, source, position=0, epoch=0):
         self.config = config
@@ -673,8 +687,13 @@ class Trainer:
         ckpt = checkpoint
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
+        stored = ckpt.config
+        length = stored.get("sample_length") if isinstance(stored, dict) else None
+        if type(length) is int and length > MAX_SAMPLE_LENGTH:
+            # Saved before sample_length had its cap: the longest sample allowed now.
+            stored = {**stored, "sample_length": MAX_SAMPLE_LENGTH}
         try:
-            saved = TrainingConfig.from_dict(ckpt.config)
+            saved = TrainingConfig.from_dict(stored)
         except (ValueError, TypeError) as error:
             raise CheckpointError(f"{where}: bad training configuration ({error})") from None
         for name, value in changes.items():
@@ -734,7 +753,8 @@ class Trainer:
             raise CheckpointError(f"{where}: bad random generator state ({error})") from None
         self._optimizer = _Optimizer(config, self.model.parameter_vector.shape[0],
                                      ckpt.optimizer_state)
-        self._loaded_from = None if where == "checkpoint" else os.path.abspath(where)
+        # The very file (not just its path) this state continues: see _Run.prepare_dir.
+        self._own_checkpoint = None if where == "checkpoint" else _file_identity(where)
         return self
 
     @property
@@ -944,6 +964,7 @@ class _Run:
         self.history_path = os.path.join(self.out_dir, HISTORY_NAME)
         self.plot_path = os.path.join(self.out_dir, PLOT_NAME)
         self.saved_iteration = None
+        self.stepping = False  # inside Trainer.step: its state may be half updated
         self.plot_failed = False
         self.val_loss = None
         self.bar = None
@@ -960,9 +981,11 @@ class _Run:
             if os.path.isdir(path):  # found now, not at the first save hours later
                 raise FileExistsError(f"{path} is a directory, where the run writes a file; "
                                       f"move it away or train into another directory")
-        own = self.t._loaded_from
         if os.path.exists(self.checkpoint_path):
-            if own is None or not os.path.samefile(own, self.checkpoint_path):
+            # Only the version this trainer loaded or saved last: not another
+            # run's, nor a newer one of this run that another process wrote.
+            own = self.t._own_checkpoint
+            if own is None or own != _file_identity(self.checkpoint_path):
                 raise FileExistsError(
                     f"{self.out_dir} already holds a checkpoint of another run; resume it or "
                     f"train into another directory"
@@ -1047,8 +1070,7 @@ class _Run:
             raise self.diverged(TrainingDiverged(t.iteration, val, what="validation loss"))
         self.val_loss = val
         improved = val is not None and (t.best_val_loss is None or val < t.best_val_loss)
-        if improved:
-            t.best_val_loss = val
+        previous_best = t.best_val_loss
         self.rows.append({
             "iteration": t.iteration,
             "train_loss": f"{t.smooth_loss:.6f}",
@@ -1058,9 +1080,20 @@ class _Run:
             "learning_rate": f"{t.config.learning_rate_at(max(t.iteration - 1, 0)):.6g}",
             "epoch": f"{self.epochs():.4f}",
         })
-        self.write_history()
+        try:
+            self.write_history()
+        except BaseException:
+            self.rows.pop()  # not on disk: the next write must not add it out of turn
+            raise
         if improved:  # first: a crash between the two saves must not lose the best state
-            t.save(self.best_path)
+            t.best_val_loss = val
+            try:
+                t.save(self.best_path)
+            except BaseException:
+                # A checkpoint saved after this failure must not claim a best
+                # loss whose model is not in best.npz.
+                t.best_val_loss = previous_best
+                raise
         self.save()
         self.plot()
 
@@ -1081,7 +1114,7 @@ class _Run:
         self.saved_iteration = self.t.iteration
         # The trainer's state now continues this checkpoint: running it again
         # into this directory (after a Ctrl-C, say) resumes the same run.
-        self.t._loaded_from = os.path.abspath(self.checkpoint_path)
+        self.t._own_checkpoint = _file_identity(self.checkpoint_path)
 
     def save_if_possible(self):
         """Save after a failure outside the training step, when that can still be done.
@@ -1090,8 +1123,8 @@ class _Run:
         the caller re-raises the error that stopped the run, and the last
         checkpoint stays as it was.
         """
-        if self.saved_iteration == self.t.iteration:
-            return
+        if self.stepping or self.saved_iteration == self.t.iteration:
+            return  # a step cut short may have updated the weights and not the rest
         try:
             self.save()
         except (OSError, TrainingDiverged):
@@ -1157,10 +1190,12 @@ class _Run:
         first_step = True
         while t.iteration < target and not flag.raised:
             t0 = time.perf_counter()
+            self.stepping = True
             try:
                 t.step()
             except TrainingDiverged as error:
                 raise self.diverged(error) from None
+            self.stepping = False
             dt = time.perf_counter() - t0
             if first_step:  # it loads the compiled kernels: not training speed
                 first_step = False

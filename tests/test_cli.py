@@ -414,6 +414,26 @@ def test_sample_with_stdout_closed(trained):
     assert_clean_failure(result, 1, "standard output is closed")
 
 
+class _GoneStream:
+    """A stderr whose reader has gone (in process: the error paths of ``main`` itself)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("stderr", [_GoneStream(), None])
+def test_errors_with_stderr_gone_exit_without_a_traceback(tmp_path, monkeypatch, capsys,
+                                                          stderr):
+    from fastrnn.cli import main
+
+    monkeypatch.setattr(sys, "stderr", stderr)
+    assert main(["sample", str(tmp_path / "missing.npz")]) == 1
+    assert capsys.readouterr().out == ""  # never on stdout instead
+
+
 def test_training_whose_log_reader_goes_away_saves_and_fails(tmp_path, text_file):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "o"

@@ -501,6 +501,79 @@ def test_a_log_that_breaks_keeps_the_last_checkpoint_if_weights_went_bad(tmp_pat
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 2
 
 
+def test_ctrl_c_with_a_broken_log_still_stops_after_a_whole_step(tmp_path):
+    # The notice the Ctrl-C handler writes fails; the step must not stop half done.
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_length=0))
+    _sigint_during(t, "step", when=3)
+    with pytest.raises(TrainingInterrupted):
+        t.run(tmp_path, progress=False, log=_BrokenLog(lines=0))
+    assert t.iteration == 3
+    assert_same_state(state_of(Trainer.from_checkpoint(tmp_path, TEXT)), state_of(t))
+
+
+def test_a_failure_inside_a_step_saves_nothing_more(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=2, sample_length=0))
+    original = t.step
+
+    def step():
+        original()  # as if cut short after the weights changed
+        if t.iteration == 3:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    t.step = step
+    with pytest.raises(BrokenPipeError):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 2
+
+
+def test_a_failed_best_save_leaves_the_checkpoint_agreeing_with_best_npz(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=2, sample_length=0))
+    original, saves = t.save, []
+
+    def save(path):
+        if str(path).endswith("best.npz"):
+            saves.append(path)
+            if len(saves) == 2:
+                raise OSError(28, "No space left on device", str(path))
+        return original(path)
+
+    t.save = save
+    with pytest.raises(OSError, match="No space"):
+        t.run(tmp_path, progress=False, log=io.StringIO())
+    ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    best = load_checkpoint(tmp_path / "best.npz")
+    assert ckpt.iteration > best.iteration  # the steps after best.npz are kept ...
+    assert ckpt.best_val_loss == best.best_val_loss  # ... and so is the best loss on disk
+    rows = _history(tmp_path / "history.csv")
+    assert int(rows[-1]["iteration"]) == ckpt.iteration
+
+
+def test_a_trainer_may_not_overwrite_a_newer_checkpoint_of_its_run(tmp_path):
+    t = Trainer(TEXT, small(iterations=4, eval_every=2, sample_length=0))
+    t.run(tmp_path / "a", progress=False, log=io.StringIO())
+    later = Trainer.from_checkpoint(tmp_path / "a", TEXT, iterations=8)
+    later.run(tmp_path / "a", progress=False, log=io.StringIO())
+    t.config = small(iterations=6, eval_every=2, sample_length=0)
+    with pytest.raises(FileExistsError, match="another run"):
+        t.run(tmp_path / "a", progress=False, log=io.StringIO())
+    assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").iteration == 8
+    # its own directory, renamed, is still its own; a vanished one is not an error
+    (tmp_path / "a").rename(tmp_path / "b")
+    later.config = small(iterations=10, eval_every=2, sample_length=0)
+    later.run(tmp_path / "b", progress=False, log=io.StringIO())
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz").iteration == 10
+    Trainer(TEXT, small(iterations=2)).run(tmp_path / "c", progress=False, log=io.StringIO())
+    with pytest.raises(FileExistsError, match="another run"):
+        later.run(tmp_path / "c", progress=False, log=io.StringIO())
+
+
+def test_runs_saved_before_the_sample_length_cap_resume(tmp_path):
+    ckpt = Trainer(TEXT, small()).checkpoint()
+    ckpt.config = {**ckpt.config, "sample_length": 5_000_000}
+    assert Trainer.from_checkpoint(ckpt, TEXT).config.sample_length == 1_000_000
+    assert Trainer.from_checkpoint(ckpt, TEXT, sample_length=200).config.sample_length == 200
+
+
 def test_a_trainer_continues_its_own_run_after_ctrl_c(tmp_path):
     t = Trainer(TEXT, small(iterations=12, eval_every=4, sample_length=0))
     _sigint_during(t, "step", when=6)
