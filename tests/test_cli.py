@@ -441,7 +441,9 @@ def test_training_whose_log_reader_goes_away_saves_and_fails(tmp_path, text_file
                              str(out), *FAST, "--iterations", "1000000", "--eval-every",
                              "100000", "--sample-every", "1", "--sample-length", "20"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    proc.stderr.readline()  # "training a rnn with ...", then the reader goes (`2>&1 | head -1`)
+    for line in proc.stderr:  # training has begun: the reader goes (`2>&1 | head`)
+        if line.startswith(b"----- sample at iteration"):
+            break
     proc.stderr.close()
     assert proc.wait(timeout=120) == 1
     assert load_checkpoint(out / "checkpoint.npz").iteration >= 1  # the steps taken are kept
