@@ -34,7 +34,7 @@ from fastrnn._validation import (
     paired_indices,
 )
 
-__all__ = ["RNN", "GPT", "LSTM", "GRU"]
+__all__ = ["RNN", "GPT", "LSTM", "GRU", "MODELS"]
 
 _NO_STATE = np.empty(0)
 
@@ -918,3 +918,8 @@ class GRU(_Gated):
         """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
         state = self.unpack_state(state)
         return state[:, check_index("index", index, state.shape[1])]
+
+
+# The models a training run can build, by the name its configuration and
+# checkpoints use.
+MODELS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}

@@ -51,7 +51,7 @@ from fastrnn.checkpoint import (
     save_checkpoint,
 )
 from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
-from fastrnn.model import GRU, LSTM, RNN
+from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
 
 __all__ = [
@@ -70,9 +70,6 @@ __all__ = [
     "HISTORY_NAME",
     "PLOT_NAME",
 ]
-
-MODELS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-"""Model classes by the name a checkpoint records (``model_kind``)."""
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 _DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adagrad": 0.1, "rmsprop": 2e-3, "adam": 2e-3}
