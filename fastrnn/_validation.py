@@ -266,3 +266,41 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
     if not all_finite(out.reshape(-1)):
         raise ValueError(f"{name} must be finite, got non-finite values")
     return out
+
+
+def layered_state(name, value, layers, batch, hidden_dim, all_finite=_numpy_all_finite):
+    """The state of a stack of layers as a fresh C-contiguous (L, B, H) float64 array.
+
+    ``value`` has shape (L, H) (the same state for every stream) or (L, B, H);
+    its values must be finite.
+    """
+    arr = float_array(name, value)
+    if arr.shape == (layers, hidden_dim):
+        out = np.empty((layers, batch, hidden_dim))
+        out[:] = arr[:, None, :]
+    elif arr.shape == (layers, batch, hidden_dim):
+        out = np.array(arr, order="C")
+    else:
+        raise ValueError(
+            f"{name} has shape {arr.shape}, expected ({layers}, {hidden_dim}) or "
+            f"({layers}, {batch}, {hidden_dim})"
+        )
+    if not all_finite(out.reshape(-1)):
+        raise ValueError(f"{name} must be finite, got non-finite values")
+    return out
+
+
+def sampling_arguments(model, start_index, num_chars, temperature, seed):
+    """The checked arguments of a model's ``predict``: ``(start, num_chars, temperature, seed)``.
+
+    ``seed`` comes back as an int in [0, 2**32 - 1], drawn from the operating
+    system's entropy when it was None.  Sampling feeds each sampled index back
+    as input, so the model's ``output_dim`` must not exceed its ``input_dim``.
+    """
+    if model.output_dim > model.input_dim:
+        raise ValueError(
+            f"predict feeds each sampled index back as input, which needs "
+            f"output_dim <= input_dim, got {model.output_dim} > {model.input_dim}"
+        )
+    return (check_index("start_index", start_index, model.input_dim), check_num_chars(num_chars),
+            check_temperature(temperature), entropy_seed(check_seed("seed", seed)))

@@ -1,9 +1,10 @@
-"""The compiled-code cache is dropped when any kernel source changes.
+"""The compiled-code cache: a second process compiles nothing, and a changed source drops it.
 
 Numba checks only the file defining a cached function; fastrnn._kernels adds
 the check for the files it calls into (see its docstring).
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,14 +23,63 @@ def test_a_changed_kernel_source_drops_the_cache(tmp_path, repo_root):
     cache = tmp_path / "fastrnn" / "_kernels" / "__pycache__"
     _import(tmp_path)
     stamp = (cache / "kernel-sources.sha256").read_text()
-    (cache / "rnn.train_step-1.py311.nbi").write_bytes(b"cached index")  # as numba leaves them
-    (cache / "rnn.train_step-1.py311.1.nbc").write_bytes(b"cached code")
+    (cache / "chunks.train_step-1.py311.nbi").write_bytes(b"cached index")  # as numba leaves them
+    (cache / "chunks.train_step-1.py311.1.nbc").write_bytes(b"cached code")
 
     _import(tmp_path)  # nothing changed: the cache stays
-    assert (cache / "rnn.train_step-1.py311.nbi").exists()
+    assert (cache / "chunks.train_step-1.py311.nbi").exists()
 
     linalg = tmp_path / "fastrnn" / "_kernels" / "linalg.py"
-    linalg.write_text(linalg.read_text() + "\n# changed\n")  # a file rnn.py calls into
+    linalg.write_text(linalg.read_text() + "\n# changed\n")  # what chunks.py calls into
     _import(tmp_path)
     assert not list(cache.glob("*.nbi")) and not list(cache.glob("*.nbc"))
     assert (cache / "kernel-sources.sha256").read_text() != stamp
+
+
+# Every model's every method, single stream and batch, then the optimizer
+# kernels; prints the kernels this process had to compile (cache misses).
+_WORKLOAD = """
+import json
+import numba.core.registry
+import numpy as np
+import fastrnn
+from fastrnn._kernels import (activations, checks, chunks, gated, gru, linalg, lstm, optimizers,
+                              output, rnn, sampling)
+
+rng = np.random.default_rng(0)
+for cls in (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU):
+    m = cls(6, 8, 6, seed=0)
+    for shape in ((5,), (3, 5)):
+        x, y = rng.integers(0, 6, shape), rng.integers(0, 6, shape)
+        xs, hs, ps = m.forward(x)
+        if cls is fastrnn.RNN:
+            m.backward(xs, hs, ps, y)
+        m.loss(x, y)
+        m.gradients(x, y, m.last_hidden)
+        m.train(x, y, 0.1, h0=m.last_hidden)
+    m.predict(1, 20, seed=3)
+    m.predict(1, 5, temperature=0, seed=3)
+v = np.ones(8)
+optimizers.sgd_(v, v.copy(), 0.1, 5.0)
+optimizers.adagrad_(v, v.copy(), np.zeros(8), 0.1, 1e-8, 5.0)
+optimizers.rmsprop_(v, v.copy(), np.zeros(8), 0.1, 0.95, 1e-8, 5.0)
+optimizers.adam_(v, v.copy(), np.zeros(8), np.zeros(8), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
+modules = (activations, checks, chunks, gated, gru, linalg, lstm, optimizers, output, rnn,
+           sampling)
+compiled = sorted(f"{mod.__name__}.{name}" for mod in modules for name, f in vars(mod).items()
+                  if isinstance(f, numba.core.registry.CPUDispatcher)
+                  and sum(f.stats.cache_misses.values()))
+print(json.dumps(compiled))
+"""
+
+
+def test_a_second_process_compiles_nothing(repo_root):
+    def run():
+        done = subprocess.run([sys.executable, "-c", _WORKLOAD], cwd=repo_root,
+                              env={"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    run()  # compiles what the cache lacks (nothing, when an earlier test already ran it)
+    assert run() == []

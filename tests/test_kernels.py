@@ -12,7 +12,7 @@ import pytest
 from scipy.special import logsumexp
 
 from fastrnn import reference
-from fastrnn._kernels import output, rnn
+from fastrnn._kernels import chunks, gated, output, rnn, sampling
 from fastrnn._kernels.activations import (
     exp_,
     row_max,
@@ -22,10 +22,9 @@ from fastrnn._kernels.activations import (
     tanh_,
     tanh_into,
 )
-from fastrnn._kernels.indices import index_bounds
+from fastrnn._kernels.checks import index_bounds
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.sampling import sample_rnn
 
 NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
@@ -275,7 +274,7 @@ class TestLinalg:
         np.testing.assert_array_equal(out, A.T)
 
 
-# -------------------------------------------------------------------- indices
+# --------------------------------------------------------------------- checks
 
 
 class TestIndexBounds:
@@ -329,12 +328,20 @@ class TestOptimizers:
 def _flat_model(I, H, O, seed):
     """A flat parameter vector filled through ``rnn.params`` views, and the values by name."""
     rng = np.random.default_rng(seed)
+    shapes = [(H, I), (H, H), (O, H), (H, 1), (O, 1)]
+    values = {name: rng.standard_normal(shape) * (0.3 if name.startswith("b") else 0.5)
+              for name, shape in zip(NAMES, shapes, strict=True)}
+    return _flat(values), values
+
+
+def _flat(values):
+    """The flat parameter vector of an RNN with these parameters (``rnn.params``' layout)."""
+    H, I = values["Wxh"].shape
+    O = values["Why"].shape[0]
     theta = np.zeros(H * I + H * H + O * H + H + O)
-    values = {}
     for name, view in zip(NAMES, rnn.params(theta, I, H, O), strict=True):
-        values[name] = rng.standard_normal(view.shape) * (0.3 if name.startswith("b") else 0.5)
         view[...] = values[name]
-    return theta, values
+    return theta
 
 
 def _reference(values):
@@ -379,7 +386,8 @@ class TestRNNKernels:
         start = (-buf.ctypes.data % 64) // 8
         ws = buf[start:start + size]
         blocks = rnn.workspace(ws, B, T, H, O)
-        hs, h_new, h_prev = blocks[:3]
+        assert type(blocks).__name__ == "Workspace" and blocks._fields == rnn.Workspace._fields
+        hs, h_new, h_prev = blocks.hs, blocks.h_new, blocks.h_prev
         assert hs.shape == (T + 1, B, H)
         hs[...] = np.arange(hs.size).reshape(hs.shape)
         np.testing.assert_array_equal(h_new, hs[1:].reshape(T * B, H))
@@ -389,6 +397,27 @@ class TestRNNKernels:
             assert np.shares_memory(a, ws)
             assert a.ctypes.data % 64 == 0, f"block {i} is not 64-byte aligned"
             for b in own[i + 1:]:
+                assert not np.shares_memory(a, b)
+
+    @pytest.mark.parametrize(("B", "T"), CHUNKS)
+    @pytest.mark.parametrize(("H", "O", "L", "G"), [(4, 5, 1, 4), (3, 6, 2, 3), (1, 3, 3, 4)])
+    def test_gated_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, L, G):
+        size = gated.workspace_size(B, T, H, O, L, G)
+        buf = np.zeros(size + 8)
+        start = (-buf.ctypes.data % 64) // 8
+        ws = buf[start:start + size]
+        w = gated.workspace(ws, B, T, H, O, L, G)
+        assert w._fields == gated.Workspace._fields
+        N = T * B
+        assert w.hs.shape == (L * (T + 1) * B * H,) and w.gates.shape == (L, N, G * H)
+        assert w.cs.size == (w.hs.size if G == 4 else 0)  # cell states: the LSTM's only
+        assert w.dq.shape == ((N if G == 3 else 0), G * H)  # the GRU's recurrent gradient
+        assert (w.zT.shape, w.dh.shape, w.tmp.shape) == ((O, N), (N, H), (B, G * H))
+        blocks = [a for a in w if a.size]
+        for i, a in enumerate(blocks):
+            assert np.shares_memory(a, ws)
+            assert a.ctypes.data % 64 == 0, f"block {w._fields[i]} is not 64-byte aligned"
+            for b in blocks[i + 1:]:
                 assert not np.shares_memory(a, b)
 
     def _workspace(self, B, T, H, O):
@@ -403,16 +432,16 @@ class TestRNNKernels:
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
         h0 = rng.uniform(-0.9, 0.9, (B, H))
-        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
-        rnn.forward_probs(x, h0, theta, ws, I, H, O, hs, ps)
+        chunks.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, 1, hs, ps)
         _, rhs, rps = ref.forward(x, h0)
         np.testing.assert_allclose(hs, rhs, rtol=1e-12, atol=1e-13)
         np.testing.assert_allclose(ps, rps, rtol=1e-12, atol=1e-13)
-        h_last = np.full((B, H), np.nan)
-        loss = rnn.loss(x, y, h0, theta, ws, I, H, O, h_last)
+        h_last = np.full((1, 1, B, H), np.nan)
+        loss = chunks.loss(x, y, h0[None, None], theta, ws, I, H, O, 1, 1, h_last)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
-        np.testing.assert_allclose(h_last, rhs[:, -1], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
@@ -425,14 +454,14 @@ class TestRNNKernels:
         h0 = rng.uniform(-0.9, 0.9, (B, H))
         xs, rhs, rps = ref.forward(x, h0)
         expected = ref.backward(xs, rhs, rps, y)
-        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         grad = np.full_like(theta, np.nan)  # every entry must be written
-        h_last = np.empty((B, H))
+        h_last = np.empty((1, 1, B, H))
         theta_kept = theta.copy()
-        loss = rnn.value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last)
+        loss = chunks.value_and_grad(x, y, h0[None, None], theta, grad, ws, I, H, O, 1, 1, h_last)
         np.testing.assert_array_equal(theta, theta_kept)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
-        np.testing.assert_allclose(h_last, rhs[:, -1], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
         for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
         grad2 = np.full_like(theta, np.nan)
@@ -449,16 +478,18 @@ class TestRNNKernels:
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
         h0 = rng.uniform(-0.9, 0.9, (B, H))
-        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         grad = np.zeros_like(theta)
-        want_loss = rnn.value_and_grad(x, y, h0, theta, grad, ws, I, H, O, np.empty((B, H)))
+        state = h0[None, None]
+        want_loss = chunks.value_and_grad(x, y, state, theta, grad, ws, I, H, O, 1, 1,
+                                          np.empty((1, 1, B, H)))
         raw = grad.copy()
         step = np.clip(grad, -clip, clip) if clip > 0 else grad.copy()
         if clip == 0.05:
             assert np.abs(raw).max() > clip  # the case really clips
         want = theta - 0.1 * step
-        h_last = np.empty((B, H))
-        loss = rnn.train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, 0.1, clip)
+        h_last = np.empty((1, 1, B, H))
+        loss = chunks.train_step(x, y, state, theta, grad, ws, I, H, O, 1, 1, h_last, 0.1, clip)
         assert loss == want_loss
         np.testing.assert_allclose(theta, want, rtol=1e-15, atol=1e-16)
         np.testing.assert_array_equal(grad, raw)  # clipped on the fly, not in place
@@ -494,7 +525,8 @@ class TestRNNKernels:
         h0 = rng.uniform(-0.9, 0.9, (B, H))
         hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
         v = values
-        rnn.forward(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new, hT, zT)
+        rnn.forward_arrays(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new,
+                           hT, zT)
         _, rhs, rps = ref.forward(x, h0)
         np.testing.assert_allclose(hs, rhs.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
         logits = rhs[:, 1:] @ v["Why"].T + v["by"][:, 0]  # (B, T, O)
@@ -502,7 +534,8 @@ class TestRNNKernels:
                                    atol=1e-13)
         output.xent(zT, y, True, lse, col)
         grads = [np.full_like(v[name], np.nan) for name in NAMES]
-        rnn.backward(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext, *grads)
+        rnn.backward_arrays(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
+                            *grads)
         for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
@@ -552,10 +585,11 @@ class TestSampling:
 
     @staticmethod
     def _run(start, h, v, temperature, seed, n):
-        H, O = v["Whh"].shape[0], v["Why"].shape[0]
+        """``sampling.sample`` for the RNN ``v`` from the state ``h (H,)``, updated in place."""
+        (H, I), O = v["Wxh"].shape, v["Why"].shape[0]
         out = np.full(n, -1, dtype=np.int64)
-        sample_rnn(start, h, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], temperature, seed,
-                   out, np.zeros(H), np.zeros(O), np.zeros(O))
+        sampling.sample(start, h.reshape(1, 1, H), _flat(v), I, H, O, 1, 1, temperature, seed,
+                        out, np.zeros(sampling.scratch_size(H, O, 1)))
         return out.tolist()
 
     @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])
@@ -591,7 +625,7 @@ class TestSampling:
 
 
 def test_chunk_ok():
-    from fastrnn._kernels.indices import chunk_ok
+    from fastrnn._kernels.checks import chunk_ok
 
     x = np.array([[0, 6], [3, 2]], dtype=np.int64)
     y = np.array([[4, 0], [1, 2]], dtype=np.int64)
@@ -608,7 +642,7 @@ def test_chunk_ok():
 
 
 def test_all_finite():
-    from fastrnn._kernels.indices import all_finite
+    from fastrnn._kernels.checks import all_finite
 
     assert all_finite(np.array([0.0, -1e308, 1e308, 5e-324]))
     assert all_finite(np.zeros(0))

@@ -15,8 +15,9 @@ import sys
 import pytest
 
 GROUPS = {
-    "kernels-linalg-indices-optimizers": [
-        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or TestOptimizers"],
+    "kernels-linalg-checks-optimizers": [
+        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or TestOptimizers or chunk_ok "
+        "or all_finite"],
     "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
@@ -38,10 +39,12 @@ def _run(repo_root, args, timeout=300):
 def test_kernels_are_plain_python_without_the_jit(repo_root):
     code = (
         "import types, numba\n"
-        "from fastrnn._kernels import activations, linalg, rnn, sampling, optimizers, indices\n"
+        "from fastrnn._kernels import (activations, chunks, checks, gated, gru, linalg, lstm,\n"
+        "    optimizers, rnn, sampling)\n"
         "assert numba.config.DISABLE_JIT\n"
-        "fs = [linalg.matvec_add, rnn.forward, rnn.train_step, sampling.sample_rnn,\n"
-        "      optimizers.sgd_, indices.index_bounds, activations.tanh_]\n"
+        "fs = [linalg.matvec_add, rnn.forward, chunks.train_step, sampling.sample, gated.backward,\n"
+        "      lstm.cell, gru.layer_backward, optimizers.sgd_, checks.index_bounds,\n"
+        "      activations.tanh_]\n"
         "bad = [f for f in fs if not isinstance(f, types.FunctionType)]\n"
         "assert not bad, bad\n"
         "print('ok')\n"

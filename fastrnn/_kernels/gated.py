@@ -1,4 +1,9 @@
-"""What the gated recurrent kernels (:mod:`.lstm`, :mod:`.gru`) share.
+"""The stacked gated models (LSTM, GRU): layers, storage and the passes over a chunk.
+
+The cells and their loops over time are in :mod:`.lstm` and :mod:`.gru`; this
+module holds what the two share: the parameter layout, the workspace, the
+input projections and weight gradients, and the passes through the stack of
+layers (:func:`forward`, :func:`backward`) that :mod:`.chunks` calls.
 
 Storage, as in :mod:`.rnn`: one flat parameter vector ``theta`` (gradients in
 ``grad``, same layout) carved by :func:`layer_params` and
@@ -31,28 +36,31 @@ Layer 0 reads one-hot inputs: a gather of ``weight_ih_l0`` columns forward and
 a scatter-add backward, never a one-hot matrix.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from fastrnn._jit import kernel
+from fastrnn._kernels import gru, lstm
+from fastrnn._kernels.linalg import scatter_columns
+from fastrnn._kernels.output import output_backward, output_forward
+from fastrnn._kernels.storage import padded, take
 
 __all__ = [
     "layer_params",
     "output_params",
     "workspace_size",
+    "Workspace",
     "workspace",
     "layer_states",
     "input_projection",
     "weight_gradients",
     "column_sums",
+    "forward",
+    "backward",
+    "final_state",
+    "top_layer",
 ]
-
-ALIGN = 8  # float64s per 64 bytes
-
-
-@kernel(inline="always")
-def _up(n):
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
 
 @kernel(inline="always")
 def _bias_start(I, H, O, L, G):
@@ -99,64 +107,59 @@ def workspace_size(B, T, H, O, L, G):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
     total = 0
     for size in _sizes(B, T, H, O, L, G):
-        total += _up(size)
+        total += padded(size)
     return total
+
+
+Workspace = namedtuple(
+    "Workspace", ["hs", "cs", "gates", "aux", "dq", "zT", "dh", "dhnext", "dcnext", "tmp",
+                  "lse", "col"])
+Workspace.__doc__ = """The scratch arrays of a (B, T) chunk, views of one flat vector.
+
+hs : (L*(T+1)*B*H,)
+    Hidden states of every layer; :func:`layer_states` views them.
+cs : (L*(T+1)*B*H,) or (0,)
+    LSTM cell states, laid out like ``hs``.
+gates : (L, T*B, G*H)
+    Pre-activations, then activations, then (backward) their gradients.
+aux : (L, T*B, H)
+    LSTM: ``tanh(c)``; GRU: ``W_hn h + b_hn``.
+dq : (T*B, G*H) or (0, G*H)
+    GRU: gradient of ``W_hh h + b_hh``.
+zT : (O, T*B)
+    Logits, probabilities, their gradient.
+dh : (T*B, H)
+    Gradient reaching the current layer's outputs.
+dhnext, dcnext : (B, H)
+    Gradients flowing to the previous step (GRU: ``dcnext`` holds the direct part).
+tmp : (B, G*H)
+    Recurrent product of one step.
+lse, col : (T*B,)
+"""
 
 
 @kernel(inline="always")
 def workspace(ws, B, T, H, O, L, G):
-    """Carve the scratch arrays of a (B, T) chunk out of the flat vector ``ws``.
-
-    Returns
-    -------
-    hs_flat : (L*(T+1)*B*H,)
-        Hidden states of every layer; :func:`layer_states` views them.
-    cs_flat : (L*(T+1)*B*H,) or (0,)
-        LSTM cell states, laid out like ``hs_flat``.
-    gates : (L, T*B, G*H)
-        Pre-activations, then activations, then (backward) their gradients.
-    aux : (L, T*B, H)
-        LSTM: ``tanh(c)``; GRU: ``W_hn h + b_hn``.
-    dq : (T*B, G*H) or (0, G*H)
-        GRU: gradient of ``W_hh h + b_hh``.
-    zT : (O, T*B)
-        Logits, probabilities, their gradient.
-    dh : (T*B, H)
-        Gradient reaching the current layer's outputs.
-    dhnext, dcnext : (B, H)
-        Gradients flowing to the previous step.
-    tmp : (B, G*H)
-        Recurrent product of one step.
-    lse, col : (T*B,)
-    """
+    """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
     N = T * B
     GH = G * H
     s = _sizes(B, T, H, O, L, G)
-    o = 0
-    hs_flat = ws[o:o + s[0]]
-    o += _up(s[0])
-    cs_flat = ws[o:o + s[1]]
-    o += _up(s[1])
-    gates = ws[o:o + s[2]].reshape((L, N, GH))
-    o += _up(s[2])
-    aux = ws[o:o + s[3]].reshape((L, N, H))
-    o += _up(s[3])
-    dq = ws[o:o + s[4]].reshape((s[4] // GH, GH))
-    o += _up(s[4])
-    zT = ws[o:o + s[5]].reshape((O, N))
-    o += _up(s[5])
-    dh = ws[o:o + s[6]].reshape((N, H))
-    o += _up(s[6])
-    dhnext = ws[o:o + s[7]].reshape((B, H))
-    o += _up(s[7])
-    dcnext = ws[o:o + s[8]].reshape((B, H))
-    o += _up(s[8])
-    tmp = ws[o:o + s[9]].reshape((B, GH))
-    o += _up(s[9])
-    lse = ws[o:o + s[10]]
-    o += _up(s[10])
-    col = ws[o:o + s[11]]
-    return hs_flat, cs_flat, gates, aux, dq, zT, dh, dhnext, dcnext, tmp, lse, col
+    hs, o = take(ws, 0, s[0])
+    cs, o = take(ws, o, s[1])
+    gates, o = take(ws, o, s[2])
+    aux, o = take(ws, o, s[3])
+    dq, o = take(ws, o, s[4])
+    zT, o = take(ws, o, s[5])
+    dh, o = take(ws, o, s[6])
+    dhnext, o = take(ws, o, s[7])
+    dcnext, o = take(ws, o, s[8])
+    tmp, o = take(ws, o, s[9])
+    lse, o = take(ws, o, s[10])
+    col = take(ws, o, s[11])[0]
+    return Workspace(hs, cs, gates.reshape((L, N, GH)), aux.reshape((L, N, H)),
+                     dq.reshape((s[4] // GH, GH)), zT.reshape((O, N)), dh.reshape((N, H)),
+                     dhnext.reshape((B, H)), dcnext.reshape((B, H)), tmp.reshape((B, GH)), lse,
+                     col)
 
 
 @kernel(inline="always")
@@ -175,8 +178,8 @@ def layer_states(flat, k, B, T, H):
 
 
 @kernel
-def input_projection(x, below, Wih, bias, bias2, use_bias2, out):
-    """``out[n] = W_ih @ input_n + bias (+ bias2)`` for every position of the chunk.
+def input_projection(x, below, Wih, bias, out):
+    """``out[n] = W_ih @ input_n + bias`` for every position of the chunk.
 
     Parameters
     ----------
@@ -185,8 +188,7 @@ def input_projection(x, below, Wih, bias, bias2, use_bias2, out):
     below : ndarray, shape (T*B, H) or (0, H)
         The previous layer's outputs (layers k > 0).
     Wih : ndarray, shape (G*H, I_k)
-    bias, bias2 : ndarray, shape (G*H,)
-    use_bias2 : bool
+    bias : ndarray, shape (G*H,)
     out : ndarray, shape (T*B, G*H)
         Output.
     """
@@ -197,22 +199,14 @@ def input_projection(x, below, Wih, bias, bias2, use_bias2, out):
             for b in range(B):
                 c = x[b, t]
                 row = out[t * B + b]
-                if use_bias2:
-                    for i in range(GH):
-                        row[i] = Wih[i, c] + (bias[i] + bias2[i])
-                else:
-                    for i in range(GH):
-                        row[i] = Wih[i, c] + bias[i]
+                for i in range(GH):
+                    row[i] = Wih[i, c] + bias[i]
     else:
         np.dot(below, Wih.T, out)  # (N, H) x (H, G*H), W_ih.T as a transposed operand
         for n in range(out.shape[0]):
             row = out[n]
-            if use_bias2:
-                for i in range(GH):
-                    row[i] += bias[i] + bias2[i]
-            else:
-                for i in range(GH):
-                    row[i] += bias[i]
+            for i in range(GH):
+                row[i] += bias[i]
 
 
 @kernel
@@ -233,3 +227,98 @@ def column_sums(dA, db):
         row = dA[n]
         for i in range(row.shape[0]):
             db[i] += row[i]
+
+
+@kernel
+def forward(x, state, theta, ws, I, H, O, L, G):
+    """Run every layer over the chunk, then the output layer (logits in ``zT``).
+
+    Parameters
+    ----------
+    x : ndarray of int64, shape (B, T)
+    state : ndarray, shape (S, L, B, H)
+        The initial state: h, and for the LSTM (S = 2) c.
+    theta : ndarray
+        Flat parameters (:func:`layer_params`).
+    ws : ndarray
+        Flat workspace (:func:`workspace`), filled with the states.
+    I, H, O, L, G : int
+        Sizes; G = 4 for the LSTM, 3 for the GRU.
+    """
+    B, T = x.shape
+    w = workspace(ws, B, T, H, O, L, G)
+    for k in range(L):
+        Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
+        hs = layer_states(w.hs, k, B, T, H)[0]
+        hs[0] = state[0, k]
+        g = w.gates[k]  # (N, G*H)
+        if k == 0:
+            below = w.dh[:0]  # no layer below: one-hot inputs
+        else:
+            below = layer_states(w.hs, k - 1, B, T, H)[1]
+        # The input side's bias: the LSTM adds both biases there, the GRU only
+        # b_ih (its b_hh is inside the reset gate's product).
+        bias = w.tmp[0]  # free until the recurrence
+        for i in range(G * H):
+            bias[i] = bih[i] + bhh[i] if G == 4 else bih[i]
+        input_projection(x, below, Wih, bias, g)
+        if G == 4:
+            cs = layer_states(w.cs, k, B, T, H)[0]
+            cs[0] = state[1, k]
+            lstm.layer_forward(g, hs, cs, w.aux[k], Whh, w.tmp)
+        else:
+            gru.layer_forward(g, hs, w.aux[k], Whh, bhh, w.tmp)
+    Why, by = output_params(theta, I, H, O, L, G)
+    output_forward(Why, by, layer_states(w.hs, L - 1, B, T, H)[1], w.zT, None)
+
+
+@kernel
+def backward(x, theta, grad, ws, I, H, O, L, G):
+    """BPTT through the output layer and every layer; fills ``grad`` (overwritten).
+
+    Needs the states of :func:`forward` and the logits' gradient (from
+    :func:`.output.xent`) in ``ws``.
+    """
+    B, T = x.shape
+    w = workspace(ws, B, T, H, O, L, G)
+    Why, by = output_params(theta, I, H, O, L, G)
+    dWhy, dby = output_params(grad, I, H, O, L, G)
+    output_backward(Why, layer_states(w.hs, L - 1, B, T, H)[1], w.zT, dWhy, dby, w.dh, None)
+    for k in range(L - 1, -1, -1):
+        Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
+        dWih, dWhh, dbih, dbhh = layer_params(grad, k, I, H, O, L, G)
+        hs, h_new, h_prev = layer_states(w.hs, k, B, T, H)
+        g = w.gates[k]
+        if G == 4:
+            cs = layer_states(w.cs, k, B, T, H)[0]
+            lstm.layer_backward(g, w.dh, w.dhnext, w.dcnext, cs, w.aux[k], Whh)
+            weight_gradients(g, h_prev, dWhh)  # both biases act like one
+            column_sums(g, dbih)
+            dbhh[:] = dbih
+        else:
+            gru.layer_backward(g, w.dq, w.aux[k], hs, w.dh, w.dhnext, w.dcnext, Whh)
+            weight_gradients(w.dq, h_prev, dWhh)
+            column_sums(w.dq, dbhh)
+            column_sums(g, dbih)
+        if k == 0:
+            scatter_columns(x, g, dWih)
+        else:
+            weight_gradients(g, layer_states(w.hs, k - 1, B, T, H)[1], dWih)
+            np.dot(g, Wih, w.dh)  # (N, G*H) x (G*H, H): gradient reaching layer k-1
+
+
+@kernel
+def final_state(ws, B, T, H, O, L, G, state_last):
+    """Copy the state after the chunk's last step into ``state_last (S, L, B, H)``."""
+    w = workspace(ws, B, T, H, O, L, G)
+    for k in range(L):
+        state_last[0, k] = layer_states(w.hs, k, B, T, H)[0][T]
+        if G == 4:
+            state_last[1, k] = layer_states(w.cs, k, B, T, H)[0][T]
+
+
+@kernel(inline="always")
+def top_layer(ws, B, T, H, O, L, G):
+    """``(hs (T+1, B, H), zT, lse, col)``: the top layer's states, the logits and scratch."""
+    w = workspace(ws, B, T, H, O, L, G)
+    return layer_states(w.hs, L - 1, B, T, H)[0], w.zT, w.lse, w.col

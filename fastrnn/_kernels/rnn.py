@@ -27,35 +27,30 @@ batch.  The one-hot input side is a gather (forward) and a scatter-add
 (backward); no one-hot matrix is ever built.  Nothing here allocates.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
-from fastrnn._kernels.optimizers import sgd_
-from fastrnn._kernels.output import output_backward, output_forward, probabilities_out, xent
+from fastrnn._kernels.output import output_backward, output_forward
+from fastrnn._kernels.storage import padded, take
 
 __all__ = [
     "params",
+    "output_params",
     "workspace_size",
+    "Workspace",
     "workspace",
+    "forward_arrays",
+    "backward_arrays",
     "forward",
     "backward",
-    "forward_probs",
-    "loss",
-    "value_and_grad",
-    "train_step",
+    "final_state",
+    "top_layer",
     "backward_from",
 ]
-
-
-ALIGN = 8  # float64s per 64 bytes: every block below starts on a cache-line boundary
-
-
-@kernel(inline="always")
-def _up(n):
-    return (n + ALIGN - 1) // ALIGN * ALIGN
-
 
 @kernel(inline="always")
 def params(theta, I, H, O):
@@ -79,6 +74,13 @@ def params(theta, I, H, O):
 
 
 @kernel(inline="always")
+def output_params(theta, I, H, O):
+    """Views ``(Why, by)`` of the output layer, as :func:`.gated.output_params`."""
+    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
+    return Why, by
+
+
+@kernel(inline="always")
 def _sizes(B, T, H, O):
     N = T * B
     return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, N, N)
@@ -89,66 +91,61 @@ def workspace_size(B, T, H, O):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
     total = 0
     for size in _sizes(B, T, H, O):
-        total += _up(size)
+        total += padded(size)
     return total
+
+
+Workspace = namedtuple(
+    "Workspace", ["hs", "h_new", "h_prev", "hT", "zT", "dz", "dh", "dhnext", "WhhT", "lse", "col"])
+Workspace.__doc__ = """The scratch arrays of a (B, T) chunk, views of one flat vector.
+
+hs : (T+1, B, H)
+    Hidden states.
+h_new, h_prev : (T*B, H)
+    ``hs[1:]`` and ``hs[:-1]`` as matrices (the same memory as ``hs``).
+hT : (H, T*B)
+    ``h_new.T`` for B = 1; for B > 1 scratch for ``Wxh.T`` and ``dWxh.T``
+    (used only when T*B > I, so it is large enough).
+zT : (O, T*B)
+    Logits, then probabilities, then the loss gradient w.r.t. the logits.
+dz : (T*B, O)
+    ``zT.T``.
+dh : (T*B, H)
+    Gradient w.r.t. the hidden states, then the pre-activations.
+dhnext : (B, H)
+    Gradient flowing into the previous step.
+WhhT : (H, H)
+    ``Whh.T`` (batched recurrence only).
+lse, col : (T*B,)
+    Per-position log-normaliser and scratch.
+"""
 
 
 @kernel(inline="always")
 def workspace(ws, B, T, H, O):
-    """Carve the scratch arrays of a (B, T) chunk out of the flat vector ``ws``.
+    """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``.
 
     ``ws`` must start on a 64-byte boundary; every array here then does too.
-
-    Returns
-    -------
-    hs : (T+1, B, H)
-        Hidden states.
-    h_new, h_prev : (T*B, H)
-        ``hs[1:]`` and ``hs[:-1]`` as matrices (the same memory as ``hs``).
-    hT : (H, T*B)
-        ``h_new.T`` for B = 1; for B > 1 scratch for ``Wxh.T`` and ``dWxh.T``
-        (used only when T*B > I, so it is large enough).
-    zT : (O, T*B)
-        Logits, then probabilities, then the loss gradient w.r.t. the logits.
-    dz : (T*B, O)
-        ``zT.T``.
-    dh : (T*B, H)
-        Gradient w.r.t. the hidden states, then the pre-activations.
-    dhnext : (B, H)
-        Gradient flowing into the previous step.
-    WhhT : (H, H)
-        ``Whh.T`` (batched recurrence only).
-    lse, col : (T*B,)
-        Per-position log-normaliser and scratch.
     """
     N = T * B
-    s_hs, s_hT, s_zT, s_dz, s_dh, s_dhnext, s_WhhT, s_lse, s_col = _sizes(B, T, H, O)
-    o = 0
-    hs_flat = ws[o:o + s_hs]
-    o += _up(s_hs)
-    hs = hs_flat.reshape((T + 1, B, H))
-    h_new = hs_flat[B * H:].reshape((N, H))
-    h_prev = hs_flat[:N * H].reshape((N, H))
-    hT = ws[o:o + s_hT].reshape((H, N))
-    o += _up(s_hT)
-    zT = ws[o:o + s_zT].reshape((O, N))
-    o += _up(s_zT)
-    dz = ws[o:o + s_dz].reshape((N, O))
-    o += _up(s_dz)
-    dh = ws[o:o + s_dh].reshape((N, H))
-    o += _up(s_dh)
-    dhnext = ws[o:o + s_dhnext].reshape((B, H))
-    o += _up(s_dhnext)
-    WhhT = ws[o:o + s_WhhT].reshape((H, H))
-    o += _up(s_WhhT)
-    lse = ws[o:o + s_lse]
-    o += _up(s_lse)
-    col = ws[o:o + s_col]
-    return hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col
+    s = _sizes(B, T, H, O)
+    hs, o = take(ws, 0, s[0])
+    hT, o = take(ws, o, s[1])
+    zT, o = take(ws, o, s[2])
+    dz, o = take(ws, o, s[3])
+    dh, o = take(ws, o, s[4])
+    dhnext, o = take(ws, o, s[5])
+    WhhT, o = take(ws, o, s[6])
+    lse, o = take(ws, o, s[7])
+    col = take(ws, o, s[8])[0]
+    return Workspace(hs.reshape((T + 1, B, H)), hs[B * H:].reshape((N, H)),
+                     hs[:N * H].reshape((N, H)), hT.reshape((H, N)), zT.reshape((O, N)),
+                     dz.reshape((N, O)), dh.reshape((N, H)), dhnext.reshape((B, H)),
+                     WhhT.reshape((H, H)), lse, col)
 
 
 @kernel
-def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
+def forward_arrays(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
     """Run the recurrence and the output layer over a chunk.
 
     Parameters
@@ -214,7 +211,7 @@ def forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
 
 
 @kernel
-def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
+def backward_arrays(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
              dWxh, dWhh, dWhy, dbh, dby):
     """Backpropagation through time over a chunk.
 
@@ -278,80 +275,56 @@ def backward(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
         scatter_columns(x, dh, dWxh)
 
 
-# Entry points called by fastrnn.model: flat vectors in, few arguments.
+# The passes over a chunk that fastrnn._kernels.chunks calls: flat vectors in.
 
 
 @kernel
-def _run_forward(x, h0, theta, ws, I, H, O):
+def forward(x, state, theta, ws, I, H, O):
+    """:func:`forward_arrays` from the initial state ``state (1, 1, B, H)``, into ``ws``."""
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    forward(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT)
+    w = workspace(ws, B, T, H, O)
+    forward_arrays(x, state[0, 0], Wxh, Whh, bh, Why, by, w.WhhT, w.hs, w.h_new, w.hT, w.zT)
 
 
 @kernel
-def forward_probs(x, h0, theta, ws, I, H, O, hs_out, ps_out):
-    """Forward pass and softmax; writes ``hs_out (B, T+1, H)`` and ``ps_out (B, T, O)``."""
-    B, T = x.shape
-    _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    probabilities_out(hs, zT, lse, col, hs_out, ps_out)
-
-
-@kernel
-def loss(x, y, h0, theta, ws, I, H, O, h_last):
-    """The loss of a chunk (sum over time, mean over streams); writes ``h_last (B, H)``."""
-    B, T = x.shape
-    _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    h_last[:, :] = hs[T]
-    return xent(zT, y, False, lse, col)
-
-
-@kernel
-def _backward_ws(x, theta, grad, ws, I, H, O):
+def backward(x, theta, grad, ws, I, H, O):
+    """:func:`backward_arrays` from the states and logits' gradient in ``ws``; fills ``grad``."""
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
     dWxh, dWhh, dWhy, dbh, dby = params(grad, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    backward(x, Whh, Why, hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
-             dWxh, dWhh, dWhy, dbh, dby)
+    w = workspace(ws, B, T, H, O)
+    backward_arrays(x, Whh, Why, w.hs, w.h_new, w.h_prev, w.zT, w.dz, w.dh, w.hT, w.dhnext,
+                    dWxh, dWhh, dWhy, dbh, dby)
 
 
 @kernel
-def value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last):
-    """Forward, loss and BPTT; returns the loss, fills ``grad``, writes ``h_last (B, H)``."""
-    B, T = x.shape
-    _run_forward(x, h0, theta, ws, I, H, O)
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
-    value = xent(zT, y, True, lse, col)
-    _backward_ws(x, theta, grad, ws, I, H, O)
-    h_last[:, :] = hs[T]
-    return value
+def final_state(ws, B, T, H, O, state_last):
+    """Copy the state after the chunk's last step into ``state_last (1, 1, B, H)``."""
+    state_last[0, 0] = workspace(ws, B, T, H, O).hs[T]
 
 
-@kernel
-def train_step(x, y, h0, theta, grad, ws, I, H, O, h_last, learning_rate, clip):
-    """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
-    value = value_and_grad(x, y, h0, theta, grad, ws, I, H, O, h_last)
-    sgd_(theta, grad, learning_rate, clip)
-    return value
+@kernel(inline="always")
+def top_layer(ws, B, T, H, O):
+    """``(hs (T+1, B, H), zT, lse, col)``: the states, the logits and scratch."""
+    w = workspace(ws, B, T, H, O)
+    return w.hs, w.zT, w.lse, w.col
 
 
 @kernel
 def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
     """BPTT from given states ``hs_in (B, T+1, H)`` and probabilities ``ps_in (B, T, O)``."""
     B, T = x.shape
-    hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = workspace(ws, B, T, H, O)
+    w = workspace(ws, B, T, H, O)
     scale = 1.0 / B
     for t in range(T + 1):
         for b in range(B):
-            hs[t, b] = hs_in[b, t]
+            w.hs[t, b] = hs_in[b, t]
     for k in range(O):
         for t in range(T):
             for b in range(B):
-                zT[k, t * B + b] = ps_in[b, t, k] * scale
+                w.zT[k, t * B + b] = ps_in[b, t, k] * scale
     for t in range(T):
         for b in range(B):
-            zT[y[b, t], t * B + b] -= scale
-    _backward_ws(x, theta, grad, ws, I, H, O)
+            w.zT[y[b, t], t * B + b] -= scale
+    backward(x, theta, grad, ws, I, H, O)

@@ -1,12 +1,18 @@
-"""The autoregressive sampling loop of the tanh RNN: one kernel, no Python per step."""
+"""Sampling: the autoregressive loop of every model, one kernel call, no Python per step.
+
+Models are described as in :mod:`.chunks` (sizes ``I, H, O, L, G``, G = 1 for
+the tanh RNN, 3 for the GRU, 4 for the LSTM).
+"""
 
 import numpy as np
 
 from fastrnn._jit import kernel
+from fastrnn._kernels import gated, gru, lstm, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_into
-from fastrnn._kernels.linalg import matvec_add
+from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
+from fastrnn._kernels.storage import padded, take
 
-__all__ = ["sample_rnn", "next_index", "draw", "argmax"]
+__all__ = ["scratch_size", "sample", "next_index", "draw", "argmax"]
 
 
 @kernel
@@ -45,17 +51,26 @@ def next_index(z, w, greedy, inv_temperature):
 
 
 @kernel
-def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w):
+def scratch_size(H, O, G):
+    """Length of the flat scratch vector :func:`sample` needs."""
+    return 2 * padded(G * H) + padded(H) + 2 * padded(O)
+
+
+@kernel
+def sample(start, state, theta, I, H, O, L, G, temperature, seed, out, scratch):
     """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
 
     Parameters
     ----------
     start : int
         The first input index.
-    h : ndarray, shape (H,)
-        Initial hidden state; modified in place (the final state on return).
-    Wxh, Whh, bh, Why, by : ndarray
-        The parameters, in their model shapes.
+    state : ndarray, shape (S, L, H)
+        The initial state of one stream (h, and c for the LSTM); modified in
+        place (the final state on return).
+    theta : ndarray
+        The flat parameter vector.
+    I, H, O, L, G : int
+        The model's sizes.
     temperature : float
         Softmax temperature; 0 (or one so small that 1/temperature overflows)
         picks the most likely index (greedy).
@@ -64,28 +79,60 @@ def sample_rnn(start, h, Wxh, Whh, bh, Why, by, temperature, seed, out, a, z, w)
         process (the stream equals ``numpy.random.RandomState(seed)``'s).
     out : ndarray of int64, shape (n,)
         Output: the sampled indices.
-    a : ndarray, shape (H,)
-        Workspace.
-    z, w : ndarray, shape (O,)
-        Workspace (logits and unnormalised probabilities; distinct arrays, so
-        the exponential loop vectorises).
+    scratch : ndarray, shape (scratch_size(H, O, G),)
+        Workspace, 64-byte aligned.
     """
     # Numba's own generator, seeded here, is a Mersenne Twister with NumPy's
     # legacy API (the only one numba offers inside njit): the same seed gives
     # the same stream in every process, equal to numpy.random.RandomState(seed).
     np.random.seed(seed)  # noqa: NPY002
-    H = Whh.shape[0]
-    bias_h = bh[:, 0]
+    a, o = take(scratch, 0, G * H)  # pre-activations
+    q, o = take(scratch, o, G * H)  # GRU: the recurrent side
+    aux, o = take(scratch, o, H)  # LSTM: tanh(c); GRU: q_n
+    z, o = take(scratch, o, O)  # logits
+    w = take(scratch, o, O)[0]  # their softmax weights (apart from z, so the loop vectorises)
+    if G == 1:
+        Why, by = rnn.output_params(theta, I, H, O)
+    else:
+        Why, by = gated.output_params(theta, I, H, O, L, G)
     bias_y = by[:, 0]
     # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
     inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
     greedy = inv_temperature == np.inf
     ix = start
     for n in range(out.shape[0]):
-        matvec_add(Whh, h, bias_h, a, n % 2 == 1)
-        for i in range(H):
-            a[i] += Wxh[i, ix]
-        tanh_into(a, h)
-        matvec_add(Why, h, bias_y, z, False)
+        reverse = n % 2 == 1
+        if G == 1:
+            Wxh, Whh, _, bh, _ = rnn.params(theta, I, H, O)
+            h = state[0, 0]
+            matvec_add(Whh, h, bh[:, 0], a, reverse)
+            for i in range(H):
+                a[i] += Wxh[i, ix]
+            tanh_into(a, h)
+        else:
+            for k in range(L):
+                _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, reverse)
+        matvec_add(Why, state[0, L - 1], bias_y, z, False)
         ix = next_index(z, w, greedy, inv_temperature)
         out[n] = ix
+
+
+@kernel(inline="always")
+def _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, reverse):
+    """Layer k of a gated model, one step: ``state[:, k]`` updated in place."""
+    Wih, Whh, bih, bhh = gated.layer_params(theta, k, I, H, O, L, G)
+    h = state[0, k]
+    if k == 0:
+        for i in range(G * H):
+            a[i] = Wih[i, ix] + (bih[i] + bhh[i] if G == 4 else bih[i])
+    else:
+        matvec_add(Wih, state[0, k - 1], bih, a, False)
+        if G == 4:
+            for i in range(G * H):
+                a[i] += bhh[i]
+    if G == 4:
+        matvec_add_tall(Whh, h, a, a, reverse)
+        lstm.cell(a, state[1, k], state[1, k], h, aux, H)
+    else:
+        matvec_add_tall(Whh, h, bhh, q, reverse)
+        gru.cell(a, q, h, h, aux, H)

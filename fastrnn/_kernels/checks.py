@@ -1,4 +1,4 @@
-"""Reductions the models use to check their arguments fast (NumPy's cost ~1 us a call)."""
+"""Checks of arguments as kernels: index ranges and finiteness (NumPy costs ~1 us a call)."""
 
 import math
 

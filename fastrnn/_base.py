@@ -1,0 +1,410 @@
+"""What every model shares: storage, workspaces, state conversion and the public methods.
+
+Every public method checks and normalises its arguments once (shapes, dtypes,
+ranges) before anything is written, so a rejected call changes nothing; then it
+hands contiguous arrays to a kernel.  No method loops over time steps.
+
+One base class, :class:`_Model`, defines every method the models share
+(``forward``, ``loss``, ``gradients``, ``train``, ``predict`` and the state
+methods); :class:`fastrnn.RNN`, :class:`fastrnn.LSTM` and :class:`fastrnn.GRU`
+(in :mod:`fastrnn.model`) supply what differs:
+their parameter layout and initialisation, and the public form of their
+state.  Inside, every model's state is one array of shape (S, L, B, H) (S = 2
+for the LSTM's h and c, 1 otherwise; L = 1 for the RNN), the form the kernels
+of :mod:`fastrnn._kernels.chunks` and :mod:`fastrnn._kernels.sampling` take;
+it is converted to and from the public form (an RNN's (B, H), an LSTM's pair
+``(h, c)``) once, at the boundary.
+"""
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from fastrnn._kernels import chunks as _chunks
+from fastrnn._kernels import sampling as _sampling
+from fastrnn._kernels.checks import chunk_ok as _chunk_ok
+from fastrnn._kernels.checks import index_bounds as _index_bounds
+from fastrnn._validation import (
+    check_clip,
+    check_dimension,
+    check_index,
+    check_learning_rate,
+    check_seed,
+    float_array,
+    index_array,
+    paired_indices,
+    sampling_arguments,
+)
+
+_NO_STATE = np.empty(0)
+
+
+def _indices(inputs, targets, input_dim, output_dim, state=_NO_STATE):
+    """Validated ``(single, x2, y2, state_finite)``: the (B, T) int64 indices of a chunk.
+
+    ``single`` tells whether the inputs were one (T,) sequence.  The common
+    case, what a training loop passes on every step, costs one kernel call:
+    two C-contiguous int64 arrays of one shape, whose ranges are checked
+    together with ``state`` (a C-contiguous float64 array, empty for none);
+    ``state_finite`` is True only when that call found the state finite.
+    Anything else, or a failed check, goes through the full validation, which
+    converts what it can and names what is wrong (the caller then validates
+    the state itself).
+    """
+    if (type(inputs) is np.ndarray and type(targets) is np.ndarray
+            and inputs.dtype == np.int64 and targets.dtype == np.int64
+            and inputs.shape == targets.shape and 1 <= inputs.ndim <= 2 and inputs.size
+            and inputs.flags.c_contiguous and targets.flags.c_contiguous
+            and _chunk_ok(inputs, targets, input_dim, output_dim, state)):
+        if inputs.ndim == 1:
+            return True, inputs[None], targets[None], True
+        return False, inputs, targets, True
+    xs, ys = paired_indices(inputs, targets, input_dim, output_dim, _index_bounds)
+    T = xs.shape[-1]
+    return xs.ndim == 1, xs.reshape(-1, T), ys.reshape(-1, T), False
+
+
+def _sample_buffer(num_chars):
+    """The int64 array :meth:`_Model.predict` fills; a ValueError names a length that cannot fit."""
+    try:
+        return np.zeros(num_chars, dtype=np.int64)
+    except (MemoryError, ValueError, OverflowError):  # beyond NumPy's largest array, or int64
+        raise ValueError(f"num_chars={num_chars:,} is more than memory can hold "
+                         f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
+
+
+# Workspaces kept per model, one per distinct (B, T); a trainer uses two
+# (training chunks, validation chunks), an interactive user a few more.
+_MAX_WORKSPACES = 4
+
+
+class _Parameter:
+    """A model attribute backed by a view into the model's flat parameter vector.
+
+    Reading returns the live array (in-place writes reach the kernels);
+    assigning copies the new values in after checking the shape.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, model, owner=None):
+        if model is None:
+            return self
+        return model._params[self.name]
+
+    def __set__(self, model, value):
+        model._assign(self.name, value)
+
+
+def _aligned_zeros(n):
+    """A zeroed float64 vector of length n whose data starts on a 64-byte boundary.
+
+    The kernels stream rows of the recurrent weights from L2 on every time
+    step; misaligned rows make those loops ~25% slower.
+    """
+    buf = np.zeros(n + 8)
+    start = (-buf.ctypes.data % 64) // 8
+    return buf[start:start + n]
+
+
+def _flat_views(shapes, layout, flat):
+    """Views of ``flat`` with the given shapes, stored in ``layout`` order."""
+    views = {}
+    offset = 0
+    for name in layout:
+        size = math.prod(shapes[name])
+        views[name] = flat[offset:offset + size].reshape(shapes[name])
+        offset += size
+    return OrderedDict((name, views[name]) for name in shapes)
+
+
+# Larger models would not fit in memory (2**31 float64 parameters are 16 GiB,
+# and the optimizers keep as many again): refuse them with a clear error
+# before anything is allocated or laid out.
+_MAX_PARAMETERS = 2**31
+
+
+class _Model:
+    """What every model shares: storage, workspaces, and every public method but the layout.
+
+    A subclass sets ``_GATES`` (G: 1 for the tanh RNN, 3 for the GRU, 4 for
+    the LSTM) and ``_STATE_ARRAYS`` (S), and defines ``_shapes()`` (an ordered
+    mapping of parameter names to shapes, the order of :meth:`parameters`),
+    ``_layout()`` (the order of the same arrays in the flat vectors, which the
+    kernels rely on), ``_public_state(parts)`` (the public form of a state
+    ``(S, L, ..., H)``) and ``_state_in(h0, batch)`` (the inverse, validated:
+    an (S, L, B, H) array the kernels may read).
+    """
+
+    _GATES = None
+    _STATE_ARRAYS = 1
+
+    def _setup(self, input_dim, hidden_dim, output_dim, num_layers, seed):
+        """Check the sizes, allocate the storage; returns the generator for the weights."""
+        self.input_dim = check_dimension("input_dim", input_dim)
+        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
+        self.output_dim = check_dimension("output_dim", output_dim)
+        self.num_layers = check_dimension("num_layers", num_layers)
+        rng = np.random.default_rng(check_seed("seed", seed))
+        count = self._parameter_count()
+        if count > _MAX_PARAMETERS:
+            raise ValueError(
+                f"the model would have {count:,} parameters ({count * 8 / 2**30:,.0f} GiB), more "
+                f"than the {_MAX_PARAMETERS:,} fastrnn allows: choose a smaller hidden_dim, "
+                f"num_layers or vocabulary"
+            )
+        # The sizes every kernel takes: I, H, O, L, G.
+        self._dims = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers,
+                      self._GATES)
+        shapes = self._shapes()
+        total = sum(math.prod(s) for s in shapes.values())
+        self._theta = _aligned_zeros(total)  # every parameter, one vector
+        self._grad = _aligned_zeros(total)  # their gradients, same layout
+        self._params = _flat_views(shapes, self._layout(), self._theta)
+        self._grads = _flat_views(shapes, self._layout(), self._grad)
+        self._workspaces = OrderedDict()
+        self.last_hidden = None
+        return rng
+
+    # -- storage -----------------------------------------------------------------
+
+    def parameters(self):
+        """The live parameter arrays, by name, in a fixed order.
+
+        Returns
+        -------
+        dict[str, ndarray]
+            Views into the model's storage: writing into them changes the model.
+        """
+        return dict(self._params)
+
+    @property
+    def parameter_vector(self):
+        """Every parameter in one live float64 vector, shape (n,).
+
+        The parameter arrays are views into it, so an optimizer that updates this
+        vector in place updates the model.  The order of the arrays inside it is
+        an implementation detail (chosen for memory alignment); use
+        :meth:`parameters` to address them by name.
+        """
+        return self._theta
+
+    @property
+    def gradient_vector(self):
+        """The gradient buffer (shape (n,)), laid out like :attr:`parameter_vector`.
+
+        Filled by :meth:`gradients` (and :meth:`train`); overwritten by the next call.
+        """
+        return self._grad
+
+    def _assign(self, name, value):
+        target = self._params[name]
+        target[...] = float_array(name, value, target.shape)
+
+    def _workspace(self, batch, steps):
+        key = (batch, steps)
+        ws = self._workspaces.pop(key, None)
+        if ws is None:
+            ws = _aligned_zeros(_chunks.workspace_size(batch, steps, *self._dims[1:]))
+            while len(self._workspaces) >= _MAX_WORKSPACES:
+                self._workspaces.popitem(last=False)
+        self._workspaces[key] = ws  # most recently used last
+        return ws
+
+    # -- the state ---------------------------------------------------------------
+
+    def _state_shape(self, batch):
+        return self._STATE_ARRAYS, self.num_layers, batch, self.hidden_dim
+
+    def _packed_shape(self, batch):
+        """The public (and checkpoint) shape of a batch state: (S, L, B, H) less unit axes."""
+        return self._state_shape(batch)[self._PACKED_FROM:]
+
+    def _chunk(self, inputs, targets, h0):
+        """``(single, x2, y2, state)`` of a call on a chunk, every argument checked."""
+        # A carried state in its packed form (e.g. the previous call's
+        # last_hidden) is checked together with the indices, in one kernel call.
+        packed = (self._STATE_ARRAYS == 1 and type(h0) is np.ndarray and h0.dtype == np.float64
+                  and h0.flags.c_contiguous and 1 <= h0.ndim <= 3)
+        single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
+                                          h0 if packed else _NO_STATE)
+        B = x2.shape[0]
+        if packed and finite and (h0.shape == self._packed_shape(B)
+                                  or B == 1 and h0.shape == self._single_shape()):
+            return single, x2, y2, h0.reshape(self._state_shape(B))
+        return single, x2, y2, self._state_in(h0, B)
+
+    def _single_shape(self):
+        shape = self._state_shape(1)[self._PACKED_FROM:]
+        return shape[:-2] + shape[-1:]
+
+    def _state_out(self, state, single):
+        """The public form of a fresh (S, L, B, H) state; one stream's when ``single``."""
+        return self._public_state(state[:, :, 0] if single else state)
+
+    def zero_state(self, batch):
+        """The zero state of ``batch`` streams, in the form of ``last_hidden``."""
+        return self._state_out(np.zeros(self._state_shape(check_dimension("batch", batch))),
+                               False)
+
+    def pack_state(self, state):
+        """A batch state (as ``last_hidden`` holds it) as one array, for checkpoints.
+
+        An RNN's is itself (B, H), a GRU's (L, B, H), an LSTM's ``(h, c)``
+        stacked into (2, L, B, H).
+        """
+        return self._checked_packed(self._joined(state))
+
+    def unpack_state(self, array):
+        """The inverse of :meth:`pack_state`: a checked copy in the form of ``last_hidden``."""
+        arr = self._checked_packed(array)
+        return self._state_out(np.array(arr, order="C").reshape(
+            self._state_shape(arr.shape[-2])), False)
+
+    def stream_state(self, state, index):
+        """Stream ``index`` of a batch state, as ``h0`` for :meth:`predict`."""
+        arr = self._checked_packed(self._joined(state))
+        index = check_index("index", index, arr.shape[-2])
+        full = arr.reshape(self._state_shape(arr.shape[-2]))
+        return self._public_state(full[:, :, index].copy())
+
+    def _joined(self, state):
+        """A public batch state as one array (the LSTM stacks its pair)."""
+        return float_array("state", state)
+
+    def _checked_packed(self, array):
+        arr = float_array("state", array)
+        expected = self._packed_shape("B")
+        if arr.ndim != len(expected) or any(
+                n != e for n, e in zip(arr.shape, expected, strict=True) if e != "B"):
+            raise ValueError(f"state has shape {arr.shape}, expected "
+                             f"({', '.join(str(e) for e in expected)})")
+        return arr
+
+    # -- the methods on chunks ---------------------------------------------------
+
+    def forward(self, inputs, h0=None):
+        """Run the model over a sequence or a batch of sequences (no state is kept).
+
+        Parameters
+        ----------
+        inputs : array_like of int, shape (T,) or (B, T)
+            Input indices in [0, input_dim); a 2-D array is B independent streams.
+        h0 : optional
+            Initial state (see the class docstring); zeros by default.
+
+        Returns
+        -------
+        xs : ndarray of int64, shape (T,) or (B, T)
+            The inputs as indices.
+        hs : ndarray, shape (T+1, H) or (B, T+1, H)
+            The (top layer's) hidden states; ``hs[0]`` (``hs[:, 0]``) is the initial h.
+        ps : ndarray, shape (T, O) or (B, T, O)
+            Softmax probabilities of the next index at each step.
+        """
+        xs = index_array("inputs", inputs, self.input_dim, _index_bounds)
+        x2 = xs.reshape(-1, xs.shape[-1])
+        B, T = x2.shape
+        state = self._state_in(h0, B)
+        hs = np.empty((B, T + 1, self.hidden_dim))
+        ps = np.empty((B, T, self.output_dim))
+        _chunks.forward_probs(x2, state, self._theta, self._workspace(B, T), *self._dims, hs, ps)
+        if xs.ndim == 1:
+            return xs, hs[0], ps[0]
+        return xs, hs, ps
+
+    def loss(self, inputs, targets, h0=None):
+        """The loss of :meth:`train` (sum over time, mean over streams), no update.
+
+        Like :meth:`train`, it leaves the final state in ``last_hidden``, so a
+        long text can be scored chunk by chunk with the state carried.
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        last = np.empty_like(state)
+        value = _chunks.loss(x2, y2, state, self._theta, self._workspace(*x2.shape), *self._dims,
+                             last)
+        self.last_hidden = self._state_out(last, single)
+        return float(value)
+
+    def gradients(self, inputs, targets, h0=None):
+        """The loss and its gradients, without an update.
+
+        Parameters are those of :meth:`train`.
+
+        Returns
+        -------
+        loss : float
+            As returned by :meth:`loss`.
+        grads : dict[str, ndarray]
+            Gradients by parameter name (the names of :meth:`parameters`).
+            These are the model's gradient buffers, overwritten by the next
+            call; copy them to keep them.
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        last = np.empty_like(state)
+        value = _chunks.value_and_grad(x2, y2, state, self._theta, self._grad,
+                                       self._workspace(*x2.shape), *self._dims, last)
+        self.last_hidden = self._state_out(last, single)
+        return float(value), dict(self._grads)
+
+    def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
+        """One step of truncated BPTT with SGD: forward, backward, clip, update.
+
+        Parameters
+        ----------
+        inputs, targets : array_like of int, shape (T,) or (B, T)
+            Input and target indices (targets are usually inputs shifted by one).
+        learning_rate : float, default 0.1
+            Finite and positive.
+        clip : float or None, default 5.0
+            Gradients are clipped element-wise to [-clip, clip]; None turns it off.
+        h0 : optional
+            Initial state (see the class docstring), e.g. the previous call's
+            ``last_hidden``; zeros by default.
+
+        Returns
+        -------
+        float
+            The loss before the update (sum over time, mean over streams).
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        learning_rate = check_learning_rate(learning_rate)
+        clip = check_clip(clip)
+        last = np.empty_like(state)
+        value = _chunks.train_step(x2, y2, state, self._theta, self._grad,
+                                   self._workspace(*x2.shape), *self._dims, last, learning_rate,
+                                   0.0 if clip is None else clip)
+        self.last_hidden = self._state_out(last, single)
+        return float(value)
+
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+        """Sample a continuation, one index at a time, each fed back as the next input.
+
+        Parameters
+        ----------
+        start_index : int
+            The first input, in [0, input_dim); not part of the result.
+        num_chars : int
+            How many indices to sample (>= 0).
+        temperature : float, default 1.0
+            Softmax temperature (>= 0); 0 means greedy argmax.
+        seed : int, optional
+            Makes the draws reproducible, in every process.
+        h0 : optional
+            Initial state of one stream (see the class docstring); zeros by default.
+
+        Returns
+        -------
+        list of int
+        """
+        start, num_chars, temperature, seed = sampling_arguments(
+            self, start_index, num_chars, temperature, seed)
+        S, L, _, H = self._state_shape(1)
+        state = _aligned_zeros(S * L * H).reshape(S, L, H)  # updated in place by the kernel
+        state[...] = self._state_in(h0, 1)[:, :, 0]
+        out = _sample_buffer(num_chars)
+        scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES))
+        _sampling.sample(start, state, self._theta, *self._dims, temperature, seed, out, scratch)
+        return out.tolist()
