@@ -17,16 +17,14 @@ import numpy as np
 from fastrnn._validation import (
     check_clip,
     check_dimension,
-    check_index,
     check_learning_rate,
-    check_num_chars,
     check_seed,
-    check_temperature,
-    entropy_seed,
     float_array,
     hidden_state,
     index_array,
+    layered_state,
     paired_indices,
+    sampling_arguments,
 )
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU"]
@@ -200,15 +198,9 @@ class RNN:
         one the fastrnn kernel draws from numba's generator, so both sample the
         same indices for the same seed.
         """
-        if self.output_dim > self.input_dim:
-            raise ValueError(
-                f"predict feeds each sampled index back as input, which needs "
-                f"output_dim <= input_dim, got {self.output_dim} > {self.input_dim}"
-            )
-        start = check_index("start_index", start_index, self.input_dim)
-        num_chars = check_num_chars(num_chars)
-        temperature = check_temperature(temperature)
-        rng = np.random.RandomState(entropy_seed(check_seed("seed", seed)))
+        start, num_chars, temperature, seed = sampling_arguments(
+            self, start_index, num_chars, temperature, seed)
+        rng = np.random.RandomState(seed)
         h = hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)
         ix = start
         out = []
@@ -349,10 +341,9 @@ class _GatedReference:
 
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
         """Sample ``num_chars`` indices after ``start_index``, as :meth:`RNN.predict` does."""
-        start = check_index("start_index", start_index, self.input_dim)
-        num_chars = check_num_chars(num_chars)
-        temperature = check_temperature(temperature)
-        rng = np.random.RandomState(entropy_seed(check_seed("seed", seed)))
+        start, num_chars, temperature, seed = sampling_arguments(
+            self, start_index, num_chars, temperature, seed)
+        rng = np.random.RandomState(seed)
         state = self._initial(h0, 1)[0]
         ix, out = start, []
         for _ in range(num_chars):
@@ -365,12 +356,7 @@ class _GatedReference:
 
 def _layered_rows(name, value, layers, batch, hidden_dim):
     """Per stream, a list of L column vectors (H, 1), from (L, H) or (L, B, H)."""
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.shape == (layers, hidden_dim):
-        arr = np.broadcast_to(arr[:, None, :], (layers, batch, hidden_dim))
-    elif arr.shape != (layers, batch, hidden_dim):
-        raise ValueError(f"{name} has shape {arr.shape}, expected ({layers}, {hidden_dim}) or "
-                         f"({layers}, {batch}, {hidden_dim})")
+    arr = layered_state(name, value, layers, batch, hidden_dim)
     return [[arr[k, b].reshape(-1, 1).copy() for k in range(layers)] for b in range(batch)]
 
 
