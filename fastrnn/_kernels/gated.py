@@ -42,7 +42,7 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels import gru, lstm
-from fastrnn._kernels.linalg import scatter_columns
+from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import padded, take
 
@@ -229,6 +229,98 @@ def column_sums(dA, db):
             db[i] += row[i]
 
 
+@kernel(inline="always")
+def _cell_states(w, k, B, T, H, G):
+    """The LSTM's cell states of layer k, (T+1, B, H); an empty (0, B, H) for the GRU."""
+    if G == 4:
+        return layer_states(w.cs, k, B, T, H)[0]
+    return w.cs[:0].reshape((0, B, H))
+
+
+@kernel
+def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
+    """One layer's recurrence over a chunk; the cell is the LSTM's (G = 4) or the GRU's.
+
+    Only the recurrent product is a loop over time: a hand-written
+    matrix-vector product per step for one stream (:mod:`.linalg`), a
+    (B, H) x (H, G*H) GEMM per step for a batch.
+
+    Parameters
+    ----------
+    g : ndarray, shape (T*B, G*H)
+        The input side in (LSTM: both biases added; GRU: ``b_ih``), the gate
+        activations out.
+    hs, cs : ndarray, shape (T+1, B, H)
+        The states; ``hs[0]`` and (LSTM) ``cs[0]`` hold the initial state, the
+        rest is written.  ``cs`` is empty for the GRU.
+    aux : ndarray, shape (T*B, H)
+        Output: the LSTM's ``tanh(c)``, the GRU's ``q_n``.
+    Whh : ndarray, shape (G*H, H)
+    bhh : ndarray, shape (G*H,)
+    tmp : ndarray, shape (B, G*H)
+        Workspace: the recurrent product of a step.
+    """
+    T = hs.shape[0] - 1
+    B, H = hs.shape[1], hs.shape[2]
+    for t in range(T):
+        if B == 1:
+            if G == 4:  # accumulate into the gates: a = W_hh h + (input side)
+                matvec_add_tall(Whh, hs[t, 0], g[t], g[t], t % 2 == 1)  # (4H,)
+            else:  # the GRU keeps q = W_hh h + b_hh apart (the reset gate scales q_n)
+                matvec_add_tall(Whh, hs[t, 0], bhh, tmp[0], t % 2 == 1)  # (3H,)
+        else:
+            np.dot(hs[t], Whh.T, tmp)  # (B, G*H)
+        for b in range(B):
+            n = t * B + b
+            a = g[n]
+            r = tmp[b]
+            if G == 4:
+                if B > 1:
+                    for i in range(4 * H):
+                        a[i] += r[i]
+                lstm.cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], aux[n], H)
+            else:
+                if B > 1:
+                    for i in range(3 * H):
+                        r[i] += bhh[i]
+                gru.cell(a, r, hs[t, b], hs[t + 1, b], aux[n], H)
+
+
+@kernel
+def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
+    """Backpropagate through one layer's recurrence (see :func:`_layer_forward`).
+
+    ``g`` holds the gate activations in and the gradients w.r.t. the input
+    side out; the GRU writes the gradient w.r.t. ``W_hh h + b_hh`` into ``dq``
+    (the LSTM's is ``g`` itself).  ``dh (T*B, H)`` is the gradient reaching
+    each h from above; ``dhnext, dcnext (B, H)`` are workspace (the GRU keeps
+    the direct part of the gradient w.r.t. the previous h in ``dcnext``).
+    """
+    T = hs.shape[0] - 1
+    B, H = hs.shape[1], hs.shape[2]
+    dA_rec = g if G == 4 else dq  # what flows back through W_hh
+    dhnext[:, :] = 0.0
+    dcnext[:, :] = 0.0
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            n = t * B + b
+            if G == 4:
+                lstm.cell_backward(g[n], dh[n], dhnext[b], dcnext[b], cs[t, b], aux[n], H)
+            else:
+                gru.cell_backward(g[n], dq[n], aux[n], hs[t, b], dh[n], dhnext[b], dcnext[b], H)
+        if t > 0:
+            if B == 1:
+                matvec_t(Whh, dA_rec[t], dhnext[0], t % 2 == 0)
+            else:
+                np.dot(dA_rec[t * B:(t + 1) * B], Whh, dhnext)  # (B, H)
+            if G == 3:
+                for b in range(B):
+                    nb = dhnext[b]
+                    direct = dcnext[b]
+                    for i in range(H):
+                        nb[i] += direct[i]
+
+
 @kernel
 def forward(x, state, theta, ws, I, H, O, L, G):
     """Run every layer over the chunk, then the output layer (logits in ``zT``).
@@ -262,12 +354,10 @@ def forward(x, state, theta, ws, I, H, O, L, G):
         for i in range(G * H):
             bias[i] = bih[i] + bhh[i] if G == 4 else bih[i]
         input_projection(x, below, Wih, bias, g)
+        cs = _cell_states(w, k, B, T, H, G)
         if G == 4:
-            cs = layer_states(w.cs, k, B, T, H)[0]
             cs[0] = state[1, k]
-            lstm.layer_forward(g, hs, cs, w.aux[k], Whh, w.tmp)
-        else:
-            gru.layer_forward(g, hs, w.aux[k], Whh, bhh, w.tmp)
+        _layer_forward(g, hs, cs, w.aux[k], Whh, bhh, w.tmp, G)
     Why, by = output_params(theta, I, H, O, L, G)
     output_forward(Why, by, layer_states(w.hs, L - 1, B, T, H)[1], w.zT, None)
 
@@ -289,17 +379,16 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
         dWih, dWhh, dbih, dbhh = layer_params(grad, k, I, H, O, L, G)
         hs, h_new, h_prev = layer_states(w.hs, k, B, T, H)
         g = w.gates[k]
+        cs = _cell_states(w, k, B, T, H, G)
+        _layer_backward(g, w.dq, hs, cs, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, G)
+        # The gradient w.r.t. W_hh h + b_hh: the LSTM's is its gates', the GRU's dq.
+        dA_rec = g if G == 4 else w.dq
+        weight_gradients(dA_rec, h_prev, dWhh)
+        column_sums(g, dbih)
         if G == 4:
-            cs = layer_states(w.cs, k, B, T, H)[0]
-            lstm.layer_backward(g, w.dh, w.dhnext, w.dcnext, cs, w.aux[k], Whh)
-            weight_gradients(g, h_prev, dWhh)  # both biases act like one
-            column_sums(g, dbih)
             dbhh[:] = dbih
         else:
-            gru.layer_backward(g, w.dq, w.aux[k], hs, w.dh, w.dhnext, w.dcnext, Whh)
-            weight_gradients(w.dq, h_prev, dWhh)
             column_sums(w.dq, dbhh)
-            column_sums(g, dbih)
         if k == 0:
             scatter_columns(x, g, dWih)
         else:

@@ -1,25 +1,17 @@
-"""The LSTM cell (PyTorch's gate order i, f, g, o): one layer's recurrence, forward and back.
+"""The LSTM cell (PyTorch's gate order i, f, g, o): one step of one stream, forward and back.
 
 For pre-activations ``a = W_ih x + b_ih + W_hh h + b_hh`` split in four blocks of H,
 
     i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
     c' = f * c + i * g;  h' = o * tanh(c')
 
-Only the recurrent product is a loop over time: a hand-written matrix-vector
-product per step for one stream (:mod:`.linalg`), a (B, H) x (H, 4H) GEMM per
-step for a batch.  The stack of layers, the input projections and the weight
-gradients around these loops are in :mod:`.gated`.  The gate activations,
-overwritten by their gradients in the backward pass, live in ``g (T*B, 4H)``;
-``tanh(c)`` in ``tc (T*B, H)``.
+The loops over time and layers around the cell are in :mod:`.gated`.
 """
-
-import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import sigmoid_, tanh_, tanh_into
-from fastrnn._kernels.linalg import matvec_add_tall, matvec_t
 
-__all__ = ["cell", "layer_forward", "layer_backward"]
+__all__ = ["cell", "cell_backward"]
 
 
 @kernel
@@ -40,7 +32,7 @@ def cell(a, c_prev, c, h, tc, H):
 
 
 @kernel
-def _cell_backward(a, dh, dhnext, dcnext, c_prev, tc, H):
+def cell_backward(a, dh, dhnext, dcnext, c_prev, tc, H):
     """Gate activations ``a (4H,)`` in, gradients of the pre-activations out (in place).
 
     ``dh`` is the gradient reaching h from above, ``dhnext``/``dcnext`` those
@@ -59,72 +51,3 @@ def _cell_backward(a, dh, dhnext, dcnext, c_prev, tc, H):
         a[2 * H + i] = dc * ii * (1.0 - gg * gg)
         a[3 * H + i] = dhi * th * oo * (1.0 - oo)
         dcnext[i] = dc * ff
-
-
-@kernel
-def layer_forward(g, hs, cs, tc, Whh, tmp):
-    """One layer's recurrence over a chunk.
-
-    Parameters
-    ----------
-    g : ndarray, shape (T*B, 4H)
-        The input side ``W_ih x + b_ih + b_hh`` in, the gate activations out.
-    hs, cs : ndarray, shape (T+1, B, H)
-        ``hs[0]``, ``cs[0]`` hold the initial state; the rest is written.
-    tc : ndarray, shape (T*B, H)
-        Output: ``tanh(c)``.
-    Whh : ndarray, shape (4H, H)
-    tmp : ndarray, shape (B, 4H)
-        Workspace (B > 1).
-    """
-    T = hs.shape[0] - 1
-    B, H = hs.shape[1], hs.shape[2]
-    if B == 1:
-        for t in range(T):
-            a = g[t]
-            matvec_add_tall(Whh, hs[t, 0], a, a, t % 2 == 1)  # (4H,)
-            cell(a, cs[t, 0], cs[t + 1, 0], hs[t + 1, 0], tc[t], H)
-    else:
-        for t in range(T):
-            np.dot(hs[t], Whh.T, tmp)  # (B, 4H)
-            for b in range(B):
-                n = t * B + b
-                a = g[n]
-                r = tmp[b]
-                for i in range(4 * H):
-                    a[i] += r[i]
-                cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], tc[n], H)
-
-
-@kernel
-def layer_backward(g, dh, dhnext, dcnext, cs, tc, Whh):
-    """Backpropagate through one layer's recurrence.
-
-    Parameters
-    ----------
-    g : ndarray, shape (T*B, 4H)
-        Gate activations in, gradients w.r.t. the pre-activations out.
-    dh : ndarray, shape (T*B, H)
-        The gradient reaching each h from above.
-    dhnext, dcnext : ndarray, shape (B, H)
-        Workspace (zeroed here).
-    cs : ndarray, shape (T+1, B, H)
-        The cell states of the forward pass.
-    tc : ndarray, shape (T*B, H)
-        ``tanh(c)`` of the forward pass.
-    Whh : ndarray, shape (4H, H)
-    """
-    T = cs.shape[0] - 1
-    B, H = cs.shape[1], cs.shape[2]
-    g3 = g.reshape((T, B, 4 * H))
-    dhnext[:, :] = 0.0
-    dcnext[:, :] = 0.0
-    for t in range(T - 1, -1, -1):
-        for b in range(B):
-            n = t * B + b
-            _cell_backward(g[n], dh[n], dhnext[b], dcnext[b], cs[t, b], tc[n], H)
-        if t > 0:
-            if B == 1:
-                matvec_t(Whh, g[t], dhnext[0], t % 2 == 0)
-            else:
-                np.dot(g3[t], Whh, dhnext)  # (B, H)
