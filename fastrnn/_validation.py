@@ -5,6 +5,7 @@ int64 array) or raises ValueError naming the argument and the offending value.
 They never modify their input, so a rejected call changes nothing.
 """
 
+import argparse
 import math
 import numbers
 
@@ -25,6 +26,7 @@ __all__ = [
     "check_index",
     "float_array",
     "hidden_state",
+    "argument_type",
 ]
 
 MAX_SEED = 2**32 - 1
@@ -266,3 +268,39 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
     if not all_finite(out.reshape(-1)):
         raise ValueError(f"{name} must be finite, got non-finite values")
     return out
+
+
+def argument_type(check, parse):
+    """An argparse ``type=`` converter made from a check of this module.
+
+    The converter parses the text with ``parse`` (``int`` or ``float``), then
+    returns ``check(name, value)``.  A failure becomes argparse's one-line
+    error, which names the flag itself: the message is the check's, without
+    the argument name and with the value as it was typed.
+
+    Parameters
+    ----------
+    check : callable
+        ``check(name, value)``, returning the value or raising ValueError.
+    parse : {int, float}
+
+    Returns
+    -------
+    callable
+        ``convert(text)``, raising ``argparse.ArgumentTypeError``.
+    """
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            what = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        try:
+            return check("", value)
+        except ValueError as error:
+            # Every check ends its message with ", got <value>": show the text.
+            message, got, _ = str(error).strip().rpartition(", got ")
+            message = f"{message}, got {text!r}" if got else str(error).strip()
+            raise argparse.ArgumentTypeError(message) from None
+
+    return convert
