@@ -18,11 +18,11 @@ import threading
 from fastrnn.checkpoint import atomic_write, file_identity
 
 __all__ = [
+    "HISTORY_COLUMNS",
     "CHECKPOINT_NAME",
     "BEST_NAME",
     "HISTORY_NAME",
     "PLOT_NAME",
-    "HISTORY_COLUMNS",
     "PLOT_HINT",
     "AnotherRunError",
     "TargetPassedError",
@@ -158,10 +158,8 @@ class RunDirectory:
     def claim(self, own_checkpoint, iteration):
         """Create the directory, check it and rewrite the history up to ``iteration``.
 
-        Returns
-        -------
-        bool
-            Whether the directory holds the trainer's own checkpoint.
+        Returns what :meth:`check` returns; a history that cannot be read
+        raises ValueError before anything is written.
         """
         os.makedirs(self.out_dir, exist_ok=True)
         own = self.check(own_checkpoint)

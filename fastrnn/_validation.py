@@ -5,7 +5,6 @@ int64 array) or raises ValueError naming the argument and the offending value.
 They never modify their input, so a rejected call changes nothing.
 """
 
-import argparse
 import math
 import numbers
 
@@ -26,6 +25,7 @@ __all__ = [
     "check_index",
     "float_array",
     "hidden_state",
+    "check_instance",
     "argument_type",
 ]
 
@@ -270,6 +270,13 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
     return out
 
 
+def check_instance(name, value, kind):
+    """``value`` itself when it is an instance of the class ``kind``."""
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
 def argument_type(check, parse):
     """An argparse ``type=`` converter made from a check of this module.
 
@@ -289,6 +296,8 @@ def argument_type(check, parse):
     callable
         ``convert(text)``, raising ``argparse.ArgumentTypeError``.
     """
+    import argparse  # only the command line needs it, not the models that use this module
+
     def convert(text):
         try:
             value = parse(text)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastrnn._validation import check_instance
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write",
@@ -181,8 +182,7 @@ def save_checkpoint(path, checkpoint):
         The ``.npz`` file to write (replaced if it exists).
     checkpoint : Checkpoint
     """
-    if not isinstance(checkpoint, Checkpoint):
-        raise ValueError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+    check_instance("checkpoint", checkpoint, Checkpoint)
     arrays = {}
     for name, value in checkpoint.parameters.items():
         if name in _META or name.startswith(_OPT_PREFIX):
@@ -222,10 +222,12 @@ def file_identity(path):
     Parameters
     ----------
     path : str or os.PathLike
+        The file; a missing or unreadable one has no identity.
 
     Returns
     -------
     tuple or None
+        ``(st_dev, st_ino, st_mtime_ns, st_size)``.
     """
     try:
         return _identity(os.stat(path))

@@ -10,7 +10,13 @@ converters from it, so a bound or a message cannot drift between the two.
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 
-from fastrnn._validation import check_dimension, check_int, check_real, check_seed
+from fastrnn._validation import (
+    check_dimension,
+    check_instance,
+    check_int,
+    check_real,
+    check_seed,
+)
 from fastrnn.model import MODELS
 
 __all__ = [
@@ -200,13 +206,13 @@ class TrainingConfig:
         Parameters
         ----------
         options : dict
+            Option values by name; the missing ones take their defaults.
 
         Returns
         -------
         TrainingConfig
         """
-        if not isinstance(options, dict):
-            raise ValueError(f"options must be a dict, got {type(options).__name__}")
+        check_instance("options", options, dict)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:

@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 
 from fastrnn._rundir import resolve_checkpoint
-from fastrnn._validation import check_num_chars, check_seed, check_temperature
+from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
 from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
@@ -21,21 +21,15 @@ __all__ = ["load_model", "generate", "build_model", "model_from_checkpoint"]
 def build_model(kind, args, seed=0):
     """A new model of the registry name ``kind`` (see :data:`fastrnn.model.MODELS`).
 
+    An unknown kind, or arguments the model refuses, raise CheckpointError:
+    both come from a checkpoint's description of its model.
+
     Parameters
     ----------
     kind : str
     args : dict
         The constructor's keyword arguments, but ``seed``.
     seed : int, default 0
-
-    Returns
-    -------
-    RNN or another class of :data:`~fastrnn.model.MODELS`
-
-    Raises
-    ------
-    CheckpointError
-        If the kind is unknown or the arguments do not fit it.
     """
     cls = MODELS.get(kind)
     if cls is None:
@@ -159,13 +153,11 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     if not isinstance(model, tuple(MODELS.values())):
         raise ValueError(f"model must be one of fastrnn's models ({', '.join(sorted(MODELS))}), "
                          f"got {type(model).__name__}")
-    if not isinstance(vocab, Vocabulary):
-        raise ValueError(f"vocab must be a Vocabulary, got {type(vocab).__name__}")
+    check_instance("vocab", vocab, Vocabulary)
     length = check_num_chars(length, "length")
     temperature = check_temperature(temperature)
     seed = check_seed("seed", seed)
-    if not isinstance(prime, str):
-        raise ValueError(f"prime must be a str, got {type(prime).__name__}")
+    check_instance("prime", prime, str)
     indices = vocab.encode(prime, name="the prime text")  # names any unknown characters
     if getattr(model, "input_dim", vocab.size) != vocab.size:
         raise ValueError(

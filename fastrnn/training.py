@@ -37,7 +37,7 @@ from fastrnn._rundir import (
     check_target,
     resolve_checkpoint,
 )
-from fastrnn._validation import check_num_chars, check_seed, check_temperature
+from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
 from fastrnn.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -202,10 +202,8 @@ class Trainer:
 
     def __init__(self, text, config=None, *, source="<text>"):
         config = TrainingConfig() if config is None else config
-        if not isinstance(config, TrainingConfig):
-            raise ValueError(f"config must be a TrainingConfig, got {type(config).__name__}")
-        if not isinstance(source, str):
-            raise ValueError(f"source must be a str, got {type(source).__name__}")
+        check_instance("config", config, TrainingConfig)
+        check_instance("source", source, str)
         vocab = Vocabulary.from_text(text)  # validates text
         self._setup(text, vocab, config, source)
         V, H = vocab.size, config.hidden_size
@@ -274,8 +272,7 @@ class Trainer:
         # RunDirectory.check); one built in memory continues no file.
         where, own_checkpoint = getattr(checkpoint, "_origin", ("checkpoint", None))
         ckpt = checkpoint
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        check_instance("text", text, str)
         try:
             saved = saved_config(ckpt.config)
         except (ValueError, TypeError) as error:
