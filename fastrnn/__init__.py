@@ -17,9 +17,11 @@ command line)::
     print(generate(model, vocab, 300, prime="def "))
 """
 
+from fastrnn.config import TrainingConfig
+from fastrnn.generate import generate, load_model
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
-from fastrnn.training import Trainer, TrainingConfig, generate, load_model
+from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",

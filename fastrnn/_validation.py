@@ -25,6 +25,8 @@ __all__ = [
     "check_index",
     "float_array",
     "hidden_state",
+    "check_instance",
+    "argument_type",
 ]
 
 MAX_SEED = 2**32 - 1
@@ -304,3 +306,48 @@ def sampling_arguments(model, start_index, num_chars, temperature, seed):
         )
     return (check_index("start_index", start_index, model.input_dim), check_num_chars(num_chars),
             check_temperature(temperature), entropy_seed(check_seed("seed", seed)))
+
+
+def check_instance(name, value, kind):
+    """``value`` itself when it is an instance of the class ``kind``."""
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def argument_type(check, parse):
+    """An argparse ``type=`` converter made from a check of this module.
+
+    The converter parses the text with ``parse`` (``int`` or ``float``), then
+    returns ``check(name, value)``.  A failure becomes argparse's one-line
+    error, which names the flag itself: the message is the check's, without
+    the argument name and with the value as it was typed.
+
+    Parameters
+    ----------
+    check : callable
+        ``check(name, value)``, returning the value or raising ValueError.
+    parse : {int, float}
+
+    Returns
+    -------
+    callable
+        ``convert(text)``, raising ``argparse.ArgumentTypeError``.
+    """
+    import argparse  # only the command line needs it, not the models that use this module
+
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            what = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        try:
+            return check("", value)
+        except ValueError as error:
+            # Every check ends its message with ", got <value>": show the text.
+            message, got, _ = str(error).strip().rpartition(", got ")
+            message = f"{message}, got {text!r}" if got else str(error).strip()
+            raise argparse.ArgumentTypeError(message) from None
+
+    return convert

@@ -35,9 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastrnn._validation import check_instance
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write"]
+__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write",
+           "file_identity"]
 
 FORMAT = "fastrnn-checkpoint"
 FORMAT_VERSION = 1
@@ -180,8 +182,7 @@ def save_checkpoint(path, checkpoint):
         The ``.npz`` file to write (replaced if it exists).
     checkpoint : Checkpoint
     """
-    if not isinstance(checkpoint, Checkpoint):
-        raise ValueError(f"checkpoint must be a Checkpoint, got {type(checkpoint).__name__}")
+    check_instance("checkpoint", checkpoint, Checkpoint)
     arrays = {}
     for name, value in checkpoint.parameters.items():
         if name in _META or name.startswith(_OPT_PREFIX):
@@ -212,9 +213,39 @@ def save_checkpoint(path, checkpoint):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def file_identity(path):
+    """What tells one version of a file from another (None when it cannot be read).
+
+    An atomic save (:func:`atomic_write`) makes a new inode, so two versions
+    of a checkpoint never share an identity even when their sizes and times do.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a missing or unreadable one has no identity.
+
+    Returns
+    -------
+    tuple or None
+        ``(st_dev, st_ino, st_mtime_ns, st_size)``.
+    """
+    try:
+        return _identity(os.stat(path))
+    except OSError:
+        return None
+
+
+def _identity(st):
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _read_all(path):
-    """Every entry of an .npz file, read eagerly so that any damage shows up here."""
+    """Every entry of an .npz file, read eagerly so that any damage shows up here.
+
+    Returns the entries and the identity of the very version read.
+    """
     with open(path, "rb") as f:  # a missing file or a directory raises OSError here
+        identity = _identity(os.fstat(f.fileno()))
         try:
             loaded = np.load(f, allow_pickle=False)
         except Exception:
@@ -229,7 +260,7 @@ def _read_all(path):
             raise CheckpointError(f"{path} holds a single .npy array, not a fastrnn checkpoint")
         try:
             with loaded:
-                return {name: loaded[name] for name in loaded.files}
+                return {name: loaded[name] for name in loaded.files}, identity
         except Exception:  # bad CRC, truncated member, bad header: all damage
             raise CheckpointError(
                 f"{path} is a damaged or truncated .npz file, not a readable checkpoint"
@@ -295,6 +326,9 @@ def load_checkpoint(path):
     Returns
     -------
     Checkpoint
+        It remembers the file and the version of it read:
+        :meth:`fastrnn.training.Trainer.from_checkpoint` continues that file
+        as it would from its path.
 
     Raises
     ------
@@ -304,7 +338,7 @@ def load_checkpoint(path):
         If it is damaged, truncated, of another format or of a newer version.
     """
     path = os.fspath(path)
-    entries = _read_all(path)
+    entries, identity = _read_all(path)
     r = _Reader(path, entries)
     fmt = entries.get("format")
     if fmt is None or fmt.ndim != 0 or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
@@ -331,7 +365,7 @@ def load_checkpoint(path):
     hidden = r.floats("hidden")
     if hidden.ndim < 2:
         r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
-    return Checkpoint(
+    checkpoint = Checkpoint(
         model_kind=r.text("model_kind"),
         model_args=r.json("model_args"),
         parameters=parameters,
@@ -350,3 +384,7 @@ def load_checkpoint(path):
         text_length=r.integer("text_length"),
         text_source=r.text("text_source"),
     )
+    # Which file, and which version of it, this is: a trainer resumed from it
+    # may overwrite that version and no other (see Trainer.from_checkpoint).
+    checkpoint._origin = (path, identity)
+    return checkpoint

@@ -63,113 +63,52 @@ def hello_world(epochs=1000, hidden=20, learning_rate=0.1, seed=0, out=None):
     return greedy
 
 
-# -- option types: each turns a bad value into argparse's one-line error ----------
-
-
-def _number(text, kind):
-    try:
-        value = kind(text)
-    except ValueError:
-        name = "an integer" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"must be {name}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _positive_int(text):
-    value = _number(text, int)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _count(text):
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _sample_length(text):
-    from fastrnn.training import MAX_SAMPLE_LENGTH
-
-    value = _count(text)
-    if value > MAX_SAMPLE_LENGTH:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_SAMPLE_LENGTH:,} (the samples "
-                                         f"shown during training), got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text):
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    value = _number(text, float)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def _decay(text):
-    value = _number(text, float)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text!r}")
-    return value
-
-
-def _seed(text):
-    value = _number(text, int)
-    if not 0 <= value <= 2**32 - 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 4294967295], got {text!r}")
-    return value
-
-
 # -- the parser ----------------------------------------------------------------------
 
-# Training options: (flag, config field, type, metavar, help).  Their argparse
-# default is None, so that a resumed run can tell what was given on the command line.
+# Training options: (flag, config field, metavar, help).  Their argparse default
+# is None, so that a resumed run can tell what was given on the command line.
 _MODEL_OPTIONS = (
-    ("--model", "model", str, None, "the kind of model"),
-    ("--hidden-size", "hidden_size", _positive_int, "N",
-     "size of the hidden state (of each layer)"),
-    ("--num-layers", "num_layers", _positive_int, "N", "stacked layers (lstm and gru only)"),
-    ("--seq-length", "seq_length", _positive_int, "N",
-     "characters per chunk, the steps backpropagated through"),
-    ("--batch-size", "batch_size", _positive_int, "N",
-     "parallel streams, each a contiguous part of the text"),
-    ("--optimizer", "optimizer", str, None, "the update rule"),
-    ("--val-fraction", "val_fraction", _fraction, "F",
+    ("--model", "model", None, "the kind of model"),
+    ("--hidden-size", "hidden_size", "N", "size of the hidden state (of each layer)"),
+    ("--num-layers", "num_layers", "N", "stacked layers (lstm and gru only)"),
+    ("--seq-length", "seq_length", "N", "characters per chunk, the steps backpropagated through"),
+    ("--batch-size", "batch_size", "N", "parallel streams, each a contiguous part of the text"),
+    ("--optimizer", "optimizer", None, "the update rule"),
+    ("--val-fraction", "val_fraction", "F",
      "last fraction of the text held out for validation (0: none)"),
-    ("--seed", "seed", _seed, "N", "seed of the initial weights and of the samples"),
+    ("--seed", "seed", "N", "seed of the initial weights and of the samples"),
 )
 _SCHEDULE_OPTIONS = (
-    ("--learning-rate", "learning_rate", _positive_float, "LR", None),
-    ("--clip", "clip", _non_negative_float, "C",
-     "clip gradients element-wise to [-C, C] (0: off)"),
-    ("--lr-decay", "lr_decay", _decay, "F",
+    ("--learning-rate", "learning_rate", "LR", None),
+    ("--clip", "clip", "C", "clip gradients element-wise to [-C, C] (0: off)"),
+    ("--lr-decay", "lr_decay", "F",
      "multiply the learning rate by F every --lr-decay-every iterations"),
-    ("--lr-decay-every", "lr_decay_every", _positive_int, "N", "iterations between decays"),
-    ("--iterations", "iterations", _positive_int, "N",
+    ("--lr-decay-every", "lr_decay_every", "N", "iterations between decays"),
+    ("--iterations", "iterations", "N",
      "total optimizer steps (one chunk of every stream each), counting those before a resume"),
-    ("--eval-every", "eval_every", _positive_int, "N",
+    ("--eval-every", "eval_every", "N",
      "iterations between validations, history rows and checkpoints"),
-    ("--sample-every", "sample_every", _positive_int, "N", "iterations between samples"),
-    ("--sample-length", "sample_length", _sample_length, "N",
+    ("--sample-every", "sample_every", "N", "iterations between samples"),
+    ("--sample-length", "sample_length", "N",
      "characters in each sample shown during training (0: none)"),
 )
-_FIXED_FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS}
+_FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS}
+
+
+def _option_argument(field):
+    """The argparse keywords of a training option: its choices, or a converter from its check."""
+    from dataclasses import fields
+
+    from fastrnn._validation import argument_type
+    from fastrnn.config import OPTIMIZERS, OPTION_CHECKS, TrainingConfig
+    from fastrnn.model import MODELS
+
+    if field == "model":
+        return {"choices": tuple(MODELS)}
+    if field == "optimizer":
+        return {"choices": OPTIMIZERS}
+    parse = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int or float
+    return {"type": argument_type(OPTION_CHECKS[field], parse)}
 
 
 def _train_epilog():
@@ -189,7 +128,8 @@ def _train_epilog():
 
 
 def _parser():
-    from fastrnn.training import MODELS, OPTIMIZERS, TrainingConfig
+    from fastrnn._validation import argument_type, check_num_chars, check_seed, check_temperature
+    from fastrnn.config import TrainingConfig
 
     defaults = TrainingConfig()
     parser = argparse.ArgumentParser(
@@ -211,20 +151,19 @@ def _parser():
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in DIR/checkpoint.npz up to --iterations")
     model = train.add_argument_group("model and data (fixed once a run starts)")
-    for flag, field, kind, metavar, text in _MODEL_OPTIONS:
-        extra = {"optimizer": {"choices": OPTIMIZERS},
-                 "model": {"choices": tuple(MODELS)}}.get(field, {})
-        model.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar,
-                           help=f"{text} (default: {getattr(defaults, field)})", **extra)
+    for flag, field, metavar, text in _MODEL_OPTIONS:
+        model.add_argument(flag, dest=field, default=None, metavar=metavar,
+                           help=f"{text} (default: {getattr(defaults, field)})",
+                           **_option_argument(field))
     schedule = train.add_argument_group("optimisation schedule (may change on --resume)")
-    for flag, field, kind, metavar, text in _SCHEDULE_OPTIONS:
+    for flag, field, metavar, text in _SCHEDULE_OPTIONS:
         if field == "learning_rate":
             text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for rmsprop "
                     "and adam)")
         else:
             text = f"{text} (default: {getattr(defaults, field)})"
-        schedule.add_argument(flag, dest=field, type=kind, default=None, metavar=metavar,
-                              help=text)
+        schedule.add_argument(flag, dest=field, default=None, metavar=metavar, help=text,
+                              **_option_argument(field))
     train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     train.set_defaults(handler=_train)
 
@@ -235,14 +174,17 @@ def _parser():
     )
     sample.add_argument("checkpoint", metavar="DIR_OR_CHECKPOINT",
                         help="a checkpoint file, or a training DIR (its checkpoint.npz)")
-    sample.add_argument("--length", type=_count, default=500, metavar="N",
+    # The checks generate() applies, with its argument names.
+    length = argument_type(lambda name, value: check_num_chars(value, name), int)
+    temperature = argument_type(lambda name, value: check_temperature(value, name), float)
+    sample.add_argument("--length", type=length, default=500, metavar="N",
                         help="characters to generate, not counting the prime text (default: 500)")
-    sample.add_argument("--temperature", type=_non_negative_float, default=1.0, metavar="T",
+    sample.add_argument("--temperature", type=temperature, default=1.0, metavar="T",
                         help="softmax temperature; lower is more conservative, 0 is greedy "
                         "(default: 1.0)")
     sample.add_argument("--prime", default="", metavar="TEXT",
                         help="text to start with; the output begins with it")
-    sample.add_argument("--seed", type=_seed, default=None, metavar="N",
+    sample.add_argument("--seed", type=argument_type(check_seed, int), default=None, metavar="N",
                         help="seed for reproducible samples (default: a fresh one)")
     sample.set_defaults(handler=_sample)
 
@@ -313,40 +255,23 @@ def _make_out_dir(out):
 
 
 def _train(args):
-    from fastrnn.checkpoint import load_checkpoint
-    from fastrnn.training import CHECKPOINT_NAME, Trainer, TrainingConfig
+    from fastrnn.training import Trainer, TrainingConfig
 
     out = args.out
     _check_out_dir(out)
-    ckpt_path = os.path.join(out, CHECKPOINT_NAME)
     fields = [option[1] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS]
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if args.resume:
-        if not os.path.exists(ckpt_path):
-            raise _UserError(f"--resume: {out} holds no {CHECKPOINT_NAME} to resume")
-        ckpt = load_checkpoint(ckpt_path)
-        for field, flag in _FIXED_FLAGS.items():
-            if field in given and field in ckpt.config and given[field] != ckpt.config[field]:
-                raise _UserError(
-                    f"{flag} {given[field]} conflicts with the checkpoint, which has "
-                    f"{ckpt.config[field]}; a resumed run keeps its model and data options"
-                )
-        iterations = given.get("iterations", ckpt.config.get("iterations"))
-        if isinstance(iterations, int) and iterations < ckpt.iteration:
-            raise _UserError(f"--iterations {iterations} is below the checkpoint's iteration "
-                             f"{ckpt.iteration}; it counts all iterations of the run")
-        text, source = _resume_text(args, ckpt)
-        trainer = Trainer.from_checkpoint(ckpt_path, text, source=source, **given)
-        _make_out_dir(out)
+        trainer = _resume(args, given)
+    else:
+        text, source = _read_training_text(args.text_file)
+        trainer = Trainer(text, TrainingConfig(**given), source=source)
+    _check_run(trainer, args)
+    _make_out_dir(out)
+    if args.resume:
         print(f"resuming {out} at iteration {trainer.iteration} of {trainer.config.iterations}",
               file=sys.stderr)
     else:
-        if os.path.exists(ckpt_path):
-            raise _UserError(f"{out} already holds a checkpoint; add --resume to continue that "
-                             f"run, or choose another --out")
-        text, source = _read_training_text(args.text_file)
-        trainer = Trainer(text, TrainingConfig(**given), source=source)
-        _make_out_dir(out)
         _describe_run(trainer, out)
     try:
         summary = trainer.run(out, progress=not args.no_progress)
@@ -361,6 +286,42 @@ def _train(args):
         return _EXIT_INTERRUPTED
     _describe_end(summary, out)
     return 0
+
+
+def _resume(args, given):
+    """The trainer of ``--resume``: the checkpoint read once, the options it refuses named."""
+    from fastrnn.checkpoint import load_checkpoint
+    from fastrnn.config import FixedOptionError
+    from fastrnn.training import CHECKPOINT_NAME, Trainer
+
+    try:
+        ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT_NAME))
+    except FileNotFoundError:
+        raise _UserError(f"--resume: {args.out} holds no {CHECKPOINT_NAME} to resume") from None
+    text, source = _resume_text(args, ckpt)
+    try:
+        return Trainer.from_checkpoint(ckpt, text, source=source, **given)
+    except FixedOptionError as error:
+        raise _UserError(
+            f"{_FLAGS[error.name]} {error.given} conflicts with the checkpoint, which has "
+            f"{error.stored}; a resumed run keeps its model and data options"
+        ) from None
+
+
+def _check_run(trainer, args):
+    """Ask the trainer whether it may run into --out, before the run is announced."""
+    from fastrnn._rundir import AnotherRunError, TargetPassedError
+
+    try:
+        trainer._check_run(args.out)
+    except TargetPassedError as error:
+        raise _UserError(f"--iterations {error.target} is below the checkpoint's iteration "
+                         f"{error.iteration}; it counts all iterations of the run") from None
+    except AnotherRunError:
+        if args.resume:  # the checkpoint changed since it was read: the trainer's words
+            raise
+        raise _UserError(f"{args.out} already holds a checkpoint; add --resume to continue "
+                         f"that run, or choose another --out") from None
 
 
 def _describe_run(trainer, out):

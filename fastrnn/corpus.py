@@ -26,7 +26,7 @@ import sysconfig
 
 import numpy as np
 
-from fastrnn._validation import check_int, check_real
+from fastrnn._validation import check_instance, check_int, check_real
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -133,8 +133,7 @@ def fingerprint(text):
     -------
     str
     """
-    if not isinstance(text, str):
-        raise ValueError(f"text must be a str, got {type(text).__name__}")
+    check_instance("text", text, str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

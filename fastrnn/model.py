@@ -14,7 +14,6 @@ from fastrnn._base import _Model, _Parameter
 from fastrnn._kernels import rnn as _rnn
 from fastrnn._kernels.checks import all_finite as _all_finite
 from fastrnn._kernels.checks import index_bounds as _index_bounds
-from fastrnn._kernels.optimizers import sgd_ as sgd_step  # fastrnn.optim's, once it lands
 from fastrnn._validation import (
     _short,
     check_learning_rate,
@@ -23,6 +22,7 @@ from fastrnn._validation import (
     layered_state,
     paired_indices,
 )
+from fastrnn.optim import sgd_step
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "MODELS"]
 

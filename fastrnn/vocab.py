@@ -9,6 +9,8 @@ trained on.
 
 import numpy as np
 
+from fastrnn._validation import check_instance
+
 __all__ = ["Vocabulary"]
 
 # How many unknown characters an error message lists before it says "and N more".
@@ -106,8 +108,7 @@ class Vocabulary:
         -------
         Vocabulary
         """
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        check_instance("text", text, str)
         if not text:
             raise ValueError("cannot build a vocabulary from an empty text")
         return cls(_from_code_points(np.unique(_code_points(text))))
@@ -173,8 +174,7 @@ class Vocabulary:
         list of str
             Sorted by code point; empty when every character is known.
         """
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        check_instance("text", text, str)
         codes = np.unique(_code_points(text))
         pos = np.searchsorted(self._sorted, codes).clip(max=self.size - 1)
         missing = codes[self._sorted[pos] != codes]
@@ -199,8 +199,7 @@ class Vocabulary:
             If ``text`` holds characters outside the vocabulary; the message
             names them.
         """
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        check_instance("text", text, str)
         codes = _code_points(text)
         pos = np.searchsorted(self._sorted, codes).clip(max=self.size - 1)  # (n,)
         if not np.array_equal(self._sorted[pos], codes):

@@ -488,3 +488,26 @@ def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
     bad = fastrnn("train", text_file, "--out", tmp_path / "o", "--model", "transformer",
                   cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice" in err(bad)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--out", "o", "--hidden-size", "0"],
+     "argument --hidden-size: must be a positive integer, got '0'"),
+    (["train", "--out", "o", "--seq-length", "ten"],
+     "argument --seq-length: must be an integer, got 'ten'"),
+    (["train", "--out", "o", "--seed", "4294967296"],
+     "argument --seed: must be in [0, 4294967295], got '4294967296'"),
+    (["train", "--out", "o", "--val-fraction", "1"],
+     "argument --val-fraction: must be a finite number in [0, 1), got '1'"),
+    (["train", "--out", "o", "--learning-rate", "x"],
+     "argument --learning-rate: must be a number, got 'x'"),
+    (["sample", "x", "--temperature", "nan"],
+     "argument --temperature: must be a finite number >= 0, got 'nan'"),
+])
+def test_option_errors_are_the_api_checks_naming_the_flag(capsys, args, message):
+    from fastrnn.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)

@@ -16,8 +16,8 @@ import pytest
 
 GROUPS = {
     "kernels-linalg-checks-optimizers": [
-        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or TestOptimizers or chunk_ok "
-        "or all_finite"],
+        "tests/test_kernels.py", "-k",
+        "TestLinalg or TestIndexBounds or TestOptimizers or chunk_ok or all_finite"],
     "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
@@ -42,9 +42,9 @@ def test_kernels_are_plain_python_without_the_jit(repo_root):
         "from fastrnn._kernels import (activations, chunks, checks, gated, gru, linalg, lstm,\n"
         "    optimizers, rnn, sampling)\n"
         "assert numba.config.DISABLE_JIT\n"
-        "fs = [linalg.matvec_add, rnn.forward, chunks.train_step, sampling.sample, gated.backward,\n"
-        "      lstm.cell, gru.layer_backward, optimizers.sgd_, checks.index_bounds,\n"
-        "      activations.tanh_]\n"
+        "fs = [linalg.matvec_add, rnn.forward, chunks.train_step, sampling.sample,\n"
+        "      gated.backward, lstm.cell, gru.cell_backward, optimizers.sgd_,\n"
+        "      checks.index_bounds, activations.tanh_]\n"
         "bad = [f for f in fs if not isinstance(f, types.FunctionType)]\n"
         "assert not bad, bad\n"
         "print('ok')\n"

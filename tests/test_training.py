@@ -10,8 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from fastrnn import GRU, LSTM, RNN
-from fastrnn._kernels import optimizers as opt
+from fastrnn import RNN
 from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.corpus import CorpusError
 from fastrnn.training import (
@@ -55,55 +54,24 @@ def assert_same_state(a, b):
     assert a[3:] == b[3:]
 
 
-# -- the configuration --------------------------------------------------------------
-
-
-def test_config_defaults_are_min_char_rnn():
-    c = TrainingConfig()
-    assert (c.model, c.hidden_size, c.seq_length, c.batch_size) == ("rnn", 100, 25, 1)
-    assert (c.optimizer, c.learning_rate, c.eps, c.clip) == ("adagrad", 0.1, 1e-8, 5.0)
-    assert c.val_fraction == 0.05
-
-
-def test_default_learning_rate_depends_on_the_optimizer():
-    assert TrainingConfig(optimizer="sgd").learning_rate == 0.1
-    assert TrainingConfig(optimizer="adam").learning_rate == 0.002
-    assert TrainingConfig(optimizer="rmsprop").learning_rate == 0.002
-    assert TrainingConfig(optimizer="adam", learning_rate=0.01).learning_rate == 0.01
-
-
-def test_config_round_trips_through_a_dict():
-    c = small(optimizer="rmsprop", lr_decay=0.5)
-    assert TrainingConfig.from_dict(c.to_dict()) == c
-    with pytest.raises(ValueError, match="unknown training options: colour"):
-        TrainingConfig.from_dict({**c.to_dict(), "colour": "red"})
-
-
-def test_learning_rate_decay():
-    c = TrainingConfig(learning_rate=0.4, lr_decay=0.5, lr_decay_every=10)
-    assert [c.learning_rate_at(i) for i in (0, 9, 10, 25)] == [0.4, 0.4, 0.2, 0.1]
-    with pytest.raises(ValueError):
-        c.learning_rate_at(-1)
-
-
-@pytest.mark.parametrize("options", [
-    {"model": "lstm9"}, {"optimizer": "sgdd"}, {"hidden_size": 0}, {"hidden_size": 2.0},
-    {"seq_length": -1}, {"batch_size": True}, {"val_fraction": 1.0}, {"val_fraction": -0.1},
-    {"seed": -1}, {"seed": 2**32}, {"seed": None}, {"learning_rate": 0.0},
-    {"learning_rate": float("nan")}, {"clip": -1.0}, {"clip": float("inf")},
-    {"lr_decay": 0.0}, {"lr_decay": 1.5}, {"iterations": 0}, {"eval_every": 0},
-    {"sample_every": 0}, {"sample_length": -1}, {"eps": 0.0}, {"beta1": 1.0},
-    {"decay_rate": -0.5}, {"learning_rate": "0.1"}, {"model": []}, {"optimizer": {}},
-    {"sample_length": 10**6 + 1},
-])
-def test_config_rejects(options):
-    with pytest.raises(ValueError):
-        TrainingConfig(**options)
-
-
-def test_registry_and_optimizers():
-    assert MODELS == {"rnn": RNN, "lstm": LSTM, "gru": GRU}
-    assert OPTIMIZERS == ("sgd", "adagrad", "rmsprop", "adam")
+def split_run_matches_whole_run(tmp_path, config):
+    """Seven steps in one trainer, and three saved to c.npz then four resumed, agree."""
+    one = Trainer(TEXT, config)
+    for _ in range(7):
+        one.step()
+    one.sample(10)
+    two = Trainer(TEXT, config)
+    for _ in range(3):
+        two.step()
+    two.sample(10)
+    two.save(tmp_path / "c.npz")
+    three = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
+    assert three.iteration == 3
+    for _ in range(4):
+        three.step()
+    assert_same_state(state_of(one), state_of(three))
+    assert three.sample(40) == one.sample(40)
+    return one, three
 
 
 # -- the trainer ---------------------------------------------------------------------
@@ -213,23 +181,9 @@ def test_trainer_rejects_bad_arguments():
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_resume_is_bit_identical(tmp_path, optimizer):
-    config = small(optimizer=optimizer, lr_decay=0.9, lr_decay_every=2)
-    one = Trainer(TEXT, config)
-    for _ in range(7):
-        one.step()
-    one.sample(10)
-
-    two = Trainer(TEXT, config)
-    for _ in range(3):
-        two.step()
-    two.sample(10)
-    two.save(tmp_path / "c.npz")
-    three = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
-    assert three.iteration == 3
-    for _ in range(4):
-        three.step()
-    assert_same_state(state_of(one), state_of(three))
-    assert three.sample(40) == one.sample(40)
+    one, three = split_run_matches_whole_run(tmp_path, small(optimizer=optimizer, lr_decay=0.9,
+                                                             lr_decay_every=2))
+    assert three.iteration == 7
 
 
 def test_resume_across_a_wrap(tmp_path):
@@ -781,21 +735,6 @@ def test_load_model_rejects_foreign_files(tmp_path):
         load_model(tmp_path / "missing.npz")
 
 
-def test_optimizer_kernels_are_the_ones_used():
-    # The trainer holds no optimizer numerics of its own.
-    t = Trainer(TEXT, small(optimizer="rmsprop", clip=0.0))
-    theta = t.model.parameter_vector.copy()
-    x, y = t.streams.chunk()
-    t.model.gradients(x, y, np.zeros((2, 12)))
-    g = t.model.gradient_vector.copy()
-    cache = np.zeros_like(theta)
-    opt.rmsprop_(theta, g, cache, 0.002, 0.95, 1e-8, 0.0)
-    t.model.parameter_vector[...] = t.model.parameter_vector  # no-op, same start
-    t.step()
-    np.testing.assert_array_equal(t.model.parameter_vector, theta)
-    np.testing.assert_array_equal(t._optimizer.state["cache"], cache)
-
-
 def test_save_then_save_checkpoint_again_is_byte_stable(tmp_path):
     t = Trainer(TEXT, small())
     t.step()
@@ -854,25 +793,12 @@ def test_save_time_check_catches_weights_that_overflowed(tmp_path):
                           ("gru", 2, (2, 2, 12))])
 def test_gated_models_train_and_resume_bit_identically(tmp_path, kind, layers, shape):
     config = small(model=kind, num_layers=layers, optimizer="adam", learning_rate=0.01)
-    one = Trainer(TEXT, config)
+    one, three = split_run_matches_whole_run(tmp_path, config)
     assert type(one.model) is MODELS[kind] and one.model.num_layers == layers
     assert one.model_args["num_layers"] == layers
-    for _ in range(7):
-        one.step()
-    one.sample(10)
-    two = Trainer(TEXT, config)
-    for _ in range(3):
-        two.step()
-    two.sample(10)
-    two.save(tmp_path / "c.npz")
     with np.load(tmp_path / "c.npz", allow_pickle=False) as npz:
         assert npz["hidden"].shape == shape
         assert str(npz["model_kind"]) == kind
-    three = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
-    for _ in range(4):
-        three.step()
-    assert_same_state(state_of(one), state_of(three))
-    assert three.sample(40) == one.sample(40)
     assert math.isfinite(three.evaluate())
     model, vocab = load_model(tmp_path / "c.npz")
     assert type(model) is MODELS[kind] and model.num_layers == layers
@@ -906,16 +832,35 @@ def test_generate_with_a_prime_continues_from_the_primed_state():
     assert t.model.last_hidden is kept  # generate() leaves the model's state alone
 
 
-@pytest.mark.parametrize("options", [dict(model="rnn", num_layers=2), dict(num_layers=0),
-                                     dict(model="lstm", num_layers=1.5)])
-def test_config_rejects_bad_layers(options):
-    with pytest.raises(ValueError, match="num_layers"):
-        TrainingConfig(**options)
-
-
 def test_resume_refuses_another_number_of_layers(tmp_path):
     t = Trainer(TEXT, small(model="lstm", num_layers=2))
     t.step()
     t.save(tmp_path / "c.npz")
     with pytest.raises(ValueError, match="num_layers"):
         Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, num_layers=1)
+
+
+def test_a_loaded_checkpoint_resumes_its_own_file(tmp_path):
+    Trainer(TEXT, small(iterations=2, eval_every=2)).run(tmp_path, progress=False,
+                                                         log=io.StringIO())
+    ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    t = Trainer.from_checkpoint(ckpt, TEXT, iterations=4)  # read once, still its own file
+    t.run(tmp_path, progress=False, log=io.StringIO())
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 4
+    ckpt.position = 3  # errors name the file the checkpoint came from
+    with pytest.raises(CheckpointError, match=r"checkpoint\.npz: bad data position"):
+        Trainer.from_checkpoint(ckpt, TEXT)
+
+
+def test_check_run_refuses_what_run_would_without_touching_anything(tmp_path):
+    Trainer(TEXT, small(iterations=4, eval_every=2)).run(tmp_path, progress=False,
+                                                         log=io.StringIO())
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match="already holds a checkpoint of another run"):
+        Trainer(TEXT, small())._check_run(tmp_path)
+    with pytest.raises(ValueError, match="already at iteration 4, beyond the 2"):
+        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2)._check_run(tmp_path)
+    Trainer.from_checkpoint(tmp_path, TEXT, iterations=8)._check_run(tmp_path)
+    Trainer(TEXT, small())._check_run(tmp_path / "new")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    assert not (tmp_path / "new").exists()

@@ -1,0 +1,295 @@
+"""The options of a training run: :class:`TrainingConfig`, its defaults and its bounds.
+
+Each option's rule is written once, in :data:`OPTION_CHECKS`: the config
+applies it on construction and the command line builds its argument
+converters from it, so a bound or a message cannot drift between the two.
+:func:`resumed_config` is the rule for a resumed run: the fixed options
+(:data:`FIXED_OPTIONS`) stay as saved, the schedule may change.
+"""
+
+from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
+
+from fastrnn._validation import (
+    check_dimension,
+    check_instance,
+    check_int,
+    check_real,
+    check_seed,
+)
+from fastrnn.model import MODELS
+
+__all__ = [
+    "OPTIMIZERS",
+    "DEFAULT_ITERATIONS",
+    "MAX_SAMPLE_LENGTH",
+    "FIXED_OPTIONS",
+    "OPTION_CHECKS",
+    "TrainingConfig",
+    "FixedOptionError",
+    "saved_config",
+    "resumed_config",
+]
+
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+_DEFAULT_LEARNING_RATES = {"sgd": 0.1, "adagrad": 0.1, "rmsprop": 2e-3, "adam": 2e-3}
+
+DEFAULT_ITERATIONS = 500_000
+"""Default run length: 12.5 million characters (about 13 passes over the built-in
+corpus), a few minutes on a 2-core CPU for the default model."""
+
+# The longest sample shown during training: about 2.5 s of sampling at H = 100
+# and 1 MB of log each time.  A run must not accept a length it can only fail
+# on hours later, at its first sample.
+MAX_SAMPLE_LENGTH = 1_000_000
+
+# Options fixed for the life of a run: they decide the model's shape, the data
+# it sees and the meaning of the optimizer state.  The others (the schedule)
+# may change when a run is resumed.
+FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "seq_length", "batch_size",
+                 "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate")
+
+
+def _check_sample_length(name, value):
+    value = check_int(name, value, 0)
+    if value > MAX_SAMPLE_LENGTH:
+        raise ValueError(f"{name} must be at most {MAX_SAMPLE_LENGTH:,} (the samples shown "
+                         f"during training), got {value:,}")
+    return value
+
+
+def _check_run_seed(name, value):
+    # A run's seed is saved and reused on resume: a fresh one each time (None)
+    # would make the run impossible to repeat.
+    if value is None:
+        raise ValueError(f"{name} must be an integer in [0, 2**32 - 1], got None")
+    return check_seed(name, value)
+
+
+_fraction = partial(check_real, low=0.0, high=1.0, high_open=True)
+_positive = partial(check_real, low=0.0, low_open=True)
+
+OPTION_CHECKS = {
+    "hidden_size": check_dimension,
+    "num_layers": check_dimension,
+    "seq_length": check_dimension,
+    "batch_size": check_dimension,
+    "lr_decay_every": check_dimension,
+    "iterations": check_dimension,
+    "eval_every": check_dimension,
+    "sample_every": check_dimension,
+    "sample_length": _check_sample_length,
+    "val_fraction": _fraction,
+    "seed": _check_run_seed,
+    "eps": _positive,
+    "beta1": _fraction,
+    "beta2": _fraction,
+    "decay_rate": _fraction,
+    "learning_rate": _positive,
+    "clip": partial(check_real, low=0.0),
+    "lr_decay": partial(check_real, low=0.0, high=1.0, low_open=True),
+}
+"""The check of every numeric option: ``check(name, value)`` returns the value
+normalised or raises ValueError naming ``name``."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every option of a training run, validated on construction.
+
+    The options above ``learning_rate`` are fixed for the life of a run (they
+    decide the model's shape, the data and the optimizer state); the others
+    form the schedule and may change when a run is resumed.
+
+    Parameters
+    ----------
+    model : str, default "rnn"
+        A name in :data:`fastrnn.model.MODELS`.
+    hidden_size : int, default 100
+        H, the size of the hidden state (of each layer).
+    num_layers : int, default 1
+        L, the number of stacked layers (``lstm`` and ``gru``; an ``rnn`` has one).
+    seq_length : int, default 25
+        T, the number of time steps backpropagated through (chunk length).
+    batch_size : int, default 1
+        B, the number of parallel streams.
+    val_fraction : float, default 0.05
+        The last fraction of the text held out for validation, in [0, 1).
+    seed : int, default 0
+        Seeds the initial weights and the sampling during training.
+    optimizer : {"adagrad", "sgd", "rmsprop", "adam"}, default "adagrad"
+    eps : float, default 1e-8
+        Added to the denominators of adagrad, rmsprop and adam.
+    beta1, beta2 : float, default 0.9, 0.999
+        Adam's moment decay rates.
+    decay_rate : float, default 0.95
+        RMSProp's decay rate of the squared-gradient average (char-rnn's default).
+    learning_rate : float, optional
+        The base learning rate; by default 0.1 for sgd and adagrad (min-char-rnn),
+        0.002 for rmsprop and adam (char-rnn, torch-rnn).
+    clip : float, default 5.0
+        Gradients are clipped element-wise to [-clip, clip]; 0 turns clipping off.
+    lr_decay : float, default 1.0
+        The learning rate is multiplied by this every ``lr_decay_every``
+        iterations (1 = constant rate): the rate for step i + 1 is
+        ``learning_rate * lr_decay ** (i // lr_decay_every)``.
+    lr_decay_every : int, default 1000
+    iterations : int, default DEFAULT_ITERATIONS
+        Total optimizer steps of the run (counting those before a resume).
+    eval_every : int, default 10000
+        Validation, history row and checkpoint every this many iterations
+        (and at the end).
+    sample_every : int, default 50000
+        A sample every this many iterations.
+    sample_length : int, default 200
+        Characters in each sample printed during training (0: no samples), at
+        most :data:`MAX_SAMPLE_LENGTH`.
+    """
+
+    model: str = "rnn"
+    hidden_size: int = 100
+    num_layers: int = 1
+    seq_length: int = 25
+    batch_size: int = 1
+    val_fraction: float = 0.05
+    seed: int = 0
+    optimizer: str = "adagrad"
+    eps: float = 1e-8
+    beta1: float = 0.9
+    beta2: float = 0.999
+    decay_rate: float = 0.95
+    learning_rate: float = None
+    clip: float = 5.0
+    lr_decay: float = 1.0
+    lr_decay_every: int = 1000
+    iterations: int = DEFAULT_ITERATIONS
+    eval_every: int = 10_000
+    sample_every: int = 50_000
+    sample_length: int = 200
+
+    def __post_init__(self):
+        if not isinstance(self.model, str) or self.model not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate", _DEFAULT_LEARNING_RATES[self.optimizer])
+        for name, check in OPTION_CHECKS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name)))
+        if self.model == "rnn" and self.num_layers != 1:
+            raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
+                             f"stack), got {self.num_layers}")
+
+    def learning_rate_at(self, iteration):
+        """Return the learning rate of the step taken after ``iteration`` steps.
+
+        Parameters
+        ----------
+        iteration : int
+            Steps taken so far (>= 0).
+
+        Returns
+        -------
+        float
+        """
+        iteration = check_int("iteration", iteration, 0)
+        return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
+
+    def to_dict(self):
+        """Return the options as a plain dict (JSON-serialisable)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, options):
+        """Build a config from :meth:`to_dict`'s output; unknown keys are an error.
+
+        Parameters
+        ----------
+        options : dict
+            Option values by name; the missing ones take their defaults.
+
+        Returns
+        -------
+        TrainingConfig
+        """
+        check_instance("options", options, dict)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(unknown)}")
+        return cls(**options)
+
+
+class FixedOptionError(ValueError):
+    """A resumed run was asked to change an option fixed for the life of the run.
+
+    Attributes
+    ----------
+    name : str
+        The option (one of :data:`FIXED_OPTIONS`).
+    stored : object
+        Its value in the checkpoint.
+    given : object
+        The value asked for.
+    """
+
+    def __init__(self, name, stored, given):
+        self.name, self.stored, self.given = name, stored, given
+        super().__init__(f"{name} is {stored!r} in the checkpoint and a resumed run cannot "
+                         f"change it (got {given!r})")
+
+
+def saved_config(options):
+    """Rebuild the configuration a checkpoint holds (its ``config`` entry).
+
+    Runs saved before ``sample_length`` had its cap resume with the longest
+    sample allowed now.
+
+    Parameters
+    ----------
+    options : dict
+        :meth:`TrainingConfig.to_dict`'s output, as saved.
+
+    Returns
+    -------
+    TrainingConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        If the options do not make a valid configuration.
+    """
+    length = options.get("sample_length") if isinstance(options, dict) else None
+    if type(length) is int and length > MAX_SAMPLE_LENGTH:
+        options = {**options, "sample_length": MAX_SAMPLE_LENGTH}
+    return TrainingConfig.from_dict(options)
+
+
+def resumed_config(saved, changes):
+    """Apply the changes asked of a resumed run to its saved configuration.
+
+    Parameters
+    ----------
+    saved : TrainingConfig
+        The configuration the checkpoint holds.
+    changes : dict
+        New values by option name; None leaves an option as saved.  A fixed
+        option may be given only with its saved value.
+
+    Returns
+    -------
+    TrainingConfig
+
+    Raises
+    ------
+    FixedOptionError
+        If a fixed option would change.
+    ValueError
+        If an option is unknown or a new value is out of bounds.
+    """
+    for name, value in changes.items():
+        if name not in saved.to_dict():
+            raise ValueError(f"unknown training option {name!r}")
+        if name in FIXED_OPTIONS and value != getattr(saved, name):
+            raise FixedOptionError(name, getattr(saved, name), value)
+    return replace(saved, **{k: v for k, v in changes.items() if v is not None})

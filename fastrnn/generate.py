@@ -1,0 +1,182 @@
+"""Models from checkpoints, and text from models: :func:`load_model` and :func:`generate`.
+
+:func:`model_from_checkpoint` builds the model a checkpoint holds, its weights
+checked against the file's own description before anything large is
+allocated; the trainer resumes through it too.
+"""
+
+import itertools
+
+import numpy as np
+
+from fastrnn._rundir import resolve_checkpoint
+from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
+from fastrnn.checkpoint import CheckpointError, load_checkpoint
+from fastrnn.model import MODELS
+from fastrnn.vocab import Vocabulary
+
+__all__ = ["load_model", "generate", "build_model", "model_from_checkpoint"]
+
+
+def build_model(kind, args, seed=0):
+    """A new model of the registry name ``kind`` (see :data:`fastrnn.model.MODELS`).
+
+    An unknown kind, or arguments the model refuses, raise CheckpointError:
+    both come from a checkpoint's description of its model.
+
+    Parameters
+    ----------
+    kind : str
+    args : dict
+        The constructor's keyword arguments, but ``seed``.
+    seed : int, default 0
+    """
+    cls = MODELS.get(kind)
+    if cls is None:
+        raise CheckpointError(f"unknown model kind {kind!r}; this fastrnn knows {sorted(MODELS)}")
+    try:
+        return cls(**args, seed=seed)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"bad arguments for a {kind} model: {error}") from None
+
+
+def model_from_checkpoint(ckpt, where):
+    """Build the model stored in a checkpoint, its weights checked and loaded.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    where : str
+        What to call the checkpoint in error messages (its path).
+
+    Returns
+    -------
+    RNN or another class of :data:`~fastrnn.model.MODELS`
+
+    Raises
+    ------
+    CheckpointError
+        If the weights do not fit the model the checkpoint describes.
+    """
+    args, vocab_size = ckpt.model_args, ckpt.vocab.size
+    for dim in ("input_dim", "output_dim"):
+        if args.get(dim) != vocab_size:
+            raise CheckpointError(f"{where}: the model's {dim} is {args.get(dim)!r} but the "
+                                  f"vocabulary has {vocab_size} characters")
+    # Every model ends in the output layer Why (O, H): check the size before
+    # allocating anything, so a damaged hidden_dim cannot ask for terabytes.
+    why = ckpt.parameters.get("Why")
+    if why is None or why.shape != (vocab_size, args.get("hidden_dim")):
+        raise CheckpointError(f"{where}: the output weights Why do not match hidden_dim "
+                              f"{args.get('hidden_dim')!r} and {vocab_size} characters")
+    layers = args.get("num_layers", 1)
+    # Every layer holds at least one stored array: a damaged num_layers must not
+    # make a model of a billion layers before the names are compared.
+    if type(layers) is not int or not 1 <= layers <= len(ckpt.parameters):
+        raise CheckpointError(f"{where}: num_layers {layers!r} does not match the "
+                              f"{len(ckpt.parameters)} stored weights")
+    for name, value in ckpt.parameters.items():
+        if not np.all(np.isfinite(value)):
+            raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
+    model = build_model(ckpt.model_kind, args)
+    params = model.parameters()
+    if list(ckpt.parameters) != list(params):
+        stored, wanted = list(ckpt.parameters), list(params)
+        first = next((a, b) for a, b in itertools.zip_longest(stored, wanted) if a != b)
+        raise CheckpointError(
+            f"{where}: the file holds {len(stored)} weights, a {ckpt.model_kind} model "
+            f"{len(wanted)}; the first difference: {first[0]!r} where {first[1]!r} belongs"
+        )
+    for name, value in ckpt.parameters.items():
+        if value.shape != params[name].shape:
+            raise CheckpointError(
+                f"{where}: weight {name} has shape {value.shape}, expected {params[name].shape}"
+            )
+        params[name][...] = value
+    return model
+
+
+def load_model(path):
+    """Load the model and vocabulary of a checkpoint, ready to sample from.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint file, or a training directory (its ``checkpoint.npz``).
+
+    Returns
+    -------
+    model : RNN (or another class of :data:`MODELS`)
+    vocab : Vocabulary
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    CheckpointError
+        If it is not a valid checkpoint.
+    """
+    path = resolve_checkpoint(path)
+    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(ckpt, path), ckpt.vocab
+
+
+def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
+    """Sample text from a model: the prime text, then ``length`` new characters.
+
+    The model reads the prime text (all of it but the last character, scored
+    with :meth:`loss` to get its final state) and continues from its last
+    character.  Without a prime text it starts after a newline when the
+    vocabulary has one (as at the start of a line), otherwise after a
+    character drawn uniformly from the vocabulary; that start is not part of
+    the result.
+
+    Parameters
+    ----------
+    model : RNN or another model of :data:`MODELS`
+    vocab : Vocabulary
+        The vocabulary the model was trained with.
+    length : int, default 500
+        Characters to generate, not counting the prime text (>= 0).
+    prime : str, default ""
+        Text to start from; every character must be in the vocabulary.
+    temperature : float, default 1.0
+        Softmax temperature (>= 0); 0 picks the most likely character (greedy).
+    seed : int, optional
+        Seed in [0, 2**32 - 1] for reproducible samples.
+
+    Returns
+    -------
+    str
+        ``prime`` followed by the generated characters.
+    """
+    if not isinstance(model, tuple(MODELS.values())):
+        raise ValueError(f"model must be one of fastrnn's models ({', '.join(sorted(MODELS))}), "
+                         f"got {type(model).__name__}")
+    check_instance("vocab", vocab, Vocabulary)
+    length = check_num_chars(length, "length")
+    temperature = check_temperature(temperature)
+    seed = check_seed("seed", seed)
+    check_instance("prime", prime, str)
+    indices = vocab.encode(prime, name="the prime text")  # names any unknown characters
+    if getattr(model, "input_dim", vocab.size) != vocab.size:
+        raise ValueError(
+            f"the model reads {model.input_dim} symbols, the vocabulary has {vocab.size}"
+        )
+    h0 = None
+    if prime:
+        if len(indices) > 1:
+            # loss() leaves the whole final state (every layer, an LSTM's c) in
+            # last_hidden; the caller's last_hidden is put back afterwards.
+            kept = model.last_hidden
+            model.loss(indices[:-1], indices[1:])
+            h0, model.last_hidden = model.last_hidden, kept
+        start = int(indices[-1])
+    elif "\n" in vocab:
+        start = int(vocab.encode("\n")[0])
+    else:
+        start = int(np.random.default_rng(seed).integers(vocab.size))
+    if length == 0:
+        return prime
+    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0)
+    return prime + vocab.decode(out)

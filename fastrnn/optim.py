@@ -1,0 +1,109 @@
+"""Optimizers: the only caller of the optimizer kernels.
+
+:class:`Optimizer` holds an optimizer's state vectors (adagrad's ``mem``,
+rmsprop's ``cache``, adam's ``m``, ``v`` and ``step``) and updates a flat
+parameter vector in place with them; :func:`sgd_step` is plain SGD for callers
+that keep no state.  Every update clips the gradient element-wise to
+``[-clip, clip]`` first (0 turns clipping off), inside the kernel.
+"""
+
+import numpy as np
+
+from fastrnn._kernels import optimizers as _kernels
+
+__all__ = ["Optimizer", "sgd_step"]
+
+# The state vectors of each optimizer, by name; adam also counts its steps.
+_STATE = {"sgd": (), "adagrad": ("mem",), "rmsprop": ("cache",), "adam": ("m", "v")}
+
+
+def sgd_step(theta, grad, learning_rate, clip):
+    """One step of plain SGD with clipping: ``theta -= learning_rate * clip(grad)``.
+
+    Parameters
+    ----------
+    theta : ndarray of float, shape (P,)
+        The parameters, modified in place.
+    grad : ndarray of float, shape (P,)
+        Their gradient (not modified).
+    learning_rate : float
+    clip : float
+        Clip ``grad`` element-wise to ``[-clip, clip]`` first; 0 means no clipping.
+    """
+    _kernels.sgd_(theta, grad, learning_rate, clip)
+
+
+class Optimizer:
+    """An optimizer's state vectors and the kernel that updates with them.
+
+    Parameters
+    ----------
+    config : TrainingConfig
+        Gives the optimizer's name and constants (``eps``, ``beta1``,
+        ``beta2``, ``decay_rate``).
+    size : int
+        P, the number of parameters.
+    state : dict[str, ndarray], optional
+        Saved state (:attr:`state` of an earlier optimizer), copied in;
+        zeros by default.
+
+    Attributes
+    ----------
+    name : str
+    state : dict[str, ndarray]
+        The state arrays by name, each of shape (P,) (adam's ``step`` a
+        0-d int64 count).
+
+    Raises
+    ------
+    ValueError
+        If ``state`` does not hold this optimizer's arrays of these shapes.
+    """
+
+    def __init__(self, config, size, state=None):
+        self.name = config.optimizer
+        self.config = config
+        self.state = {name: np.zeros(size) for name in _STATE[self.name]}
+        if self.name == "adam":
+            self.state["step"] = np.zeros((), dtype=np.int64)
+        if state is not None:
+            self._load(state)
+
+    def _load(self, state):
+        if set(state) != set(self.state):
+            raise ValueError(f"the {self.name} optimizer state holds {sorted(state)}, expected "
+                             f"{sorted(self.state)}")
+        for name, value in state.items():
+            target = self.state[name]
+            value = np.asarray(value)
+            if value.shape != target.shape or value.dtype.kind != target.dtype.kind:
+                raise ValueError(
+                    f"the optimizer state {name!r} has shape {value.shape} and dtype "
+                    f"{value.dtype}, expected {target.shape} and {target.dtype}"
+                )
+            self.state[name] = np.array(value, dtype=target.dtype, order="C")
+
+    def step(self, theta, grad, learning_rate, clip):
+        """Update ``theta`` in place from ``grad``, advancing the state.
+
+        Parameters
+        ----------
+        theta : ndarray of float64, shape (P,)
+            Modified in place.
+        grad : ndarray of float64, shape (P,)
+        learning_rate : float
+        clip : float
+            0 means no clipping.
+        """
+        config, state = self.config, self.state
+        if self.name == "sgd":
+            sgd_step(theta, grad, learning_rate, clip)
+        elif self.name == "adagrad":
+            _kernels.adagrad_(theta, grad, state["mem"], learning_rate, config.eps, clip)
+        elif self.name == "rmsprop":
+            _kernels.rmsprop_(theta, grad, state["cache"], learning_rate, config.decay_rate,
+                              config.eps, clip)
+        else:
+            state["step"][...] += 1
+            _kernels.adam_(theta, grad, state["m"], state["v"], learning_rate, config.beta1,
+                           config.beta2, config.eps, int(state["step"]), clip)
