@@ -45,3 +45,13 @@ def rng():
 def params_close():
     """The :func:`helpers.assert_params_close` helper, as a fixture."""
     return assert_params_close
+
+
+@pytest.fixture
+def torch():
+    """PyTorch on one thread (deterministic reductions, no oversubscription); else skip."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)

@@ -172,3 +172,62 @@ def rel_error(a, b):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     scale = max(np.linalg.norm(a), np.linalg.norm(b), np.finfo(float).tiny)
     return float(np.linalg.norm(a - b) / scale)
+
+
+def states_of(state):
+    """A state as a tuple of arrays: (h, c) for an LSTM, (h,) for the RNN and the GRU."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def torch_modules(torch, model):
+    """``(recurrent module, linear module, {fastrnn name: torch parameter})`` in float64.
+
+    LSTM and GRU convert with ``to_torch``; the RNN becomes a one-layer tanh
+    ``torch.nn.RNN`` whose ``bias_hh_l0`` is zero, so ``bh``'s gradient is
+    ``bias_ih_l0``'s.
+    """
+    if hasattr(model, "to_torch"):
+        module, linear = model.to_torch()
+        names = dict(module.named_parameters())
+    else:
+        H = model.hidden_dim
+        module = torch.nn.RNN(model.input_dim, H, nonlinearity="tanh").double()
+        linear = torch.nn.Linear(H, model.output_dim).double()
+        with torch.no_grad():
+            module.weight_ih_l0.copy_(torch.tensor(model.Wxh))
+            module.weight_hh_l0.copy_(torch.tensor(model.Whh))
+            module.bias_ih_l0.copy_(torch.tensor(model.bh[:, 0]))
+            module.bias_hh_l0.zero_()
+            linear.weight.copy_(torch.tensor(model.Why))
+            linear.bias.copy_(torch.tensor(model.by[:, 0]))
+        names = {"Wxh": module.weight_ih_l0, "Whh": module.weight_hh_l0,
+                 "bh": module.bias_ih_l0}
+    names.update(Why=linear.weight, by=linear.bias)
+    return module, linear, names
+
+
+def torch_run(torch, model, inputs, targets, h0=None):
+    """PyTorch's loss, gradients, final state and probabilities for ``model``'s weights.
+
+    Returns ``(loss, {name: gradient shaped like the parameter}, final state as a
+    tuple of (L, B, H) arrays, probabilities (B, T, O))``.
+    """
+    module, linear, named = torch_modules(torch, model)
+    x2, y2 = np.atleast_2d(inputs), np.atleast_2d(targets)
+    B, T = x2.shape
+    L, H = getattr(model, "num_layers", 1), model.hidden_dim
+    onehot = torch.nn.functional.one_hot(torch.tensor(x2.T), model.input_dim).double()
+    state = None
+    if h0 is not None:
+        state = tuple(torch.tensor(np.broadcast_to(np.reshape(s, (L, -1, H)), (L, B, H)).copy())
+                      for s in states_of(h0))
+        state = state if isinstance(h0, tuple) else state[0]
+    out, last = module(onehot, state)  # (T, B, H)
+    logits = linear(out)  # (T, B, O)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(T * B, -1), torch.tensor(y2.T).reshape(-1), reduction="sum") / B
+    loss.backward()
+    shapes = {name: p.shape for name, p in model.parameters().items()}
+    grads = {name: p.grad.numpy().reshape(shapes[name]) for name, p in named.items()}
+    probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
+    return loss.item(), grads, tuple(s.detach().numpy() for s in states_of(last)), probs
