@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import GATED, MODELS, REFERENCES, TOL, random_state, states_of, torch_run, twin_models
+from helpers import GATED, MODELS, REFERENCES, TOL, random_state, torch_run, twin_models
 
 import fastrnn
 
@@ -253,30 +253,6 @@ def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
          "matches_the_reference or predict_matches"],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
-
-
-def test_state_methods_check_their_arguments(kind):
-    m = MODELS[kind](5, 3, 5, num_layers=2, seed=0)
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="batch"):
-            m.zero_state(bad)
-    state = m.zero_state(2)
-    for bad in (2, -1, 1.0):
-        with pytest.raises(ValueError, match="index"):
-            m.stream_state(state, bad)
-    packed = m.pack_state(state)
-    for bad in (np.zeros(3), 1.0, packed[..., :2], packed.astype(complex)):
-        with pytest.raises(ValueError, match="state"):
-            m.unpack_state(bad)
-    np.testing.assert_array_equal(m.pack_state(m.unpack_state(packed)), packed)
-
-
-def test_complex_or_string_h0_is_refused(kind):
-    m, _, rng = _model(kind, 5, 3, 5, 2, 0)
-    h = random_state(kind, rng, 2, None, 3)
-    bad = tuple(s + 1j for s in states_of(h)) if isinstance(h, tuple) else h + 1j
-    with pytest.raises(ValueError, match="real numbers"):
-        m.loss([0, 1], [1, 2], bad)
 
 
 def test_models_too_large_for_memory_are_refused_before_allocating(kind):
