@@ -17,6 +17,7 @@ Only the public API of the models is used here.
 """
 
 import numpy as np
+import pytest
 
 import fastrnn
 from fastrnn import reference
@@ -28,6 +29,16 @@ REFERENCES = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU
 
 #: The RNN's parameters, in the order of ``parameters()`` and of ``backward``'s result.
 RNN_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+#: (I, H, O, L, shape, with_h0) of the gated models' checks: 1 to 3 layers, one
+#: stream and batches, B = 1, I != O, with and without a random initial state.
+GATED_CASES = [pytest.param(*case, id=name) for name, case in [
+    ("L1-single", (5, 3, 5, 1, (5,), False)), ("L1-single-h0", (5, 3, 5, 1, (6,), True)),
+    ("L1-batch", (6, 4, 5, 1, (3, 5), False)), ("L1-batch-h0", (6, 4, 5, 1, (3, 5), True)),
+    ("L2-single", (5, 3, 5, 2, (6,), False)), ("L2-single-h0", (5, 3, 5, 2, (6,), True)),
+    ("L2-batch-h0", (5, 3, 5, 2, (2, 5), True)), ("L2-batch-h0-I6-O4", (6, 3, 4, 2, (3, 5), True)),
+    ("L2-B1-h0", (5, 3, 5, 2, (1, 6), True)), ("L3-single-h0", (5, 2, 5, 3, (4,), True)),
+]]
 
 #: Agreement required between fastrnn and the NumPy reference.  The two differ
 #: only in summation order and in fastrnn's own exp/tanh (a few ulp), so on the
@@ -123,6 +134,15 @@ def random_state(kind, rng, num_layers, batch, hidden_dim):
     if kind == "lstm":
         return (rng.uniform(-0.8, 0.8, shape), rng.uniform(-1.5, 1.5, shape))
     return rng.uniform(-0.8, 0.8, shape)
+
+
+def random_data(kind, rng, input_dim, output_dim, num_layers, hidden_dim, shape, with_h0):
+    """Random inputs and targets of ``shape`` ((T,) or (B, T)), and a random h0 or None."""
+    x = rng.integers(0, input_dim, size=shape)
+    y = rng.integers(0, output_dim, size=shape)
+    batch = shape[0] if len(shape) == 2 else None
+    h0 = random_state(kind, rng, num_layers, batch, hidden_dim) if with_h0 else None
+    return x, y, h0
 
 
 def assert_params_close(fast, ref, **tol):

@@ -13,7 +13,17 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import GATED, MODELS, REFERENCES, TOL, random_state, torch_run, twin_models
+from helpers import (
+    GATED,
+    GATED_CASES,
+    MODELS,
+    REFERENCES,
+    TOL,
+    random_data,
+    random_state,
+    torch_run,
+    twin_models,
+)
 
 import fastrnn
 
@@ -57,31 +67,13 @@ def kind(request):
     return request.param
 
 
-CASES = [
-    pytest.param(5, 3, 5, 1, (5,), False, id="L1-single"),
-    pytest.param(5, 3, 5, 1, (6,), True, id="L1-single-h0"),
-    pytest.param(6, 4, 5, 1, (3, 5), False, id="L1-batch"),
-    pytest.param(6, 4, 5, 1, (3, 5), True, id="L1-batch-h0"),
-    pytest.param(5, 3, 5, 2, (6,), False, id="L2-single"),
-    pytest.param(5, 3, 5, 2, (6,), True, id="L2-single-h0"),
-    pytest.param(5, 3, 5, 2, (2, 5), True, id="L2-batch-h0"),
-    pytest.param(6, 3, 4, 2, (3, 5), True, id="L2-batch-h0-I6-O4"),
-    pytest.param(5, 3, 5, 2, (1, 6), True, id="L2-B1-h0"),
-    pytest.param(5, 2, 5, 3, (4,), True, id="L3-single-h0"),
-]
-
-
-def _data(kind, rng, I, O, L, H, shape, with_h0):
-    x = rng.integers(0, I, size=shape)
-    y = rng.integers(0, O, size=shape)
-    h0 = random_state(kind, rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
-    return x, y, h0
+CASES = GATED_CASES
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
 def test_matches_the_reference(kind, I, H, O, L, shape, with_h0):
     m, r, rng = _model(kind, I, H, O, L, 2)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
     loss, grads = m.gradients(x, y, h0)
     ref_loss, ref_grads = r.gradients(x, y, h0)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
@@ -119,7 +111,7 @@ def test_edge_cases_match_the_reference(kind, I, H, O, L, shape):
 def test_forward_outputs_equal_torch(kind, torch, I, H, O, L, shape, with_h0):
     """forward(): the top layer's h and the softmax probabilities of the torch modules."""
     m, r, rng = _model(kind, I, H, O, L, 13)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
     _, _, _, probs = torch_run(torch, m, x, y, h0)
     xs, hs, ps = m.forward(x, h0)
     assert xs.shape == shape and hs.shape == shape[:-1] + (shape[-1] + 1, H)

@@ -28,10 +28,11 @@ from collections import namedtuple
 import numpy as np
 import pytest
 from helpers import (
+    GATED_CASES,
     RNN_NAMES,
     numeric_gradient,
     parameters_of,
-    random_state,
+    random_data,
     reference_gradients,
     rel_error,
     torch_run,
@@ -58,13 +59,6 @@ def _model(kind, I, H, O, L, seed):
     return fast, ref, rng
 
 
-def _data(kind, rng, I, O, L, H, shape, with_h0):
-    x = rng.integers(0, I, size=shape)
-    y = rng.integers(0, O, size=shape)
-    h0 = random_state(kind, rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
-    return x, y, h0
-
-
 def _numeric(kind, loss, params):
     eps, order, _ = SETUP[kind]
     return {name: numeric_gradient(loss, p, eps=eps, order=order) for name, p in params.items()}
@@ -74,28 +68,16 @@ def _errors(analytic, numeric):
     return {name: rel_error(a, numeric[name]) for name, a in analytic.items()}
 
 
-# (I, H, O, shape, with_h0) of the RNN; (I, H, O, L, shape, with_h0) of the gated models.
+# (I, H, O, shape, with_h0) of the RNN; the gated models run helpers.GATED_CASES.
 RNN_CASES = [
-    ((5, 4, 5, (3,), False), "single-T3"),
-    ((6, 5, 6, (5,), True), "single-T5-h0"),
-    ((7, 6, 7, (6,), True), "single-T6-h0-H6"),
-    ((5, 4, 5, (1,), True), "single-T1-h0"),
-    ((6, 5, 6, (3, 4), False), "batch-3x4"),
-    ((6, 5, 6, (3, 5), True), "batch-3x5-h0"),
-    ((5, 4, 5, (1, 6), True), "batch-1x6-h0"),
-    ((7, 4, 5, (2, 4), True), "batch-I7-O5-h0"),
-]
-GATED_CASES = [
-    ((5, 3, 5, 1, (5,), False), "L1-single"),
-    ((5, 3, 5, 1, (6,), True), "L1-single-h0"),
-    ((6, 4, 5, 1, (3, 5), False), "L1-batch"),
-    ((6, 4, 5, 1, (3, 5), True), "L1-batch-h0"),
-    ((5, 3, 5, 2, (6,), False), "L2-single"),
-    ((5, 3, 5, 2, (6,), True), "L2-single-h0"),
-    ((5, 3, 5, 2, (2, 5), True), "L2-batch-h0"),
-    ((6, 3, 4, 2, (3, 5), True), "L2-batch-h0-I6-O4"),
-    ((5, 3, 5, 2, (1, 6), True), "L2-B1-h0"),
-    ((5, 2, 5, 3, (4,), True), "L3-single-h0"),
+    pytest.param(5, 4, 5, (3,), False, id="single-T3"),
+    pytest.param(6, 5, 6, (5,), True, id="single-T5-h0"),
+    pytest.param(7, 6, 7, (6,), True, id="single-T6-h0-H6"),
+    pytest.param(5, 4, 5, (1,), True, id="single-T1-h0"),
+    pytest.param(6, 5, 6, (3, 4), False, id="batch-3x4"),
+    pytest.param(6, 5, 6, (3, 5), True, id="batch-3x5-h0"),
+    pytest.param(5, 4, 5, (1, 6), True, id="batch-1x6-h0"),
+    pytest.param(7, 4, 5, (2, 4), True, id="batch-I7-O5-h0"),
 ]
 
 
@@ -103,14 +85,24 @@ def _cases(rnn_seeds, gated_seeds):
     """(kind, I, H, O, L, shape, with_h0, seed) for every kind, case and seed."""
     params = []
     for seed in rnn_seeds:
-        for (I, H, O, shape, h0), name in RNN_CASES:
+        for case in RNN_CASES:
+            I, H, O, shape, h0 = case.values
             params.append(pytest.param("rnn", I, H, O, 1, shape, h0, seed,
-                                       id=f"rnn-{name}-{seed}"))
+                                       id=f"rnn-{case.id}-{seed}"))
     for kind in ("lstm", "gru"):
         for seed in gated_seeds:
-            for case, name in GATED_CASES:
-                params.append(pytest.param(kind, *case, seed, id=f"{kind}-{name}-{seed}"))
+            for case in GATED_CASES:
+                params.append(pytest.param(kind, *case.values, seed,
+                                           id=f"{kind}-{case.id}-{seed}"))
     return params
+
+
+def _analytic(kind, I, H, O, L, shape, with_h0, seed):
+    """The model, the data and a copy of the model's gradients for one case."""
+    fast, _, rng = _model(kind, I, H, O, L, seed)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
+    _, grads = fast.gradients(x, y, h0)
+    return fast, x, y, h0, {name: g.copy() for name, g in grads.items()}
 
 
 CASE_ARGS = ("kind", "I", "H", "O", "L", "shape", "with_h0", "seed")
@@ -118,10 +110,7 @@ CASE_ARGS = ("kind", "I", "H", "O", "L", "shape", "with_h0", "seed")
 
 @pytest.mark.parametrize(CASE_ARGS, _cases(rnn_seeds=(0, 1), gated_seeds=(101,)))
 def test_gradients_match_finite_differences(kind, I, H, O, L, shape, with_h0, seed):
-    fast, _, rng = _model(kind, I, H, O, L, seed)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
-    _, grads = fast.gradients(x, y, h0)
-    analytic = {name: g.copy() for name, g in grads.items()}
+    fast, x, y, h0, analytic = _analytic(kind, I, H, O, L, shape, with_h0, seed)
     before = fast.parameter_vector.copy()
     numeric = _numeric(kind, lambda: fast.loss(x, y, h0), fast.parameters())
     np.testing.assert_array_equal(fast.parameter_vector, before)  # every entry restored
@@ -132,10 +121,7 @@ def test_gradients_match_finite_differences(kind, I, H, O, L, shape, with_h0, se
 @pytest.mark.parametrize(CASE_ARGS, _cases(rnn_seeds=(0, 1), gated_seeds=()))
 def test_backward_of_forward_equals_gradients(kind, I, H, O, L, shape, with_h0, seed):
     """The RNN's two routes to its gradients agree: backward(forward()) and gradients()."""
-    fast, _, rng = _model(kind, I, H, O, L, seed)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
-    _, grads = fast.gradients(x, y, h0)
-    analytic = {name: g.copy() for name, g in grads.items()}
+    fast, x, y, h0, analytic = _analytic(kind, I, H, O, L, shape, with_h0, seed)
     for name, g in zip(RNN_NAMES, fast.backward(*fast.forward(x, h0), y), strict=True):
         np.testing.assert_allclose(g, analytic[name], rtol=1e-13, atol=1e-14, err_msg=name)
 
@@ -149,7 +135,7 @@ def test_backward_of_forward_equals_gradients(kind, I, H, O, L, shape, with_h0, 
 def test_reference_gradients_match_finite_differences(kind, I, H, O, L, shape, seed):
     """The oracle is checked too: the reference's gradients against its own loss."""
     _, ref, rng = _model(kind, I, H, O, L, seed)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, True)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, True)
     _, analytic = reference_gradients(ref, x, y, h0)
     numeric = _numeric(kind, lambda: ref.loss(x, y, h0), parameters_of(ref))
     errors = _errors(analytic, numeric)
@@ -180,26 +166,23 @@ def test_gradient_of_a_single_logit_path_by_hand():
 
 # ------------------------------------------------------------------ torch
 
-TORCH_RNN_CASES = [
-    ((6, 5, 6, (7,), False), "single"),
-    ((6, 5, 6, (7,), True), "single-h0"),
-    ((7, 8, 5, (4, 6), True), "batch-I7-O5-h0"),
-    ((5, 1, 5, (3, 2), False), "H1-batch"),
-    ((6, 5, 6, (1, 5), True), "B1-h0"),
-]
+TORCH_RNN_CASES = zip(
+    [(6, 5, 6, (7,), False), (6, 5, 6, (7,), True), (7, 8, 5, (4, 6), True),
+     (5, 1, 5, (3, 2), False), (6, 5, 6, (1, 5), True)],
+    ["single", "single-h0", "batch-I7-O5-h0", "H1-batch", "B1-h0"], strict=True)
 TORCH_CASES = [
     pytest.param("rnn", I, H, O, 1, shape, h0, 3, id=f"rnn-{name}")
     for (I, H, O, shape, h0), name in TORCH_RNN_CASES
 ] + [
-    pytest.param(kind, *case, 104, id=f"{kind}-{name}")
-    for kind in ("lstm", "gru") for case, name in GATED_CASES
+    pytest.param(kind, *case.values, 104, id=f"{kind}-{case.id}")
+    for kind in ("lstm", "gru") for case in GATED_CASES
 ]
 
 
 @pytest.mark.parametrize(CASE_ARGS, TORCH_CASES)
 def test_gradients_and_final_state_match_torch(torch, kind, I, H, O, L, shape, with_h0, seed):
     m, _, rng = _model(kind, I, H, O, L, seed)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
     expected_loss, expected, last, _ = torch_run(torch, m, x, y, h0)
     loss, grads = m.gradients(x, y, h0)
     assert loss == pytest.approx(expected_loss, rel=1e-12)
