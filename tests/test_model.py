@@ -20,6 +20,7 @@ from helpers import (
     RNN_NAMES,
     TOL,
     assert_params_close,
+    copy_parameters,
     new_model,
     random_state,
     reference_gradients,
@@ -351,7 +352,7 @@ def test_update_accepts_lists_and_leaves_gradients_untouched(make_pair, rng):
 def test_update_with_backward_gradients_equals_train_without_clip(make_pair, rng):
     fast, _ = make_pair(5, 4, 5)
     twin = fastrnn.RNN(5, 4, 5, seed=0)
-    twin.parameter_vector[:] = fast.parameter_vector
+    copy_parameters(fast, twin)
     x, y, h0 = _data(rng, 5, 4, 5, (2, 5), "BH")
     fast.update(*fast.backward(*fast.forward(x, h0), y), 0.2)
     twin.train(x, y, 0.2, clip=None, h0=h0)
