@@ -1,57 +1,44 @@
-"""fastrnn.LSTM and fastrnn.GRU against finite differences, torch and the reference.
+"""fastrnn.LSTM and fastrnn.GRU: what only the gated models have.
 
-Every test runs for both models (the ``kind`` fixture).
-
-Finite differences: the per-parameter relative metric of
-``tests/test_gradients.py``, required <= 1e-10, but an eighth-order central
-stencil at eps = 1e-2 instead of its sixth-order one at 1e-3.  The error of
-the gated models' numeric gradients is rounding, not truncation (it shrinks as
-eps grows, ~ u|f|/eps): deeper layers' recurrent weights have gradients of
-~1e-2 against a loss of ~10, which at eps = 1e-3 leaves only a few digits.
-With the wider stencil the worst case over these cases and four seeds was
-~3e-10 for the no-h0 2-layer batch (weight_hh_l0's gradient ~2e-3) and
-<= 1e-10 elsewhere, so that case starts from a random h0 here too.  Sizes are
-tiny so that the module runs in seconds.
+Every test runs for both models (the ``kind`` fixture): stacked layers against
+the reference, outputs against PyTorch's modules, PyTorch's parameter names and
+initialisation, the (h, c) and per-layer states and their checks.  Their
+gradients are checked in test_gradients.py, and what they share with the RNN in
+test_model.py.
 """
 
 import os
 import subprocess
 import sys
-from collections import namedtuple
 
 import numpy as np
 import pytest
+from helpers import (
+    GATED,
+    GATED_CASES,
+    MODELS,
+    REFERENCES,
+    TOL,
+    random_data,
+    random_state,
+    torch_run,
+    twin_models,
+)
 
 import fastrnn
-from fastrnn import reference
 
-EPS = 1e-2
-TOLERANCE = 1e-10
-TOL = {"rtol": 1e-12, "atol": 1e-12}
+GATES = {"lstm": 4, "gru": 3}
 
 
 def _model(kind, I, H, O, L, seed, scale=0.5):
-    """A model with weights ~N(0, scale) (the default init is too gentle to exercise the gates)."""
-    m = kind.model(I, H, O, num_layers=L, seed=seed)
+    """Twins with weights ~N(0, scale) (the default init is too gentle to exercise the gates)."""
     rng = np.random.default_rng(seed + 100)
-    for p in m.parameters().values():
-        p[...] = rng.standard_normal(p.shape) * scale
-    return m, rng
-
-
-def _lstm_state(rng, L, B, H):
-    """A random initial (h, c) of B streams (B=None: one sequence)."""
-    shape = (L, H) if B is None else (L, B, H)
-    return (rng.uniform(-0.8, 0.8, shape), rng.uniform(-1.5, 1.5, shape))
-
-
-def _gru_state(rng, L, B, H):
-    """A random initial h of B streams (B=None: one sequence)."""
-    return rng.uniform(-0.8, 0.8, (L, H) if B is None else (L, B, H))
+    m, r = twin_models(kind, I, H, O, L, seed=seed, rng=rng, scale=scale)
+    return m, r, rng
 
 
 def _lstm_bad_states(L, B, H):
-    good = _lstm_state(np.random.default_rng(0), L, B, H)
+    good = random_state("lstm", np.random.default_rng(0), L, B, H)
     return [
         ("wrong-shape", tuple(np.zeros((L + 1, H)) for _ in good)),
         ("nan", tuple(np.full((L, H), np.nan) for _ in good)),
@@ -62,7 +49,7 @@ def _lstm_bad_states(L, B, H):
 
 
 def _gru_bad_states(L, B, H):
-    good = _gru_state(np.random.default_rng(0), L, B, H)
+    good = random_state("gru", np.random.default_rng(0), L, B, H)
     return [
         ("wrong-shape", np.zeros((L + 1, H))),
         ("nan", np.full(good.shape, np.nan)),
@@ -72,95 +59,21 @@ def _gru_bad_states(L, B, H):
     ]
 
 
-Kind = namedtuple("Kind", "model reference gates state bad_states")
-KINDS = {
-    "lstm": Kind(fastrnn.LSTM, reference.LSTM, 4, _lstm_state, _lstm_bad_states),
-    "gru": Kind(fastrnn.GRU, reference.GRU, 3, _gru_state, _gru_bad_states),
-}
+BAD_STATES = {"lstm": _lstm_bad_states, "gru": _gru_bad_states}
 
 
-@pytest.fixture(params=list(KINDS))
+@pytest.fixture(params=GATED)
 def kind(request):
-    return KINDS[request.param]
+    return request.param
 
 
-def _states(state):
-    """A state as a tuple of arrays: (h, c) for an LSTM, (h,) for a GRU."""
-    return state if isinstance(state, tuple) else (state,)
-
-
-def _twin(kind, m):
-    r = kind.reference(m.input_dim, m.hidden_dim, m.output_dim, num_layers=m.num_layers, seed=0)
-    for name, p in m.parameters().items():
-        r.parameters()[name][...] = p
-    return r
-
-
-def _numeric_gradients(loss, params):
-    """Eighth-order central differences of ``loss()`` w.r.t. every entry (perturbed in place)."""
-    weights = ((1, 4 / 5), (2, -1 / 5), (3, 4 / 105), (4, -1 / 280))
-    grads = {}
-    for name, p in params.items():
-        g = np.empty_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            total = 0.0
-            for k, w in weights:
-                p[i] = old + k * EPS
-                up = loss()
-                p[i] = old - k * EPS
-                total += w * (up - loss())
-            p[i] = old
-            g[i] = total / EPS
-        grads[name] = g
-    return grads
-
-
-CASES = [
-    pytest.param(5, 3, 5, 1, (5,), False, id="L1-single"),
-    pytest.param(5, 3, 5, 1, (6,), True, id="L1-single-h0"),
-    pytest.param(6, 4, 5, 1, (3, 5), False, id="L1-batch"),
-    pytest.param(6, 4, 5, 1, (3, 5), True, id="L1-batch-h0"),
-    pytest.param(5, 3, 5, 2, (6,), False, id="L2-single"),
-    pytest.param(5, 3, 5, 2, (6,), True, id="L2-single-h0"),
-    pytest.param(5, 3, 5, 2, (2, 5), True, id="L2-batch-h0"),
-    pytest.param(6, 3, 4, 2, (3, 5), True, id="L2-batch-h0-I6-O4"),
-    pytest.param(5, 3, 5, 2, (1, 6), True, id="L2-B1-h0"),
-    pytest.param(5, 2, 5, 3, (4,), True, id="L3-single-h0"),
-]
-
-
-def _data(kind, rng, I, O, L, H, shape, with_h0):
-    x = rng.integers(0, I, size=shape)
-    y = rng.integers(0, O, size=shape)
-    h0 = kind.state(rng, L, shape[0] if len(shape) == 2 else None, H) if with_h0 else None
-    return x, y, h0
-
-
-# ------------------------------------------------------------------ gradients
-
-
-@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_gradients_match_finite_differences(kind, I, H, O, L, shape, with_h0):
-    m, rng = _model(kind, I, H, O, L, 1)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
-    _, grads = m.gradients(x, y, h0)
-    analytic = {name: g.copy() for name, g in grads.items()}
-    before = m.parameter_vector.copy()
-    numeric = _numeric_gradients(lambda: m.loss(x, y, h0), m.parameters())
-    np.testing.assert_array_equal(m.parameter_vector, before)
-    errors = {}
-    for name in analytic:
-        a, n = analytic[name], numeric[name]
-        errors[name] = np.linalg.norm(a - n) / max(np.linalg.norm(a), np.linalg.norm(n))
-    assert max(errors.values()) <= TOLERANCE, errors
+CASES = GATED_CASES
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
 def test_matches_the_reference(kind, I, H, O, L, shape, with_h0):
-    m, rng = _model(kind, I, H, O, L, 2)
-    r = _twin(kind, m)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
+    m, r, rng = _model(kind, I, H, O, L, 2)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
     loss, grads = m.gradients(x, y, h0)
     ref_loss, ref_grads = r.gradients(x, y, h0)
     assert loss == pytest.approx(ref_loss, rel=1e-12)
@@ -181,8 +94,7 @@ def test_matches_the_reference(kind, I, H, O, L, shape, with_h0):
                           (5, 3, 5, 2, (4, 1)), (3, 2, 5, 1, (2, 4))],
                          ids=["H1", "H1-L2-batch", "T1", "batch-T1", "O>I"])
 def test_edge_cases_match_the_reference(kind, I, H, O, L, shape):
-    m, rng = _model(kind, I, H, O, L, 12)
-    r = _twin(kind, m)
+    m, r, rng = _model(kind, I, H, O, L, 12)
     x, y = rng.integers(0, I, shape), rng.integers(0, O, shape)
     loss, grads = m.gradients(x, y)
     ref_loss, ref_grads = r.gradients(x, y)
@@ -192,76 +104,15 @@ def test_edge_cases_match_the_reference(kind, I, H, O, L, shape):
     np.testing.assert_allclose(m.last_hidden, r.last_hidden, **TOL)
 
 
-def test_reference_gradients_match_finite_differences(kind):
-    """The oracle is checked too."""
-    m, rng = _model(kind, 4, 3, 4, 2, 3)
-    r = _twin(kind, m)
-    x, y, h0 = _data(kind, rng, 4, 4, 2, 3, (2, 3), True)
-    _, analytic = r.gradients(x, y, h0)
-    numeric = _numeric_gradients(lambda: r.loss(x, y, h0), r.parameters())
-    for name in analytic:
-        a, n = analytic[name], numeric[name]
-        assert np.linalg.norm(a - n) <= TOLERANCE * np.linalg.norm(n), name
-
-
 # ---------------------------------------------------------------------- torch
-
-
-@pytest.fixture
-def torch():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield torch
-    torch.set_num_threads(threads)
-
-
-def _torch_run(torch, m, x, y, h0):
-    """Loss, gradients, final states (a tuple) and probabilities of the torch modules."""
-    module, linear = m.to_torch()
-    x2, y2 = np.atleast_2d(x), np.atleast_2d(y)
-    B, T = x2.shape
-    L, H = m.num_layers, m.hidden_dim
-    onehot = torch.nn.functional.one_hot(torch.tensor(x2.T), m.input_dim).to(torch.float64)
-    if h0 is None:
-        state = None
-    else:
-        state = tuple(torch.tensor(np.broadcast_to(np.reshape(s, (L, -1, H)), (L, B, H)).copy())
-                      for s in _states(h0))
-        state = state if isinstance(h0, tuple) else state[0]
-    out, last = module(onehot, state)  # (T, B, H)
-    logits = linear(out)  # (T, B, O)
-    loss = torch.nn.functional.cross_entropy(
-        logits.reshape(T * B, -1), torch.tensor(y2.T).reshape(-1), reduction="sum") / B
-    loss.backward()
-    grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
-    grads["Why"] = linear.weight.grad.numpy()
-    grads["by"] = linear.bias.grad.numpy().reshape(-1, 1)
-    probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
-    return loss.item(), grads, tuple(s.detach().numpy() for s in _states(last)), probs
-
-
-@pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
-def test_gradients_and_outputs_match_torch(kind, torch, I, H, O, L, shape, with_h0):
-    m, rng = _model(kind, I, H, O, L, 4)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
-    expected_loss, expected, last, _ = _torch_run(torch, m, x, y, h0)
-    loss, grads = m.gradients(x, y, h0)
-    assert loss == pytest.approx(expected_loss, rel=1e-12)
-    for name in grads:
-        np.testing.assert_allclose(grads[name], expected[name], rtol=1e-11, atol=1e-13,
-                                   err_msg=name)
-    for mine, theirs in zip(_states(m.last_hidden), last, strict=True):
-        np.testing.assert_allclose(np.reshape(mine, theirs.shape), theirs, rtol=1e-12,
-                                   atol=1e-14)
 
 
 @pytest.mark.parametrize(("I", "H", "O", "L", "shape", "with_h0"), CASES)
 def test_forward_outputs_equal_torch(kind, torch, I, H, O, L, shape, with_h0):
     """forward(): the top layer's h and the softmax probabilities of the torch modules."""
-    m, rng = _model(kind, I, H, O, L, 13)
-    x, y, h0 = _data(kind, rng, I, O, L, H, shape, with_h0)
-    _, _, _, probs = _torch_run(torch, m, x, y, h0)
+    m, r, rng = _model(kind, I, H, O, L, 13)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
+    _, _, _, probs = torch_run(torch, m, x, y, h0)
     xs, hs, ps = m.forward(x, h0)
     assert xs.shape == shape and hs.shape == shape[:-1] + (shape[-1] + 1, H)
     assert ps.shape == shape[:-1] + (shape[-1], O)
@@ -275,10 +126,10 @@ def test_forward_outputs_equal_torch(kind, torch, I, H, O, L, shape, with_h0):
 
 def test_default_sizes_match_torch_forward(kind, torch):
     """At the benchmark's size (V=65, H=128, T=25) the loss equals torch's in float64."""
-    m = kind.model(65, 128, 65, num_layers=2, seed=0)
+    m = MODELS[kind](65, 128, 65, num_layers=2, seed=0)
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 65, (2, 25)), rng.integers(0, 65, (2, 25))
-    expected_loss, _, _, _ = _torch_run(torch, m, x, y, None)
+    expected_loss, _, _, _ = torch_run(torch, m, x, y, None)
     assert m.loss(x, y) == pytest.approx(expected_loss, rel=1e-12)
 
 
@@ -286,8 +137,8 @@ def test_default_sizes_match_torch_forward(kind, torch):
 
 
 def test_parameters_have_torch_names_shapes_and_init(kind):
-    m = kind.model(7, 5, 6, num_layers=2, seed=3)
-    G = kind.gates
+    m = MODELS[kind](7, 5, 6, num_layers=2, seed=3)
+    G = GATES[kind]
     expected = {"weight_ih_l0": (G * 5, 7), "weight_hh_l0": (G * 5, 5), "bias_ih_l0": (G * 5,),
                 "bias_hh_l0": (G * 5,), "weight_ih_l1": (G * 5, 5), "weight_hh_l1": (G * 5, 5),
                 "bias_ih_l1": (G * 5,), "bias_hh_l1": (G * 5,), "Why": (6, 5), "by": (6, 1)}
@@ -307,52 +158,19 @@ def test_parameters_have_torch_names_shapes_and_init(kind):
     assert m.Why is not None and np.shares_memory(m.Why, m.parameter_vector)
     values = np.concatenate([p.ravel() for p in params.values()])
     assert abs(values.std() - 1 / np.sqrt(5) / np.sqrt(3)) < 0.03  # uniform's std
-    same = kind.model(7, 5, 6, num_layers=2, seed=3)
+    same = MODELS[kind](7, 5, 6, num_layers=2, seed=3)
     np.testing.assert_array_equal(same.parameter_vector, m.parameter_vector)
-    assert not np.array_equal(kind.model(7, 5, 6, num_layers=2, seed=4).parameter_vector,
+    assert not np.array_equal(MODELS[kind](7, 5, 6, num_layers=2, seed=4).parameter_vector,
                               m.parameter_vector)
-    r = kind.reference(7, 5, 6, num_layers=2, seed=3)
+    r = REFERENCES[kind](7, 5, 6, num_layers=2, seed=3)
     for name, p in params.items():
         np.testing.assert_array_equal(p, r.parameters()[name], err_msg=name)
-    name = kind.model.__name__
+    name = MODELS[kind].__name__
     assert repr(m) == f"{name}(input_dim=7, hidden_dim=5, output_dim=6, num_layers=2)"
 
 
-def test_gradient_vector_is_laid_out_like_the_parameter_vector(kind):
-    m, rng = _model(kind, 5, 3, 5, 2, 5)
-    _, grads = m.gradients(rng.integers(0, 5, 4), rng.integers(0, 5, 4))
-    theta, grad = m.parameter_vector, m.gradient_vector
-    for name, g in grads.items():
-        p = m.parameters()[name]
-        assert (g.__array_interface__["data"][0] - grad.__array_interface__["data"][0]
-                == p.__array_interface__["data"][0] - theta.__array_interface__["data"][0])
-
-
-@pytest.mark.parametrize("shape", [(6,), (3, 5), (1, 4)], ids=["single", "batch", "B1"])
-def test_carried_state_over_twenty_steps_tracks_the_reference(kind, shape):
-    m, rng = _model(kind, 6, 4, 6, 2, 6, scale=0.3)
-    r = _twin(kind, m)
-    stream = rng.integers(0, 6, size=shape[:-1] + (20 * shape[-1] + 1,))
-    hm = hr = None
-    for step in range(20):
-        lo = step * shape[-1]
-        x, y = stream[..., lo:lo + shape[-1]], stream[..., lo + 1:lo + shape[-1] + 1]
-        assert m.train(x, y, 0.1, h0=hm) == pytest.approx(r.train(x, y, 0.1, h0=hr), rel=1e-11)
-        hm, hr = m.last_hidden, r.last_hidden
-    for name, p in m.parameters().items():
-        np.testing.assert_allclose(p, r.parameters()[name], rtol=1e-10, atol=1e-12, err_msg=name)
-
-
-def test_train_returns_the_loss_before_the_update_and_goes_downhill(kind):
-    m, rng = _model(kind, 5, 4, 5, 2, 7, scale=0.3)
-    x, y, h0 = _data(kind, rng, 5, 5, 2, 4, (3, 5), True)
-    before = m.loss(x, y, h0)
-    assert m.train(x, y, 0.05, h0=h0) == pytest.approx(before, rel=1e-13)
-    assert m.loss(x, y, h0) < before
-
-
 def test_last_hidden_shapes_and_state_roundtrip(kind):
-    m, rng = _model(kind, 5, 4, 5, 2, 8)
+    m, r, rng = _model(kind, 5, 4, 5, 2, 8)
     x = rng.integers(0, 5, (3, 6))
     m.loss(x, x)
     batch = m.last_hidden
@@ -379,21 +197,6 @@ def batch_row(state, b):
     return state[:, b:b + 1]
 
 
-def test_predict_matches_the_reference_and_is_reproducible(kind):
-    m, rng = _model(kind, 6, 5, 6, 2, 9, scale=0.8)
-    r = _twin(kind, m)
-    h0 = kind.state(rng, 2, None, 5)
-    for temperature in (0, 0.5, 1.0):
-        for seed in (0, 7):
-            got = m.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
-            assert got == r.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
-    assert m.predict(1, 200, seed=3) == m.predict(1, 200, seed=3)
-    assert m.predict(1, 0) == []
-    params = m.parameter_vector.copy()
-    m.predict(1, 20, seed=1)
-    np.testing.assert_array_equal(m.parameter_vector, params)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"num_layers": 0}, "num_layers"), ({"num_layers": 1.5}, "num_layers"),
@@ -402,13 +205,13 @@ def test_predict_matches_the_reference_and_is_reproducible(kind):
 def test_constructor_rejects_bad_arguments(kind, kwargs, message):
     args = {"input_dim": 5, "hidden_dim": 4, "output_dim": 5, **kwargs}
     with pytest.raises(ValueError, match=message):
-        kind.model(args.pop("input_dim"), args.pop("hidden_dim"), args.pop("output_dim"), **args)
+        MODELS[kind](args.pop("input_dim"), args.pop("hidden_dim"), args.pop("output_dim"), **args)
 
 
 @pytest.mark.parametrize("case", range(5))
 def test_bad_h0_is_rejected_and_changes_nothing(kind, case):
-    m, rng = _model(kind, 5, 4, 5, 2, 10)
-    name, h0 = kind.bad_states(2, 3, 4)[case]
+    m, r, rng = _model(kind, 5, 4, 5, 2, 10)
+    name, h0 = BAD_STATES[kind](2, 3, 4)[case]
     x = rng.integers(0, 5, (3, 4))
     m.loss(x, x)
     before, last = m.parameter_vector.copy(), m.pack_state(m.last_hidden).copy()
@@ -421,7 +224,7 @@ def test_bad_h0_is_rejected_and_changes_nothing(kind, case):
 
 
 def test_bad_inputs_are_rejected_like_rnn(kind):
-    m, _ = _model(kind, 5, 4, 5, 1, 11)
+    m, _, _ = _model(kind, 5, 4, 5, 1, 11)
     with pytest.raises(ValueError, match="inputs holds index 5"):
         m.train([1, 5], [1, 2])
     with pytest.raises(ValueError, match="learning_rate"):
@@ -431,7 +234,7 @@ def test_bad_inputs_are_rejected_like_rnn(kind):
     with pytest.raises(ValueError, match="start_index"):
         m.predict(9, 3)
     with pytest.raises(ValueError, match="output_dim <= input_dim"):
-        kind.model(3, 2, 4).predict(0, 3)
+        MODELS[kind](3, 2, 4).predict(0, 3)
 
 
 def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
@@ -444,32 +247,8 @@ def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
 
 
-def test_state_methods_check_their_arguments(kind):
-    m = kind.model(5, 3, 5, num_layers=2, seed=0)
-    for bad in (0, -1, 2.5, True):
-        with pytest.raises(ValueError, match="batch"):
-            m.zero_state(bad)
-    state = m.zero_state(2)
-    for bad in (2, -1, 1.0):
-        with pytest.raises(ValueError, match="index"):
-            m.stream_state(state, bad)
-    packed = m.pack_state(state)
-    for bad in (np.zeros(3), 1.0, packed[..., :2], packed.astype(complex)):
-        with pytest.raises(ValueError, match="state"):
-            m.unpack_state(bad)
-    np.testing.assert_array_equal(m.pack_state(m.unpack_state(packed)), packed)
-
-
-def test_complex_or_string_h0_is_refused(kind):
-    m, rng = _model(kind, 5, 3, 5, 2, 0)
-    h = kind.state(rng, 2, None, 3)
-    bad = tuple(s + 1j for s in _states(h)) if isinstance(h, tuple) else h + 1j
-    with pytest.raises(ValueError, match="real numbers"):
-        m.loss([0, 1], [1, 2], bad)
-
-
 def test_models_too_large_for_memory_are_refused_before_allocating(kind):
     with pytest.raises(ValueError, match="parameters"):
-        kind.model(65, 1000, 65, num_layers=10**12)
+        MODELS[kind](65, 1000, 65, num_layers=10**12)
     with pytest.raises(ValueError, match="parameters"):
         fastrnn.RNN(65, 10**6, 65)

@@ -1,73 +1,75 @@
-"""Gradients against finite differences and against PyTorch's autograd.
+"""Gradients of RNN, LSTM and GRU against finite differences and PyTorch's autograd.
 
-Finite differences: why a sixth-order stencil at eps = 1e-3.
-The plain central difference (f(x+e) - f(x-e)) / 2e has truncation error
-~e^2 f'''/6 and rounding error ~u|f|/e (u = 2.2e-16, |f| ~ 10 here).  At
-e = 1e-5 rounding alone is ~1e-10 per entry and the per-parameter norm of the
-error reaches ~1e-9 on these models (weights ~0.5, so f''' is not small): it
-cannot reliably meet 1e-10.  The sixth-order central stencil
-(f(3e) - 9f(2e) + 45f(e) - 45f(-e) + 9f(-2e) - f(-3e)) / 60e has truncation
-error ~e^6 and lets e grow to 1e-3, which cuts the rounding error to ~1e-12;
-over 60 random models its worst per-parameter relative error was ~1e-11, a
-tenfold margin under the 1e-10 required here.
+Finite differences (``helpers.numeric_gradient``), per kind:
 
-Metric: for each parameter, ||analytic - numeric|| / max(||analytic||, ||numeric||)
-(Frobenius norms), which is scale-free and not fooled by single tiny entries.
+- RNN: a sixth-order central stencil at eps = 1e-3.  The plain central
+  difference has truncation error ~eps^2 f'''/6 and rounding error ~u|f|/eps
+  (u = 2.2e-16, |f| ~ 10 here).  At eps = 1e-5 rounding alone is ~1e-10 per
+  entry and the per-parameter norm of the error reaches ~1e-9 on these models
+  (weights ~0.5, so f''' is not small): it cannot reliably meet 1e-10.  The
+  sixth-order stencil has truncation error ~eps^6 and lets eps grow to 1e-3,
+  which cuts the rounding error to ~1e-12; over 60 random models its worst
+  per-parameter relative error was ~1e-11, a tenfold margin under 1e-10.
+- LSTM and GRU: an eighth-order stencil at eps = 1e-2.  Their numeric
+  gradients' error is rounding, not truncation (it shrinks as eps grows,
+  ~u|f|/eps): deeper layers' recurrent weights have gradients of ~1e-2 against
+  a loss of ~10, which at eps = 1e-3 leaves only a few digits.  With the wider
+  stencil the worst case over these cases and four seeds was ~3e-10 for the
+  no-h0 2-layer batch (weight_hh_l0's gradient ~2e-3) and <= 1e-10 elsewhere,
+  so that case starts from a random h0 here too.
+
+Weights are N(0, 0.5) (the RNN's biases N(0, 0.3)), drawn from a generator
+seeded per case, which then draws the data.  Metric: ``helpers.rel_error`` per
+parameter array, required <= 1e-10.  Sizes are tiny so the module runs in seconds.
 """
+
+from collections import namedtuple
 
 import numpy as np
 import pytest
+from helpers import (
+    GATED_CASES,
+    RNN_NAMES,
+    numeric_gradient,
+    parameters_of,
+    random_data,
+    reference_gradients,
+    rel_error,
+    torch_run,
+    twin_models,
+)
 
 import fastrnn
-from fastrnn import reference
 
-NAMES = ("Wxh", "Whh", "Why", "bh", "by")
-EPS = 1e-3
 TOLERANCE = 1e-10
 
+Setup = namedtuple("Setup", "eps order bias_scale")
+SETUP = {
+    "rnn": Setup(1e-3, 6, 0.3),
+    "lstm": Setup(1e-2, 8, None),
+    "gru": Setup(1e-2, 8, None),
+}
 
-def _model(I, H, O, seed):
-    """A fastrnn model and a reference twin with weights ~0.5 and biases ~0.3."""
+
+def _model(kind, I, H, O, L, seed):
+    """A fastrnn model and its reference twin with larger weights, and the generator for data."""
     rng = np.random.default_rng(seed)
-    fast = fastrnn.RNN(I, H, O, seed=seed)
-    ref = reference.RNN(I, H, O, seed=seed)
-    for name in NAMES:
-        shape = getattr(fast, name).shape
-        value = rng.standard_normal(shape) * (0.3 if name.startswith("b") else 0.5)
-        setattr(fast, name, value)
-        setattr(ref, name, value.copy())
+    fast, ref = twin_models(kind, I, H, O, L, seed=seed, rng=rng,
+                            bias_scale=SETUP[kind].bias_scale)
     return fast, ref, rng
 
 
-def _numeric_gradients(loss, params):
-    """Sixth-order central differences of ``loss()`` w.r.t. every entry of every
-    array in ``params`` (a name -> live array mapping, perturbed in place)."""
-    weights = ((3, 1.0), (2, -9.0), (1, 45.0), (-1, -45.0), (-2, 9.0), (-3, -1.0))
-    grads = {}
-    for name, p in params.items():
-        g = np.empty_like(p)
-        for i in np.ndindex(p.shape):
-            old = p[i]
-            total = 0.0
-            for k, w in weights:
-                p[i] = old + k * EPS
-                total += w * loss()
-            p[i] = old
-            g[i] = total / (60.0 * EPS)
-        grads[name] = g
-    return grads
+def _numeric(kind, loss, params):
+    eps, order, _ = SETUP[kind]
+    return {name: numeric_gradient(loss, p, eps=eps, order=order) for name, p in params.items()}
 
 
-def _relative_errors(analytic, numeric):
-    errors = {}
-    for name in NAMES:
-        a, n = analytic[name], numeric[name]
-        scale = max(np.linalg.norm(a), np.linalg.norm(n))
-        errors[name] = np.linalg.norm(a - n) / scale
-    return errors
+def _errors(analytic, numeric):
+    return {name: rel_error(a, numeric[name]) for name, a in analytic.items()}
 
 
-FD_CASES = [
+# (I, H, O, shape, with_h0) of the RNN; the gated models run helpers.GATED_CASES.
+RNN_CASES = [
     pytest.param(5, 4, 5, (3,), False, id="single-T3"),
     pytest.param(6, 5, 6, (5,), True, id="single-T5-h0"),
     pytest.param(7, 6, 7, (6,), True, id="single-T6-h0-H6"),
@@ -79,37 +81,64 @@ FD_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "with_h0"), FD_CASES)
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gradients_match_finite_differences(I, H, O, shape, with_h0, seed):
-    fast, _, rng = _model(I, H, O, seed)
-    x = rng.integers(0, I, size=shape)
-    y = rng.integers(0, O, size=shape)
-    h0 = rng.uniform(-0.8, 0.8, shape[:-1] + (H,)) if with_h0 else None
-    loss, grads = fast.gradients(x, y, h0)
-    analytic = {name: g.copy() for name, g in grads.items()}
+def _cases(rnn_seeds, gated_seeds):
+    """(kind, I, H, O, L, shape, with_h0, seed) for every kind, case and seed."""
+    params = []
+    for seed in rnn_seeds:
+        for case in RNN_CASES:
+            I, H, O, shape, h0 = case.values
+            params.append(pytest.param("rnn", I, H, O, 1, shape, h0, seed,
+                                       id=f"rnn-{case.id}-{seed}"))
+    for kind in ("lstm", "gru"):
+        for seed in gated_seeds:
+            for case in GATED_CASES:
+                params.append(pytest.param(kind, *case.values, seed,
+                                           id=f"{kind}-{case.id}-{seed}"))
+    return params
+
+
+def _analytic(kind, I, H, O, L, shape, with_h0, seed):
+    """The model, the data and a copy of the model's gradients for one case."""
+    fast, _, rng = _model(kind, I, H, O, L, seed)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
+    _, grads = fast.gradients(x, y, h0)
+    return fast, x, y, h0, {name: g.copy() for name, g in grads.items()}
+
+
+CASE_ARGS = ("kind", "I", "H", "O", "L", "shape", "with_h0", "seed")
+
+
+@pytest.mark.parametrize(CASE_ARGS, _cases(rnn_seeds=(0, 1), gated_seeds=(101,)))
+def test_gradients_match_finite_differences(kind, I, H, O, L, shape, with_h0, seed):
+    fast, x, y, h0, analytic = _analytic(kind, I, H, O, L, shape, with_h0, seed)
     before = fast.parameter_vector.copy()
-    numeric = _numeric_gradients(lambda: fast.loss(x, y, h0), fast.parameters())
+    numeric = _numeric(kind, lambda: fast.loss(x, y, h0), fast.parameters())
     np.testing.assert_array_equal(fast.parameter_vector, before)  # every entry restored
-    errors = _relative_errors(analytic, numeric)
+    errors = _errors(analytic, numeric)
     assert max(errors.values()) <= TOLERANCE, errors
-    # backward (from forward's outputs) gives the same gradients
-    for name, g in zip(NAMES, fast.backward(*fast.forward(x, h0), y), strict=True):
+
+
+@pytest.mark.parametrize(CASE_ARGS, _cases(rnn_seeds=(0, 1), gated_seeds=()))
+def test_backward_of_forward_equals_gradients(kind, I, H, O, L, shape, with_h0, seed):
+    """The RNN's two routes to its gradients agree: backward(forward()) and gradients()."""
+    fast, x, y, h0, analytic = _analytic(kind, I, H, O, L, shape, with_h0, seed)
+    for name, g in zip(RNN_NAMES, fast.backward(*fast.forward(x, h0), y), strict=True):
         np.testing.assert_allclose(g, analytic[name], rtol=1e-13, atol=1e-14, err_msg=name)
 
 
-@pytest.mark.parametrize(("shape", "with_h0"), [((4,), True), ((2, 3), True)],
-                         ids=["single-h0", "batch-h0"])
-def test_reference_backward_matches_finite_differences_of_reference_loss(shape, with_h0):
-    """The oracle is checked too: the reference's BPTT against its own loss."""
-    fast, ref, rng = _model(5, 4, 5, 7)
-    x = rng.integers(0, 5, size=shape)
-    y = rng.integers(0, 5, size=shape)
-    h0 = rng.uniform(-0.8, 0.8, shape[:-1] + (4,)) if with_h0 else None
-    analytic = dict(zip(NAMES, ref.backward(*ref.forward(x, h0), y), strict=True))
-    params = {name: getattr(ref, name) for name in NAMES}
-    numeric = _numeric_gradients(lambda: ref.loss(x, y, h0), params)
-    errors = _relative_errors(analytic, numeric)
+@pytest.mark.parametrize(
+    ("kind", "I", "H", "O", "L", "shape", "seed"),
+    [("rnn", 5, 4, 5, 1, (4,), 7), ("rnn", 5, 4, 5, 1, (2, 3), 7),
+     ("lstm", 4, 3, 4, 2, (2, 3), 103), ("gru", 4, 3, 4, 2, (2, 3), 103)],
+    ids=["rnn-single-h0", "rnn-batch-h0", "lstm", "gru"],
+)
+def test_reference_gradients_match_finite_differences(kind, I, H, O, L, shape, seed):
+    """The oracle is checked too: the reference's gradients against its own loss."""
+    _, ref, rng = _model(kind, I, H, O, L, seed)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, True)
+    _, analytic = reference_gradients(ref, x, y, h0)
+    numeric = _numeric(kind, lambda: ref.loss(x, y, h0), parameters_of(ref))
+    errors = _errors(analytic, numeric)
     assert max(errors.values()) <= TOLERANCE, errors
 
 
@@ -137,55 +166,31 @@ def test_gradient_of_a_single_logit_path_by_hand():
 
 # ------------------------------------------------------------------ torch
 
-
-@pytest.fixture
-def torch():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # deterministic reductions, no oversubscription
-    yield torch
-    torch.set_num_threads(threads)
-
-
-def _torch_loss_and_grads(torch, fast, x, y, h0):
-    params = {n: torch.tensor(getattr(fast, n), dtype=torch.float64, requires_grad=True)
-              for n in NAMES}
-    x2 = np.atleast_2d(x)
-    y2 = np.atleast_2d(y)
-    B, T = x2.shape
-    H = fast.hidden_dim
-    if h0 is None:
-        h = torch.zeros(B, H, dtype=torch.float64)
-    else:
-        h = torch.tensor(np.broadcast_to(np.asarray(h0).reshape(-1, H), (B, H)).copy(),
-                         dtype=torch.float64)
-    xt = torch.tensor(x2)
-    yt = torch.tensor(y2)
-    total = torch.zeros((), dtype=torch.float64)
-    for t in range(T):
-        onehot = torch.nn.functional.one_hot(xt[:, t], fast.input_dim).to(torch.float64)
-        h = torch.tanh(onehot @ params["Wxh"].T + h @ params["Whh"].T + params["bh"].T)
-        logits = h @ params["Why"].T + params["by"].T
-        total = total + torch.nn.functional.cross_entropy(logits, yt[:, t], reduction="sum")
-    loss = total / B
-    loss.backward()
-    return loss.item(), {n: p.grad.numpy() for n, p in params.items()}
-
-
-@pytest.mark.parametrize(
-    ("I", "H", "O", "shape", "with_h0"),
+TORCH_RNN_CASES = zip(
     [(6, 5, 6, (7,), False), (6, 5, 6, (7,), True), (7, 8, 5, (4, 6), True),
      (5, 1, 5, (3, 2), False), (6, 5, 6, (1, 5), True)],
-    ids=["single", "single-h0", "batch-I7-O5-h0", "H1-batch", "B1-h0"],
-)
-def test_gradients_match_torch_autograd(torch, I, H, O, shape, with_h0):
-    fast, _, rng = _model(I, H, O, 3)
-    x = rng.integers(0, I, size=shape)
-    y = rng.integers(0, O, size=shape)
-    h0 = rng.uniform(-0.8, 0.8, shape[:-1] + (H,)) if with_h0 else None
-    expected_loss, expected = _torch_loss_and_grads(torch, fast, x, y, h0)
-    loss, grads = fast.gradients(x, y, h0)
+    ["single", "single-h0", "batch-I7-O5-h0", "H1-batch", "B1-h0"], strict=True)
+TORCH_CASES = [
+    pytest.param("rnn", I, H, O, 1, shape, h0, 3, id=f"rnn-{name}")
+    for (I, H, O, shape, h0), name in TORCH_RNN_CASES
+] + [
+    pytest.param(kind, *case.values, 104, id=f"{kind}-{case.id}")
+    for kind in ("lstm", "gru") for case in GATED_CASES
+]
+
+
+@pytest.mark.parametrize(CASE_ARGS, TORCH_CASES)
+def test_gradients_and_final_state_match_torch(torch, kind, I, H, O, L, shape, with_h0, seed):
+    m, _, rng = _model(kind, I, H, O, L, seed)
+    x, y, h0 = random_data(kind, rng, I, O, L, H, shape, with_h0)
+    expected_loss, expected, last, _ = torch_run(torch, m, x, y, h0)
+    loss, grads = m.gradients(x, y, h0)
     assert loss == pytest.approx(expected_loss, rel=1e-12)
-    for name in NAMES:
+    assert set(grads) == set(expected)
+    for name in grads:
         np.testing.assert_allclose(grads[name], expected[name], rtol=1e-11, atol=1e-13,
                                    err_msg=name)
+    mine = m.last_hidden if isinstance(m.last_hidden, tuple) else (m.last_hidden,)
+    for got, theirs in zip(mine, last, strict=True):
+        np.testing.assert_allclose(np.reshape(got, theirs.shape), theirs, rtol=1e-12,
+                                   atol=1e-14)

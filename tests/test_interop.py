@@ -11,11 +11,6 @@ import fastrnn
 from fastrnn import interop
 
 
-@pytest.fixture
-def torch():
-    return pytest.importorskip("torch")
-
-
 @pytest.mark.parametrize("cls", [fastrnn.LSTM, fastrnn.GRU], ids=["lstm", "gru"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_round_trip_and_same_outputs(torch, cls, layers):

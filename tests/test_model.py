@@ -1,10 +1,12 @@
-"""fastrnn.RNN against the NumPy reference, method by method.
+"""The models' public methods against the NumPy reference.
 
-Every public method is run on twin models (same seed, then the same larger
-random weights, see ``conftest.make_pair``) and must agree with
-``fastrnn.reference.RNN`` to ~1e-12, for single sequences (T,) and batches
-(B, T), with and without h0, and on the edge cases: T=1, B=1 given as (1, T),
-H=1, I != O, huge logits.
+Most of the module is fastrnn.RNN, method by method: every public method is
+run on twin models (same seed, then the same larger random weights, see the
+``make_pair`` fixture) and must agree with ``fastrnn.reference.RNN`` to ~1e-12,
+for single sequences (T,) and batches (B, T), with and without h0, and on the
+edge cases: T=1, B=1 given as (1, T), H=1, I != O, huge logits.  The last
+section holds what RNN, LSTM and GRU share, parametrised over the three
+(stacked layers and what only the gated models have: test_gated.py).
 """
 
 import os
@@ -13,13 +15,23 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import (
+    KINDS,
+    RNN_NAMES,
+    TOL,
+    assert_params_close,
+    copy_parameters,
+    new_model,
+    random_state,
+    reference_gradients,
+    twin_models,
+)
 from scipy.special import logsumexp
 
 import fastrnn
 from fastrnn import reference
 
-TOL = {"rtol": 1e-12, "atol": 1e-12}
-NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+NAMES = RNN_NAMES
 
 # (I, H, O, input shape, h0 kind); h0 kind is None, "H", "H1" or "BH".
 CASES = [
@@ -154,22 +166,6 @@ def test_parameter_vector_holds_every_parameter_exactly_once():
     assert np.all(m.Why == 0.25) and np.all(m.by == 0.25)
     m.Whh[...] = 7.0
     assert np.count_nonzero(theta == 7.0) == 16
-
-
-def test_gradient_vector_is_laid_out_like_the_parameter_vector(make_pair, rng):
-    fast, ref = make_pair(5, 4, 3)
-    x, y, _ = _data(rng, 5, 4, 3, (6,), None)
-    _, grads = fast.gradients(x, y)
-    assert list(grads) == list(NAMES)
-    assert fast.gradient_vector.shape == fast.parameter_vector.shape
-    params = fast.parameters()
-    expected = ref.backward(*ref.forward(x), y)
-    for name, e in zip(NAMES, expected, strict=True):
-        g = grads[name]
-        assert np.shares_memory(g, fast.gradient_vector), name
-        assert _offset(g, fast.gradient_vector) == _offset(params[name], fast.parameter_vector)
-        start = _offset(g, fast.gradient_vector)
-        np.testing.assert_allclose(fast.gradient_vector[start:start + g.size], e.ravel(), **TOL)
 
 
 def test_inplace_write_is_seen_by_the_kernels(make_pair, rng):
@@ -356,7 +352,7 @@ def test_update_accepts_lists_and_leaves_gradients_untouched(make_pair, rng):
 def test_update_with_backward_gradients_equals_train_without_clip(make_pair, rng):
     fast, _ = make_pair(5, 4, 5)
     twin = fastrnn.RNN(5, 4, 5, seed=0)
-    twin.parameter_vector[:] = fast.parameter_vector
+    copy_parameters(fast, twin)
     x, y, h0 = _data(rng, 5, 4, 5, (2, 5), "BH")
     fast.update(*fast.backward(*fast.forward(x, h0), y), 0.2)
     twin.train(x, y, 0.2, clip=None, h0=h0)
@@ -391,14 +387,6 @@ def test_train_clip_is_active_at_small_limits(make_pair, rng):
     assert step.max() >= 0.5 * 1e-3 * (1 - 1e-12)  # some gradient was actually clipped
 
 
-def test_train_returns_the_loss_before_the_update(make_pair, rng):
-    fast, _ = make_pair(5, 4, 5)
-    x, y, h0 = _data(rng, 5, 4, 5, (3, 5), "BH")
-    before = fast.loss(x, y, h0)
-    assert fast.train(x, y, 0.1, h0=h0) == pytest.approx(before, rel=1e-13)
-    assert fast.loss(x, y, h0) < before  # one small step downhill
-
-
 def test_last_hidden_is_the_final_state_of_the_forward_pass(make_pair, rng):
     fast, _ = make_pair(5, 4, 5)
     assert fast.last_hidden is None
@@ -413,25 +401,6 @@ def test_last_hidden_is_the_final_state_of_the_forward_pass(make_pair, rng):
     fast.train(x1, y1, 0.1)
     assert fast.last_hidden.shape == (4,)
     np.testing.assert_allclose(fast.last_hidden, expected1, **TOL)
-
-
-@pytest.mark.parametrize("shape", [(6,), (3, 5), (1, 4)], ids=["single", "batch", "B1"])
-def test_twenty_train_steps_with_carried_state_track_the_reference(
-    make_pair, params_close, rng, shape
-):
-    fast, ref = make_pair(6, 8, 6)
-    stream = rng.integers(0, 6, size=shape[:-1] + (20 * shape[-1] + 1,))
-    h_fast = h_ref = None
-    for step in range(20):
-        lo = step * shape[-1]
-        x = stream[..., lo:lo + shape[-1]]
-        y = stream[..., lo + 1:lo + shape[-1] + 1]
-        loss = fast.train(x, y, 0.1, h0=h_fast)
-        ref_loss = ref.train(x, y, 0.1, h0=h_ref)
-        h_fast, h_ref = fast.last_hidden, ref.last_hidden
-        assert loss == pytest.approx(ref_loss, rel=1e-12), step
-        np.testing.assert_allclose(h_fast, h_ref, **TOL)
-    params_close(fast, ref)
 
 
 def test_train_does_not_keep_a_reference_to_h0(make_pair, rng):
@@ -683,3 +652,109 @@ def test_huge_logits_train_and_predict(huge, rng):
     for temperature in (0, 1.0, 50.0):
         assert fast.predict(1, 50, temperature=temperature, seed=3) == ref.predict(
             1, 50, temperature=temperature, seed=3)
+
+
+# --------------------------------------------------- shared by RNN, LSTM and GRU
+
+
+def _layers(kind):
+    """Two layers for the gated models (so that layers are stacked), one for the RNN."""
+    return 1 if kind == "rnn" else 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradient_vector_is_laid_out_like_the_parameter_vector(kind, rng):
+    fast, ref = twin_models(kind, 5, 4, 3, _layers(kind), rng=5)
+    x, y = rng.integers(0, 5, 6), rng.integers(0, 3, 6)
+    _, grads = fast.gradients(x, y)
+    assert list(grads) == list(fast.parameters())
+    assert fast.gradient_vector.shape == fast.parameter_vector.shape
+    params = fast.parameters()
+    _, expected = reference_gradients(ref, x, y)
+    for name, g in grads.items():
+        assert np.shares_memory(g, fast.gradient_vector), name
+        assert _offset(g, fast.gradient_vector) == _offset(params[name], fast.parameter_vector)
+        start = _offset(g, fast.gradient_vector)
+        np.testing.assert_allclose(fast.gradient_vector[start:start + g.size],
+                                   expected[name].ravel(), **TOL)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_returns_the_loss_before_the_update_and_goes_downhill(kind, rng):
+    L = _layers(kind)
+    fast, _ = twin_models(kind, 5, 4, 5, L, rng=7, scale=0.3)
+    x, y = rng.integers(0, 5, (3, 5)), rng.integers(0, 5, (3, 5))
+    h0 = random_state(kind, rng, L, 3, 4)
+    before = fast.loss(x, y, h0)
+    assert fast.train(x, y, 0.05, h0=h0) == pytest.approx(before, rel=1e-13)
+    assert fast.loss(x, y, h0) < before  # one small step downhill
+
+
+# Per kind: the agreement of the losses, then of states and parameters, after 20 steps.
+TRACKING = {
+    "rnn": ({"rel": 1e-12}, TOL),
+    "lstm": ({"rel": 1e-11}, {"rtol": 1e-10, "atol": 1e-12}),
+    "gru": ({"rel": 1e-11}, {"rtol": 1e-10, "atol": 1e-12}),
+}
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 5), (1, 4)], ids=["single", "batch", "B1"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_twenty_train_steps_with_carried_state_track_the_reference(kind, rng, shape):
+    fast, ref = twin_models(kind, 6, 8, 6, _layers(kind), rng=6, scale=0.3)
+    loss_tol, tol = TRACKING[kind]
+    stream = rng.integers(0, 6, size=shape[:-1] + (20 * shape[-1] + 1,))
+    h_fast = h_ref = None
+    for step in range(20):
+        lo = step * shape[-1]
+        x = stream[..., lo:lo + shape[-1]]
+        y = stream[..., lo + 1:lo + shape[-1] + 1]
+        loss = fast.train(x, y, 0.1, h0=h_fast)
+        ref_loss = ref.train(x, y, 0.1, h0=h_ref)
+        h_fast, h_ref = fast.last_hidden, ref.last_hidden
+        assert loss == pytest.approx(ref_loss, **loss_tol), step
+        np.testing.assert_allclose(h_fast, h_ref, **tol)
+    assert_params_close(fast, ref, **tol)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predict_matches_the_reference_and_is_reproducible(kind):
+    L = _layers(kind)
+    fast, ref = twin_models(kind, 6, 5, 6, L, rng=109, scale=0.8)
+    h0 = random_state(kind, np.random.default_rng(9), L, None, 5)
+    for temperature in (0, 0.5, 1.0):
+        for seed in (0, 7):
+            got = fast.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
+            assert got == ref.predict(2, 40, temperature=temperature, seed=seed, h0=h0)
+    assert fast.predict(1, 200, seed=3) == fast.predict(1, 200, seed=3)
+    assert fast.predict(1, 0) == []
+    params = fast.parameter_vector.copy()
+    fast.predict(1, 20, seed=1)
+    np.testing.assert_array_equal(fast.parameter_vector, params)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_methods_check_their_arguments(kind):
+    m = new_model(kind, 5, 3, 5, _layers(kind))
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch"):
+            m.zero_state(bad)
+    state = m.zero_state(2)
+    for bad in (2, -1, 1.0):
+        with pytest.raises(ValueError, match="index"):
+            m.stream_state(state, bad)
+    packed = m.pack_state(state)
+    for bad in (np.zeros(3), 1.0, packed[..., :2], packed.astype(complex)):
+        with pytest.raises(ValueError, match="state"):
+            m.unpack_state(bad)
+    np.testing.assert_array_equal(m.pack_state(m.unpack_state(packed)), packed)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_complex_or_string_h0_is_refused(kind):
+    L = _layers(kind)
+    m, _ = twin_models(kind, 5, 3, 5, L, rng=100)
+    h = random_state(kind, np.random.default_rng(0), L, None, 3)
+    bad = tuple(s + 1j for s in h) if isinstance(h, tuple) else h + 1j
+    with pytest.raises(ValueError, match="real numbers"):
+        m.loss([0, 1], [1, 2], bad)

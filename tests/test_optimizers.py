@@ -66,27 +66,54 @@ def _hyper(kernel, t):
     return (0.002, 0.9, 0.999, 1e-8, t)
 
 
-@pytest.mark.parametrize("sgd", _both(opt.sgd_))
-def test_sgd(sgd):
-    theta, grads = _vectors()
-    expected = theta.copy()
-    for g in grads:
-        sgd(theta, g, 0.1, 0.0)
-        expected -= 0.1 * g
-    np.testing.assert_allclose(theta, expected, rtol=1e-14, atol=1e-15)
+def _sgd_step(theta, g, t):
+    theta -= 0.1 * g
 
 
-@pytest.mark.parametrize("adagrad", _both(opt.adagrad_))
-def test_adagrad_matches_min_char_rnn(adagrad):
-    theta, grads = _vectors(1)
-    mem = np.zeros(N)
-    expected, emem = theta.copy(), np.zeros(N)
-    for g in grads:
-        adagrad(theta, g, mem, 0.1, 1e-8, 0.0)
-        emem += g * g  # min-char-rnn: mem += dparam * dparam
-        expected += -0.1 * g / np.sqrt(emem + 1e-8)
-    np.testing.assert_allclose(mem, emem, rtol=1e-14)
-    np.testing.assert_allclose(theta, expected, rtol=1e-13, atol=1e-15)
+def _adagrad_step(theta, g, t, mem):
+    mem += g * g  # min-char-rnn: mem += dparam * dparam
+    theta += -0.1 * g / np.sqrt(mem + 1e-8)
+
+
+def _rmsprop_step(theta, g, t, cache):
+    cache[...] = 0.95 * cache + 0.05 * g**2
+    theta -= 0.002 * g / (np.sqrt(cache) + 1e-8)
+
+
+def _adam_step(theta, g, t, m, v):
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.002
+    m[...] = b1 * m + (1 - b1) * g
+    v[...] = b2 * v + (1 - b2) * g**2
+    mhat = m / (1 - b1**t)
+    vhat = v / (1 - b2**t)
+    theta -= lr * mhat / (np.sqrt(vhat) + eps)
+
+
+# kernel, its plain NumPy step (in place, min-char-rnn's formulas), the number of
+# state vectors, the seed and scale of the test's gradients, the state's rtol,
+# and theta's (rtol, atol).
+STEPS = {
+    "sgd": (opt.sgd_, _sgd_step, 0, 0, 1.0, None, (1e-14, 1e-15)),
+    "adagrad": (opt.adagrad_, _adagrad_step, 1, 1, 1.0, 1e-14, (1e-13, 1e-15)),
+    "rmsprop": (opt.rmsprop_, _rmsprop_step, 1, 2, 1.0, 1e-13, (1e-13, 1e-15)),
+    "adam": (opt.adam_, _adam_step, 2, 3, 0.3, 1e-13, (1e-12, 1e-15)),
+}
+
+
+@pytest.mark.parametrize("python", [False, True], ids=["jit", "python"])
+@pytest.mark.parametrize("name", list(STEPS))
+def test_kernel_matches_the_numpy_formula(name, python):
+    kernel, step, state, seed, scale, state_rtol, (rtol, atol) = STEPS[name]
+    run = kernel.py_func if python else kernel
+    theta, grads = _vectors(seed, scale)
+    states = [np.zeros(N) for _ in range(state)]
+    expected, expected_states = theta.copy(), [np.zeros(N) for _ in range(state)]
+    for t, g in enumerate(grads, start=1):
+        run(theta, g, *states, *_hyper(kernel, t), 0.0)
+        step(expected, g, t, *expected_states)
+    for got, want in zip(states, expected_states, strict=True):
+        np.testing.assert_allclose(got, want, rtol=state_rtol)
+    np.testing.assert_allclose(theta, expected, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("adagrad", _both(opt.adagrad_))
@@ -96,37 +123,6 @@ def test_adagrad_zero_gradient_moves_nothing(adagrad):
     adagrad(theta, np.zeros(4), mem, 0.1, 1e-8, 0.0)
     np.testing.assert_array_equal(theta, np.ones(4))
     np.testing.assert_array_equal(mem, np.zeros(4))
-
-
-@pytest.mark.parametrize("rmsprop", _both(opt.rmsprop_))
-def test_rmsprop(rmsprop):
-    theta, grads = _vectors(2)
-    cache = np.zeros(N)
-    expected, ecache = theta.copy(), np.zeros(N)
-    for g in grads:
-        rmsprop(theta, g, cache, 0.002, 0.95, 1e-8, 0.0)
-        ecache = 0.95 * ecache + 0.05 * g**2
-        expected -= 0.002 * g / (np.sqrt(ecache) + 1e-8)
-    np.testing.assert_allclose(cache, ecache, rtol=1e-13)
-    np.testing.assert_allclose(theta, expected, rtol=1e-13, atol=1e-15)
-
-
-@pytest.mark.parametrize("adam", _both(opt.adam_))
-def test_adam(adam):
-    theta, grads = _vectors(3, scale=0.3)
-    m, v = np.zeros(N), np.zeros(N)
-    expected, em, ev = theta.copy(), np.zeros(N), np.zeros(N)
-    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 0.002
-    for t, g in enumerate(grads, start=1):
-        adam(theta, g, m, v, lr, b1, b2, eps, t, 0.0)
-        em = b1 * em + (1 - b1) * g
-        ev = b2 * ev + (1 - b2) * g**2
-        mhat = em / (1 - b1**t)
-        vhat = ev / (1 - b2**t)
-        expected -= lr * mhat / (np.sqrt(vhat) + eps)
-    np.testing.assert_allclose(m, em, rtol=1e-13)
-    np.testing.assert_allclose(v, ev, rtol=1e-13)
-    np.testing.assert_allclose(theta, expected, rtol=1e-12, atol=1e-15)
 
 
 def test_adam_first_step_is_learning_rate_times_sign():
@@ -150,10 +146,24 @@ def test_nan_gradient_propagates(kernel, state):
     assert np.isnan(theta[0]) and np.isfinite(theta[1])
 
 
-def test_length_one_and_empty_vectors():
-    for n in (0, 1):
-        theta, g, s1, s2 = np.ones(n), np.ones(n), np.zeros(n), np.zeros(n)
-        opt.adagrad_(theta, g, s1, 0.1, 1e-8, 5.0)
-        opt.rmsprop_(theta, g, s1, 0.1, 0.95, 1e-8, 5.0)
-        opt.adam_(theta, g, s1, s2, 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
-        assert theta.shape == (n,)
+@pytest.mark.parametrize("n", [0, 1])
+@pytest.mark.parametrize("name", list(STEPS))
+def test_length_one_and_empty_vectors(name, n):
+    """n = 1 gives the formula's value; n = 0 is accepted and writes nothing.
+
+    The vectors are the first n entries of longer arrays, so a kernel that
+    wrote past its length would show in the entries after them.
+    """
+    kernel, step, state, *_ = STEPS[name]
+    arrays = [np.full(3, 0.5)] + [np.full(3, 0.25) for _ in range(state)]  # theta, states
+    initial = [a.copy() for a in arrays]
+    g = np.array([1.0, 2.0, 3.0])
+    expected = [a[:n].copy() for a in arrays]
+    step(expected[0], g[:n], 1, *expected[1:])
+    kernel(*(a[:n] for a in arrays[:1]), g[:n], *(a[:n] for a in arrays[1:]),
+           *_hyper(kernel, 1), 5.0)
+    for got, want, before in zip(arrays, expected, initial, strict=True):
+        np.testing.assert_allclose(got[:n], want, rtol=1e-14)
+        np.testing.assert_array_equal(got[n:], before[n:])
+    if n == 1:
+        assert arrays[0][0] != 0.5  # the step really moved theta

@@ -9,19 +9,18 @@ differences in test_gradients.py.)
 
 import numpy as np
 import pytest
+from helpers import RNN_NAMES, copy_parameters, randomise
 from scipy.special import logsumexp
 
 from fastrnn import reference
 
-NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+NAMES = RNN_NAMES
 
 
 @pytest.fixture
 def model():
-    rng = np.random.default_rng(1)
     m = reference.RNN(6, 5, 4, seed=0)
-    for name in NAMES:
-        setattr(m, name, rng.standard_normal(getattr(m, name).shape) * 0.5)
+    randomise(m, 1, scale=0.5)
     return m
 
 
@@ -109,8 +108,7 @@ def test_train_is_forward_backward_clip_update(model, clip):
     x = np.array([[1, 2, 3, 0], [4, 5, 0, 1]])
     y = np.array([[2, 3, 0, 1], [3, 2, 1, 0]])
     twin = reference.RNN(6, 5, 4, seed=0)
-    for name in NAMES:
-        setattr(twin, name, getattr(model, name).copy())
+    copy_parameters(model, twin)
     xs, hs, ps = twin.forward(x)
     grads = twin.backward(xs, hs, ps, y)
     if clip is not None:
@@ -126,8 +124,7 @@ def test_train_is_forward_backward_clip_update(model, clip):
 def test_predict_greedy_and_sampled_by_hand():
     m = reference.RNN(6, 5, 6, seed=0)
     rng = np.random.default_rng(3)
-    for name in NAMES:
-        setattr(m, name, rng.standard_normal(getattr(m, name).shape) * 0.7)
+    randomise(m, rng, scale=0.7)
     h0 = rng.uniform(-0.5, 0.5, 5)
     for temperature in (0, 0.5, 1.0):
         draws = np.random.RandomState(31)

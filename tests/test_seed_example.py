@@ -8,6 +8,7 @@
 
 import numpy as np
 import pytest
+from helpers import assert_params_close
 
 import fastrnn
 from fastrnn import reference
@@ -73,9 +74,7 @@ def test_training_tracks_the_reference_for_1000_epochs():
     fast, fast_losses = _trained(fastrnn.RNN, 0)
     ref, ref_losses = _trained(reference.RNN, 0)
     np.testing.assert_allclose(fast_losses, ref_losses, rtol=1e-10, atol=1e-12)
-    for name in ("Wxh", "Whh", "Why", "bh", "by"):
-        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-9, atol=1e-11,
-                                   err_msg=name)
+    assert_params_close(fast, ref, rtol=1e-9, atol=1e-11)
     h = CHAR_TO_IX["h"]
     assert fast.predict(h, 10, temperature=0) == ref.predict(h, 10, temperature=0)
     assert fast.predict(h, 500, seed=5) == ref.predict(h, 500, seed=5)

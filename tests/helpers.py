@@ -1,0 +1,253 @@
+"""What every test file shares: twin models, finite differences and one error metric.
+
+Import with ``from helpers import ...`` (``tests/`` has no ``__init__.py``, so
+pytest puts it on ``sys.path`` for every test module and conftest).
+
+- :func:`twin_models` builds a fastrnn model ("rnn", "lstm" or "gru", any
+  number of layers) and its :mod:`fastrnn.reference` twin with identical
+  weights, optionally drawn larger than the default initialisation.
+- :func:`numeric_gradient` is a central finite difference of any loss callable
+  with respect to one parameter array, perturbed in place and restored exactly.
+- :func:`rel_error` is the one relative-error metric of the suite:
+  ``||a - b|| / max(||a||, ||b||)`` with Frobenius norms (0 when both are 0).
+  It is scale-free and is not fooled by single tiny entries, which is why the
+  gradient checks compare each parameter array as a whole with it.
+
+Only the public API of the models is used here.
+"""
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference
+
+KINDS = ("rnn", "lstm", "gru")
+GATED = ("lstm", "gru")
+MODELS = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
+REFERENCES = {"rnn": reference.RNN, "lstm": reference.LSTM, "gru": reference.GRU}
+
+#: The RNN's parameters, in the order of ``parameters()`` and of ``backward``'s result.
+RNN_NAMES = ("Wxh", "Whh", "Why", "bh", "by")
+
+#: (I, H, O, L, shape, with_h0) of the gated models' checks: 1 to 3 layers, one
+#: stream and batches, B = 1, I != O, with and without a random initial state.
+GATED_CASES = [pytest.param(*case, id=name) for name, case in [
+    ("L1-single", (5, 3, 5, 1, (5,), False)), ("L1-single-h0", (5, 3, 5, 1, (6,), True)),
+    ("L1-batch", (6, 4, 5, 1, (3, 5), False)), ("L1-batch-h0", (6, 4, 5, 1, (3, 5), True)),
+    ("L2-single", (5, 3, 5, 2, (6,), False)), ("L2-single-h0", (5, 3, 5, 2, (6,), True)),
+    ("L2-batch-h0", (5, 3, 5, 2, (2, 5), True)), ("L2-batch-h0-I6-O4", (6, 3, 4, 2, (3, 5), True)),
+    ("L2-B1-h0", (5, 3, 5, 2, (1, 6), True)), ("L3-single-h0", (5, 2, 5, 3, (4,), True)),
+]]
+
+#: Agreement required between fastrnn and the NumPy reference.  The two differ
+#: only in summation order and in fastrnn's own exp/tanh (a few ulp), so on the
+#: small, well-conditioned models used here they agree to ~1e-15.
+TOL = {"rtol": 1e-12, "atol": 1e-12}
+
+# f'(x) ~ sum_k c_k (f(x + k eps) - f(x - k eps)) / eps: the central stencils.
+_STENCILS = {
+    2: (1 / 2,),
+    4: (2 / 3, -1 / 12),
+    6: (3 / 4, -3 / 20, 1 / 60),
+    8: (4 / 5, -1 / 5, 4 / 105, -1 / 280),
+}
+
+
+def new_model(kind, input_dim, hidden_dim, output_dim, num_layers=1, *, seed=0, ref=False):
+    """A fastrnn model of ``kind`` (the reference one with ``ref=True``)."""
+    cls = (REFERENCES if ref else MODELS)[kind]
+    if kind == "rnn":
+        if num_layers != 1:
+            raise ValueError("the vanilla RNN has one layer")
+        return cls(input_dim, hidden_dim, output_dim, seed=seed)
+    return cls(input_dim, hidden_dim, output_dim, num_layers=num_layers, seed=seed)
+
+
+def parameters_of(model):
+    """The live parameter arrays of any model by name, in ``parameters()`` order.
+
+    ``fastrnn.reference.RNN`` has no ``parameters()``; its arrays are attributes.
+    """
+    if hasattr(model, "parameters"):
+        return model.parameters()
+    return {name: getattr(model, name) for name in RNN_NAMES}
+
+
+def randomise(model, rng, scale=0.5, bias_scale=None):
+    """Fill every parameter of ``model`` with N(0, 1) draws times ``scale``.
+
+    Draws are taken in ``parameters()`` order from ``rng`` (a Generator or a
+    seed); biases (names starting with "b") are scaled by ``bias_scale``
+    instead where it is given.  The default initialisation makes every hidden
+    state tiny and every softmax nearly uniform, which hides errors; weights
+    of ~0.5 exercise the nonlinearities properly.
+    """
+    rng = np.random.default_rng(rng)
+    for name, p in parameters_of(model).items():
+        s = bias_scale if bias_scale is not None and name.startswith("b") else scale
+        p[...] = rng.standard_normal(p.shape) * s
+
+
+def copy_parameters(source, target):
+    """Write every parameter of ``source`` into ``target``'s arrays (same kind and sizes)."""
+    into = parameters_of(target)
+    for name, p in parameters_of(source).items():
+        into[name][...] = p
+
+
+def twin_models(kind, input_dim, hidden_dim, output_dim, num_layers=1, *, seed=0, rng=None,
+                scale=0.5, bias_scale=None):
+    """A fastrnn model of ``kind`` and its reference twin, with identical weights.
+
+    Both are built with ``seed``.  With ``rng`` (a Generator, which is then
+    advanced, or a seed) the fastrnn model's weights are redrawn by
+    :func:`randomise`; either way the reference gets a copy of them.
+    """
+    sizes = (kind, input_dim, hidden_dim, output_dim, num_layers)
+    fast = new_model(*sizes, seed=seed)
+    ref = new_model(*sizes, seed=seed, ref=True)
+    if rng is not None:
+        randomise(fast, rng, scale, bias_scale)
+    copy_parameters(fast, ref)
+    return fast, ref
+
+
+def reference_gradients(ref, inputs, targets, h0=None):
+    """``(loss, {name: gradient})`` of any reference model, as ``fastrnn``'s ``gradients``."""
+    if hasattr(ref, "gradients"):
+        return ref.gradients(inputs, targets, h0)
+    loss = ref.loss(inputs, targets, h0)
+    grads = ref.backward(*ref.forward(inputs, h0), targets)
+    return loss, dict(zip(RNN_NAMES, grads, strict=True))
+
+
+def random_state(kind, rng, num_layers, batch, hidden_dim):
+    """A random initial state in the public shape of ``kind`` (``batch=None``: one sequence).
+
+    RNN: (H,) or (B, H); GRU: (L, H) or (L, B, H); LSTM: a pair (h, c) of those,
+    with c spread wider than h as a cell state is.
+    """
+    if kind == "rnn":
+        return rng.uniform(-0.8, 0.8, (hidden_dim,) if batch is None else (batch, hidden_dim))
+    shape = (num_layers, hidden_dim) if batch is None else (num_layers, batch, hidden_dim)
+    if kind == "lstm":
+        return (rng.uniform(-0.8, 0.8, shape), rng.uniform(-1.5, 1.5, shape))
+    return rng.uniform(-0.8, 0.8, shape)
+
+
+def random_data(kind, rng, input_dim, output_dim, num_layers, hidden_dim, shape, with_h0):
+    """Random inputs and targets of ``shape`` ((T,) or (B, T)), and a random h0 or None."""
+    x = rng.integers(0, input_dim, size=shape)
+    y = rng.integers(0, output_dim, size=shape)
+    batch = shape[0] if len(shape) == 2 else None
+    h0 = random_state(kind, rng, num_layers, batch, hidden_dim) if with_h0 else None
+    return x, y, h0
+
+
+def assert_params_close(fast, ref, **tol):
+    """Every parameter of ``fast`` equals the reference's to ``tol`` (default :data:`TOL`)."""
+    tol = tol or TOL
+    theirs = parameters_of(ref)
+    for name, p in parameters_of(fast).items():
+        np.testing.assert_allclose(p, theirs[name], err_msg=name, **tol)
+
+
+def numeric_gradient(loss, param, *, eps, order=6):
+    """Central finite differences of ``loss()`` with respect to every entry of ``param``.
+
+    Parameters
+    ----------
+    loss : callable
+        No arguments; returns a float that depends on ``param``'s values.
+    param : ndarray
+        A live parameter array: each entry is moved by +-k*eps in place and
+        then restored bit for bit.
+    eps : float
+        The step.
+    order : {2, 4, 6, 8}
+        The order of the central stencil (truncation error ~eps**order).
+
+    Returns
+    -------
+    ndarray, shape of ``param``
+    """
+    weights = _STENCILS[order]
+    grad = np.empty_like(param)
+    for i in np.ndindex(param.shape):
+        old = param[i]
+        total = 0.0
+        for k, w in enumerate(weights, start=1):
+            param[i] = old + k * eps
+            up = loss()
+            param[i] = old - k * eps
+            total += w * (up - loss())
+        param[i] = old
+        grad[i] = total / eps
+    return grad
+
+
+def rel_error(a, b):
+    """``||a - b|| / max(||a||, ||b||)`` (Frobenius norms); 0 when both are 0."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(np.linalg.norm(a), np.linalg.norm(b), np.finfo(float).tiny)
+    return float(np.linalg.norm(a - b) / scale)
+
+
+def states_of(state):
+    """A state as a tuple of arrays: (h, c) for an LSTM, (h,) for the RNN and the GRU."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def torch_modules(torch, model):
+    """``(recurrent module, linear module, {fastrnn name: torch parameter})`` in float64.
+
+    LSTM and GRU convert with ``to_torch``; the RNN becomes a one-layer tanh
+    ``torch.nn.RNN`` whose ``bias_hh_l0`` is zero, so ``bh``'s gradient is
+    ``bias_ih_l0``'s.
+    """
+    if hasattr(model, "to_torch"):
+        module, linear = model.to_torch()
+        names = dict(module.named_parameters())
+    else:
+        H = model.hidden_dim
+        module = torch.nn.RNN(model.input_dim, H, nonlinearity="tanh").double()
+        linear = torch.nn.Linear(H, model.output_dim).double()
+        with torch.no_grad():
+            module.weight_ih_l0.copy_(torch.tensor(model.Wxh))
+            module.weight_hh_l0.copy_(torch.tensor(model.Whh))
+            module.bias_ih_l0.copy_(torch.tensor(model.bh[:, 0]))
+            module.bias_hh_l0.zero_()
+            linear.weight.copy_(torch.tensor(model.Why))
+            linear.bias.copy_(torch.tensor(model.by[:, 0]))
+        names = {"Wxh": module.weight_ih_l0, "Whh": module.weight_hh_l0,
+                 "bh": module.bias_ih_l0}
+    names.update(Why=linear.weight, by=linear.bias)
+    return module, linear, names
+
+
+def torch_run(torch, model, inputs, targets, h0=None):
+    """PyTorch's loss, gradients, final state and probabilities for ``model``'s weights.
+
+    Returns ``(loss, {name: gradient shaped like the parameter}, final state as a
+    tuple of (L, B, H) arrays, probabilities (B, T, O))``.
+    """
+    module, linear, named = torch_modules(torch, model)
+    x2, y2 = np.atleast_2d(inputs), np.atleast_2d(targets)
+    B, T = x2.shape
+    L, H = getattr(model, "num_layers", 1), model.hidden_dim
+    onehot = torch.nn.functional.one_hot(torch.tensor(x2.T), model.input_dim).double()
+    state = None
+    if h0 is not None:
+        state = tuple(torch.tensor(np.broadcast_to(np.reshape(s, (L, -1, H)), (L, B, H)).copy())
+                      for s in states_of(h0))
+        state = state if isinstance(h0, tuple) else state[0]
+    out, last = module(onehot, state)  # (T, B, H)
+    logits = linear(out)  # (T, B, O)
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(T * B, -1), torch.tensor(y2.T).reshape(-1), reduction="sum") / B
+    loss.backward()
+    shapes = {name: p.shape for name, p in model.parameters().items()}
+    grads = {name: p.grad.numpy().reshape(shapes[name]) for name, p in named.items()}
+    probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
+    return loss.item(), grads, tuple(s.detach().numpy() for s in states_of(last)), probs
