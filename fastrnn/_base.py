@@ -165,6 +165,8 @@ class _Model:
         self._params = _flat_views(shapes, self._layout(), self._theta)
         self._grads = _flat_views(shapes, self._layout(), self._grad)
         self._workspaces = OrderedDict()
+        # The public shape of one stream's state: the batch shape without B.
+        self._one_stream = self._packed_shape(1)[:-2] + (self.hidden_dim,)
         self.last_hidden = None
         return rng
 
@@ -224,21 +226,19 @@ class _Model:
 
     def _chunk(self, inputs, targets, h0):
         """``(single, x2, y2, state)`` of a call on a chunk, every argument checked."""
-        # A carried state in its packed form (e.g. the previous call's
-        # last_hidden) is checked together with the indices, in one kernel call.
-        packed = (self._STATE_ARRAYS == 1 and type(h0) is np.ndarray and h0.dtype == np.float64
-                  and h0.flags.c_contiguous and 1 <= h0.ndim <= 3)
+        # A carried state as one array (e.g. the previous call's last_hidden)
+        # is checked together with the indices, in one kernel call; this runs
+        # on every training step, so it is written for speed.
+        carried = (type(h0) is np.ndarray and self._STATE_ARRAYS == 1 and h0.dtype == np.float64
+                   and h0.flags.c_contiguous)
         single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
-                                          h0 if packed else _NO_STATE)
+                                          h0 if carried else _NO_STATE)
         B = x2.shape[0]
-        if packed and finite and (h0.shape == self._packed_shape(B)
-                                  or B == 1 and h0.shape == self._single_shape()):
-            return single, x2, y2, h0.reshape(self._state_shape(B))
+        if finite and carried:
+            shape = (1, self.num_layers, B, self.hidden_dim)
+            if h0.shape == shape[self._PACKED_FROM:] or (B == 1 and h0.shape == self._one_stream):
+                return single, x2, y2, h0.reshape(shape)
         return single, x2, y2, self._state_in(h0, B)
-
-    def _single_shape(self):
-        shape = self._state_shape(1)[self._PACKED_FROM:]
-        return shape[:-2] + shape[-1:]
 
     def _state_out(self, state, single):
         """The public form of a fresh (S, L, B, H) state; one stream's when ``single``."""

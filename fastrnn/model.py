@@ -109,6 +109,10 @@ class RNN(_Model):
     def _public_state(parts):
         return parts[0, 0]
 
+    def _state_out(self, state, single):
+        # What every training step calls: the general form's work in one index.
+        return state[0, 0, 0] if single else state[0, 0]
+
     def backward(self, xs, hs, ps, targets):
         """Exact gradients of the loss by backpropagation through time.
 

@@ -44,7 +44,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels import gru, lstm
 from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.storage import padded, take
+from fastrnn._kernels.storage import block, total_size
 
 __all__ = [
     "layer_params",
@@ -102,13 +102,14 @@ def _sizes(B, T, H, O, L, G):
             B * GH, N, N)
 
 
+# The blocks of the flat workspace, in the order of _sizes.
+_HS, _CS, _GATES, _AUX, _DQ, _ZT, _DH, _DHNEXT, _DCNEXT, _TMP, _LSE, _COL = range(12)
+
+
 @kernel
 def workspace_size(B, T, H, O, L, G):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
-    total = 0
-    for size in _sizes(B, T, H, O, L, G):
-        total += padded(size)
-    return total
+    return total_size(_sizes(B, T, H, O, L, G))
 
 
 Workspace = namedtuple(
@@ -144,22 +145,13 @@ def workspace(ws, B, T, H, O, L, G):
     N = T * B
     GH = G * H
     s = _sizes(B, T, H, O, L, G)
-    hs, o = take(ws, 0, s[0])
-    cs, o = take(ws, o, s[1])
-    gates, o = take(ws, o, s[2])
-    aux, o = take(ws, o, s[3])
-    dq, o = take(ws, o, s[4])
-    zT, o = take(ws, o, s[5])
-    dh, o = take(ws, o, s[6])
-    dhnext, o = take(ws, o, s[7])
-    dcnext, o = take(ws, o, s[8])
-    tmp, o = take(ws, o, s[9])
-    lse, o = take(ws, o, s[10])
-    col = take(ws, o, s[11])[0]
-    return Workspace(hs, cs, gates.reshape((L, N, GH)), aux.reshape((L, N, H)),
-                     dq.reshape((s[4] // GH, GH)), zT.reshape((O, N)), dh.reshape((N, H)),
-                     dhnext.reshape((B, H)), dcnext.reshape((B, H)), tmp.reshape((B, GH)), lse,
-                     col)
+    return Workspace(block(ws, s, _HS), block(ws, s, _CS),
+                     block(ws, s, _GATES).reshape((L, N, GH)),
+                     block(ws, s, _AUX).reshape((L, N, H)),
+                     block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)),
+                     block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DH).reshape((N, H)),
+                     block(ws, s, _DHNEXT).reshape((B, H)), block(ws, s, _DCNEXT).reshape((B, H)),
+                     block(ws, s, _TMP).reshape((B, GH)), block(ws, s, _LSE), block(ws, s, _COL))
 
 
 @kernel(inline="always")
@@ -399,15 +391,21 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
 @kernel
 def final_state(ws, B, T, H, O, L, G, state_last):
     """Copy the state after the chunk's last step into ``state_last (S, L, B, H)``."""
-    w = workspace(ws, B, T, H, O, L, G)
-    for k in range(L):
-        state_last[0, k] = layer_states(w.hs, k, B, T, H)[0][T]
-        if G == 4:
-            state_last[1, k] = layer_states(w.cs, k, B, T, H)[0][T]
+    s = _sizes(B, T, H, O, L, G)
+    stride = (T + 1) * B * H  # one layer's states
+    for j in range(state_last.shape[0]):  # h, and the LSTM's c
+        flat = block(ws, s, _HS if j == 0 else _CS)
+        for k in range(L):
+            last = state_last[j, k]
+            start = k * stride + T * B * H  # layer k's step T
+            for b in range(B):
+                for i in range(H):
+                    last[b, i] = flat[start + b * H + i]
 
 
 @kernel(inline="always")
 def top_layer(ws, B, T, H, O, L, G):
     """``(hs (T+1, B, H), zT, lse, col)``: the top layer's states, the logits and scratch."""
-    w = workspace(ws, B, T, H, O, L, G)
-    return layer_states(w.hs, L - 1, B, T, H)[0], w.zT, w.lse, w.col
+    s = _sizes(B, T, H, O, L, G)
+    return (layer_states(block(ws, s, _HS), L - 1, B, T, H)[0],
+            block(ws, s, _ZT).reshape((O, T * B)), block(ws, s, _LSE), block(ws, s, _COL))

@@ -192,3 +192,4 @@ def transpose_into(A, out):
             for i in range(i0, i1):
                 for j in range(j0, j1):
                     out[j, i] = A[i, j]
+

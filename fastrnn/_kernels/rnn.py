@@ -35,11 +35,10 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.storage import padded, take
+from fastrnn._kernels.storage import block, total_size
 
 __all__ = [
     "params",
-    "output_params",
     "workspace_size",
     "Workspace",
     "workspace",
@@ -74,25 +73,19 @@ def params(theta, I, H, O):
 
 
 @kernel(inline="always")
-def output_params(theta, I, H, O):
-    """Views ``(Why, by)`` of the output layer, as :func:`.gated.output_params`."""
-    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
-    return Why, by
-
-
-@kernel(inline="always")
 def _sizes(B, T, H, O):
     N = T * B
     return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, N, N)
 
 
+# The blocks of the flat workspace, in the order of _sizes.
+_HS, _HT, _ZT, _DZ, _DH, _DHNEXT, _WHHT, _LSE, _COL = range(9)
+
+
 @kernel
 def workspace_size(B, T, H, O):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
-    total = 0
-    for size in _sizes(B, T, H, O):
-        total += padded(size)
-    return total
+    return total_size(_sizes(B, T, H, O))
 
 
 Workspace = namedtuple(
@@ -129,19 +122,12 @@ def workspace(ws, B, T, H, O):
     """
     N = T * B
     s = _sizes(B, T, H, O)
-    hs, o = take(ws, 0, s[0])
-    hT, o = take(ws, o, s[1])
-    zT, o = take(ws, o, s[2])
-    dz, o = take(ws, o, s[3])
-    dh, o = take(ws, o, s[4])
-    dhnext, o = take(ws, o, s[5])
-    WhhT, o = take(ws, o, s[6])
-    lse, o = take(ws, o, s[7])
-    col = take(ws, o, s[8])[0]
+    hs = block(ws, s, _HS)
     return Workspace(hs.reshape((T + 1, B, H)), hs[B * H:].reshape((N, H)),
-                     hs[:N * H].reshape((N, H)), hT.reshape((H, N)), zT.reshape((O, N)),
-                     dz.reshape((N, O)), dh.reshape((N, H)), dhnext.reshape((B, H)),
-                     WhhT.reshape((H, H)), lse, col)
+                     hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)),
+                     block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DZ).reshape((N, O)),
+                     block(ws, s, _DH).reshape((N, H)), block(ws, s, _DHNEXT).reshape((B, H)),
+                     block(ws, s, _WHHT).reshape((H, H)), block(ws, s, _LSE), block(ws, s, _COL))
 
 
 @kernel
@@ -301,14 +287,19 @@ def backward(x, theta, grad, ws, I, H, O):
 @kernel
 def final_state(ws, B, T, H, O, state_last):
     """Copy the state after the chunk's last step into ``state_last (1, 1, B, H)``."""
-    state_last[0, 0] = workspace(ws, B, T, H, O).hs[T]
+    hs = block(ws, _sizes(B, T, H, O), _HS)  # (T+1)*B*H
+    last = state_last[0, 0]
+    for b in range(B):
+        for i in range(H):
+            last[b, i] = hs[(T * B + b) * H + i]
 
 
 @kernel(inline="always")
 def top_layer(ws, B, T, H, O):
     """``(hs (T+1, B, H), zT, lse, col)``: the states, the logits and scratch."""
-    w = workspace(ws, B, T, H, O)
-    return w.hs, w.zT, w.lse, w.col
+    s = _sizes(B, T, H, O)
+    return (block(ws, s, _HS).reshape((T + 1, B, H)), block(ws, s, _ZT).reshape((O, T * B)),
+            block(ws, s, _LSE), block(ws, s, _COL))
 
 
 @kernel

@@ -10,7 +10,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels import gated, gru, lstm, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
-from fastrnn._kernels.storage import padded, take
+from fastrnn._kernels.storage import block, total_size
 
 __all__ = ["scratch_size", "sample", "next_index", "draw", "argmax"]
 
@@ -50,10 +50,18 @@ def next_index(z, w, greedy, inv_temperature):
     return draw(w, total, np.random.random())  # noqa: NPY002
 
 
+@kernel(inline="always")
+def _scratch_sizes(H, O, G):
+    # pre-activations a, the GRU's recurrent side q, the LSTM's tanh(c) or the
+    # GRU's q_n, the logits z and their softmax weights w (apart from z, so the
+    # exponential loop vectorises)
+    return G * H, G * H, H, O, O
+
+
 @kernel
 def scratch_size(H, O, G):
     """Length of the flat scratch vector :func:`sample` needs."""
-    return 2 * padded(G * H) + padded(H) + 2 * padded(O)
+    return total_size(_scratch_sizes(H, O, G))
 
 
 @kernel
@@ -86,32 +94,47 @@ def sample(start, state, theta, I, H, O, L, G, temperature, seed, out, scratch):
     # legacy API (the only one numba offers inside njit): the same seed gives
     # the same stream in every process, equal to numpy.random.RandomState(seed).
     np.random.seed(seed)  # noqa: NPY002
-    a, o = take(scratch, 0, G * H)  # pre-activations
-    q, o = take(scratch, o, G * H)  # GRU: the recurrent side
-    aux, o = take(scratch, o, H)  # LSTM: tanh(c); GRU: q_n
-    z, o = take(scratch, o, O)  # logits
-    w = take(scratch, o, O)[0]  # their softmax weights (apart from z, so the loop vectorises)
-    if G == 1:
-        Why, by = rnn.output_params(theta, I, H, O)
-    else:
-        Why, by = gated.output_params(theta, I, H, O, L, G)
-    bias_y = by[:, 0]
     # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
     inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
+    s = _scratch_sizes(H, O, G)
+    a, q, aux, z, w = (block(scratch, s, 0), block(scratch, s, 1), block(scratch, s, 2),
+                       block(scratch, s, 3), block(scratch, s, 4))
+    # One loop per kind of model: the tanh RNN's, kept apart from the gated
+    # models' code, runs ~10% faster at H = 100.
+    if G == 1:
+        _sample_rnn(start, state[0, 0], theta, I, H, O, inv_temperature, out, a, z, w)
+    else:
+        _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q, aux, z, w)
+
+
+@kernel
+def _sample_rnn(start, h, theta, I, H, O, inv_temperature, out, a, z, w):
+    """:func:`sample` for the tanh RNN, from ``h (H,)``."""
+    Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
+    bias_h = bh[:, 0]
+    bias_y = by[:, 0]
     greedy = inv_temperature == np.inf
     ix = start
     for n in range(out.shape[0]):
-        reverse = n % 2 == 1
-        if G == 1:
-            Wxh, Whh, _, bh, _ = rnn.params(theta, I, H, O)
-            h = state[0, 0]
-            matvec_add(Whh, h, bh[:, 0], a, reverse)
-            for i in range(H):
-                a[i] += Wxh[i, ix]
-            tanh_into(a, h)
-        else:
-            for k in range(L):
-                _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, reverse)
+        matvec_add(Whh, h, bias_h, a, n % 2 == 1)
+        for i in range(H):
+            a[i] += Wxh[i, ix]
+        tanh_into(a, h)
+        matvec_add(Why, h, bias_y, z, False)
+        ix = next_index(z, w, greedy, inv_temperature)
+        out[n] = ix
+
+
+@kernel
+def _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q, aux, z, w):
+    """:func:`sample` for the LSTM (G = 4) and the GRU (G = 3)."""
+    Why, by = gated.output_params(theta, I, H, O, L, G)
+    bias_y = by[:, 0]
+    greedy = inv_temperature == np.inf
+    ix = start
+    for n in range(out.shape[0]):
+        for k in range(L):
+            _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
         matvec_add(Why, state[0, L - 1], bias_y, z, False)
         ix = next_index(z, w, greedy, inv_temperature)
         out[n] = ix
