@@ -43,7 +43,7 @@ import json
 import numba.core.registry
 import numpy as np
 import fastrnn
-from fastrnn._kernels import (activations, checks, chunks, gated, gru, linalg, lstm, optimizers,
+from fastrnn._kernels import (activations, cells, checks, chunks, gated, linalg, optimizers,
                               output, rnn, sampling)
 
 rng = np.random.default_rng(0)
@@ -64,7 +64,7 @@ optimizers.sgd_(v, v.copy(), 0.1, 5.0)
 optimizers.adagrad_(v, v.copy(), np.zeros(8), 0.1, 1e-8, 5.0)
 optimizers.rmsprop_(v, v.copy(), np.zeros(8), 0.1, 0.95, 1e-8, 5.0)
 optimizers.adam_(v, v.copy(), np.zeros(8), np.zeros(8), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
-modules = (activations, checks, chunks, gated, gru, linalg, lstm, optimizers, output, rnn,
+modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, rnn,
            sampling)
 compiled = sorted(f"{mod.__name__}.{name}" for mod in modules for name, f in vars(mod).items()
                   if isinstance(f, numba.core.registry.CPUDispatcher)

@@ -39,11 +39,11 @@ def _run(repo_root, args, timeout=300):
 def test_kernels_are_plain_python_without_the_jit(repo_root):
     code = (
         "import types, numba\n"
-        "from fastrnn._kernels import (activations, chunks, checks, gated, gru, linalg, lstm,\n"
+        "from fastrnn._kernels import (activations, cells, chunks, checks, gated, linalg,\n"
         "    optimizers, rnn, sampling)\n"
         "assert numba.config.DISABLE_JIT\n"
         "fs = [linalg.matvec_add, rnn.forward, chunks.train_step, sampling.sample,\n"
-        "      gated.backward, lstm.cell, gru.cell_backward, optimizers.sgd_,\n"
+        "      gated.backward, cells.lstm_cell, cells.gru_cell_backward, optimizers.sgd_,\n"
         "      checks.index_bounds, activations.tanh_]\n"
         "bad = [f for f in fs if not isinstance(f, types.FunctionType)]\n"
         "assert not bad, bad\n"

@@ -2,21 +2,25 @@
 
 Modules, one per concern:
 
+- :mod:`.chunks` -- the entry points every model calls: a chunk's loss, gradients,
+  training step and probabilities, for the tanh RNN, the GRU and the LSTM alike;
+- :mod:`.rnn` -- the tanh RNN's passes over a chunk (forward, BPTT) and its storage;
+- :mod:`.gated` -- the same for the stacked gated models: layers, loops over time;
+- :mod:`.cells` -- the LSTM and GRU cells, one step forward and back;
+- :mod:`.output` -- the output layer every model shares: logits, softmax cross-entropy;
+- :mod:`.sampling` -- every model's autoregressive sampling loop and its draw;
+- :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
 - :mod:`.activations` -- vectorisable ``exp``, ``tanh``, ``sigmoid`` and the stable softmax;
 - :mod:`.linalg` -- the single-stream matrix-vector products, transposes, the input scatter;
-- :mod:`.output` -- the output layer every model shares: logits, softmax cross-entropy;
-- :mod:`.rnn` -- forward pass, loss, BPTT and the fused training step of the tanh RNN;
-- :mod:`.gated`, :mod:`.lstm`, :mod:`.gru` -- the same for the gated models;
-- :mod:`.sampling` -- the autoregressive sampling loop and its draw;
-- :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
-- :mod:`.indices` -- the range check of index arrays.
+- :mod:`.storage` -- the aligned blocks that parameters and workspaces are carved from;
+- :mod:`.checks` -- the argument checks as kernels: index ranges, finiteness.
 
 Callers (the model classes) validate and normalise every argument once; kernels
 trust their inputs: C-contiguous float64 arrays, int64 indices in range.
 
 Numba's on-disk cache checks only the source file that defines a cached
 function, not the files it calls into: after an edit of ``linalg.py`` the
-cached ``rnn.train_step`` would keep the old matrix-vector code.  So that no
+cached ``chunks.train_step`` would keep the old matrix-vector code.  So that no
 stale machine code ever runs, importing this package drops the cache next to
 these sources whenever any of them (or ``_jit.py``) changed since it was
 written.  A cache elsewhere (``NUMBA_CACHE_DIR``) is not watched: clear it by

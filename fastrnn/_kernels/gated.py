@@ -1,6 +1,6 @@
 """The stacked gated models (LSTM, GRU): layers, storage and the passes over a chunk.
 
-The cells and their loops over time are in :mod:`.lstm` and :mod:`.gru`; this
+The cells and their loops over time are in :mod:`.cells`; this
 module holds what the two share: the parameter layout, the workspace, the
 input projections and weight gradients, and the passes through the stack of
 layers (:func:`forward`, :func:`backward`) that :mod:`.chunks` calls.
@@ -41,7 +41,7 @@ from collections import namedtuple
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels import gru, lstm
+from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import block, total_size
@@ -270,12 +270,12 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
                 if B > 1:
                     for i in range(4 * H):
                         a[i] += r[i]
-                lstm.cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], aux[n], H)
+                lstm_cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], aux[n], H)
             else:
                 if B > 1:
                     for i in range(3 * H):
                         r[i] += bhh[i]
-                gru.cell(a, r, hs[t, b], hs[t + 1, b], aux[n], H)
+                gru_cell(a, r, hs[t, b], hs[t + 1, b], aux[n], H)
 
 
 @kernel
@@ -297,9 +297,9 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
         for b in range(B):
             n = t * B + b
             if G == 4:
-                lstm.cell_backward(g[n], dh[n], dhnext[b], dcnext[b], cs[t, b], aux[n], H)
+                lstm_cell_backward(g[n], dh[n], dhnext[b], dcnext[b], cs[t, b], aux[n], H)
             else:
-                gru.cell_backward(g[n], dq[n], aux[n], hs[t, b], dh[n], dhnext[b], dcnext[b], H)
+                gru_cell_backward(g[n], dq[n], aux[n], hs[t, b], dh[n], dhnext[b], dcnext[b], H)
         if t > 0:
             if B == 1:
                 matvec_t(Whh, dA_rec[t], dhnext[0], t % 2 == 0)

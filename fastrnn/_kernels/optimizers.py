@@ -4,9 +4,19 @@ Every model keeps all its parameters in one contiguous float64 vector (and its
 gradients in another of the same layout), so one loop here updates a whole
 model, whatever its architecture.  Every update clips the gradient element-wise
 on the fly (``clip``; ``<= 0`` turns it off), as min-char-rnn does before its
-step, without a separate pass over the gradient vector.  The stateful optimizers keep their state
-in vectors of the same layout, owned by the caller (the trainer) and updated
-in place.
+step, without a separate pass over the gradient vector.  The stateful
+optimizers keep their state in vectors of the same layout, owned by the caller
+(the trainer) and updated in place.
+
+Every kernel here takes, besides its own state and hyper-parameters:
+
+theta : ndarray, shape (n,)
+    The parameters, modified in place.
+g : ndarray, shape (n,)
+    Their gradient (read only: clipped on the fly).
+learning_rate : float
+clip : float
+    Element-wise gradient clip; ``<= 0``: none.
 """
 
 import numpy as np
@@ -31,17 +41,7 @@ def _clipped(v, limit):
 
 @kernel
 def sgd_(theta, g, learning_rate, clip):
-    """Plain SGD in place: ``theta -= learning_rate * g``.
-
-    Parameters
-    ----------
-    theta : ndarray, shape (n,)
-        Modified in place.
-    g : ndarray, shape (n,)
-    learning_rate : float
-    clip : float
-        Element-wise gradient clip; ``<= 0``: none.
-    """
+    """Plain SGD in place: ``theta -= learning_rate * g``."""
     for i in range(theta.shape[0]):
         theta[i] -= learning_rate * _clipped(g[i], clip)
 
@@ -52,17 +52,7 @@ def adagrad_(theta, g, mem, learning_rate, eps, clip):
 
     ``mem += g**2``, then ``theta -= learning_rate * g / sqrt(mem + eps)``.
 
-    Parameters
-    ----------
-    theta : ndarray, shape (n,)
-        Modified in place.
-    g : ndarray, shape (n,)
-    mem : ndarray, shape (n,)
-        Sum of squared gradients so far; modified in place.
-    learning_rate : float
-    eps : float
-    clip : float
-        Element-wise gradient clip; ``<= 0``: none.
+    ``mem (n,)``, the sum of squared gradients so far, is updated in place.
     """
     for i in range(theta.shape[0]):
         gi = _clipped(g[i], clip)
@@ -77,19 +67,8 @@ def rmsprop_(theta, g, cache, learning_rate, decay_rate, eps, clip):
     ``cache = decay_rate * cache + (1 - decay_rate) * g**2``, then
     ``theta -= learning_rate * g / (sqrt(cache) + eps)``.
 
-    Parameters
-    ----------
-    theta : ndarray, shape (n,)
-        Modified in place.
-    g : ndarray, shape (n,)
-    cache : ndarray, shape (n,)
-        Running average of squared gradients; modified in place.
-    learning_rate : float
-    decay_rate : float
-        In [0, 1).
-    eps : float
-    clip : float
-        Element-wise gradient clip; ``<= 0``: none.
+    ``cache (n,)``, the running average of squared gradients, is updated in
+    place; ``decay_rate`` is in [0, 1).
     """
     for i in range(theta.shape[0]):
         gi = _clipped(g[i], clip)
@@ -105,21 +84,9 @@ def adam_(theta, g, m, v, learning_rate, beta1, beta2, eps, step, clip):
     then ``theta -= learning_rate * mhat / (sqrt(vhat) + eps)`` where
     ``mhat = m / (1 - beta1**step)`` and ``vhat = v / (1 - beta2**step)``.
 
-    Parameters
-    ----------
-    theta : ndarray, shape (n,)
-        Modified in place.
-    g : ndarray, shape (n,)
-    m, v : ndarray, shape (n,)
-        First and second moment estimates; modified in place.
-    learning_rate : float
-    beta1, beta2 : float
-        In [0, 1).
-    eps : float
-    step : int
-        The number of this update, counting from 1.
-    clip : float
-        Element-wise gradient clip; ``<= 0``: none.
+    ``m, v (n,)``, the first and second moment estimates, are updated in
+    place; ``beta1, beta2`` are in [0, 1); ``step`` is the number of this
+    update, counting from 1.
     """
     correction1 = 1.0 - beta1**step
     correction2 = 1.0 - beta2**step

@@ -7,8 +7,9 @@ the tanh RNN, 3 for the GRU, 4 for the LSTM).
 import numpy as np
 
 from fastrnn._jit import kernel
-from fastrnn._kernels import gated, gru, lstm, rnn
+from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_into
+from fastrnn._kernels.cells import gru_cell, lstm_cell
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 
@@ -155,7 +156,7 @@ def _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, reverse):
                 a[i] += bhh[i]
     if G == 4:
         matvec_add_tall(Whh, h, a, a, reverse)
-        lstm.cell(a, state[1, k], state[1, k], h, aux, H)
+        lstm_cell(a, state[1, k], state[1, k], h, aux, H)
     else:
         matvec_add_tall(Whh, h, bhh, q, reverse)
-        gru.cell(a, q, h, h, aux, H)
+        gru_cell(a, q, h, h, aux, H)
