@@ -31,6 +31,7 @@ from fastrnn._validation import (
     check_index,
     check_learning_rate,
     check_seed,
+    check_sizes,
     float_array,
     index_array,
     paired_indices,
@@ -143,10 +144,8 @@ class _Model:
 
     def _setup(self, input_dim, hidden_dim, output_dim, num_layers, seed):
         """Check the sizes, allocate the storage; returns the generator for the weights."""
-        self.input_dim = check_dimension("input_dim", input_dim)
-        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
-        self.output_dim = check_dimension("output_dim", output_dim)
-        self.num_layers = check_dimension("num_layers", num_layers)
+        self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
+            input_dim, hidden_dim, output_dim, num_layers)
         rng = np.random.default_rng(check_seed("seed", seed))
         count = self._parameter_count()
         if count > _MAX_PARAMETERS:

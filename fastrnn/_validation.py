@@ -89,6 +89,12 @@ def check_dimension(name, value):
     return value
 
 
+def check_sizes(input_dim, hidden_dim, output_dim, num_layers=1):
+    """``(input_dim, hidden_dim, output_dim, num_layers)``, each a positive integer."""
+    return (check_dimension("input_dim", input_dim), check_dimension("hidden_dim", hidden_dim),
+            check_dimension("output_dim", output_dim), check_dimension("num_layers", num_layers))
+
+
 def check_seed(name, seed):
     """``None`` or an integer in ``[0, 2**32 - 1]``."""
     if seed is None:

@@ -241,16 +241,12 @@ class LSTM(_Gated):
 
     Parameters
     ----------
-    input_dim : int
-        I, the number of input symbols (inputs are indices in [0, I)).
-    hidden_dim : int
-        H, the size of each layer's state.
-    output_dim : int
-        O, the number of output symbols.
+    input_dim, hidden_dim, output_dim : int
+        I, H and O, as for :class:`RNN` (H is the size of each layer's state).
     num_layers : int, default 1
         L; layer 0 reads the one-hot input, layer k > 0 layer k-1's h.
     seed : int, optional
-        Seed in [0, 2**32 - 1] for the initial weights; ``None`` draws fresh ones.
+        As for :class:`RNN`.
 
     Attributes
     ----------

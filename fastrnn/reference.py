@@ -16,9 +16,9 @@ import numpy as np
 
 from fastrnn._validation import (
     check_clip,
-    check_dimension,
     check_learning_rate,
     check_seed,
+    check_sizes,
     float_array,
     hidden_state,
     index_array,
@@ -68,9 +68,8 @@ class RNN:
     """
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None):
-        self.input_dim = check_dimension("input_dim", input_dim)
-        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
-        self.output_dim = check_dimension("output_dim", output_dim)
+        self.input_dim, self.hidden_dim, self.output_dim, _ = check_sizes(
+            input_dim, hidden_dim, output_dim)
         rng = np.random.default_rng(check_seed("seed", seed))
         self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
         self.Whh = rng.standard_normal((hidden_dim, hidden_dim)) * 0.01
@@ -232,10 +231,8 @@ class _GatedReference:
     _GATES = None
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
-        self.input_dim = check_dimension("input_dim", input_dim)
-        self.hidden_dim = check_dimension("hidden_dim", hidden_dim)
-        self.output_dim = check_dimension("output_dim", output_dim)
-        self.num_layers = check_dimension("num_layers", num_layers)
+        self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
+            input_dim, hidden_dim, output_dim, num_layers)
         rng = np.random.default_rng(check_seed("seed", seed))
         G, H = self._GATES, hidden_dim
         bound = 1.0 / math.sqrt(H)

@@ -46,21 +46,10 @@ from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import block, total_size
 
-__all__ = [
-    "layer_params",
-    "output_params",
-    "workspace_size",
-    "Workspace",
-    "workspace",
-    "layer_states",
-    "input_projection",
-    "weight_gradients",
-    "column_sums",
-    "forward",
-    "backward",
-    "final_state",
-    "top_layer",
-]
+__all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
+           "layer_states", "input_projection", "weight_gradients", "column_sums", "forward",
+           "backward", "final_state", "top_layer"]
+
 
 @kernel(inline="always")
 def _bias_start(I, H, O, L, G):

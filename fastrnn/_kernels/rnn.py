@@ -37,19 +37,9 @@ from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, trans
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import block, total_size
 
-__all__ = [
-    "params",
-    "workspace_size",
-    "Workspace",
-    "workspace",
-    "forward_arrays",
-    "backward_arrays",
-    "forward",
-    "backward",
-    "final_state",
-    "top_layer",
-    "backward_from",
-]
+__all__ = ["params", "workspace_size", "Workspace", "workspace", "forward_arrays",
+           "backward_arrays", "forward", "backward", "final_state", "top_layer", "backward_from"]
+
 
 @kernel(inline="always")
 def params(theta, I, H, O):

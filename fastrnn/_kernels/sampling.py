@@ -39,12 +39,14 @@ def argmax(v):
 
 
 @kernel
-def next_index(z, w, greedy, inv_temperature):
-    """The next index from the logits ``z (O,)``: the argmax, or a draw.
+def next_index(Why, bias_y, h, z, w, greedy, inv_temperature):
+    """The next index from the top layer's state ``h (H,)``: the argmax of the logits, or a draw.
 
-    ``w (O,)`` is workspace for the softmax weights; the draw uses numba's
-    generator as seeded by the calling sampler.
+    ``z, w (O,)`` are workspace for the logits ``Why @ h + bias_y`` and their
+    softmax weights; the draw uses numba's generator as seeded by the calling
+    sampler.
     """
+    matvec_add(Why, h, bias_y, z, False)
     if greedy:
         return argmax(z)
     total = softmax_weights(z, w, inv_temperature)
@@ -121,8 +123,7 @@ def _sample_rnn(start, h, theta, I, H, O, inv_temperature, out, a, z, w):
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        matvec_add(Why, h, bias_y, z, False)
-        ix = next_index(z, w, greedy, inv_temperature)
+        ix = next_index(Why, bias_y, h, z, w, greedy, inv_temperature)
         out[n] = ix
 
 
@@ -136,8 +137,7 @@ def _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q
     for n in range(out.shape[0]):
         for k in range(L):
             _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        matvec_add(Why, state[0, L - 1], bias_y, z, False)
-        ix = next_index(z, w, greedy, inv_temperature)
+        ix = next_index(Why, bias_y, state[0, L - 1], z, w, greedy, inv_temperature)
         out[n] = ix
 
 
