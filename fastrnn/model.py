@@ -298,12 +298,7 @@ class GRU(_Gated):
     so weights move to and from ``torch.nn.GRU`` + ``torch.nn.Linear``
     without reshaping (see :mod:`fastrnn.interop`).
 
-    Parameters
-    ----------
-    input_dim, hidden_dim, output_dim : int
-        I, H and O, as for :class:`LSTM`.
-    num_layers : int, default 1
-    seed : int, optional
+    Parameters are those of :class:`LSTM`.
 
     Attributes
     ----------

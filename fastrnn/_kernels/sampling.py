@@ -39,15 +39,15 @@ def argmax(v):
 
 
 @kernel
-def next_index(Why, bias_y, h, z, w, greedy, inv_temperature):
+def next_index(Why, bias_y, h, z, w, inv_temperature):
     """The next index from the top layer's state ``h (H,)``: the argmax of the logits, or a draw.
 
     ``z, w (O,)`` are workspace for the logits ``Why @ h + bias_y`` and their
-    softmax weights; the draw uses numba's generator as seeded by the calling
-    sampler.
+    softmax weights; an infinite ``inv_temperature`` means greedy.  The draw
+    uses numba's generator as seeded by the calling sampler.
     """
     matvec_add(Why, h, bias_y, z, False)
-    if greedy:
+    if inv_temperature == np.inf:
         return argmax(z)
     total = softmax_weights(z, w, inv_temperature)
     return draw(w, total, np.random.random())  # noqa: NPY002
@@ -116,14 +116,13 @@ def _sample_rnn(start, h, theta, I, H, O, inv_temperature, out, a, z, w):
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
     bias_h = bh[:, 0]
     bias_y = by[:, 0]
-    greedy = inv_temperature == np.inf
     ix = start
     for n in range(out.shape[0]):
         matvec_add(Whh, h, bias_h, a, n % 2 == 1)
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        ix = next_index(Why, bias_y, h, z, w, greedy, inv_temperature)
+        ix = next_index(Why, bias_y, h, z, w, inv_temperature)
         out[n] = ix
 
 
@@ -132,12 +131,11 @@ def _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q
     """:func:`sample` for the LSTM (G = 4) and the GRU (G = 3)."""
     Why, by = gated.output_params(theta, I, H, O, L, G)
     bias_y = by[:, 0]
-    greedy = inv_temperature == np.inf
     ix = start
     for n in range(out.shape[0]):
         for k in range(L):
             _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        ix = next_index(Why, bias_y, state[0, L - 1], z, w, greedy, inv_temperature)
+        ix = next_index(Why, bias_y, state[0, L - 1], z, w, inv_temperature)
         out[n] = ix
 
 
