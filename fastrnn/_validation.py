@@ -106,22 +106,23 @@ def entropy_seed(seed):
     return int(np.random.SeedSequence().generate_state(1)[0])
 
 
-def check_learning_rate(value, name="learning_rate"):
-    """A finite, positive real number."""
+def _positive_real(name, value, what):
     value = _real(name, value)
     if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite positive number, got {value}")
+        raise ValueError(f"{name} must be {what}, got {value}")
     return value
+
+
+def check_learning_rate(value, name="learning_rate"):
+    """A finite, positive real number."""
+    return _positive_real(name, value, "a finite positive number")
 
 
 def check_clip(value, name="clip"):
     """``None`` (no clipping) or a finite, positive real number."""
     if value is None:
         return None
-    value = _real(name, value)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite positive number or None, got {value}")
-    return value
+    return _positive_real(name, value, "a finite positive number or None")
 
 
 def check_num_chars(value, name="num_chars"):
