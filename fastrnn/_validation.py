@@ -23,6 +23,7 @@ __all__ = [
     "index_array",
     "paired_indices",
     "check_index",
+    "integer_vector",
     "float_array",
     "hidden_state",
     "check_instance",
@@ -218,6 +219,18 @@ def check_index(name, value, upper):
     if not 0 <= value < upper:
         raise ValueError(f"{name} must be in [0, {upper - 1}], got {value}")
     return value
+
+
+def integer_vector(name, value, what, allow_empty=True):
+    """``value`` as a 1-D integer array (NumPy's view of it, not a copy).
+
+    Anything else, or an empty one unless ``allow_empty``, raises ValueError:
+    "``name`` must be ``what``", with the dtype and shape it has.
+    """
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or (not allow_empty and arr.size == 0):
+        raise ValueError(f"{name} must be {what}, got dtype {arr.dtype} and shape {arr.shape}")
+    return arr
 
 
 def float_array(name, value, shape=None):
