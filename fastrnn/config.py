@@ -158,7 +158,7 @@ class TrainingConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     decay_rate: float = 0.95
-    learning_rate: float = None
+    learning_rate: float | None = None
     clip: float = 5.0
     lr_decay: float = 1.0
     lr_decay_every: int = 1000
