@@ -181,17 +181,7 @@ class TrainingConfig:
                              f"stack), got {self.num_layers}")
 
     def learning_rate_at(self, iteration):
-        """Return the learning rate of the step taken after ``iteration`` steps.
-
-        Parameters
-        ----------
-        iteration : int
-            Steps taken so far (>= 0).
-
-        Returns
-        -------
-        float
-        """
+        """Return the learning rate (a float) of the step taken after ``iteration`` >= 0 steps."""
         iteration = check_int("iteration", iteration, 0)
         return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
 
