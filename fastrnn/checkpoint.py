@@ -339,6 +339,7 @@ def load_checkpoint(path):
     Parameters
     ----------
     path : str or os.PathLike
+        The checkpoint file itself (a training directory is not looked into).
 
     Returns
     -------
