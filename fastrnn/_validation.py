@@ -23,6 +23,7 @@ __all__ = [
     "index_array",
     "paired_indices",
     "check_index",
+    "integer_vector",
     "float_array",
     "hidden_state",
     "check_instance",
@@ -112,22 +113,23 @@ def entropy_seed(seed):
     return int(np.random.SeedSequence().generate_state(1)[0])
 
 
-def check_learning_rate(value, name="learning_rate"):
-    """A finite, positive real number."""
+def _positive_real(name, value, what):
     value = _real(name, value)
     if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite positive number, got {value}")
+        raise ValueError(f"{name} must be {what}, got {value}")
     return value
+
+
+def check_learning_rate(value, name="learning_rate"):
+    """A finite, positive real number."""
+    return _positive_real(name, value, "a finite positive number")
 
 
 def check_clip(value, name="clip"):
     """``None`` (no clipping) or a finite, positive real number."""
     if value is None:
         return None
-    value = _real(name, value)
-    if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{name} must be a finite positive number or None, got {value}")
-    return value
+    return _positive_real(name, value, "a finite positive number or None")
 
 
 def check_num_chars(value, name="num_chars"):
@@ -223,6 +225,18 @@ def check_index(name, value, upper):
     if not 0 <= value < upper:
         raise ValueError(f"{name} must be in [0, {upper - 1}], got {value}")
     return value
+
+
+def integer_vector(name, value, what, allow_empty=True):
+    """``value`` as a 1-D integer array (NumPy's view of it, not a copy).
+
+    Anything else, or an empty one unless ``allow_empty``, raises ValueError:
+    "``name`` must be ``what``", with the dtype and shape it has.
+    """
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu" or (not allow_empty and arr.size == 0):
+        raise ValueError(f"{name} must be {what}, got dtype {arr.dtype} and shape {arr.shape}")
+    return arr
 
 
 def float_array(name, value, shape=None):

@@ -282,23 +282,22 @@ class _Reader:
             self.fail(f"entry {name!r} is missing")
         return self.entries[name]
 
-    def text(self, name):
+    def scalar(self, name, kinds, what, low=None):
+        """The 0-d entry ``name`` of a dtype kind in ``kinds``, at least ``low`` when given."""
         value = self.get(name)
-        if value.ndim != 0 or value.dtype.kind != "U":
-            self.fail(f"entry {name!r} is not a string")
-        return str(value)
+        if (value.ndim != 0 or value.dtype.kind not in kinds
+                or (low is not None and int(value) < low)):
+            self.fail(f"entry {name!r} is not {what}")
+        return value
+
+    def text(self, name):
+        return str(self.scalar(name, "U", "a string"))
 
     def integer(self, name, low=0):
-        value = self.get(name)
-        if value.ndim != 0 or value.dtype.kind not in "iu" or int(value) < low:
-            self.fail(f"entry {name!r} is not an integer >= {low}")
-        return int(value)
+        return int(self.scalar(name, "iu", f"an integer >= {low}", low))
 
     def real(self, name):
-        value = self.get(name)
-        if value.ndim != 0 or value.dtype.kind != "f":
-            self.fail(f"entry {name!r} is not a number")
-        return float(value)
+        return float(self.scalar(name, "f", "a number"))
 
     def json(self, name, kind=dict):
         try:
@@ -316,12 +315,31 @@ class _Reader:
         return np.ascontiguousarray(value, dtype=np.float64)
 
 
+# How each entry that is one value is read, in the order they are checked.
+_SCALAR_ENTRIES = {
+    "model_kind": _Reader.text,
+    "model_args": _Reader.json,
+    "config": _Reader.json,
+    "iteration": _Reader.integer,
+    "epoch": _Reader.integer,
+    "position": _Reader.integer,
+    "optimizer": _Reader.text,
+    "rng_state": _Reader.json,
+    "loss_ema": _Reader.real,
+    "best_val_loss": _Reader.real,
+    "text_sha256": _Reader.text,
+    "text_length": _Reader.integer,
+    "text_source": _Reader.text,
+}
+
+
 def load_checkpoint(path):
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Parameters
     ----------
     path : str or os.PathLike
+        The checkpoint file itself (a training directory is not looked into).
 
     Returns
     -------
@@ -366,23 +384,8 @@ def load_checkpoint(path):
     if hidden.ndim < 2:
         r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
     checkpoint = Checkpoint(
-        model_kind=r.text("model_kind"),
-        model_args=r.json("model_args"),
-        parameters=parameters,
-        vocab=vocab,
-        config=r.json("config"),
-        iteration=r.integer("iteration"),
-        epoch=r.integer("epoch"),
-        position=r.integer("position"),
-        hidden=hidden,
-        optimizer=r.text("optimizer"),
-        optimizer_state=optimizer_state,
-        rng_state=r.json("rng_state"),
-        loss_ema=r.real("loss_ema"),
-        best_val_loss=r.real("best_val_loss"),
-        text_sha256=r.text("text_sha256"),
-        text_length=r.integer("text_length"),
-        text_source=r.text("text_source"),
+        parameters=parameters, vocab=vocab, hidden=hidden, optimizer_state=optimizer_state,
+        **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
     )
     # Which file, and which version of it, this is: a trainer resumed from it
     # may overwrite that version and no other (see Trainer.from_checkpoint).

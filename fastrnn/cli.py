@@ -107,7 +107,8 @@ def _option_argument(field):
         return {"choices": tuple(MODELS)}
     if field == "optimizer":
         return {"choices": OPTIMIZERS}
-    parse = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int or float
+    kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float, float | None
+    parse = int if kind is int else float
     return {"type": argument_type(OPTION_CHECKS[field], parse)}
 
 

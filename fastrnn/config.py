@@ -158,7 +158,7 @@ class TrainingConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     decay_rate: float = 0.95
-    learning_rate: float = None
+    learning_rate: float | None = None
     clip: float = 5.0
     lr_decay: float = 1.0
     lr_decay_every: int = 1000
@@ -181,17 +181,7 @@ class TrainingConfig:
                              f"stack), got {self.num_layers}")
 
     def learning_rate_at(self, iteration):
-        """Return the learning rate of the step taken after ``iteration`` steps.
-
-        Parameters
-        ----------
-        iteration : int
-            Steps taken so far (>= 0).
-
-        Returns
-        -------
-        float
-        """
+        """Return the learning rate (a float) of the step taken after ``iteration`` >= 0 steps."""
         iteration = check_int("iteration", iteration, 0)
         return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
 

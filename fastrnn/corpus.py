@@ -26,7 +26,7 @@ import sysconfig
 
 import numpy as np
 
-from fastrnn._validation import check_instance, check_int, check_real
+from fastrnn._validation import check_instance, check_int, check_real, integer_vector
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -138,12 +138,7 @@ def fingerprint(text):
 
 
 def _index_vector(name, data):
-    arr = np.asarray(data)
-    if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise ValueError(
-            f"{name} must be a 1-D array of integer indices, got dtype {arr.dtype} and "
-            f"shape {arr.shape}"
-        )
+    arr = integer_vector(name, data, "a 1-D array of integer indices")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 

@@ -99,6 +99,9 @@ def model_from_checkpoint(ckpt, where):
 def load_model(path):
     """Load the model and vocabulary of a checkpoint, ready to sample from.
 
+    The weights are checked against the checkpoint's own description of its
+    model first (see :func:`model_from_checkpoint`).
+
     Parameters
     ----------
     path : str or os.PathLike

@@ -435,11 +435,7 @@ class Trainer:
         )
 
     def save(self, path):
-        """Write a checkpoint atomically.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
+        """Write :meth:`checkpoint` to ``path`` with :func:`~fastrnn.checkpoint.save_checkpoint`.
 
         Raises
         ------

@@ -9,7 +9,7 @@ trained on.
 
 import numpy as np
 
-from fastrnn._validation import check_instance
+from fastrnn._validation import check_instance, integer_vector
 
 __all__ = ["Vocabulary"]
 
@@ -126,12 +126,8 @@ class Vocabulary:
         -------
         Vocabulary
         """
-        arr = np.asarray(codes)
-        if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
-            raise ValueError(
-                f"code points must be a non-empty 1-D integer array, got dtype {arr.dtype} "
-                f"and shape {arr.shape}"
-            )
+        arr = integer_vector("code points", codes, "a non-empty 1-D integer array",
+                             allow_empty=False)
         if arr.min() < 0 or arr.max() > 0x10FFFF:
             raise ValueError("code points must be in [0, 0x10FFFF]")
         return cls(_from_code_points(arr))
@@ -227,11 +223,7 @@ class Vocabulary:
         arr = np.asarray(indices)
         if arr.size == 0:
             return ""
-        if arr.ndim != 1 or arr.dtype.kind not in "iu":
-            raise ValueError(
-                f"indices must be a 1-D sequence of integers, got dtype {arr.dtype} "
-                f"and shape {arr.shape}"
-            )
+        arr = integer_vector("indices", arr, "a 1-D sequence of integers")
         low, high = int(arr.min()), int(arr.max())
         if low < 0 or high >= self.size:
             bad = low if low < 0 else high
