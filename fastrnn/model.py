@@ -298,16 +298,10 @@ class GRU(_Gated):
     so weights move to and from ``torch.nn.GRU`` + ``torch.nn.Linear``
     without reshaping (see :mod:`fastrnn.interop`).
 
-    Parameters are those of :class:`LSTM`.
-
-    Attributes
-    ----------
-    weight_ih_l{k} : (3H, I) for k = 0, (3H, H) above; weight_hh_l{k} : (3H, H)
-    bias_ih_l{k}, bias_hh_l{k} : (3H,)
-    Why : ndarray, shape (O, H)
-    by : ndarray, shape (O, 1)
-    last_hidden : ndarray or None
-        The final state, (L, H) for one sequence or (L, B, H) for a batch.
+    Parameters are those of :class:`LSTM`, and so are the attributes but for
+    the gate blocks, three in place of four (``weight_hh_l{k}`` is (3H, H)),
+    and ``last_hidden``: one array, (L, H) for one sequence or (L, B, H) for a
+    batch.
 
     Notes
     -----

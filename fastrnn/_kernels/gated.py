@@ -160,18 +160,12 @@ def layer_states(flat, k, B, T, H):
 
 @kernel
 def input_projection(x, below, Wih, bias, out):
-    """``out[n] = W_ih @ input_n + bias`` for every position of the chunk.
+    """``out[n] = W_ih @ input_n + bias`` for every position n of the chunk.
 
-    Parameters
-    ----------
-    x : ndarray of int64, shape (B, T)
-        Input indices (layer 0, when ``below`` is empty).
-    below : ndarray, shape (T*B, H) or (0, H)
-        The previous layer's outputs (layers k > 0).
-    Wih : ndarray, shape (G*H, I_k)
-    bias : ndarray, shape (G*H,)
-    out : ndarray, shape (T*B, G*H)
-        Output.
+    The input is the previous layer's output ``below (T*B, H)`` for layers
+    k > 0, or, when ``below`` is empty (0, H), the one-hot vector of the index
+    ``x[b, t]`` (``x`` int64, (B, T)).  ``W_ih`` is (G*H, I_k), ``bias`` (G*H,),
+    ``out`` (T*B, G*H).
     """
     B, T = x.shape
     GH = Wih.shape[0]

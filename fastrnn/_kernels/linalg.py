@@ -17,17 +17,10 @@ __all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "scatter_columns", "tran
 
 @kernel
 def matvec_add(W, v, b, out, reverse):
-    """``out = W @ v + b``, four rows at a time.
+    """``out = W @ v + b`` for ``W (n, m)``, ``v (m,)``, ``b, out (n,)``, four rows at a time.
 
-    Parameters
-    ----------
-    W : ndarray, shape (n, m)
-    v : ndarray, shape (m,)
-    b : ndarray, shape (n,)
-    out : ndarray, shape (n,)
-        Modified in place; must not alias ``v`` (it may be ``b``).
-    reverse : bool
-        Visit the row blocks last to first (same result up to rounding order).
+    ``out`` must not alias ``v`` (it may be ``b``); ``reverse`` visits the row
+    blocks last to first (the same result up to rounding order).
     """
     _rows4(W, v, b, out, reverse, 0)
 
@@ -112,16 +105,10 @@ def _rows8(W, v, b, out, reverse):
 
 @kernel
 def matvec_t(W, v, out, reverse):
-    """``out = W.T @ v`` without forming ``W.T``: an axpy over four rows at a time.
+    """``out = W.T @ v`` for ``W (n, m)``, ``v (n,)``, ``out (m,)``, without forming ``W.T``.
 
-    Parameters
-    ----------
-    W : ndarray, shape (n, m)
-    v : ndarray, shape (n,)
-    out : ndarray, shape (m,)
-        Modified in place; must not alias ``v``.
-    reverse : bool
-        Visit the row blocks last to first (same result up to rounding order).
+    An axpy over four rows at a time; ``out`` must not alias ``v``, and
+    ``reverse`` is as for :func:`matvec_add`.
     """
     n, m = W.shape
     for j in range(m):
@@ -167,17 +154,11 @@ def scatter_columns(x, dA, dW):
 
 @kernel
 def transpose_into(A, out):
-    """``out = A.T`` as a C-ordered copy.
+    """``out = A.T`` as a C-ordered copy, for ``A (n, m)`` and ``out (m, n)``.
 
     Small matrices (they fit in L1/L2) are copied row by row of ``out``.  Large
     ones go in 8 x 8 tiles: with 512 columns every column step is 4 KB, all
     such addresses share an L1 set, and the plain loop runs 2x slower.
-
-    Parameters
-    ----------
-    A : ndarray, shape (n, m)
-    out : ndarray, shape (m, n)
-        Modified in place.
     """
     n, m = A.shape
     if n * m <= 16384:

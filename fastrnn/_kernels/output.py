@@ -22,18 +22,10 @@ __all__ = ["output_forward", "xent", "output_backward", "probabilities_out"]
 
 @kernel
 def output_forward(Why, by, h_new, zT, hT):
-    """Logits ``zT = Why @ h_new.T + by``.
+    """Logits ``zT (O, T*B) = Why @ h_new.T + by`` of the top layer's states ``h_new (T*B, H)``.
 
-    Parameters
-    ----------
-    Why : ndarray, shape (O, H)
-    by : ndarray, shape (O, 1)
-    h_new : ndarray, shape (T*B, H)
-        The top layer's states.
-    zT : ndarray, shape (O, T*B)
-        Output.
-    hT : ndarray, shape (H, T*B), or None
-        Scratch for a copy of ``h_new.T``; None lets BLAS read ``h_new`` transposed.
+    ``Why`` is (O, H), ``by`` (O, 1).  ``hT (H, T*B)`` is scratch for a copy of
+    ``h_new.T``; None lets BLAS read ``h_new`` transposed.
     """
     if hT is None:
         np.dot(Why, h_new.T, zT)  # (O, H) x (H, T*B)
