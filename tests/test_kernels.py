@@ -1,17 +1,18 @@
-"""Each kernel against plain NumPy.
+"""Each kernel against plain NumPy or ``fastrnn.reference``.
 
-These tests call the kernels directly, with arrays built here, so they run
-unchanged with ``NUMBA_DISABLE_JIT=1`` (see test_nojit.py), where the kernels
-are plain Python and coverage and tracebacks see their bodies.
+These tests call the kernels directly, on arrays built here or on a model's
+own flat parameter vector, so they run unchanged with ``NUMBA_DISABLE_JIT=1``
+(see test_nojit.py), where the kernels are plain Python and coverage and
+tracebacks see their bodies.
 """
 
 import math
 
 import numpy as np
 import pytest
+from helpers import RNN_NAMES, twin_models
 from scipy.special import logsumexp
 
-from fastrnn import reference
 from fastrnn._kernels import chunks, gated, output, rnn, sampling
 from fastrnn._kernels.activations import (
     exp_,
@@ -25,8 +26,6 @@ from fastrnn._kernels.activations import (
 from fastrnn._kernels.checks import index_bounds
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
 from fastrnn._kernels.optimizers import sgd_
-
-NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
 
 def _ulps(got, want):
@@ -325,31 +324,14 @@ class TestOptimizers:
 # ----------------------------------------------------------------- rnn kernels
 
 
-def _flat_model(I, H, O, seed):
-    """A flat parameter vector filled through ``rnn.params`` views, and the values by name."""
-    rng = np.random.default_rng(seed)
-    shapes = [(H, I), (H, H), (O, H), (H, 1), (O, 1)]
-    values = {name: rng.standard_normal(shape) * (0.3 if name.startswith("b") else 0.5)
-              for name, shape in zip(NAMES, shapes, strict=True)}
-    return _flat(values), values
+def _twins(I, H, O, seed):
+    """A ``fastrnn.RNN`` with random weights (biases smaller) and its reference twin.
 
-
-def _flat(values):
-    """The flat parameter vector of an RNN with these parameters (``rnn.params``' layout)."""
-    H, I = values["Wxh"].shape
-    O = values["Why"].shape[0]
-    theta = np.zeros(H * I + H * H + O * H + H + O)
-    for name, view in zip(NAMES, rnn.params(theta, I, H, O), strict=True):
-        view[...] = values[name]
-    return theta
-
-
-def _reference(values):
-    H, I = values["Wxh"].shape
-    ref = reference.RNN(I, H, values["Why"].shape[0], seed=0)
-    for name, v in values.items():
-        setattr(ref, name, v.copy())
-    return ref
+    The model's ``parameter_vector`` is a flat vector in the kernels' layout
+    (``rnn.params``: test_params_layout_matches_the_model), and its
+    ``parameters()`` are live views into that vector.
+    """
+    return twin_models("rnn", I, H, O, rng=seed, bias_scale=0.3)
 
 
 CHUNKS = [(1, 1), (1, 6), (3, 5), (4, 1), (2, 9)]
@@ -375,7 +357,7 @@ class TestRNNKernels:
         m = fastrnn.RNN(7, 6, 5, seed=1)
         m.bh = np.arange(6.0).reshape(6, 1)
         m.by = -np.arange(5.0).reshape(5, 1)
-        for name, view in zip(NAMES, rnn.params(m.parameter_vector, 7, 6, 5), strict=True):
+        for name, view in zip(RNN_NAMES, rnn.params(m.parameter_vector, 7, 6, 5), strict=True):
             np.testing.assert_array_equal(view, getattr(m, name), err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
@@ -426,8 +408,8 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
     def test_forward_probs_and_loss(self, B, T, I, H, O):
-        theta, values = _flat_model(I, H, O, B * 10 + T)
-        ref = _reference(values)
+        fast, ref = _twins(I, H, O, B * 10 + T)
+        theta = fast.parameter_vector
         rng = np.random.default_rng(T)
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
@@ -446,8 +428,8 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
     def test_value_and_grad_and_backward_from(self, B, T, I, H, O):
-        theta, values = _flat_model(I, H, O, B * 10 + T + 1)
-        ref = _reference(values)
+        fast, ref = _twins(I, H, O, B * 10 + T + 1)
+        theta = fast.parameter_vector
         rng = np.random.default_rng(T + 1)
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
@@ -462,18 +444,18 @@ class TestRNNKernels:
         np.testing.assert_array_equal(theta, theta_kept)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
         np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
-        for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected, strict=True):
+        for name, g, e in zip(RNN_NAMES, rnn.params(grad, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
         grad2 = np.full_like(theta, np.nan)
         rnn.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
-        for name, g, e in zip(NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
+        for name, g, e in zip(RNN_NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), [(1, 6), (3, 4)])
     @pytest.mark.parametrize("clip", [5.0, 0.05, 0.0])
     def test_train_step(self, B, T, clip):
         I, H, O = 6, 5, 6
-        theta, values = _flat_model(I, H, O, 3)
+        theta = _twins(I, H, O, 3)[0].parameter_vector
         rng = np.random.default_rng(3)
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
@@ -517,14 +499,13 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), [(1, 5), (3, 4), (2, 2)])  # T*B > I and <= I
     def test_forward_and_backward_building_blocks(self, B, T):
         I, H, O = 5, 4, 6
-        _, values = _flat_model(I, H, O, 9)
-        ref = _reference(values)
+        fast, ref = _twins(I, H, O, 9)
         rng = np.random.default_rng(9)
         x = rng.integers(0, I, (B, T))
         y = rng.integers(0, O, (B, T))
         h0 = rng.uniform(-0.9, 0.9, (B, H))
         hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
-        v = values
+        v = fast.parameters()
         rnn.forward_arrays(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new,
                            hT, zT)
         _, rhs, rps = ref.forward(x, h0)
@@ -533,10 +514,10 @@ class TestRNNKernels:
         np.testing.assert_allclose(zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
                                    atol=1e-13)
         output.xent(zT, y, True, lse, col)
-        grads = [np.full_like(v[name], np.nan) for name in NAMES]
+        grads = [np.full_like(v[name], np.nan) for name in RNN_NAMES]
         rnn.backward_arrays(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
                             *grads)
-        for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
+        for name, g, e in zip(RNN_NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
 
@@ -584,43 +565,48 @@ class TestSampling:
                                       np.random.RandomState(seed).random_sample(1000))
 
     @staticmethod
-    def _run(start, h, v, temperature, seed, n):
-        """``sampling.sample`` for the RNN ``v`` from the state ``h (H,)``, updated in place."""
-        (H, I), O = v["Wxh"].shape, v["Why"].shape[0]
+    def _run(start, h, model, temperature, seed, n):
+        """``sampling.sample`` with ``model``'s weights from ``h (H,)``, updated in place."""
+        I, H, O = model.input_dim, model.hidden_dim, model.output_dim
         out = np.full(n, -1, dtype=np.int64)
-        sampling.sample(start, h.reshape(1, 1, H), _flat(v), I, H, O, 1, 1, temperature, seed,
-                        out, np.zeros(sampling.scratch_size(H, O, 1)))
+        sampling.sample(start, h.reshape(1, 1, H), model.parameter_vector, I, H, O, 1, 1,
+                        temperature, seed, out, np.zeros(sampling.scratch_size(H, O, 1)))
         return out.tolist()
 
     @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])
     @pytest.mark.parametrize(("I", "H", "O"), [(6, 8, 6), (7, 1, 5), (5, 9, 5)])
     def test_sample_rnn(self, temperature, I, H, O):
-        _, v = _flat_model(I, H, O, 11)
+        fast, _ = _twins(I, H, O, 11)
         h = np.random.default_rng(11).uniform(-0.5, 0.5, H)
-        want, h_final = _sample_by_hand(2, h.copy(), v, temperature, 77, 80)
-        assert self._run(2, h, v, temperature, 77, 80) == want
+        want, h_final = _sample_by_hand(2, h.copy(), fast.parameters(), temperature, 77, 80)
+        assert self._run(2, h, fast, temperature, 77, 80) == want
         np.testing.assert_allclose(h, h_final, rtol=1e-12, atol=1e-14)  # final state left in h
+
+    @staticmethod
+    def _state_free(logits):
+        """A model (I = O = 4, H = 3) whose logits are ``logits`` in every state."""
+        fast, _ = _twins(4, 3, 4, 12)
+        v = fast.parameters()  # live views of fast.parameter_vector
+        v["Why"][...] = 0.0
+        v["by"][:, 0] = logits
+        return fast
 
     def test_sample_rnn_draws_by_inverse_cdf(self):
         """State-independent outputs: index k is drawn when cdf[k-1] <= u < cdf[k]."""
-        _, v = _flat_model(4, 3, 4, 12)
-        v["Why"][...] = 0.0
         p = np.array([0.1, 0.2, 0.3, 0.4])
-        v["by"][:, 0] = np.log(p)
+        fast = self._state_free(np.log(p))
         u = np.random.RandomState(5).random_sample(500)
         want = np.searchsorted(np.cumsum(p), u, side="right").tolist()
-        assert self._run(0, np.zeros(3), v, 1.0, 5, 500) == want
+        assert self._run(0, np.zeros(3), fast, 1.0, 5, 500) == want
 
     def test_sample_rnn_greedy_takes_the_first_of_tied_maxima(self):
-        _, v = _flat_model(4, 3, 4, 12)
-        v["Why"][...] = 0.0
-        v["by"][:, 0] = [0.5, 2.0, 2.0, 1.0]
-        assert self._run(0, np.zeros(3), v, 0.0, 0, 5) == [1] * 5
+        fast = self._state_free([0.5, 2.0, 2.0, 1.0])
+        assert self._run(0, np.zeros(3), fast, 0.0, 0, 5) == [1] * 5
 
     def test_sample_rnn_zero_draws(self):
-        _, v = _flat_model(4, 3, 4, 12)
+        fast, _ = _twins(4, 3, 4, 12)
         h = np.full(3, 0.25)
-        assert self._run(0, h, v, 1.0, 0, 0) == []
+        assert self._run(0, h, fast, 1.0, 0, 0) == []
         np.testing.assert_array_equal(h, 0.25)
 
 
