@@ -1,4 +1,4 @@
-"""Each kernel against plain NumPy or ``fastrnn.reference``.
+"""Each kernel against plain NumPy or ``fastrnn.reference`` (the optimizers: test_optimizers.py).
 
 These tests call the kernels directly, on arrays built here or on a model's
 own flat parameter vector, so they run unchanged with ``NUMBA_DISABLE_JIT=1``
@@ -25,7 +25,6 @@ from fastrnn._kernels.activations import (
 )
 from fastrnn._kernels.checks import index_bounds
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
-from fastrnn._kernels.optimizers import sgd_
 
 
 def _ulps(got, want):
@@ -291,34 +290,6 @@ class TestIndexBounds:
     def test_index_bounds_random(self):
         flat = np.random.default_rng(5).integers(-1000, 1000, 10007)
         assert tuple(index_bounds(flat)) == (flat.min(), flat.max())
-
-
-# ----------------------------------------------------------------- optimizers
-
-
-class TestOptimizers:
-    def test_sgd_clips(self):
-        g = np.array([-3.0, -0.5, -0.5000001, 0.0, 0.25, 0.5, 0.75, 1e300, -np.inf, np.inf])
-        theta = np.zeros_like(g)
-        sgd_(theta, g, 1.0, 0.5)
-        np.testing.assert_array_equal(theta, -np.clip(g, -0.5, 0.5))
-
-    @pytest.mark.parametrize("limit", [0.0, -1.0])
-    def test_clip_off_for_non_positive_limit(self, limit):
-        theta = np.zeros(3)
-        sgd_(theta, np.array([-30.0, 0.1, 25.0]), 1.0, limit)
-        np.testing.assert_array_equal(theta, [30.0, -0.1, -25.0])
-
-    @pytest.mark.parametrize("lr", [0.1, 1.0, 3e-4])
-    def test_sgd(self, lr):
-        rng = np.random.default_rng(6)
-        theta, g = rng.standard_normal(101), rng.standard_normal(101)
-        want = theta - lr * g
-        g_kept = g.copy()
-        sgd_(theta, g, lr, 0.0)
-        # a fused multiply-add may round once instead of twice
-        assert np.all(np.abs(theta - want) <= 2 * np.spacing(np.abs(want) + np.abs(lr * g)))
-        np.testing.assert_array_equal(g, g_kept)
 
 
 # ----------------------------------------------------------------- rnn kernels

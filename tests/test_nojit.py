@@ -15,9 +15,9 @@ import sys
 import pytest
 
 GROUPS = {
-    "kernels-linalg-checks-optimizers": [
-        "tests/test_kernels.py", "-k",
-        "TestLinalg or TestIndexBounds or TestOptimizers or chunk_ok or all_finite"],
+    "kernels-linalg-checks": [
+        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or chunk_ok or all_finite"],
+    "optimizers": ["tests/test_optimizers.py"],
     "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
