@@ -22,7 +22,7 @@ GROUPS = {
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
     "model-vs-reference": [
-        "tests/test_model.py", "-k",
+        "tests/test_model.py", "tests/test_rnn.py", "-k",
         "(forward_matches or backward_matches or train_matches or loss_matches "
         "or gradients_match or predict_matches) and not B1 and not H13"],
 }
