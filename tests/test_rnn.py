@@ -11,6 +11,7 @@ test_model.py; the gated models: test_gated.py.
 import os
 import subprocess
 import sys
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -19,25 +20,26 @@ from scipy.special import logsumexp
 
 import fastrnn
 
-# (I, H, O, input shape, h0 kind); h0 kind is None, "H", "H1" or "BH".
+# (I, H, O, input shape, h0 kind); h0 kind is None, "H", "H1" or "BH".  The tests
+# that take the ``case`` fixture run once for each.
 CASES = [
-    pytest.param(5, 4, 5, (6,), None, id="single"),
-    pytest.param(5, 4, 5, (6,), "H", id="single-h0"),
-    pytest.param(5, 4, 5, (6,), "H1", id="single-h0-column"),
-    pytest.param(5, 4, 5, (1,), None, id="T1"),
-    pytest.param(5, 4, 5, (1,), "H", id="T1-h0"),
-    pytest.param(5, 4, 5, (1, 6), None, id="B1"),
-    pytest.param(5, 4, 5, (1, 6), "BH", id="B1-h0"),
-    pytest.param(5, 4, 5, (3, 6), None, id="batch"),
-    pytest.param(5, 4, 5, (3, 6), "BH", id="batch-h0"),
-    pytest.param(5, 4, 5, (3, 6), "H", id="batch-shared-h0"),
-    pytest.param(5, 4, 5, (4, 1), "BH", id="batch-T1"),
-    pytest.param(4, 1, 4, (5,), "H", id="H1"),
-    pytest.param(4, 1, 4, (2, 5), "BH", id="H1-batch"),
-    pytest.param(7, 6, 5, (9,), "H", id="I7-O5"),
-    pytest.param(7, 6, 5, (3, 4), "BH", id="I7-O5-batch"),
-    pytest.param(3, 9, 8, (2, 3), None, id="O>I-batch"),
-    pytest.param(6, 13, 6, (12,), "H", id="H13-single"),
+    pytest.param((5, 4, 5, (6,), None), id="single"),
+    pytest.param((5, 4, 5, (6,), "H"), id="single-h0"),
+    pytest.param((5, 4, 5, (6,), "H1"), id="single-h0-column"),
+    pytest.param((5, 4, 5, (1,), None), id="T1"),
+    pytest.param((5, 4, 5, (1,), "H"), id="T1-h0"),
+    pytest.param((5, 4, 5, (1, 6), None), id="B1"),
+    pytest.param((5, 4, 5, (1, 6), "BH"), id="B1-h0"),
+    pytest.param((5, 4, 5, (3, 6), None), id="batch"),
+    pytest.param((5, 4, 5, (3, 6), "BH"), id="batch-h0"),
+    pytest.param((5, 4, 5, (3, 6), "H"), id="batch-shared-h0"),
+    pytest.param((5, 4, 5, (4, 1), "BH"), id="batch-T1"),
+    pytest.param((4, 1, 4, (5,), "H"), id="H1"),
+    pytest.param((4, 1, 4, (2, 5), "BH"), id="H1-batch"),
+    pytest.param((7, 6, 5, (9,), "H"), id="I7-O5"),
+    pytest.param((7, 6, 5, (3, 4), "BH"), id="I7-O5-batch"),
+    pytest.param((3, 9, 8, (2, 3), None), id="O>I-batch"),
+    pytest.param((6, 13, 6, (12,), "H"), id="H13-single"),
 ]
 
 
@@ -66,13 +68,23 @@ def _expected_h0(h0, shape, H):
     return np.broadcast_to(base, (B, H))
 
 
+#: What the ``case`` fixture gives a test.
+Case = namedtuple("Case", "fast ref x y h0 H O shape")
+
+
+@pytest.fixture(params=CASES)
+def case(request, make_pair, rng):
+    """Twin models and the data of one of CASES: inputs, targets, h0 of its kind."""
+    I, H, O, shape, h0_kind = request.param
+    fast, ref = make_pair(I, H, O)
+    return Case(fast, ref, *_data(rng, I, H, O, shape, h0_kind), H, O, shape)
+
+
 # -------------------------------------------------------------------- forward
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)
-def test_forward_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
-    fast, ref = make_pair(I, H, O)
-    x, _, h0 = _data(rng, I, H, O, shape, h0_kind)
+def test_forward_matches_reference(case):
+    fast, ref, x, _, h0, H, O, shape = case
     xs, hs, ps = fast.forward(x, h0)
     rxs, rhs, rps = ref.forward(x, h0)
     T = shape[-1]
@@ -114,27 +126,21 @@ def test_forward_of_a_batch_equals_forward_of_each_row(make_pair, rng):
         np.testing.assert_allclose(ps[b], pb, **TOL)
 
 
-@pytest.mark.parametrize("shape", [(6,), (1, 6)], ids=["single", "B1"])
-def test_forward_results_are_not_overwritten_by_later_calls(make_pair, rng, shape):
-    """The arrays forward returns belong to the caller: later calls must not change them."""
-    fast, _ = make_pair(5, 4, 5)
-    x, y, _ = _data(rng, 5, 4, 5, shape, None)
-    xs, hs, ps = fast.forward(x)
-    hs_before, ps_before = hs.copy(), ps.copy()
-    fast.forward(rng.integers(0, 5, size=shape))  # another chunk of the same shape
-    np.testing.assert_array_equal(hs, hs_before, err_msg="hs changed by a later forward")
-    np.testing.assert_array_equal(ps, ps_before, err_msg="ps changed by a later forward")
-
-
 @pytest.mark.parametrize("shape", [(6,), (1, 6), (3, 6)], ids=["single", "B1", "batch"])
-def test_backward_does_not_modify_its_arguments(make_pair, rng, shape):
+@pytest.mark.parametrize("later", ["forward", "backward"])
+def test_forward_results_are_not_changed_by_later_calls(make_pair, rng, later, shape):
+    """The arrays forward returns belong to the caller: neither a later forward
+    of the same shape nor backward on them may change them."""
     fast, _ = make_pair(5, 4, 5)
     x, y, _ = _data(rng, 5, 4, 5, shape, None)
     xs, hs, ps = fast.forward(x)
     hs_before, ps_before = hs.copy(), ps.copy()
-    fast.backward(xs, hs, ps, y)
-    np.testing.assert_array_equal(hs, hs_before, err_msg="backward changed hs")
-    np.testing.assert_array_equal(ps, ps_before, err_msg="backward changed ps")
+    if later == "forward":
+        fast.forward(rng.integers(0, 5, size=shape))  # another chunk of the same shape
+    else:
+        fast.backward(xs, hs, ps, y)
+    np.testing.assert_array_equal(hs, hs_before, err_msg=f"hs changed by a later {later}")
+    np.testing.assert_array_equal(ps, ps_before, err_msg=f"ps changed by a later {later}")
 
 
 def test_many_chunk_shapes_stay_correct(make_pair, rng):
@@ -150,10 +156,8 @@ def test_many_chunk_shapes_stay_correct(make_pair, rng):
 # ------------------------------------------------------------------- backward
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)
-def test_backward_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
-    fast, ref = make_pair(I, H, O)
-    x, y, h0 = _data(rng, I, H, O, shape, h0_kind)
+def test_backward_matches_reference(case):
+    fast, ref, x, y, h0, *_ = case
     xs, hs, ps = ref.forward(x, h0)
     expected = ref.backward(xs, hs, ps, y)
     got = fast.backward(xs, hs, ps, y)
@@ -231,11 +235,9 @@ def test_update_with_backward_gradients_equals_train_without_clip(make_pair, rng
 # ---------------------------------------------------------------------- train
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)
 @pytest.mark.parametrize("clip", [5.0, None, 0.01], ids=["clip5", "noclip", "clip0.01"])
-def test_train_matches_reference(make_pair, params_close, rng, I, H, O, shape, h0_kind, clip):
-    fast, ref = make_pair(I, H, O)
-    x, y, h0 = _data(rng, I, H, O, shape, h0_kind)
+def test_train_matches_reference(case, params_close, clip):
+    fast, ref, x, y, h0, H, _, shape = case
     loss = fast.train(x, y, 0.3, clip=clip, h0=h0)
     ref_loss = ref.train(x, y, 0.3, clip=clip, h0=h0)
     assert type(loss) is float
@@ -286,10 +288,8 @@ def test_train_does_not_keep_a_reference_to_h0(make_pair, rng):
 # ------------------------------------------------------------ loss, gradients
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)
-def test_loss_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
-    fast, ref = make_pair(I, H, O)
-    x, y, h0 = _data(rng, I, H, O, shape, h0_kind)
+def test_loss_matches_reference(case):
+    fast, ref, x, y, h0, *_ = case
     loss = fast.loss(x, y, h0)
     assert type(loss) is float
     assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12, abs=1e-12)
@@ -303,10 +303,8 @@ def test_loss_matches_reference(make_pair, rng, I, H, O, shape, h0_kind):
     np.testing.assert_allclose(fast.last_hidden, hs[..., -1, :], rtol=1e-12, atol=1e-13)
 
 
-@pytest.mark.parametrize(("I", "H", "O", "shape", "h0_kind"), CASES)
-def test_gradients_match_reference(make_pair, rng, I, H, O, shape, h0_kind):
-    fast, ref = make_pair(I, H, O)
-    x, y, h0 = _data(rng, I, H, O, shape, h0_kind)
+def test_gradients_match_reference(case):
+    fast, ref, x, y, h0, *_ = case
     before = fast.parameter_vector.copy()
     loss, grads = fast.gradients(x, y, h0)
     np.testing.assert_array_equal(fast.parameter_vector, before)
