@@ -303,6 +303,22 @@ def _twins(I, H, O, seed):
     return twin_models("rnn", I, H, O, rng=seed, bias_scale=0.3)
 
 
+def _aligned_zeros(size):
+    """A zeroed float64 vector of ``size`` whose data starts on a 64-byte boundary."""
+    buf = np.zeros(size + 8)
+    start = (-buf.ctypes.data % 64) // 8
+    return buf[start:start + size]
+
+
+def _assert_disjoint_and_aligned(ws, blocks):
+    """Every ``(name, block)`` lies in ``ws``, starts on 64 bytes and overlaps no other."""
+    for i, (name, a) in enumerate(blocks):
+        assert np.shares_memory(a, ws)
+        assert a.ctypes.data % 64 == 0, f"block {name} is not 64-byte aligned"
+        for _, b in blocks[i + 1:]:
+            assert not np.shares_memory(a, b)
+
+
 CHUNKS = [(1, 1), (1, 6), (3, 5), (4, 1), (2, 9)]
 DIMS = [(5, 4, 5), (7, 6, 5), (4, 1, 4), (6, 9, 6)]
 
@@ -332,10 +348,7 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O"), [(4, 5), (1, 3), (9, 6)])
     def test_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O):
-        size = rnn.workspace_size(B, T, H, O)
-        buf = np.zeros(size + 8)
-        start = (-buf.ctypes.data % 64) // 8
-        ws = buf[start:start + size]
+        ws = _aligned_zeros(rnn.workspace_size(B, T, H, O))
         blocks = rnn.workspace(ws, B, T, H, O)
         assert type(blocks).__name__ == "Workspace" and blocks._fields == rnn.Workspace._fields
         hs, h_new, h_prev = blocks.hs, blocks.h_new, blocks.h_prev
@@ -343,20 +356,13 @@ class TestRNNKernels:
         hs[...] = np.arange(hs.size).reshape(hs.shape)
         np.testing.assert_array_equal(h_new, hs[1:].reshape(T * B, H))
         np.testing.assert_array_equal(h_prev, hs[:-1].reshape(T * B, H))
-        own = [hs] + list(blocks[3:])
-        for i, a in enumerate(own):
-            assert np.shares_memory(a, ws)
-            assert a.ctypes.data % 64 == 0, f"block {i} is not 64-byte aligned"
-            for b in own[i + 1:]:
-                assert not np.shares_memory(a, b)
+        # h_new and h_prev are views of hs; every other block is its own
+        _assert_disjoint_and_aligned(ws, [("hs", hs), *list(blocks._asdict().items())[3:]])
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O", "L", "G"), [(4, 5, 1, 4), (3, 6, 2, 3), (1, 3, 3, 4)])
     def test_gated_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, L, G):
-        size = gated.workspace_size(B, T, H, O, L, G)
-        buf = np.zeros(size + 8)
-        start = (-buf.ctypes.data % 64) // 8
-        ws = buf[start:start + size]
+        ws = _aligned_zeros(gated.workspace_size(B, T, H, O, L, G))
         w = gated.workspace(ws, B, T, H, O, L, G)
         assert w._fields == gated.Workspace._fields
         N = T * B
@@ -364,12 +370,7 @@ class TestRNNKernels:
         assert w.cs.size == (w.hs.size if G == 4 else 0)  # cell states: the LSTM's only
         assert w.dq.shape == ((N if G == 3 else 0), G * H)  # the GRU's recurrent gradient
         assert (w.zT.shape, w.dh.shape, w.tmp.shape) == ((O, N), (N, H), (B, G * H))
-        blocks = [a for a in w if a.size]
-        for i, a in enumerate(blocks):
-            assert np.shares_memory(a, ws)
-            assert a.ctypes.data % 64 == 0, f"block {w._fields[i]} is not 64-byte aligned"
-            for b in blocks[i + 1:]:
-                assert not np.shares_memory(a, b)
+        _assert_disjoint_and_aligned(ws, [(n, a) for n, a in w._asdict().items() if a.size])
 
     def _workspace(self, B, T, H, O):
         return rnn.workspace(np.zeros(rnn.workspace_size(B, T, H, O)), B, T, H, O)
