@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import RNN_NAMES, twin_models
+from helpers import RNN_NAMES, random_data, twin_models
 from scipy.special import logsumexp
 
 from fastrnn._kernels import chunks, gated, output, rnn, sampling
@@ -380,10 +380,7 @@ class TestRNNKernels:
     def test_forward_probs_and_loss(self, B, T, I, H, O):
         fast, ref = _twins(I, H, O, B * 10 + T)
         theta = fast.parameter_vector
-        rng = np.random.default_rng(T)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        x, y, h0 = random_data("rnn", np.random.default_rng(T), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
         chunks.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, 1, hs, ps)
@@ -400,10 +397,7 @@ class TestRNNKernels:
     def test_value_and_grad_and_backward_from(self, B, T, I, H, O):
         fast, ref = _twins(I, H, O, B * 10 + T + 1)
         theta = fast.parameter_vector
-        rng = np.random.default_rng(T + 1)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        x, y, h0 = random_data("rnn", np.random.default_rng(T + 1), I, O, 1, H, (B, T), True)
         xs, rhs, rps = ref.forward(x, h0)
         expected = ref.backward(xs, rhs, rps, y)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
@@ -426,10 +420,7 @@ class TestRNNKernels:
     def test_train_step(self, B, T, clip):
         I, H, O = 6, 5, 6
         theta = _twins(I, H, O, 3)[0].parameter_vector
-        rng = np.random.default_rng(3)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        x, y, h0 = random_data("rnn", np.random.default_rng(3), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         grad = np.zeros_like(theta)
         state = h0[None, None]
@@ -470,10 +461,7 @@ class TestRNNKernels:
     def test_forward_and_backward_building_blocks(self, B, T):
         I, H, O = 5, 4, 6
         fast, ref = _twins(I, H, O, 9)
-        rng = np.random.default_rng(9)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        x, y, h0 = random_data("rnn", np.random.default_rng(9), I, O, 1, H, (B, T), True)
         hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
         v = fast.parameters()
         rnn.forward_arrays(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new,
