@@ -1,17 +1,18 @@
-"""Each kernel against plain NumPy.
+"""Each kernel against plain NumPy or ``fastrnn.reference`` (the optimizers: test_optimizers.py).
 
-These tests call the kernels directly, with arrays built here, so they run
-unchanged with ``NUMBA_DISABLE_JIT=1`` (see test_nojit.py), where the kernels
-are plain Python and coverage and tracebacks see their bodies.
+These tests call the kernels directly, on arrays built here or on a model's
+own flat parameter vector, so they run unchanged with ``NUMBA_DISABLE_JIT=1``
+(see test_nojit.py), where the kernels are plain Python and coverage and
+tracebacks see their bodies.
 """
 
 import math
 
 import numpy as np
 import pytest
+from helpers import RNN_NAMES, random_data, twin_models
 from scipy.special import logsumexp
 
-from fastrnn import reference
 from fastrnn._kernels import chunks, gated, output, rnn, sampling
 from fastrnn._kernels.activations import (
     exp_,
@@ -24,14 +25,18 @@ from fastrnn._kernels.activations import (
 )
 from fastrnn._kernels.checks import index_bounds
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
-from fastrnn._kernels.optimizers import sgd_
-
-NAMES = ("Wxh", "Whh", "Why", "bh", "by")
 
 
 def _ulps(got, want):
     """Error in units of the last place of ``want``."""
     return np.abs(got - want) / np.spacing(np.abs(want))
+
+
+def _applied(kernel, x):
+    """The in-place activation ``kernel`` applied to a copy of ``x``."""
+    got = x.copy()
+    kernel(got)
+    return got
 
 
 # ---------------------------------------------------------------- activations
@@ -54,9 +59,7 @@ class TestActivations:
             [0.0, -0.0, 5e-324, -5e-324, 1e-16, -1e-16, 0.5 * np.log(2), -0.5 * np.log(2),
              np.log(2), 1.0, -1.0, 700.0, -700.0],
         ])
-        got = x.copy()
-        exp_(got)
-        assert _ulps(got, np.exp(x)).max() <= 2.0
+        assert _ulps(_applied(exp_, x), np.exp(x)).max() <= 2.0
 
     def test_exp_of_zero_and_tiny_is_one(self):
         v = np.array([0.0, -0.0, 5e-324, -5e-324, 1e-300])
@@ -72,8 +75,7 @@ class TestActivations:
         """exp(x) for x < -708 is < 3.1e-308 (mostly subnormal); the kernel documents
         returning 0 there, an absolute error below exp(-708)."""
         x = np.linspace(-745.2, -708.0, 500)
-        got = x.copy()
-        exp_(got)
+        got = _applied(exp_, x)
         assert np.all(got >= 0.0)
         assert np.all(np.abs(got - np.exp(x)) <= np.exp(-708.0))
 
@@ -96,9 +98,7 @@ class TestActivations:
             np.geomspace(5e-324, 1e-300, 50),
             [0.25, -0.25, 0.5 * np.log(2), 19.06, -19.06, 20.0, 1e308, -1e308],
         ])
-        got = x.copy()
-        tanh_(got)
-        assert _ulps(got, np.tanh(x)).max() <= 4.0
+        assert _ulps(_applied(tanh_, x), np.tanh(x)).max() <= 4.0
 
     def test_tanh_special_values(self):
         v = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-300])
@@ -111,9 +111,7 @@ class TestActivations:
 
     def test_tanh_is_odd_and_bounded(self):
         x = np.random.default_rng(1).uniform(-30, 30, 4000)
-        a, b = x.copy(), -x
-        tanh_(a)
-        tanh_(b)
+        a, b = _applied(tanh_, x), _applied(tanh_, -x)
         np.testing.assert_array_equal(a, -b)
         assert np.all(np.abs(a) <= 1.0)
 
@@ -123,8 +121,7 @@ class TestActivations:
         kept = x.copy()
         out = np.full(n, np.nan)
         tanh_into(x, out)
-        in_place = x.copy()
-        tanh_(in_place)
+        in_place = _applied(tanh_, x)
         np.testing.assert_array_equal(x, kept)
         np.testing.assert_array_equal(out, in_place)
         assert _ulps(out, np.tanh(x)).max() <= 4.0
@@ -149,8 +146,7 @@ class TestActivations:
     def test_sigmoid_accuracy_and_limits(self):
         x = np.concatenate([np.linspace(-700, 700, 20001), np.logspace(-300, 2, 500),
                             -np.logspace(-300, 2, 500)])
-        v = x.copy()
-        sigmoid_(v)
+        v = _applied(sigmoid_, x)
         want = 1.0 / (1.0 + np.exp(-x))
         assert _ulps(v, want).max() <= 4
         special = np.array([0.0, np.inf, -np.inf, np.nan, -800.0, 800.0])
@@ -294,62 +290,33 @@ class TestIndexBounds:
         assert tuple(index_bounds(flat)) == (flat.min(), flat.max())
 
 
-# ----------------------------------------------------------------- optimizers
-
-
-class TestOptimizers:
-    def test_sgd_clips(self):
-        g = np.array([-3.0, -0.5, -0.5000001, 0.0, 0.25, 0.5, 0.75, 1e300, -np.inf, np.inf])
-        theta = np.zeros_like(g)
-        sgd_(theta, g, 1.0, 0.5)
-        np.testing.assert_array_equal(theta, -np.clip(g, -0.5, 0.5))
-
-    @pytest.mark.parametrize("limit", [0.0, -1.0])
-    def test_clip_off_for_non_positive_limit(self, limit):
-        theta = np.zeros(3)
-        sgd_(theta, np.array([-30.0, 0.1, 25.0]), 1.0, limit)
-        np.testing.assert_array_equal(theta, [30.0, -0.1, -25.0])
-
-    @pytest.mark.parametrize("lr", [0.1, 1.0, 3e-4])
-    def test_sgd(self, lr):
-        rng = np.random.default_rng(6)
-        theta, g = rng.standard_normal(101), rng.standard_normal(101)
-        want = theta - lr * g
-        g_kept = g.copy()
-        sgd_(theta, g, lr, 0.0)
-        # a fused multiply-add may round once instead of twice
-        assert np.all(np.abs(theta - want) <= 2 * np.spacing(np.abs(want) + np.abs(lr * g)))
-        np.testing.assert_array_equal(g, g_kept)
-
-
 # ----------------------------------------------------------------- rnn kernels
 
 
-def _flat_model(I, H, O, seed):
-    """A flat parameter vector filled through ``rnn.params`` views, and the values by name."""
-    rng = np.random.default_rng(seed)
-    shapes = [(H, I), (H, H), (O, H), (H, 1), (O, 1)]
-    values = {name: rng.standard_normal(shape) * (0.3 if name.startswith("b") else 0.5)
-              for name, shape in zip(NAMES, shapes, strict=True)}
-    return _flat(values), values
+def _twins(I, H, O, seed):
+    """A ``fastrnn.RNN`` with random weights (biases smaller) and its reference twin.
+
+    The model's ``parameter_vector`` is a flat vector in the kernels' layout
+    (``rnn.params``: test_params_layout_matches_the_model), and its
+    ``parameters()`` are live views into that vector.
+    """
+    return twin_models("rnn", I, H, O, rng=seed, bias_scale=0.3)
 
 
-def _flat(values):
-    """The flat parameter vector of an RNN with these parameters (``rnn.params``' layout)."""
-    H, I = values["Wxh"].shape
-    O = values["Why"].shape[0]
-    theta = np.zeros(H * I + H * H + O * H + H + O)
-    for name, view in zip(NAMES, rnn.params(theta, I, H, O), strict=True):
-        view[...] = values[name]
-    return theta
+def _aligned_zeros(size):
+    """A zeroed float64 vector of ``size`` whose data starts on a 64-byte boundary."""
+    buf = np.zeros(size + 8)
+    start = (-buf.ctypes.data % 64) // 8
+    return buf[start:start + size]
 
 
-def _reference(values):
-    H, I = values["Wxh"].shape
-    ref = reference.RNN(I, H, values["Why"].shape[0], seed=0)
-    for name, v in values.items():
-        setattr(ref, name, v.copy())
-    return ref
+def _assert_disjoint_and_aligned(ws, blocks):
+    """Every ``(name, block)`` lies in ``ws``, starts on 64 bytes and overlaps no other."""
+    for i, (name, a) in enumerate(blocks):
+        assert np.shares_memory(a, ws)
+        assert a.ctypes.data % 64 == 0, f"block {name} is not 64-byte aligned"
+        for _, b in blocks[i + 1:]:
+            assert not np.shares_memory(a, b)
 
 
 CHUNKS = [(1, 1), (1, 6), (3, 5), (4, 1), (2, 9)]
@@ -375,16 +342,13 @@ class TestRNNKernels:
         m = fastrnn.RNN(7, 6, 5, seed=1)
         m.bh = np.arange(6.0).reshape(6, 1)
         m.by = -np.arange(5.0).reshape(5, 1)
-        for name, view in zip(NAMES, rnn.params(m.parameter_vector, 7, 6, 5), strict=True):
+        for name, view in zip(RNN_NAMES, rnn.params(m.parameter_vector, 7, 6, 5), strict=True):
             np.testing.assert_array_equal(view, getattr(m, name), err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O"), [(4, 5), (1, 3), (9, 6)])
     def test_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O):
-        size = rnn.workspace_size(B, T, H, O)
-        buf = np.zeros(size + 8)
-        start = (-buf.ctypes.data % 64) // 8
-        ws = buf[start:start + size]
+        ws = _aligned_zeros(rnn.workspace_size(B, T, H, O))
         blocks = rnn.workspace(ws, B, T, H, O)
         assert type(blocks).__name__ == "Workspace" and blocks._fields == rnn.Workspace._fields
         hs, h_new, h_prev = blocks.hs, blocks.h_new, blocks.h_prev
@@ -392,20 +356,13 @@ class TestRNNKernels:
         hs[...] = np.arange(hs.size).reshape(hs.shape)
         np.testing.assert_array_equal(h_new, hs[1:].reshape(T * B, H))
         np.testing.assert_array_equal(h_prev, hs[:-1].reshape(T * B, H))
-        own = [hs] + list(blocks[3:])
-        for i, a in enumerate(own):
-            assert np.shares_memory(a, ws)
-            assert a.ctypes.data % 64 == 0, f"block {i} is not 64-byte aligned"
-            for b in own[i + 1:]:
-                assert not np.shares_memory(a, b)
+        # h_new and h_prev are views of hs; every other block is its own
+        _assert_disjoint_and_aligned(ws, [("hs", hs), *list(blocks._asdict().items())[3:]])
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O", "L", "G"), [(4, 5, 1, 4), (3, 6, 2, 3), (1, 3, 3, 4)])
     def test_gated_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, L, G):
-        size = gated.workspace_size(B, T, H, O, L, G)
-        buf = np.zeros(size + 8)
-        start = (-buf.ctypes.data % 64) // 8
-        ws = buf[start:start + size]
+        ws = _aligned_zeros(gated.workspace_size(B, T, H, O, L, G))
         w = gated.workspace(ws, B, T, H, O, L, G)
         assert w._fields == gated.Workspace._fields
         N = T * B
@@ -413,12 +370,7 @@ class TestRNNKernels:
         assert w.cs.size == (w.hs.size if G == 4 else 0)  # cell states: the LSTM's only
         assert w.dq.shape == ((N if G == 3 else 0), G * H)  # the GRU's recurrent gradient
         assert (w.zT.shape, w.dh.shape, w.tmp.shape) == ((O, N), (N, H), (B, G * H))
-        blocks = [a for a in w if a.size]
-        for i, a in enumerate(blocks):
-            assert np.shares_memory(a, ws)
-            assert a.ctypes.data % 64 == 0, f"block {w._fields[i]} is not 64-byte aligned"
-            for b in blocks[i + 1:]:
-                assert not np.shares_memory(a, b)
+        _assert_disjoint_and_aligned(ws, [(n, a) for n, a in w._asdict().items() if a.size])
 
     def _workspace(self, B, T, H, O):
         return rnn.workspace(np.zeros(rnn.workspace_size(B, T, H, O)), B, T, H, O)
@@ -426,12 +378,9 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
     def test_forward_probs_and_loss(self, B, T, I, H, O):
-        theta, values = _flat_model(I, H, O, B * 10 + T)
-        ref = _reference(values)
-        rng = np.random.default_rng(T)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        fast, ref = _twins(I, H, O, B * 10 + T)
+        theta = fast.parameter_vector
+        x, y, h0 = random_data("rnn", np.random.default_rng(T), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
         chunks.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, 1, hs, ps)
@@ -446,12 +395,9 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
     def test_value_and_grad_and_backward_from(self, B, T, I, H, O):
-        theta, values = _flat_model(I, H, O, B * 10 + T + 1)
-        ref = _reference(values)
-        rng = np.random.default_rng(T + 1)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        fast, ref = _twins(I, H, O, B * 10 + T + 1)
+        theta = fast.parameter_vector
+        x, y, h0 = random_data("rnn", np.random.default_rng(T + 1), I, O, 1, H, (B, T), True)
         xs, rhs, rps = ref.forward(x, h0)
         expected = ref.backward(xs, rhs, rps, y)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
@@ -462,22 +408,19 @@ class TestRNNKernels:
         np.testing.assert_array_equal(theta, theta_kept)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
         np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
-        for name, g, e in zip(NAMES, rnn.params(grad, I, H, O), expected, strict=True):
+        for name, g, e in zip(RNN_NAMES, rnn.params(grad, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
         grad2 = np.full_like(theta, np.nan)
         rnn.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
-        for name, g, e in zip(NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
+        for name, g, e in zip(RNN_NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
     @pytest.mark.parametrize(("B", "T"), [(1, 6), (3, 4)])
     @pytest.mark.parametrize("clip", [5.0, 0.05, 0.0])
     def test_train_step(self, B, T, clip):
         I, H, O = 6, 5, 6
-        theta, values = _flat_model(I, H, O, 3)
-        rng = np.random.default_rng(3)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        theta = _twins(I, H, O, 3)[0].parameter_vector
+        x, y, h0 = random_data("rnn", np.random.default_rng(3), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
         grad = np.zeros_like(theta)
         state = h0[None, None]
@@ -517,14 +460,10 @@ class TestRNNKernels:
     @pytest.mark.parametrize(("B", "T"), [(1, 5), (3, 4), (2, 2)])  # T*B > I and <= I
     def test_forward_and_backward_building_blocks(self, B, T):
         I, H, O = 5, 4, 6
-        _, values = _flat_model(I, H, O, 9)
-        ref = _reference(values)
-        rng = np.random.default_rng(9)
-        x = rng.integers(0, I, (B, T))
-        y = rng.integers(0, O, (B, T))
-        h0 = rng.uniform(-0.9, 0.9, (B, H))
+        fast, ref = _twins(I, H, O, 9)
+        x, y, h0 = random_data("rnn", np.random.default_rng(9), I, O, 1, H, (B, T), True)
         hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
-        v = values
+        v = fast.parameters()
         rnn.forward_arrays(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new,
                            hT, zT)
         _, rhs, rps = ref.forward(x, h0)
@@ -533,10 +472,10 @@ class TestRNNKernels:
         np.testing.assert_allclose(zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
                                    atol=1e-13)
         output.xent(zT, y, True, lse, col)
-        grads = [np.full_like(v[name], np.nan) for name in NAMES]
+        grads = [np.full_like(v[name], np.nan) for name in RNN_NAMES]
         rnn.backward_arrays(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
                             *grads)
-        for name, g, e in zip(NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
+        for name, g, e in zip(RNN_NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
 
@@ -584,43 +523,48 @@ class TestSampling:
                                       np.random.RandomState(seed).random_sample(1000))
 
     @staticmethod
-    def _run(start, h, v, temperature, seed, n):
-        """``sampling.sample`` for the RNN ``v`` from the state ``h (H,)``, updated in place."""
-        (H, I), O = v["Wxh"].shape, v["Why"].shape[0]
+    def _run(start, h, model, temperature, seed, n):
+        """``sampling.sample`` with ``model``'s weights from ``h (H,)``, updated in place."""
+        I, H, O = model.input_dim, model.hidden_dim, model.output_dim
         out = np.full(n, -1, dtype=np.int64)
-        sampling.sample(start, h.reshape(1, 1, H), _flat(v), I, H, O, 1, 1, temperature, seed,
-                        out, np.zeros(sampling.scratch_size(H, O, 1)))
+        sampling.sample(start, h.reshape(1, 1, H), model.parameter_vector, I, H, O, 1, 1,
+                        temperature, seed, out, np.zeros(sampling.scratch_size(H, O, 1)))
         return out.tolist()
 
     @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])
     @pytest.mark.parametrize(("I", "H", "O"), [(6, 8, 6), (7, 1, 5), (5, 9, 5)])
     def test_sample_rnn(self, temperature, I, H, O):
-        _, v = _flat_model(I, H, O, 11)
+        fast, _ = _twins(I, H, O, 11)
         h = np.random.default_rng(11).uniform(-0.5, 0.5, H)
-        want, h_final = _sample_by_hand(2, h.copy(), v, temperature, 77, 80)
-        assert self._run(2, h, v, temperature, 77, 80) == want
+        want, h_final = _sample_by_hand(2, h.copy(), fast.parameters(), temperature, 77, 80)
+        assert self._run(2, h, fast, temperature, 77, 80) == want
         np.testing.assert_allclose(h, h_final, rtol=1e-12, atol=1e-14)  # final state left in h
+
+    @staticmethod
+    def _state_free(logits):
+        """A model (I = O = 4, H = 3) whose logits are ``logits`` in every state."""
+        fast, _ = _twins(4, 3, 4, 12)
+        v = fast.parameters()  # live views of fast.parameter_vector
+        v["Why"][...] = 0.0
+        v["by"][:, 0] = logits
+        return fast
 
     def test_sample_rnn_draws_by_inverse_cdf(self):
         """State-independent outputs: index k is drawn when cdf[k-1] <= u < cdf[k]."""
-        _, v = _flat_model(4, 3, 4, 12)
-        v["Why"][...] = 0.0
         p = np.array([0.1, 0.2, 0.3, 0.4])
-        v["by"][:, 0] = np.log(p)
+        fast = self._state_free(np.log(p))
         u = np.random.RandomState(5).random_sample(500)
         want = np.searchsorted(np.cumsum(p), u, side="right").tolist()
-        assert self._run(0, np.zeros(3), v, 1.0, 5, 500) == want
+        assert self._run(0, np.zeros(3), fast, 1.0, 5, 500) == want
 
     def test_sample_rnn_greedy_takes_the_first_of_tied_maxima(self):
-        _, v = _flat_model(4, 3, 4, 12)
-        v["Why"][...] = 0.0
-        v["by"][:, 0] = [0.5, 2.0, 2.0, 1.0]
-        assert self._run(0, np.zeros(3), v, 0.0, 0, 5) == [1] * 5
+        fast = self._state_free([0.5, 2.0, 2.0, 1.0])
+        assert self._run(0, np.zeros(3), fast, 0.0, 0, 5) == [1] * 5
 
     def test_sample_rnn_zero_draws(self):
-        _, v = _flat_model(4, 3, 4, 12)
+        fast, _ = _twins(4, 3, 4, 12)
         h = np.full(3, 0.25)
-        assert self._run(0, h, v, 1.0, 0, 0) == []
+        assert self._run(0, h, fast, 1.0, 0, 0) == []
         np.testing.assert_array_equal(h, 0.25)
 
 

@@ -15,14 +15,14 @@ import sys
 import pytest
 
 GROUPS = {
-    "kernels-linalg-checks-optimizers": [
-        "tests/test_kernels.py", "-k",
-        "TestLinalg or TestIndexBounds or TestOptimizers or chunk_ok or all_finite"],
+    "kernels-linalg-checks": [
+        "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or chunk_ok or all_finite"],
+    "optimizers": ["tests/test_optimizers.py"],
     "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
     "model-vs-reference": [
-        "tests/test_model.py", "-k",
+        "tests/test_model.py", "tests/test_rnn.py", "-k",
         "(forward_matches or backward_matches or train_matches or loss_matches "
         "or gradients_match or predict_matches) and not B1 and not H13"],
 }

@@ -1,4 +1,8 @@
-"""The optimizer kernels against plain NumPy formulas, compiled and as Python (py_func)."""
+"""The optimizer kernels against plain NumPy formulas, compiled and as Python (py_func).
+
+test_nojit.py runs this file again with ``NUMBA_DISABLE_JIT=1``, where every
+kernel, the "jit" cases' included, is its Python body.
+"""
 
 import numpy as np
 import pytest
@@ -15,26 +19,52 @@ def _vectors(seed=0, scale=1.0):
     return theta, grads
 
 
+def _python(kernel):
+    """A kernel's Python body; with NUMBA_DISABLE_JIT=1 the kernel is that body already."""
+    return getattr(kernel, "py_func", kernel)
+
+
 def _both(kernel):
     """The compiled kernel and its Python body (what NUMBA_DISABLE_JIT=1 runs)."""
-    return [pytest.param(kernel, id="jit"), pytest.param(kernel.py_func, id="python")]
+    return [pytest.param(kernel, id="jit"), pytest.param(_python(kernel), id="python")]
 
 
 @pytest.mark.parametrize("sgd", _both(opt.sgd_))
-def test_sgd_clips_elementwise(sgd):
-    g = np.array([-10.0, -5.0, -1.0, 0.0, 2.5, 5.0, 7.0, np.inf, -np.inf])
+@pytest.mark.parametrize("g, limit", [
+    ([-10.0, -5.0, -1.0, 0.0, 2.5, 5.0, 7.0, np.inf, -np.inf], 5.0),
+    ([-3.0, -0.5, -0.5000001, 0.0, 0.25, 0.5, 0.75, 1e300, -np.inf, np.inf], 0.5),
+], ids=["limit5", "limit0.5"])
+def test_sgd_clips_elementwise(sgd, g, limit):
+    g = np.array(g)
+    kept = g.copy()
     theta = np.zeros_like(g)
-    sgd(theta, g, 1.0, 5.0)
-    np.testing.assert_array_equal(theta, -np.clip(g, -5, 5))
-    np.testing.assert_array_equal(g[:3], [-10.0, -5.0, -1.0])  # the gradient is not modified
+    sgd(theta, g, 1.0, limit)
+    np.testing.assert_array_equal(theta, -np.clip(g, -limit, limit))
+    np.testing.assert_array_equal(g, kept)  # the gradient is not modified
 
 
 @pytest.mark.parametrize("sgd", _both(opt.sgd_))
 @pytest.mark.parametrize("limit", [0.0, -1.0])
-def test_clip_zero_or_negative_is_off(sgd, limit):
+@pytest.mark.parametrize("g, want", [
+    ([-1e9, 3.0, 1e9], [1e9, -3.0, -1e9]), ([-30.0, 0.1, 25.0], [30.0, -0.1, -25.0]),
+], ids=["huge", "small"])
+def test_clip_zero_or_negative_is_off(sgd, limit, g, want):
     theta = np.zeros(3)
-    sgd(theta, np.array([-1e9, 3.0, 1e9]), 1.0, limit)
-    np.testing.assert_array_equal(theta, [1e9, -3.0, -1e9])
+    sgd(theta, np.array(g), 1.0, limit)
+    np.testing.assert_array_equal(theta, want)
+
+
+@pytest.mark.parametrize("sgd", _both(opt.sgd_))
+@pytest.mark.parametrize("lr", [0.1, 1.0, 3e-4])
+def test_sgd_at_any_learning_rate(sgd, lr):
+    rng = np.random.default_rng(6)
+    theta, g = rng.standard_normal(101), rng.standard_normal(101)
+    want = theta - lr * g
+    g_kept = g.copy()
+    sgd(theta, g, lr, 0.0)
+    # a fused multiply-add may round once instead of twice
+    assert np.all(np.abs(theta - want) <= 2 * np.spacing(np.abs(want) + np.abs(lr * g)))
+    np.testing.assert_array_equal(g, g_kept)
 
 
 @pytest.mark.parametrize("kernel, state", [
@@ -104,7 +134,7 @@ STEPS = {
 @pytest.mark.parametrize("name", list(STEPS))
 def test_kernel_matches_the_numpy_formula(name, python):
     kernel, step, state, seed, scale, state_rtol, (rtol, atol) = STEPS[name]
-    run = kernel.py_func if python else kernel
+    run = _python(kernel) if python else kernel
     theta, grads = _vectors(seed, scale)
     states = [np.zeros(N) for _ in range(state)]
     expected, expected_states = theta.copy(), [np.zeros(N) for _ in range(state)]

@@ -568,19 +568,32 @@ def test_run_shows_a_progress_bar(tmp_path, capsys):
     assert "4/4" in err and "loss=" in err and "val=" in err and "chars/s" in err
 
 
-def test_sigint_stops_cleanly_with_a_checkpoint(tmp_path):
-    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_length=0))
-    original = t.step
+def _sigint_during(obj, name, when, signals=1, from_thread=False):
+    """Wrap obj.name so that ``signals`` SIGINTs arrive during its call number ``when``.
+
+    With ``from_thread`` the signal is sent from another thread and the call
+    waits 0.2 s for it, as a Ctrl-C from the terminal would come.
+    """
+    original = getattr(obj, name)
     calls = []
 
-    def step():
+    def wrapped(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 5:  # as if Ctrl-C came in the middle of a step
-            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT)).start()
-            threading.Event().wait(0.2)
-        return original()
+        if len(calls) == when:
+            for _ in range(signals):
+                if from_thread:
+                    threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT)).start()
+                    threading.Event().wait(0.2)
+                else:
+                    os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
 
-    t.step = step
+    setattr(obj, name, wrapped)
+
+
+def test_sigint_stops_cleanly_with_a_checkpoint(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_length=0))
+    _sigint_during(t, "step", when=5, from_thread=True)  # as if Ctrl-C came mid-step
     with pytest.raises(TrainingInterrupted) as err:
         t.run(tmp_path, progress=False, log=io.StringIO())
     assert err.value.iteration == t.iteration >= 5
@@ -589,20 +602,6 @@ def test_sigint_stops_cleanly_with_a_checkpoint(tmp_path):
     assert ckpt.iteration == t.iteration
     again = Trainer.from_checkpoint(tmp_path, TEXT)
     assert_same_state(state_of(again), state_of(t))
-
-
-def _sigint_during(obj, name, when):
-    """Wrap obj.name so that the SIGINT arrives during its call number ``when``."""
-    original = getattr(obj, name)
-    calls = []
-
-    def wrapped(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == when:
-            os.kill(os.getpid(), signal.SIGINT)
-        return original(*args, **kwargs)
-
-    setattr(obj, name, wrapped)
 
 
 def test_sigint_during_an_evaluation_still_records_it(tmp_path):
@@ -623,17 +622,8 @@ def test_sigint_during_an_evaluation_still_records_it(tmp_path):
 
 def test_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     t = Trainer(TEXT, small(iterations=10**6, eval_every=3, sample_length=0))
-    original = t.step
-    calls = []
-
-    def step():
-        calls.append(1)
-        if len(calls) == 5:  # both Ctrl-C inside one step, after the save at iteration 3
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        return original()
-
-    t.step = step
+    # both Ctrl-C inside one step, after the save at iteration 3
+    _sigint_during(t, "step", when=5, signals=2)
     with pytest.raises(KeyboardInterrupt) as err:
         t.run(tmp_path, progress=False, log=io.StringIO())
     assert not isinstance(err.value, TrainingInterrupted)  # nothing saved after the 2nd
