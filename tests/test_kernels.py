@@ -372,9 +372,6 @@ class TestRNNKernels:
         assert (w.zT.shape, w.dh.shape, w.tmp.shape) == ((O, N), (N, H), (B, G * H))
         _assert_disjoint_and_aligned(ws, [(n, a) for n, a in w._asdict().items() if a.size])
 
-    def _workspace(self, B, T, H, O):
-        return rnn.workspace(np.zeros(rnn.workspace_size(B, T, H, O)), B, T, H, O)
-
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
     def test_forward_probs_and_loss(self, B, T, I, H, O):
@@ -458,23 +455,25 @@ class TestRNNKernels:
         np.testing.assert_allclose(zT, p, rtol=1e-13, atol=1e-300)
 
     @pytest.mark.parametrize(("B", "T"), [(1, 5), (3, 4), (2, 2)])  # T*B > I and <= I
-    def test_forward_and_backward_building_blocks(self, B, T):
+    def test_forward_and_backward_passes(self, B, T):
+        """rnn.forward and rnn.backward on their own, with xent between them."""
         I, H, O = 5, 4, 6
         fast, ref = _twins(I, H, O, 9)
         x, y, h0 = random_data("rnn", np.random.default_rng(9), I, O, 1, H, (B, T), True)
-        hs, h_new, h_prev, hT, zT, dz, dh, dhnext, WhhT, lse, col = self._workspace(B, T, H, O)
+        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        w = rnn.workspace(ws, B, T, H, O)
+        theta = fast.parameter_vector
         v = fast.parameters()
-        rnn.forward_arrays(x, h0, v["Wxh"], v["Whh"], v["bh"], v["Why"], v["by"], WhhT, hs, h_new,
-                           hT, zT)
+        rnn.forward(x, h0[None, None], theta, ws, I, H, O)
         _, rhs, rps = ref.forward(x, h0)
-        np.testing.assert_allclose(hs, rhs.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(w.hs, rhs.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
         logits = rhs[:, 1:] @ v["Why"].T + v["by"][:, 0]  # (B, T, O)
-        np.testing.assert_allclose(zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
+        np.testing.assert_allclose(w.zT, logits.transpose(2, 1, 0).reshape(O, T * B), rtol=1e-12,
                                    atol=1e-13)
-        output.xent(zT, y, True, lse, col)
-        grads = [np.full_like(v[name], np.nan) for name in RNN_NAMES]
-        rnn.backward_arrays(x, v["Whh"], v["Why"], hs, h_new, h_prev, zT, dz, dh, hT, dhnext,
-                            *grads)
+        output.xent(w.zT, y, True, w.lse, w.col)
+        grad = np.full_like(theta, np.nan)  # every entry must be written
+        rnn.backward(x, theta, grad, ws, I, H, O)
+        grads = rnn.params(grad, I, H, O)
         for name, g, e in zip(RNN_NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 

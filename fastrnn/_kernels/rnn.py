@@ -37,8 +37,8 @@ from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, trans
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import block, total_size
 
-__all__ = ["params", "workspace_size", "Workspace", "workspace", "forward_arrays",
-           "backward_arrays", "forward", "backward", "final_state", "top_layer", "backward_from"]
+__all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
+           "final_state", "top_layer", "backward_from"]
 
 
 @kernel(inline="always")
@@ -121,32 +121,30 @@ def workspace(ws, B, T, H, O):
 
 
 @kernel
-def forward_arrays(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
-    """Run the recurrence and the output layer over a chunk.
+def forward(x, state, theta, ws, I, H, O):
+    """Run the recurrence and the output layer over a chunk, into the workspace.
 
     Parameters
     ----------
     x : ndarray of int64, shape (B, T)
         Input indices.
-    h0 : ndarray, shape (B, H)
+    state : ndarray, shape (1, 1, B, H)
         Initial hidden states.
-    Wxh, Whh, bh, Why, by : ndarray
-        Parameters, shapes (H, I), (H, H), (H, 1), (O, H), (O, 1).
-    WhhT : ndarray, shape (H, H)
-        Workspace (B > 1 only).
-    hs : ndarray, shape (T+1, B, H)
-        Output: ``hs[0] = h0``, ``hs[t+1]`` the state after step t.
-    h_new : ndarray, shape (T*B, H)
-        ``hs[1:]`` as a matrix.
-    hT : ndarray, shape (H, T*B)
-        Workspace: ``h_new.T`` for B = 1, ``Wxh.T`` for B > 1 (when T*B > I).
-    zT : ndarray, shape (O, T*B)
-        Output: the logits, column ``t*B + b``.
+    theta : ndarray
+        The flat parameters (:func:`params`).
+    ws : ndarray
+        The flat workspace (:func:`workspace`); on return ``hs`` holds the
+        states (``hs[0] = h0``, ``hs[t+1]`` the state after step t) and ``zT``
+        the logits, column ``t*B + b``.  ``hT`` serves as scratch: ``h_new.T``
+        for B = 1, ``Wxh.T`` for B > 1 (when T*B > I).
+    I, H, O : int
     """
     B, T = x.shape
-    H = Whh.shape[0]
+    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
+    w = workspace(ws, B, T, H, O)
+    hs = w.hs
     bias = bh[:, 0]
-    hs[0] = h0
+    hs[0] = state[0, 0]
     if B == 1:
         for t in range(T):
             h = hs[t + 1, 0]
@@ -156,67 +154,55 @@ def forward_arrays(x, h0, Wxh, Whh, bh, Why, by, WhhT, hs, h_new, hT, zT):
                 h[i] += Wxh[i, col]
             tanh_(h)
     else:
-        transpose_into(Whh, WhhT)
-        I = Wxh.shape[1]
+        transpose_into(Whh, w.WhhT)
         # With more positions than symbols, gather rows of Wxh.T (contiguous,
         # vectorised) instead of columns of Wxh.  hT is free until the output
         # layer, so it holds Wxh.T meanwhile.
         rows = T * B > I
         k = min(I, T * B)  # I rows when they are used, fewer (and unused) otherwise
-        WxhT = hT.reshape(H * T * B)[:k * H].reshape((k, H))
+        WxhT = w.hT.reshape(H * T * B)[:k * H].reshape((k, H))
         if rows:
             transpose_into(Wxh, WxhT)
         for t in range(T):
             a = hs[t + 1]  # (B, H)
-            np.dot(hs[t], WhhT, a)
+            np.dot(hs[t], w.WhhT, a)
             for b in range(B):
                 col = x[b, t]
                 row = a[b]
                 if rows:
-                    w = WxhT[col]
+                    wx = WxhT[col]
                     for i in range(H):
-                        row[i] += w[i] + bias[i]
+                        row[i] += wx[i] + bias[i]
                 else:
                     for i in range(H):
                         row[i] += Wxh[i, col] + bias[i]
                 tanh_(row)
     if B == 1:
-        output_forward(Why, by, h_new, zT, hT)  # a short chunk: copy h_new.T
+        output_forward(Why, by, w.h_new, w.zT, w.hT)  # a short chunk: copy h_new.T
     else:
-        output_forward(Why, by, h_new, zT, None)
+        output_forward(Why, by, w.h_new, w.zT, None)
 
 
 @kernel
-def backward_arrays(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext,
-             dWxh, dWhh, dWhy, dbh, dby):
-    """Backpropagation through time over a chunk.
+def backward(x, theta, grad, ws, I, H, O):
+    """Backpropagation through time over a chunk; fills ``grad`` (overwritten).
 
-    Parameters
-    ----------
-    x : ndarray of int64, shape (B, T)
-    Whh : ndarray, shape (H, H)
-    Why : ndarray, shape (O, H)
-    hs : ndarray, shape (T+1, B, H)
-        Hidden states from :func:`forward`.
-    h_new, h_prev : ndarray, shape (T*B, H)
-        ``hs[1:]`` and ``hs[:-1]`` as matrices.
-    dzT : ndarray, shape (O, T*B)
-        Gradient of the loss w.r.t. the logits (from :func:`xent`).
-    dz, dh, scratch, dhnext : ndarray
-        Workspace, shapes (T*B, O), (T*B, H), (H, T*B), (B, H); ``scratch``
-        holds ``dWxh.T`` for B > 1.
-    dWxh, dWhh, dWhy, dbh, dby : ndarray
-        Outputs, in the shapes of the parameters; overwritten.
+    Needs the states of :func:`forward` and the gradient of the loss w.r.t.
+    the logits (from :func:`.output.xent`, in ``zT``) in the workspace ``ws``;
+    ``dz``, ``dh``, ``dhnext`` and ``hT`` (``dWxh.T`` for B > 1) are scratch.
     """
     B, T = x.shape
-    H = Whh.shape[0]
+    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
+    dWxh, dWhh, dWhy, dbh, dby = params(grad, I, H, O)
+    w = workspace(ws, B, T, H, O)
+    dh, dhnext = w.dh, w.dhnext
     dh3 = dh.reshape((T, B, H))
-    output_backward(Why, h_new, dzT, dWhy, dby, dh, dz)  # dh: what reaches each h from above
+    output_backward(Why, w.h_new, w.zT, dWhy, dby, dh, w.dz)  # dh: what reaches each h from above
     for t in range(T - 1, -1, -1):
         for b in range(B):
             n = t * B + b
             d = dh[n]
-            h = hs[t + 1, b]
+            h = w.hs[t + 1, b]
             if t < T - 1:
                 nb = dhnext[b]
                 for i in range(H):
@@ -229,49 +215,25 @@ def backward_arrays(x, Whh, Why, hs, h_new, h_prev, dzT, dz, dh, scratch, dhnext
                 matvec_t(Whh, dh[t], dhnext[0], t % 2 == 0)
             else:
                 np.dot(dh3[t], Whh, dhnext)  # (B, H)
-    np.dot(dh.T, h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
+    np.dot(dh.T, w.h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
     bias = dbh[:, 0]
     bias[:] = 0.0
     for n in range(T * B):
         d = dh[n]
         for i in range(H):
             bias[i] += d[i]
-    I = dWxh.shape[1]
     if B > 1 and T * B > I:
         # Scatter-add into rows of dWxh.T (contiguous) and transpose once.
-        dWxhT = scratch.reshape(H * T * B)[:I * H].reshape((I, H))
+        dWxhT = w.hT.reshape(H * T * B)[:I * H].reshape((I, H))
         dWxhT[:, :] = 0.0
         for n in range(T * B):
-            w = dWxhT[x[n % B, n // B]]
+            row = dWxhT[x[n % B, n // B]]
             d = dh[n]
             for i in range(H):
-                w[i] += d[i]
+                row[i] += d[i]
         transpose_into(dWxhT, dWxh)
     else:
         scatter_columns(x, dh, dWxh)
-
-
-# The passes over a chunk that fastrnn._kernels.chunks calls: flat vectors in.
-
-
-@kernel
-def forward(x, state, theta, ws, I, H, O):
-    """:func:`forward_arrays` from the initial state ``state (1, 1, B, H)``, into ``ws``."""
-    B, T = x.shape
-    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
-    w = workspace(ws, B, T, H, O)
-    forward_arrays(x, state[0, 0], Wxh, Whh, bh, Why, by, w.WhhT, w.hs, w.h_new, w.hT, w.zT)
-
-
-@kernel
-def backward(x, theta, grad, ws, I, H, O):
-    """:func:`backward_arrays` from the states and logits' gradient in ``ws``; fills ``grad``."""
-    B, T = x.shape
-    Wxh, Whh, Why, bh, by = params(theta, I, H, O)
-    dWxh, dWhh, dWhy, dbh, dby = params(grad, I, H, O)
-    w = workspace(ws, B, T, H, O)
-    backward_arrays(x, Whh, Why, w.hs, w.h_new, w.h_prev, w.zT, w.dz, w.dh, w.hT, w.dhnext,
-                    dWxh, dWhh, dWhy, dbh, dby)
 
 
 @kernel
