@@ -223,12 +223,14 @@ def _sigmoid(a):
 class _GatedReference:
     """What the reference LSTM and GRU share: PyTorch's parameters, the loss, SGD, sampling.
 
-    Subclasses define ``_GATES``, ``_zero``/``_check_state`` (the state of one
-    stream), ``_step`` (one time step, returning what ``_step_back`` needs)
-    and ``_step_back``.
+    Subclasses define ``_GATES``, ``_STATE_ARRAYS``, ``_state_parts`` (the
+    named arrays of an ``h0``), ``_public`` (the form of ``last_hidden``),
+    ``_step`` (one time step, returning what ``_step_back`` needs) and
+    ``_step_back``.
     """
 
     _GATES = None
+    _STATE_ARRAYS = 1  # a layer's state: (h,), or the LSTM's (h, c)
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
         self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
@@ -253,6 +255,41 @@ class _GatedReference:
         """The parameter arrays by name, in :meth:`fastrnn.LSTM.parameters`'s order."""
         return {name: getattr(self, name) for name in self._names}
 
+    def _initial(self, h0, batch):
+        """Per stream, per layer, the state as a tuple of column vectors (H, 1)."""
+        L, H = self.num_layers, self.hidden_dim
+        if h0 is None:
+            parts = [np.zeros((L, batch, H))] * self._STATE_ARRAYS
+        else:
+            parts = [layered_state(name, value, L, batch, H)
+                     for name, value in self._state_parts(h0)]
+        return [[tuple(p[k, b].reshape(-1, 1).copy() for p in parts) for k in range(L)]
+                for b in range(batch)]
+
+    def _zero_grad(self):
+        return tuple(np.zeros((self.hidden_dim, 1)) for _ in range(self._STATE_ARRAYS))
+
+    def _collect(self, finals, single):
+        """The final states of every stream, in the public form of ``last_hidden``."""
+        parts = []
+        for j in range(self._STATE_ARRAYS):
+            p = np.array([[s[j].ravel() for s in f] for f in finals]).transpose(1, 0, 2)
+            parts.append(p[:, 0].copy() if single else p.copy())  # (L, H) or (L, B, H)
+        return self._public(parts)
+
+    @staticmethod
+    def _add_layer_gradients(grads, k, x, h, dp, dq):
+        """Add one step's gradients of layer k's parameters to ``grads``.
+
+        ``dp`` and ``dq`` are the gradients w.r.t. the input side
+        ``W_ih x + b_ih`` and the recurrent side ``W_hh h + b_hh`` (the same
+        for the LSTM, whose gates take their sum).
+        """
+        grads[f"weight_ih_l{k}"] += np.dot(dp, x.T)
+        grads[f"weight_hh_l{k}"] += np.dot(dq, h.T)
+        grads[f"bias_ih_l{k}"] += dp.ravel()
+        grads[f"bias_hh_l{k}"] += dq.ravel()
+
     def _layer(self, k):
         return tuple(getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih",
                                                           "bias_hh"))
@@ -269,7 +306,7 @@ class _GatedReference:
                 rec, s = self._step(k, inp, state[k])
                 step.append(rec)
                 new_state.append(s)
-                inp = self._output_of(s)
+                inp = s[0]  # h
             state = new_state
             y = np.dot(self.Why, inp) + self.by
             p, lse = _softmax_and_log_normaliser(y)
@@ -351,12 +388,6 @@ class _GatedReference:
         return out
 
 
-def _layered_rows(name, value, layers, batch, hidden_dim):
-    """Per stream, a list of L column vectors (H, 1), from (L, H) or (L, B, H)."""
-    arr = layered_state(name, value, layers, batch, hidden_dim)
-    return [[arr[k, b].reshape(-1, 1).copy() for k in range(layers)] for b in range(batch)]
-
-
 class LSTM(_GatedReference):
     """The LSTM (PyTorch's gates i, f, g, o), one time step at a time.
 
@@ -365,22 +396,17 @@ class LSTM(_GatedReference):
     """
 
     _GATES = 4
-
-    def _initial(self, h0, batch):
-        L, H = self.num_layers, self.hidden_dim
-        if h0 is None:
-            zero = np.zeros((H, 1))
-            return [[(zero.copy(), zero.copy()) for _ in range(L)] for _ in range(batch)]
-        hs = _layered_rows("h0[0] (h)", h0[0], L, batch, H)
-        cs = _layered_rows("h0[1] (c)", h0[1], L, batch, H)
-        return [list(zip(hs[b], cs[b], strict=True)) for b in range(batch)]
+    _STATE_ARRAYS = 2
 
     @staticmethod
-    def _output_of(state):
-        return state[0]
+    def _state_parts(h0):
+        if isinstance(h0, np.ndarray) or not isinstance(h0, (tuple, list)) or len(h0) != 2:
+            raise ValueError("h0 of an LSTM must be a pair (h, c)")
+        return ("h0[0] (h)", h0[0]), ("h0[1] (c)", h0[1])
 
-    def _zero_grad(self):
-        return np.zeros((self.hidden_dim, 1)), np.zeros((self.hidden_dim, 1))
+    @staticmethod
+    def _public(parts):
+        return parts[0], parts[1]
 
     def _step(self, k, x, state):
         h, c = state
@@ -405,16 +431,8 @@ class LSTM(_GatedReference):
         dc = dh * o * (1 - tc * tc) + dc_next
         da = np.concatenate([dc * g * i * (1 - i), dc * c * f * (1 - f), dc * i * (1 - g * g),
                              do * o * (1 - o)])
-        grads[f"weight_ih_l{k}"] += np.dot(da, x.T)
-        grads[f"weight_hh_l{k}"] += np.dot(da, h.T)
-        grads[f"bias_ih_l{k}"] += da.ravel()
-        grads[f"bias_hh_l{k}"] += da.ravel()
+        self._add_layer_gradients(grads, k, x, h, da, da)
         return np.dot(Wih.T, da), (np.dot(Whh.T, da), dc * f)
-
-    def _collect(self, finals, single):
-        h = np.array([[s[0].ravel() for s in f] for f in finals]).transpose(1, 0, 2)  # (L, B, H)
-        c = np.array([[s[1].ravel() for s in f] for f in finals]).transpose(1, 0, 2)
-        return (h[:, 0].copy(), c[:, 0].copy()) if single else (h.copy(), c.copy())
 
 
 class GRU(_GatedReference):
@@ -426,20 +444,16 @@ class GRU(_GatedReference):
 
     _GATES = 3
 
-    def _initial(self, h0, batch):
-        L, H = self.num_layers, self.hidden_dim
-        if h0 is None:
-            return [[np.zeros((H, 1)) for _ in range(L)] for _ in range(batch)]
-        return _layered_rows("h0", h0, L, batch, H)
+    @staticmethod
+    def _state_parts(h0):
+        return (("h0", h0),)
 
     @staticmethod
-    def _output_of(state):
-        return state
+    def _public(parts):
+        return parts[0]
 
-    def _zero_grad(self):
-        return np.zeros((self.hidden_dim, 1))
-
-    def _step(self, k, x, h):
+    def _step(self, k, x, state):
+        (h,) = state
         Wih, Whh, bih, bhh = self._layer(k)
         H = self.hidden_dim
         p = np.dot(Wih, x) + bih.reshape(-1, 1)
@@ -448,10 +462,11 @@ class GRU(_GatedReference):
         z = _sigmoid(p[H:2 * H] + q[H:2 * H])
         n = np.tanh(p[2 * H:] + r * q[2 * H:])
         h_new = (1 - z) * n + z * h
-        return (x, h, r, z, n, q[2 * H:]), h_new
+        return (x, h, r, z, n, q[2 * H:]), (h_new,)
 
-    def _step_back(self, k, rec, dh_above, dh_next, grads):
+    def _step_back(self, k, rec, dh_above, nxt, grads):
         x, h, r, z, n, qn = rec
+        (dh_next,) = nxt
         Wih, Whh, _, _ = self._layer(k)
         dh = dh_above + dh_next
         dan = dh * (1 - z) * (1 - n * n)
@@ -459,12 +474,5 @@ class GRU(_GatedReference):
         dar = dan * qn * r * (1 - r)
         dp = np.concatenate([dar, daz, dan])
         dq = np.concatenate([dar, daz, dan * r])
-        grads[f"weight_ih_l{k}"] += np.dot(dp, x.T)
-        grads[f"weight_hh_l{k}"] += np.dot(dq, h.T)
-        grads[f"bias_ih_l{k}"] += dp.ravel()
-        grads[f"bias_hh_l{k}"] += dq.ravel()
-        return np.dot(Wih.T, dp), dh * z + np.dot(Whh.T, dq)
-
-    def _collect(self, finals, single):
-        h = np.array([[s.ravel() for s in f] for f in finals]).transpose(1, 0, 2)  # (L, B, H)
-        return h[:, 0].copy() if single else h.copy()
+        self._add_layer_gradients(grads, k, x, h, dp, dq)
+        return np.dot(Wih.T, dp), (dh * z + np.dot(Whh.T, dq),)
