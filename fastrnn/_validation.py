@@ -68,17 +68,20 @@ def check_int(name, value, low=None):
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
     """A finite real number in the interval from ``low`` to ``high`` (closed unless *_open)."""
     value = _real(name, value)
-    bad = not math.isfinite(value)
-    if low is not None:
-        bad = bad or value < low or (low_open and value == low)
-    if high is not None:
-        bad = bad or value > high or (high_open and value == high)
-    if bad:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        left = "(" if low_open or low is None else "["
-        right = ")" if high_open or high is None else "]"
-        raise ValueError(f"{name} must be a finite number in {left}{lo}, {hi}{right}, got {value}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    too_low = low is not None and (value < low or (low_open and value == low))
+    too_high = high is not None and (value > high or (high_open and value == high))
+    if too_low or too_high:
+        if low is not None and high is not None:
+            what = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low == 0 and low_open:
+            what = "a positive number"
+        elif low is not None:
+            what = f"a number {'>' if low_open else '>='} {low:g}"
+        else:
+            what = f"a number {'<' if high_open else '<='} {high:g}"
+        raise ValueError(f"{name} must be {what}, got {value}")
     return value
 
 
@@ -134,18 +137,12 @@ def check_clip(value, name="clip"):
 
 def check_num_chars(value, name="num_chars"):
     """A non-negative integer count."""
-    value = _integer(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    return check_int(name, value, 0)
 
 
 def check_temperature(value, name="temperature"):
     """A finite real number >= 0 (0 means greedy)."""
-    value = _real(name, value)
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
+    return check_real(name, value, low=0.0)
 
 
 def _numpy_bounds(flat):

@@ -498,11 +498,11 @@ def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
     (["train", "--out", "o", "--seed", "4294967296"],
      "argument --seed: must be in [0, 4294967295], got '4294967296'"),
     (["train", "--out", "o", "--val-fraction", "1"],
-     "argument --val-fraction: must be a finite number in [0, 1), got '1'"),
+     "argument --val-fraction: must be in [0, 1), got '1'"),
     (["train", "--out", "o", "--learning-rate", "x"],
      "argument --learning-rate: must be a number, got 'x'"),
     (["sample", "x", "--temperature", "nan"],
-     "argument --temperature: must be a finite number >= 0, got 'nan'"),
+     "argument --temperature: must be a finite number, got 'nan'"),
 ])
 def test_option_errors_are_the_api_checks_naming_the_flag(capsys, args, message):
     from fastrnn.cli import main
