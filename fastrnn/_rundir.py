@@ -1,17 +1,23 @@
 """The directory of a training run: its files, the guards that protect them, the run's signals.
 
 :class:`RunDirectory` knows the files a run writes (``checkpoint.npz``,
-``best.npz``, ``history.csv``, ``loss.png``), refuses a directory that holds
-another run's, keeps the history and draws the plot.  :class:`StopFlag` turns
-Ctrl-C into a clean stop; :func:`progress_bar` is the bar on the log.  The
-guards raise :class:`AnotherRunError` and :class:`TargetPassedError`, whose
-attributes let the command line say the same in terms of its flags.
+``best.npz``, ``history.csv``, ``loss.png``), holds the directory's lock
+(``.fastrnn.lock``) while a run writes into it, refuses a directory that holds
+another run's files, removes the temporary files of a killed save, keeps the
+history and draws the plot.  :class:`StopFlag` turns Ctrl-C, SIGTERM and
+SIGHUP into a clean stop; :func:`progress_bar` is the bar on the log.  The
+guards raise :class:`AnotherRunError`, :class:`DirectoryLockedError` and
+:class:`TargetPassedError`, whose attributes let the command line say the same
+in terms of its flags.
 """
 
 import csv
+import errno
+import fcntl
 import io
 import math
 import os
+import re
 import signal
 import threading
 
@@ -24,8 +30,12 @@ __all__ = [
     "HISTORY_NAME",
     "PLOT_NAME",
     "PLOT_HINT",
+    "LOCK_NAME",
+    "STOP_SIGNALS",
     "AnotherRunError",
+    "DirectoryLockedError",
     "TargetPassedError",
+    "StopSignal",
     "as_path",
     "resolve_checkpoint",
     "check_target",
@@ -38,6 +48,15 @@ CHECKPOINT_NAME = "checkpoint.npz"
 BEST_NAME = "best.npz"
 HISTORY_NAME = "history.csv"
 PLOT_NAME = "loss.png"
+LOCK_NAME = ".fastrnn.lock"
+# The files a run writes, and the temporary files atomic_write makes for them
+# (mkstemp: "." + name + "." + 8 random characters + ".tmp").
+_RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, HISTORY_NAME, PLOT_NAME)
+_STALE_TMP = re.compile(r"\.(?:" + "|".join(map(re.escape, _RUN_FILES))
+                        + r")\.[A-Za-z0-9_]{8}\.tmp")
+# Signals that stop a run cleanly, as Ctrl-C does: a terminal's interrupt, a
+# polite kill (systemd, docker stop, a batch scheduler) and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HISTORY_COLUMNS = ("iteration", "train_loss", "val_loss", "chars_per_sec", "val_bpc",
                    "learning_rate", "epoch")
 PLOT_HINT = 'pip install "fastrnn[plot]"'
@@ -55,6 +74,35 @@ class AnotherRunError(FileExistsError):
         self.out_dir = out_dir
         super().__init__(f"{out_dir} already holds a checkpoint of another run; resume it or "
                          f"train into another directory")
+
+
+class DirectoryLockedError(BlockingIOError):
+    """Another process is training into the directory now.
+
+    Attributes
+    ----------
+    out_dir : str
+    pid : int or None
+        The process holding the lock, when it could be read.
+    """
+
+    def __init__(self, out_dir, pid):
+        self.out_dir, self.pid = out_dir, pid
+        holder = "another process" if pid is None else f"process {pid}"
+        super().__init__(errno.EAGAIN, f"{out_dir} is in use: {holder} is training into it "
+                                       f"(it holds {os.path.join(out_dir, LOCK_NAME)}); wait "
+                                       f"for it to end or train into another directory")
+
+    def __str__(self):
+        return self.strerror
+
+
+class StopSignal(KeyboardInterrupt):
+    """A second stop signal (``signum``): the run ends at once, keeping the last checkpoint."""
+
+    def __init__(self, signum):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 class TargetPassedError(ValueError):
@@ -95,6 +143,20 @@ def check_target(iteration, target):
         raise TargetPassedError(iteration, target)
 
 
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def _read_pid(fd):
+    try:
+        return int(os.pread(fd, 32, 0).decode("ascii").strip())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
 class RunDirectory:
     """The files of one run in ``out_dir``, and its history rows.
 
@@ -104,7 +166,7 @@ class RunDirectory:
 
     Attributes
     ----------
-    checkpoint_path, best_path, history_path, plot_path : str
+    checkpoint_path, best_path, history_path, plot_path, lock_path : str
     rows : list of dict
         The history so far, as written to ``history.csv`` (after :meth:`claim`).
     """
@@ -115,17 +177,23 @@ class RunDirectory:
         self.best_path = os.path.join(out_dir, BEST_NAME)
         self.history_path = os.path.join(out_dir, HISTORY_NAME)
         self.plot_path = os.path.join(out_dir, PLOT_NAME)
+        self.lock_path = os.path.join(out_dir, LOCK_NAME)
+        self._lock_fd = None
         self.rows = []
         self.plot_failed = False
 
-    def check(self, own_checkpoint):
+    def check(self, own_checkpoint, source=None):
         """Refuse a directory where the run would overwrite what is not its own.
+
+        Touches nothing, so a refused run leaves the directory as it was.
 
         Parameters
         ----------
         own_checkpoint : tuple or None
             :func:`~fastrnn.checkpoint.file_identity` of the checkpoint the
             trainer loaded or saved last; None for a fresh trainer.
+        source : str, optional
+            The training text's path: it may not be one of the files the run writes.
 
         Returns
         -------
@@ -134,11 +202,20 @@ class RunDirectory:
 
         Raises
         ------
+        DirectoryLockedError
+            If another process is training into the directory.
         FileExistsError
             If a directory stands where a file goes, the checkpoint is another
-            run's (:class:`AnotherRunError`), or a best model has lost its checkpoint.
+            run's (:class:`AnotherRunError`), the run's other files are there
+            without their checkpoint, or the training text is one of them.
         """
-        for path in (self.checkpoint_path, self.best_path, self.history_path, self.plot_path):
+        self.check_lock()
+        names = [*_RUN_FILES, LOCK_NAME]
+        for name in names:
+            path = os.path.join(self.out_dir, name)
+            if source is not None and _same_file(source, path):
+                raise FileExistsError(f"the training text {source} is {path}, a file the run "
+                                      f"writes; move the text out of {self.out_dir}")
             if os.path.isdir(path):  # found now, not at the first save hours later
                 raise FileExistsError(f"{path} is a directory, where the run writes a file; "
                                       f"move it away or train into another directory")
@@ -149,22 +226,108 @@ class RunDirectory:
                 raise AnotherRunError(self.out_dir)
             return True
         if os.path.exists(self.best_path):
-            # A best model without its checkpoint (a crash between the two
-            # saves, or a deleted checkpoint): this run would overwrite it.
+            # A best model without its checkpoint (a deleted checkpoint): this
+            # run would overwrite it.
             raise FileExistsError(f"{self.out_dir} already holds the best model of another run "
                                   f"({BEST_NAME}); move it away or train into another directory")
+        for path in (self.history_path, self.plot_path):
+            if os.path.exists(path):  # without a checkpoint, no run of ours wrote it
+                raise FileExistsError(f"{self.out_dir} already holds {os.path.basename(path)}, "
+                                      f"which this run did not write; move it away or train "
+                                      f"into another directory")
         return False
 
-    def claim(self, own_checkpoint, iteration):
-        """Create the directory, check it and rewrite the history up to ``iteration``.
+    def check_lock(self):
+        """Raise :class:`DirectoryLockedError` if a process holds the lock now; touch nothing."""
+        if self._lock_fd is not None:
+            return
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return  # no lock file: nobody has ever trained here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DirectoryLockedError(self.out_dir, _read_pid(fd)) from None
+        except OSError:
+            pass  # a file system without flock: the lock taken for the run says so
+        finally:
+            os.close(fd)  # releases a lock taken here
 
-        Returns what :meth:`check` returns; a history that cannot be read
-        raises ValueError before anything is written.
+    def lock(self):
+        """Take the directory's lock for this process, recording its PID in the lock file.
+
+        The lock is :func:`fcntl.flock` on an open file, so the kernel drops it
+        when the process ends however it ends: a crash leaves no stale lock.
+
+        Raises
+        ------
+        DirectoryLockedError
+            If another process (or another run in this one) holds it.
         """
         os.makedirs(self.out_dir, exist_ok=True)
-        own = self.check(own_checkpoint)
-        self.rows = self._read_history(iteration)
-        self._write_history()
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            raise DirectoryLockedError(self.out_dir, pid) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same, only its PID is not shown
+        self._lock_fd = fd
+
+    def unlock(self):
+        """Release the lock taken by :meth:`lock` (the lock file stays, empty of meaning)."""
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)
+
+    def remove_stale_temporaries(self):
+        """Remove temporary files left by a save that was killed (``kill -9``, power loss).
+
+        Only the names :func:`~fastrnn.checkpoint.atomic_write` gives the run's
+        own files, and only while this process holds the lock, so that no
+        other run's save in progress is touched.
+        """
+        if self._lock_fd is None:
+            return
+        for name in os.listdir(self.out_dir):
+            if _STALE_TMP.fullmatch(name):
+                try:
+                    os.unlink(os.path.join(self.out_dir, name))
+                except OSError:
+                    pass
+
+    def claim(self, own_checkpoint, iteration, source=None):
+        """Lock the directory, check it, clean it and rewrite the history up to ``iteration``.
+
+        Returns what :meth:`check` returns; a history that cannot be read
+        raises ValueError before anything is written.  A fresh run writes no
+        history until its first evaluation, so that a run that ends before
+        it leaves nothing that would make the directory look like another run's.
+        """
+        # Checked before the lock is taken, so that a refused run does not
+        # even create the lock file, and again under the lock, which decides.
+        self.check(own_checkpoint, source)
+        self._read_history(iteration)
+        self.lock()
+        try:
+            own = self.check(own_checkpoint, source)
+            rows = self._read_history(iteration)
+        except BaseException:
+            self.unlock()
+            raise
+        self.remove_stale_temporaries()
+        self.rows = rows
+        if own:
+            self._write_history()
         return own
 
     def _read_history(self, iteration):
@@ -226,7 +389,7 @@ class RunDirectory:
         FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
         ax = fig.add_subplot()
         marker = "o" if len(iterations) < 30 else None
-        ax.plot(iterations, train, label="training (smoothed)", marker=marker)
+        ax.plot(iterations, train, label="training (mean since the last row)", marker=marker)
         if not all(math.isnan(v) for v in val):
             ax.plot(iterations, val, label="validation", marker=marker)
         ax.set_xlabel("iteration")
@@ -239,53 +402,65 @@ class RunDirectory:
 
 
 class StopFlag:
-    """Turns SIGINT into a flag checked between iterations (main thread only).
+    """Turns SIGINT, SIGTERM and SIGHUP into a flag checked between iterations (main thread only).
 
-    The first Ctrl-C asks the loop to stop after the current step and save; it
+    The first signal asks the loop to stop after the current step and save; it
     says so, since a step can take a while (the first one compiles kernels).
-    A second Ctrl-C gives up at once with KeyboardInterrupt, without saving:
-    the last checkpoint on disk is complete (writes are atomic) and is kept.
+    A second one gives up at once with :class:`StopSignal` (a
+    KeyboardInterrupt), without saving: the last checkpoint on disk is
+    complete (writes are atomic) and is kept.
 
     Parameters
     ----------
     enabled : bool
-        False leaves SIGINT alone (as does any thread but the main one).
+        False leaves the signals alone (as does any thread but the main one).
     notify : callable
         ``notify(message)`` tells the user that a stop was asked for.
 
     Attributes
     ----------
     raised : bool
-        Whether a Ctrl-C came.
+        Whether a stop signal came.
+    signum : int or None
+        The first one.
     """
 
     def __init__(self, enabled, notify):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.notify = notify
         self.raised = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
 
     def _handle(self, signum, frame):
         if self.raised:
-            signal.signal(signal.SIGINT, self._previous)
-            raise KeyboardInterrupt
+            self._restore()
+            raise StopSignal(signum)
         self.raised = True
+        self.signum = signum
+        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         try:
-            self.notify("stopping after this step to save a checkpoint (Ctrl-C again: stop "
-                        "now, keeping the last checkpoint)")
+            self.notify(f"stopping after this step to save a checkpoint ({again} again: stop "
+                        f"now, keeping the last checkpoint)")
         except (OSError, ValueError):
-            # The log is gone (Ctrl-C often ends a `| tee` too).  Raising here
-            # would stop the step half done; the flag alone stops the run.
+            # The log is gone (Ctrl-C often ends a `| tee` too, and SIGHUP
+            # comes with a closed terminal).  Raising here would stop the step
+            # half done; the flag alone stops the run.
             pass
+
+    def _restore(self):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def __enter__(self):
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+        self._restore()
         return False
 
 

@@ -1,20 +1,85 @@
 """The loop of :meth:`fastrnn.training.Trainer.run`: steps, the periodic work, timing, saves.
 
-Every ``eval_every`` iterations (and at the end) it evaluates, appends a history
-row, saves ``best.npz`` when the validation loss improved, then
-``checkpoint.npz``, then draws the plot; every ``sample_every`` iterations it
-logs a sample.  A failure keeps the last good checkpoint, or saves the steps
-taken when that is still safe.
+Every ``eval_every`` iterations (and at the end) it evaluates, saves
+``checkpoint.npz``, then ``best.npz`` when the validation loss improved (the
+same state), appends a history row and draws the plot; every ``sample_every``
+iterations it logs a sample.  A failure keeps the last good checkpoint, or
+saves the steps taken when that is still safe; a file that could not be
+written is named together with the complete checkpoint on disk.
+
+A loss that blows up stops the run before anything more is saved
+(:class:`_BlowUpGuard`): NaN or infinite, or far above where it was.
 """
 
 import math
 import time
 
 from fastrnn._rundir import RunDirectory, StopFlag, check_target, progress_bar
-from fastrnn.checkpoint import file_identity
+from fastrnn.checkpoint import CheckpointError, file_identity, load_checkpoint
 from fastrnn.training import RunSummary, TrainingDiverged, TrainingInterrupted
 
 __all__ = ["RunLoop"]
+
+# A smoothed training loss below this fraction of the uniform guess ln V shows
+# that the model has learned: from then on, a loss above ln V (worse than
+# guessing) is a blow-up.  Before, the loss hovers about ln V and only one of
+# _FAR_ABOVE times ln V counts.  A validation loss _FAR_ABOVE times the best
+# one is a blow-up too.  A healthy run never comes near these bounds; a
+# too-large learning rate without clipping passes them by orders of magnitude.
+_LEARNED = 0.9
+_FAR_ABOVE = 3.0
+
+
+class _BlowUpGuard:
+    """Tells a loss that blew up from one that is only noisy.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Its vocabulary gives the uniform guess ln V; a resumed trainer's
+        smoothed loss and best validation loss are where the run was.
+    """
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.uniform = math.log(trainer.vocab.size)
+        self.lowest = trainer.smooth_loss if trainer.iteration else math.inf
+
+    def _ceiling(self):
+        if self.lowest < _LEARNED * self.uniform:
+            return self.uniform, f"the uniform guess ln V = {self.uniform:.3f}, after having "\
+                                 f"been {self.lowest:.3f}"
+        return _FAR_ABOVE * self.uniform, f"{_FAR_ABOVE:g} times the uniform guess ln V = "\
+                                          f"{self.uniform:.3f}"
+
+    def check_training(self, loss, what):
+        """Raise TrainingDiverged if the training ``loss`` (per character) blew up."""
+        iteration = self.trainer.iteration
+        if not math.isfinite(loss):
+            raise TrainingDiverged(iteration, loss, what=what)
+        ceiling, why = self._ceiling()
+        if self.uniform > 0 and loss > ceiling:
+            raise TrainingDiverged(iteration, loss, f"above {why}", what)
+        self.lowest = min(self.lowest, loss)
+
+    def check_validation(self, val):
+        """Raise TrainingDiverged if the validation loss ``val`` blew up."""
+        iteration, best = self.trainer.iteration, self.trainer.best_val_loss
+        if not math.isfinite(val):
+            raise TrainingDiverged(iteration, val, what="validation loss")
+        ceiling, why = self._ceiling()
+        if self.uniform > 0 and val > ceiling:
+            raise TrainingDiverged(iteration, val, f"above {why}", "validation loss")
+        if best is not None and best > 0 and val > _FAR_ABOVE * best:
+            raise TrainingDiverged(iteration, val, f"above {_FAR_ABOVE:g} times the best "
+                                   f"validation loss {best:.3f}", "validation loss")
+
+
+class _SaveError(OSError):
+    """A file of the run could not be written; the message says what is on disk instead."""
+
+    def __str__(self):
+        return f"{self.filename}: {self.strerror}"
 
 
 class RunLoop:
@@ -28,7 +93,8 @@ class RunLoop:
         Show a progress bar on ``log``.
     log : file
     handle_sigint : bool
-        Turn Ctrl-C into a clean stop (see :class:`~fastrnn._rundir.StopFlag`).
+        Turn Ctrl-C, SIGTERM and SIGHUP into a clean stop (see
+        :class:`~fastrnn._rundir.StopFlag`).
     """
 
     def __init__(self, trainer, out_dir, progress, log, handle_sigint):
@@ -44,6 +110,11 @@ class RunLoop:
         self.chars_per_step = trainer.config.batch_size * trainer.config.seq_length
         self.train_seconds = 0.0  # time in training steps only, for chars/sec
         self.timed_steps = 0
+        # The training losses since the last history row, for its train_loss.
+        # Not in checkpoints (their format stays): after a resume the first
+        # row averages the steps since the resume.
+        self.interval_sum, self.interval_steps = 0.0, 0
+        self.guard = _BlowUpGuard(trainer)
 
     def say(self, message):
         if self.bar is not None:
@@ -52,12 +123,21 @@ class RunLoop:
             print(message, file=self.log)
 
     def train(self):
-        """Claim the directory, train to the target, save; return the summary."""
+        """Lock and claim the directory, train to the target, save; return the summary."""
         trainer = self.trainer
         target = trainer.config.iterations
         check_target(trainer.iteration, target)  # before anything in the directory is touched
-        if self.files.claim(trainer._own_checkpoint, trainer.iteration):
+        if self.files.claim(trainer._own_checkpoint, trainer.iteration, trainer.source):
             self.saved_iteration = trainer.iteration
+        try:
+            return self._train_locked(target)
+        finally:
+            self.files.unlock()
+
+    def _train_locked(self, target):
+        trainer = self.trainer
+        if self.saved_iteration is not None:
+            self.repair_best()
         started = time.perf_counter()
         with StopFlag(self.handle_sigint, self.say) as stop, progress_bar(
             target, trainer.iteration, self.log, self.progress
@@ -65,6 +145,8 @@ class RunLoop:
             self.bar = bar
             try:
                 self.steps_until(target, stop)
+            except _SaveError:
+                raise  # it says what is on disk: nothing more is written
             except OSError:
                 # The log or a file could not be written (the reader of a pipe
                 # went away, a full disk): keep the steps taken so far.
@@ -74,7 +156,7 @@ class RunLoop:
                 self.save()
         self.bar = None
         if stop.raised:
-            raise TrainingInterrupted(trainer.iteration, self.files.checkpoint_path)
+            raise TrainingInterrupted(trainer.iteration, self.files.checkpoint_path, stop.signum)
         return RunSummary(
             iteration=trainer.iteration,
             train_loss=trainer.smooth_loss,
@@ -87,7 +169,7 @@ class RunLoop:
         )
 
     def steps_until(self, target, stop):
-        """Training steps until ``target`` or a Ctrl-C, with the periodic work."""
+        """Training steps until ``target`` or a stop signal, with the periodic work."""
         trainer, config, bar = self.trainer, self.trainer.config, self.bar
         window_chars, window_seconds = 0, 0.0
         last_postfix = 0.0
@@ -96,10 +178,13 @@ class RunLoop:
             step_start = time.perf_counter()
             self.stepping = True
             try:
-                trainer.step()
+                loss = trainer.step()
             except TrainingDiverged as error:
                 raise self.diverged(error) from None
             self.stepping = False
+            self.interval_sum += loss
+            self.interval_steps += 1
+            self.check_training(trainer.smooth_loss, "smoothed training loss")
             step_seconds = time.perf_counter() - step_start
             if first_step:  # it loads the compiled kernels: not training speed
                 first_step = False
@@ -110,7 +195,8 @@ class RunLoop:
                 self.timed_steps += 1
             bar.update(1)
             chars_per_sec = window_chars / window_seconds if window_seconds > 0 else 0.0
-            if config.sample_length and trainer.iteration % config.sample_every == 0:
+            if (config.sample_length and config.sample_every
+                    and trainer.iteration % config.sample_every == 0):
                 text = trainer.sample(config.sample_length)
                 self.say(f"----- sample at iteration {trainer.iteration} -----\n{text}\n-----")
             if trainer.iteration % config.eval_every == 0 or trainer.iteration == target:
@@ -121,39 +207,54 @@ class RunLoop:
                 last_postfix = step_start
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
 
+    def check_training(self, loss, what):
+        try:
+            self.guard.check_training(loss, what)
+        except TrainingDiverged as error:
+            raise self.diverged(error) from None
+
     def eval_and_save(self, chars_per_sec):
-        # Not interruptible: a Ctrl-C meanwhile takes effect after the save, so
+        # Not interruptible: a signal meanwhile takes effect after the save, so
         # every evaluation that was due is in the history (it is short).
         trainer = self.trainer
         self.check_weights()  # before anything is written
+        train_loss = self.interval_sum / self.interval_steps
+        self.check_training(train_loss, "mean training loss since the last evaluation")
         val = trainer._evaluate()
-        if val is not None and not math.isfinite(val):
-            raise self.diverged(TrainingDiverged(trainer.iteration, val, what="validation loss"))
+        if val is not None:
+            try:
+                self.guard.check_validation(val)
+            except TrainingDiverged as error:
+                raise self.diverged(error) from None
         self.val_loss = val
         improved = val is not None and (trainer.best_val_loss is None
                                         or val < trainer.best_val_loss)
         previous_best = trainer.best_val_loss
+        if improved:
+            trainer.best_val_loss = val
+        try:
+            # First: whatever fails after it, the directory can be resumed.
+            self.save()
+        except BaseException:
+            # A checkpoint saved after this failure must not claim a best
+            # loss whose model is nowhere.
+            trainer.best_val_loss = previous_best
+            raise
+        if improved:  # the state just saved; a failure here is repaired on resume
+            self.write(self.files.best_path, lambda: trainer.save(self.files.best_path))
         rate = trainer.config.learning_rate_at(max(trainer.iteration - 1, 0))
-        self.files.add_row({
+        row = {
             "iteration": trainer.iteration,
-            "train_loss": f"{trainer.smooth_loss:.6f}",
+            "train_loss": f"{train_loss:.6f}",
             "val_loss": "" if val is None else f"{val:.6f}",
             "val_bpc": "" if val is None else f"{val / math.log(2):.6f}",
             "chars_per_sec": f"{chars_per_sec:.0f}",
             "learning_rate": f"{rate:.6g}",
             "epoch": f"{self.epochs():.4f}",
-        })
-        if improved:  # first: a crash between the two saves must not lose the best state
-            trainer.best_val_loss = val
-            try:
-                trainer.save(self.files.best_path)
-            except BaseException:
-                # A checkpoint saved after this failure must not claim a best
-                # loss whose model is not in best.npz.
-                trainer.best_val_loss = previous_best
-                raise
-        self.save()
-        self.files.plot(self.say)
+        }
+        self.write(self.files.history_path, lambda: self.files.add_row(row))
+        self.interval_sum, self.interval_steps = 0.0, 0
+        self.write(self.files.plot_path, lambda: self.files.plot(self.say))
 
     def epochs(self):
         """Count the passes over the training text so far, as a fraction."""
@@ -168,11 +269,58 @@ class RunLoop:
 
     def save(self):
         self.check_weights()
-        self.trainer.save(self.files.checkpoint_path)
+        if self.trainer.iteration and self.saved_iteration != self.trainer.iteration:
+            self.check_training(self.trainer.smooth_loss, "smoothed training loss")
+        path = self.files.checkpoint_path
+        self.write(path, lambda: self.trainer.save(path))
         self.saved_iteration = self.trainer.iteration
         # The trainer's state now continues this checkpoint: running it again
         # into this directory (after a Ctrl-C, say) resumes the same run.
-        self.trainer._own_checkpoint = file_identity(self.files.checkpoint_path)
+        self.trainer._own_checkpoint = file_identity(path)
+
+    def write(self, path, save):
+        """Call ``save()``, which writes ``path``; an OSError then names it and what is kept."""
+        try:
+            save()
+        except OSError as error:
+            if isinstance(error, _SaveError):
+                raise
+            if self.saved_iteration is None:
+                kept = "no checkpoint was written"
+            elif path == self.files.best_path:
+                kept = (f"{self.files.checkpoint_path} (iteration {self.saved_iteration}) is "
+                        f"complete, is the best model so far and resumes the run")
+            else:
+                kept = (f"{self.files.checkpoint_path} (iteration {self.saved_iteration}) is "
+                        f"complete and resumes the run")
+            reason = error.strerror or str(error)
+            raise _SaveError(error.errno, f"cannot be written ({reason}); {kept}",
+                             path) from error
+
+    def repair_best(self):
+        """Make ``best.npz`` agree with a resumed checkpoint whose best was not saved.
+
+        The checkpoint is saved first, ``best.npz`` (the same state) second: a
+        failure between the two leaves a checkpoint claiming a best loss that
+        ``best.npz`` does not hold.  When the checkpoint's own validation loss
+        is that best, it is the best model and is copied; otherwise the run
+        forgets the claim, so that ``best.npz`` is replaced at the next improvement.
+        """
+        trainer = self.trainer
+        if trainer.best_val_loss is None:
+            return
+        try:
+            best = load_checkpoint(self.files.best_path).best_val_loss
+        except FileNotFoundError:
+            best = math.nan
+        except (OSError, CheckpointError):
+            return  # not ours to judge: the next improvement replaces it
+        if best <= trainer.best_val_loss:
+            return
+        if trainer._evaluate() == trainer.best_val_loss:
+            self.write(self.files.best_path, lambda: trainer.save(self.files.best_path))
+        else:
+            trainer.best_val_loss = None if math.isnan(best) else best
 
     def save_if_possible(self):
         """Save after a failure outside the training step, when that can still be done.
@@ -205,6 +353,5 @@ class RunLoop:
         advice = f"try a smaller learning rate (now {rate:g})"
         if not self.trainer.config.clip:
             advice += " or turn gradient clipping on"
-        return TrainingDiverged(error.iteration, error.loss, f"{kept}; {advice}", error.what)
-
-
+        detail = "; ".join(part for part in (error.detail, kept, advice) if part)
+        return TrainingDiverged(error.iteration, error.loss, detail, error.what)

@@ -11,20 +11,21 @@ Commands:
     The classic min-char-rnn demonstration on "hello world".
 
 Every user error ends the command with a one-line message on stderr and a
-non-zero exit status (2 for bad options, 1 otherwise, 130 after Ctrl-C).
+non-zero exit status (2 for bad options, 1 otherwise, 128 + the signal's number
+after Ctrl-C, SIGTERM or SIGHUP: 130, 143, 129).
 """
 
 import argparse
 import math
 import os
 import shlex
+import signal
 import sys
 
 __all__ = ["main", "hello_world"]
 
 _PROG = "fastrnn"
 _EXIT_ERROR = 1
-_EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells expect after Ctrl-C
 
 
 def hello_world(epochs=1000, hidden=20, learning_rate=0.1, seed=0, out=None):
@@ -88,7 +89,7 @@ _SCHEDULE_OPTIONS = (
      "total optimizer steps (one chunk of every stream each), counting those before a resume"),
     ("--eval-every", "eval_every", "N",
      "iterations between validations, history rows and checkpoints"),
-    ("--sample-every", "sample_every", "N", "iterations between samples"),
+    ("--sample-every", "sample_every", "N", "iterations between samples (0: none)"),
     ("--sample-length", "sample_length", "N",
      "characters in each sample shown during training (0: none)"),
 )
@@ -121,10 +122,11 @@ def _train_epilog():
         + ", ".join(BUILTIN_MODULES)
         + ".  DIR receives checkpoint.npz (the latest state: every eval and at the end), "
         "best.npz (lowest validation loss), history.csv and loss.png (needs matplotlib: "
-        'pip install "fastrnn[plot]").  Ctrl-C stops cleanly after saving a checkpoint; '
-        "continue with --resume.  On --resume the model and data options come from the "
-        "checkpoint (giving other values is an error) and the schedule options given apply "
-        "from then on; TEXT_FILE may be left out to use the text the run was trained on."
+        'pip install "fastrnn[plot]").  Ctrl-C, SIGTERM and SIGHUP stop cleanly after '
+        "saving a checkpoint; continue with --resume.  One run at a time trains into DIR.  "
+        "On --resume the model and data options come from the checkpoint (giving other "
+        "values is an error) and the schedule options given apply from then on; "
+        "TEXT_FILE may be left out to use the text the run was trained on."
     )
 
 
@@ -282,9 +284,11 @@ def _train(args):
             raise
         command = [_PROG, "train"] + ([args.text_file] if args.text_file else [])
         command += ["--out", out, "--resume"]
-        print(f"\ninterrupted at iteration {stop.iteration}; checkpoint saved to {where}\n"
-              f"resume with: {shlex.join(command)}", file=sys.stderr)
-        return _EXIT_INTERRUPTED
+        by = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+        # After SIGHUP the terminal is often gone: the status still tells.
+        _print_error(f"\ninterrupted{by} at iteration {stop.iteration}; checkpoint saved to "
+                     f"{where}\nresume with: {shlex.join(command)}")
+        return _exit_status(stop)
     _describe_end(summary, out)
     return 0
 
@@ -409,7 +413,7 @@ def main(argv=None):
     -------
     int
         The exit status: 0 on success, 1 after an error, 2 for bad options,
-        130 after Ctrl-C.
+        128 + the signal's number after Ctrl-C (130), SIGTERM (143) or SIGHUP (129).
     """
     command = None
     try:
@@ -421,9 +425,9 @@ def main(argv=None):
             print(f"{_PROG}: error: choose a command: train, sample or hello", file=sys.stderr)
             return 2
         return args.handler(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         _print_error(f"\n{_PROG}: interrupted")
-        return _EXIT_INTERRUPTED
+        return _exit_status(stop)
     except BrokenPipeError:
         # stderr's reader went away (``fastrnn train ... 2>&1 | head``): nothing
         # more can be said there.  A run saves its checkpoint before it stops.
@@ -443,6 +447,11 @@ def main(argv=None):
         return _fail(str(error))
     except OSError as error:
         return _fail(_describe_os_error(error))
+
+
+def _exit_status(stop):
+    """128 + the number of the signal that stopped the command, as shells report it."""
+    return 128 + getattr(stop, "signum", signal.SIGINT)
 
 
 def _fail(message):

@@ -77,7 +77,7 @@ OPTION_CHECKS = {
     "lr_decay_every": check_dimension,
     "iterations": check_dimension,
     "eval_every": check_dimension,
-    "sample_every": check_dimension,
+    "sample_every": partial(check_int, low=0),  # 0: no samples
     "sample_length": _check_sample_length,
     "val_fraction": _fraction,
     "seed": _check_run_seed,
@@ -140,7 +140,7 @@ class TrainingConfig:
         Validation, history row and checkpoint every this many iterations
         (and at the end).
     sample_every : int, default 50000
-        A sample every this many iterations.
+        A sample every this many iterations (0: no samples).
     sample_length : int, default 200
         Characters in each sample printed during training (0: no samples), at
         most :data:`MAX_SAMPLE_LENGTH`.

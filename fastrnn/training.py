@@ -22,6 +22,7 @@ checkpointed.
 """
 
 import math
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -86,7 +87,7 @@ _VAL_CHUNK = 100
 
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss (or a weight) became NaN or infinite; nothing was saved after it.
+    """The loss blew up (NaN, infinite or far above where it was); nothing was saved after it.
 
     Attributes
     ----------
@@ -96,13 +97,16 @@ class TrainingDiverged(FloatingPointError):
     loss : float or None
         The loss, or None when it is the weights that are not finite.
     what : str
-        Which loss: ``"loss"`` (training) or ``"validation loss"``.
+        Which loss: ``"loss"`` (training), ``"validation loss"``, ...
+    detail : str
+        Why it counts as a blow-up, and what was kept.
     """
 
     def __init__(self, iteration, loss=None, detail="", what="loss"):
         self.iteration = iteration
         self.loss = loss
         self.what = what
+        self.detail = detail
         if loss is None:
             message = f"training diverged: the weights are not finite after iteration {iteration}"
         else:
@@ -111,7 +115,7 @@ class TrainingDiverged(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped (Ctrl-C) after a checkpoint was saved.
+    """Training was stopped (Ctrl-C, SIGTERM or SIGHUP) after a checkpoint was saved.
 
     Attributes
     ----------
@@ -119,11 +123,14 @@ class TrainingInterrupted(KeyboardInterrupt):
         The iteration the checkpoint holds.
     checkpoint : str
         Its path.
+    signum : int
+        The signal that stopped it (``signal.SIGINT`` for Ctrl-C).
     """
 
-    def __init__(self, iteration, checkpoint):
+    def __init__(self, iteration, checkpoint, signum=signal.SIGINT):
         self.iteration = iteration
         self.checkpoint = checkpoint
+        self.signum = signum
         super().__init__(f"training interrupted at iteration {iteration}; "
                          f"checkpoint saved to {checkpoint}")
 
@@ -455,28 +462,35 @@ class Trainer:
         """Train up to ``config.iterations``, writing results into ``out_dir``.
 
         Every ``eval_every`` iterations and at the end: the validation loss,
-        a row of ``history.csv``, ``checkpoint.npz``, ``best.npz`` when the
-        validation loss is the lowest so far, and ``loss.png`` (when
-        matplotlib is installed).  Every ``sample_every`` iterations a sample
-        goes to ``log``.
+        ``checkpoint.npz``, ``best.npz`` when the validation loss is the lowest
+        so far, a row of ``history.csv`` and ``loss.png`` (when matplotlib is
+        installed).  Every ``sample_every`` iterations a sample goes to ``log``
+        (``sample_every`` or ``sample_length`` 0: none).  A history row's
+        ``train_loss`` is the mean training loss per character over the
+        iterations since the previous row; after a resume the first row
+        averages the iterations since the resume.
 
         Parameters
         ----------
         out_dir : str or os.PathLike
-            Created if missing.  It may not hold a checkpoint of another run:
-            a fresh trainer refuses a directory with a ``checkpoint.npz``, a
-            resumed one any checkpoint but the one it was loaded from, and
-            both a ``best.npz`` without its ``checkpoint.npz``.  A trainer
-            continues the checkpoint it saved last, so after a Ctrl-C ``run``
-            may be called again with the same directory.
+            Created if missing.  The run holds a lock on it (``.fastrnn.lock``,
+            :func:`fcntl.flock`, released by the kernel however the process
+            ends), so no two runs write into it at once.  It may not hold
+            another run's files: a fresh trainer refuses a directory with a
+            ``checkpoint.npz``, a resumed one any checkpoint but the one it was
+            loaded from, and both a ``best.npz``, ``history.csv`` or
+            ``loss.png`` without its ``checkpoint.npz``, or a training text
+            under one of those names.  A trainer continues the checkpoint it
+            saved last, so after a Ctrl-C ``run`` may be called again with the
+            same directory.  Temporary files of a save that was killed are removed.
         progress : bool, default True
             Show a progress bar (tqdm) on ``log``.
         log : file, optional
             Where messages and samples go; ``sys.stderr`` by default.
         handle_sigint : bool, default True
-            Turn Ctrl-C (SIGINT) into a clean stop: the iteration in progress
-            finishes, a checkpoint is saved and :class:`TrainingInterrupted` is
-            raised.  Only possible in the main thread.
+            Turn Ctrl-C (SIGINT), SIGTERM and SIGHUP into a clean stop: the
+            iteration in progress finishes, a checkpoint is saved and
+            :class:`TrainingInterrupted` is raised.  Only possible in the main thread.
 
         Returns
         -------
@@ -485,18 +499,25 @@ class Trainer:
         Raises
         ------
         TrainingDiverged
-            If the loss stops being finite; the last checkpoint is kept as it was.
+            If the loss becomes NaN or infinite or blows up (see
+            :mod:`fastrnn._runloop`); the last checkpoint and best model are
+            kept as they were.
         TrainingInterrupted
-            After a clean stop on Ctrl-C.
+            After a clean stop on a signal.
+        BlockingIOError
+            If another process is training into ``out_dir``
+            (:class:`~fastrnn._rundir.DirectoryLockedError`).
         FileExistsError
-            If ``out_dir`` holds another run's checkpoint or best model, or a
-            directory where the run writes a file.
+            If ``out_dir`` holds another run's files, or a directory where the
+            run writes a file.
         ValueError
             If ``out_dir``'s ``history.csv`` cannot be read, or the trainer is
             already beyond ``config.iterations`` (nothing is written).
         OSError
             If the log or a file cannot be written; a checkpoint of the steps
-            taken so far is saved first, where that is still possible.
+            taken so far is saved first, where that is still possible.  A file
+            that could not be written is named, with the complete checkpoint
+            that is on disk.
         """
         out_dir = as_path("out_dir", out_dir)
         if log is not None and not callable(getattr(log, "write", None)):
@@ -514,7 +535,7 @@ class Trainer:
         run says nothing else; :meth:`run` asks it again as it starts.
         """
         check_target(self.iteration, self.config.iterations)
-        RunDirectory(out_dir).check(self._own_checkpoint)
+        RunDirectory(out_dir).check(self._own_checkpoint, self.source)
 
 
 def _check_fits(ckpt, config, model, where):

@@ -82,7 +82,8 @@ def test_train_writes_its_files_and_reports(trained):
     out, result = trained
     stderr = err(result)
     assert "Traceback" not in stderr and result.stdout == b""
-    assert sorted(os.listdir(out)) == ["best.npz", "checkpoint.npz", "history.csv", *PLOT]
+    assert sorted(os.listdir(out)) == [".fastrnn.lock", "best.npz", "checkpoint.npz", "history.csv",
+                                       *PLOT]
     rows = history(out)
     assert [r["iteration"] for r in rows] == ["10", "20", "30"]
     assert list(rows[0])[:4] == ["iteration", "train_loss", "val_loss", "chars_per_sec"]

@@ -51,7 +51,7 @@ def test_learning_rate_decay():
     {"seed": -1}, {"seed": 2**32}, {"seed": None}, {"learning_rate": 0.0},
     {"learning_rate": float("nan")}, {"clip": -1.0}, {"clip": float("inf")},
     {"lr_decay": 0.0}, {"lr_decay": 1.5}, {"iterations": 0}, {"eval_every": 0},
-    {"sample_every": 0}, {"sample_length": -1}, {"eps": 0.0}, {"beta1": 1.0},
+    {"sample_length": -1}, {"eps": 0.0}, {"beta1": 1.0},
     {"decay_rate": -0.5}, {"learning_rate": "0.1"}, {"model": []}, {"optimizer": {}},
     {"sample_length": 10**6 + 1},
 ])

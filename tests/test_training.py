@@ -3,6 +3,7 @@ import importlib.util
 import io
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -358,7 +359,8 @@ def test_run_writes_checkpoints_history_and_plot(tmp_path, capsys):
     t = Trainer(TEXT, small(iterations=10, eval_every=4, sample_every=5))
     summary = t.run(tmp_path / "out", progress=False)
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["best.npz", "checkpoint.npz", "history.csv", *PLOT]
+    assert sorted(os.listdir(out)) == [".fastrnn.lock", "best.npz", "checkpoint.npz", "history.csv",
+                                       *PLOT]
     rows = _history(out / "history.csv")
     assert [r["iteration"] for r in rows] == ["4", "8", "10"]  # every eval and at the end
     assert list(rows[0]) == ["iteration", "train_loss", "val_loss", "chars_per_sec", "val_bpc",
@@ -470,9 +472,10 @@ def test_a_failure_inside_a_step_saves_nothing_more(tmp_path):
     original = t.step
 
     def step():
-        original()  # as if cut short after the weights changed
+        loss = original()  # as if cut short after the weights changed
         if t.iteration == 3:
             raise BrokenPipeError(32, "Broken pipe")
+        return loss
 
     t.step = step
     with pytest.raises(BrokenPipeError):
@@ -480,26 +483,49 @@ def test_a_failure_inside_a_step_saves_nothing_more(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 2
 
 
-def test_a_failed_best_save_leaves_the_checkpoint_agreeing_with_best_npz(tmp_path):
+def _run_until_the_disk_is_full(out, name, at):
+    """Run a trainer whose ``at``-th save of ``name`` fails as on a full disk; return the error."""
     t = Trainer(TEXT, small(iterations=10**6, eval_every=2, sample_length=0))
     original, saves = t.save, []
 
     def save(path):
-        if str(path).endswith("best.npz"):
+        if os.path.basename(path) == name:
             saves.append(path)
-            if len(saves) == 2:
-                raise OSError(28, "No space left on device", str(path))
+            if len(saves) == at:
+                raise OSError(28, "No space left on device")  # a failed write names no file
         return original(path)
 
     t.save = save
-    with pytest.raises(OSError, match="No space"):
-        t.run(tmp_path, progress=False, log=io.StringIO())
+    with pytest.raises(OSError) as err:
+        t.run(out, progress=False, log=io.StringIO())
+    assert err.value.filename == str(out / name)
+    return str(err.value)
+
+
+def test_a_failed_best_save_names_it_and_leaves_the_run_resumable(tmp_path):
+    message = _run_until_the_disk_is_full(tmp_path, "best.npz", at=2)
+    assert re.fullmatch(r".*best\.npz: cannot be written \(No space left on device\); .*"
+                        r"checkpoint\.npz \(iteration 4\) is complete, is the best model.*",
+                        message)
     ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert ckpt.iteration == 4 and load_checkpoint(tmp_path / "best.npz").iteration == 2
+    # resuming repairs the pair: the checkpoint is the best model, so it becomes best.npz
+    resumed = Trainer.from_checkpoint(tmp_path, TEXT, iterations=6)
+    resumed.run(tmp_path, progress=False, log=io.StringIO())
     best = load_checkpoint(tmp_path / "best.npz")
-    assert ckpt.iteration > best.iteration  # the steps after best.npz are kept ...
-    assert ckpt.best_val_loss == best.best_val_loss  # ... and so is the best loss on disk
-    rows = _history(tmp_path / "history.csv")
-    assert int(rows[-1]["iteration"]) == ckpt.iteration
+    assert best.iteration in (4, 6) and best.best_val_loss <= ckpt.best_val_loss
+    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["2", "6"]
+
+
+def test_a_failed_checkpoint_save_names_it_and_writes_nothing_after_it(tmp_path):
+    message = _run_until_the_disk_is_full(tmp_path, "checkpoint.npz", at=1)
+    assert "checkpoint.npz: cannot be written" in message
+    assert message.endswith("; no checkpoint was written")
+    assert sorted(os.listdir(tmp_path)) == [".fastrnn.lock"]  # the directory can be reused
+    Trainer(TEXT, small(iterations=2)).run(tmp_path, progress=False, log=io.StringIO())
+    message = _run_until_the_disk_is_full(tmp_path / "b", "checkpoint.npz", at=2)
+    assert "checkpoint.npz (iteration 2) is complete and resumes the run" in message
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz").iteration == 2
 
 
 def test_a_trainer_may_not_overwrite_a_newer_checkpoint_of_its_run(tmp_path):
@@ -754,8 +780,10 @@ def test_run_never_saves_non_finite_weights(tmp_path):
         ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
         assert ckpt.iteration < err.value.iteration
         assert all(np.isfinite(w).all() for w in ckpt.parameters.values())
-    for row in _history(tmp_path / "history.csv"):
-        assert math.isfinite(float(row["val_loss"])) and math.isfinite(float(row["train_loss"]))
+    if (tmp_path / "history.csv").exists():  # written from the first evaluation on
+        for row in _history(tmp_path / "history.csv"):
+            assert math.isfinite(float(row["val_loss"]))
+            assert math.isfinite(float(row["train_loss"]))
 
 
 def test_save_time_check_catches_weights_that_overflowed(tmp_path):
