@@ -26,10 +26,12 @@ import sysconfig
 
 import numpy as np
 
+from fastrnn._files import open_regular, read_exactly
 from fastrnn._validation import check_instance, check_int, check_real, integer_vector
 
 __all__ = [
     "BUILTIN_MODULES",
+    "MAX_TEXT_BYTES",
     "CorpusError",
     "read_text",
     "builtin_corpus",
@@ -52,12 +54,20 @@ All are single-file, pure-Python modules present in CPython 3.10 and later.
 """
 
 
+MAX_TEXT_BYTES = 2**30
+"""The largest text file read (1 GiB): training holds about two bytes per byte
+of text, and a larger file is refused, with its size, before it is read."""
+
+
 class CorpusError(ValueError):
     """A text that cannot be trained on: empty, not UTF-8, too short, or missing sources."""
 
 
 def read_text(path):
     """Read a UTF-8 text file, exactly (line endings are kept; a BOM is dropped).
+
+    Only a regular file of at most :data:`MAX_TEXT_BYTES` is read: a FIFO, a
+    device or a larger file is refused before anything is read from it.
 
     Parameters
     ----------
@@ -72,10 +82,12 @@ def read_text(path):
     OSError
         If the file cannot be read (missing, a directory, no permission).
     CorpusError
-        If it is empty or not valid UTF-8.
+        If it is not a regular file, is larger than :data:`MAX_TEXT_BYTES`,
+        empty or not valid UTF-8.
     """
-    with open(path, "rb") as f:
-        raw = f.read()
+    f, size = open_regular(path, CorpusError, MAX_TEXT_BYTES, "a text file")
+    with f:
+        raw = read_exactly(f, size, CorpusError, os.fspath(path))
     if not raw:
         raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
     try:
