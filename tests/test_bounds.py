@@ -5,6 +5,7 @@ JSON and out-of-range numbers inside checkpoints; sizes beyond any machine;
 and the memory a long text costs.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -229,3 +230,53 @@ def test_millions_of_layers_are_refused_by_the_parameter_count():
     with pytest.raises(ValueError, match=r"160,000,026 parameters in 10,000,000 layer\(s\)"):
         LSTM(5, 1, 5, num_layers=10**7)
     LSTM(5, 1, 5, num_layers=1000)  # many small layers are still fine
+
+
+# -- memory -------------------------------------------------------------------------------
+
+# Train one step on a text after warming up on a tiny one in the same process,
+# with the peak resident size reset in between: the peak then counts what the
+# text costs, not the imports and compiled kernels.
+_PEAK = r"""
+import sys
+from fastrnn.cli import main
+options = ["--iterations", "1", "--hidden-size", "8", "--sample-length", "0", "--no-progress"]
+assert main(["train", sys.argv[1], "--out", "warm"] + options) == 0
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+assert main(["train", sys.argv[2], "--out", "measured"] + options) == 0
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM")))
+"""
+
+
+def _peak(tmp_path, text_file, name):
+    where = tmp_path / name
+    where.mkdir()
+    result = subprocess.run([sys.executable, "-c", _PEAK, tmp_path / "tiny.txt", text_file],
+                            cwd=where, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's VmHWM")
+def test_a_long_text_costs_at_most_8_bytes_per_character(tmp_path):
+    rng = np.random.default_rng(0)
+    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ABCDEFG.,;\n0123456789", np.uint8)
+    alphabet.take(rng.integers(0, alphabet.size, 10_000)).tofile(tmp_path / "tiny.txt")
+    n = 8_000_000
+    alphabet.take(rng.integers(0, alphabet.size, n)).tofile(tmp_path / "long.txt")
+    footprint = _peak(tmp_path, tmp_path / "tiny.txt", "a")
+    per_char = (_peak(tmp_path, tmp_path / "long.txt", "b") - footprint) / n
+    assert per_char < 8, f"{per_char:.1f} bytes per character"
+
+
+def test_the_text_is_held_once_in_its_smallest_type_and_cut_into_int64_chunks():
+    trainer = Trainer(TEXT, TrainingConfig(hidden_size=8, batch_size=2, sample_length=0))
+    parts = trainer.streams.parts
+    assert parts.dtype == np.uint8 and not parts.flags.owndata  # a view of the one array
+    inputs, targets = trainer.streams.chunk()
+    assert inputs.dtype == targets.dtype == np.int64 and inputs.flags.c_contiguous
+    np.testing.assert_array_equal(inputs, parts[:, :25])
+    assert json.dumps(trainer.checkpoint().config)  # unchanged checkpoints
