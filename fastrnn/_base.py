@@ -125,6 +125,7 @@ def _flat_views(shapes, layout, flat):
 # and the optimizers keep as many again): refuse them with a clear error
 # before anything is allocated or laid out.
 _MAX_PARAMETERS = 2**31
+_LAYER_OVERHEAD = 1024  # parameters' worth of memory (8 KiB) each layer's objects take
 
 
 class _Model:
@@ -147,11 +148,16 @@ class _Model:
         self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
             input_dim, hidden_dim, output_dim, num_layers)
         rng = np.random.default_rng(check_seed("seed", seed))
+        # Each layer also costs Python objects (views of its arrays in the
+        # parameters and the gradients, names, shapes): counted as parameters, so
+        # that a stack of millions of tiny layers is refused here, not by MemoryError.
         count = self._parameter_count()
-        if count > _MAX_PARAMETERS:
+        total = count + self.num_layers * _LAYER_OVERHEAD
+        if total > _MAX_PARAMETERS:
             raise ValueError(
-                f"the model would have {count:,} parameters ({count * 8 / 2**30:,.0f} GiB), more "
-                f"than the {_MAX_PARAMETERS:,} fastrnn allows: choose a smaller hidden_dim, "
+                f"the model would have {count:,} parameters in {self.num_layers:,} layer(s), "
+                f"needing the memory of {total:,} ({total * 8 // 2**30:,} GiB), more than the "
+                f"{_MAX_PARAMETERS:,} fastrnn allows: choose a smaller hidden_dim, "
                 f"num_layers or vocabulary"
             )
         # The sizes every kernel takes: I, H, O, L, G.

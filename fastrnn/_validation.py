@@ -11,6 +11,8 @@ import numbers
 import numpy as np
 
 __all__ = [
+    "MAX_DIMENSION",
+    "MAX_STEPS",
     "check_int",
     "check_real",
     "check_dimension",
@@ -32,8 +34,19 @@ __all__ = [
 
 MAX_SEED = 2**32 - 1
 
+MAX_DIMENSION = 2**63 - 1
+"""The largest size (of a layer, a vocabulary, a stack, a batch, a chunk) anything accepts:
+an int64, as the kernels take it.  What a size must fit is checked where it is used (a
+model's parameter count, a text's length)."""
+
+MAX_STEPS = 10**12
+"""The largest count of optimizer steps (or of passes over a text) anything accepts:
+far beyond any run, and far below the int64 a checkpoint stores it as."""
+
 
 def _short(value):
+    if isinstance(value, int) and abs(value) >= 10**18:  # repr refuses over 4300 digits
+        return f"an integer of {len(format(abs(value), 'x')) * 4} bits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -57,11 +70,13 @@ def _real(name, value):
     return _number(name, value, float, numbers.Real, float, "a real number")
 
 
-def check_int(name, value, low=None):
-    """An integer, at least ``low`` when given."""
+def check_int(name, value, low=None, high=None):
+    """An integer, at least ``low`` and at most ``high`` when given."""
     value = _integer(name, value)
     if low is not None and value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+        raise ValueError(f"{name} must be an integer >= {low}, got {_short(value)}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be an integer <= {high:,}, got {_short(value)}")
     return value
 
 
@@ -85,16 +100,22 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
     return value
 
 
-def check_dimension(name, value):
-    """A positive integer size (``input_dim``, ``hidden_dim``, ...)."""
+def check_dimension(name, value, high=MAX_DIMENSION):
+    """A positive integer size (``input_dim``, ``hidden_dim``, ...), at most ``high``."""
     value = _integer(name, value)
     if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+        raise ValueError(f"{name} must be a positive integer, got {_short(value)}")
+    if value > high:
+        raise ValueError(f"{name} must be a positive integer <= {high:,}, got {_short(value)}")
     return value
 
 
 def check_sizes(input_dim, hidden_dim, output_dim, num_layers=1):
-    """``(input_dim, hidden_dim, output_dim, num_layers)``, each a positive integer."""
+    """``(input_dim, hidden_dim, output_dim, num_layers)``, each a positive integer.
+
+    Each is at most :data:`MAX_DIMENSION`, so that what a model derives from
+    them is an ordinary number (the model then bounds its parameter count).
+    """
     return (check_dimension("input_dim", input_dim), check_dimension("hidden_dim", hidden_dim),
             check_dimension("output_dim", output_dim), check_dimension("num_layers", num_layers))
 

@@ -29,13 +29,19 @@ leaves either the old checkpoint or the new one, never a mixture.
 """
 
 import json
+import math
 import os
+import re
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastrnn._validation import check_instance
+from fastrnn._base import _MAX_PARAMETERS
+from fastrnn._files import open_regular
+from fastrnn._validation import MAX_STEPS, check_instance
+from fastrnn.corpus import MAX_TEXT_BYTES
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write",
@@ -51,6 +57,16 @@ _META = (
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
     "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source",
 )  # fmt: skip
+
+
+# Bounds on what is read, each checked before anything is inflated (see _read_member).
+_MAX_META_BYTES = 1 << 20  # a string, a number or a JSON entry
+_MAX_VOCAB_BYTES = 8 * (0x10FFFF + 1)  # every code point once, as int64
+_MAX_STATE_VALUES = 2**28  # the carried state (S, L, B, H): 2 GiB of float64
+_MAX_OPTIMIZER_ARRAYS = 4  # adam's m, v and step, with room to spare
+_MAX_NPY_HEADER = 1 << 16
+_MAX_JSON_DEPTH = 32
+_MAX_FILE_BYTES = 8 * (4 * _MAX_PARAMETERS + _MAX_STATE_VALUES) + _MAX_VOCAB_BYTES + (1 << 30)
 
 
 class CheckpointError(ValueError):
@@ -239,77 +255,144 @@ def _identity(st):
     return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _read_all(path):
-    """Every entry of an .npz file, read eagerly so that any damage shows up here.
-
-    Returns the entries and the identity of the very version read.
-    """
-    with open(path, "rb") as f:  # a missing file or a directory raises OSError here
+def _open_archive(path):
+    """The open checkpoint file, its zip directory and the identity of the version opened."""
+    f, _ = open_regular(path, CheckpointError, _MAX_FILE_BYTES, "a checkpoint")
+    try:
         identity = _identity(os.fstat(f.fileno()))
         try:
-            loaded = np.load(f, allow_pickle=False)
+            return f, zipfile.ZipFile(f), identity
         except Exception:
-            # numpy reports a file that is neither .npy nor .npz as "pickled
-            # data" (ValueError), a cut-off archive as BadZipFile, and so on:
-            # to the caller they all mean the same.
+            f.seek(0)
+            if f.read(6) == b"\x93NUMPY":
+                raise CheckpointError(
+                    f"{path} holds a single .npy array, not a fastrnn checkpoint") from None
+            # Not a zip archive, or a cut-off one: to the caller they all mean the same.
             raise CheckpointError(
                 f"{path} is not a fastrnn checkpoint (not an .npz file, or a damaged or "
                 f"truncated one)"
             ) from None
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} holds a single .npy array, not a fastrnn checkpoint")
-        try:
-            with loaded:
-                return {name: loaded[name] for name in loaded.files}, identity
-        except Exception:  # bad CRC, truncated member, bad header: all damage
-            raise CheckpointError(
-                f"{path} is a damaged or truncated .npz file, not a readable checkpoint"
-            ) from None
+    except BaseException:
+        f.close()
+        raise
+
+
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _read_member(archive, info, max_bytes, fail):
+    """One ``.npy`` member as an array, never inflating more than ``max_bytes`` of data.
+
+    The size the archive declares is checked before the member is opened, the
+    size its header declares before its data is read; the data is read into
+    an array of exactly that size, and the member must end there (which also
+    checks its CRC).
+    """
+    name = info.filename[:-4]
+    if info.file_size > max_bytes + _MAX_NPY_HEADER:
+        fail(f"entry {name!r} is {info.file_size:,} bytes, more than the {max_bytes:,} it "
+             f"may hold")
+    with archive.open(info) as member:
+        reader = _HEADER_READERS.get(np.lib.format.read_magic(member))
+        if reader is None:
+            fail(f"entry {name!r} is not a .npy array of format 1.0 or 2.0")
+        shape, fortran_order, dtype = reader(member)
+        if dtype.hasobject:
+            fail(f"entry {name!r} holds Python objects, which fastrnn does not load")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > max_bytes:
+            fail(f"entry {name!r} declares {nbytes:,} bytes of data, more than the "
+                 f"{max_bytes:,} it may hold")
+        buf = bytearray(nbytes)
+        if member.readinto(buf) != nbytes or member.read(1):
+            fail(f"entry {name!r} is not as long as its header says")
+    arr = np.frombuffer(buf, dtype=dtype) if nbytes else np.empty(0, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _json_depth(text):
+    """How deeply the arrays and objects of a JSON text nest (strings skipped)."""
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', "", text).encode("utf-8", "surrogatepass")
+    codes = np.frombuffer(bare, dtype=np.uint8)
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+    steps -= np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 class _Reader:
-    """Typed access to the entries of a loaded checkpoint, with clear errors."""
+    """Typed access to the entries of a checkpoint, each read when first asked for.
 
-    def __init__(self, path, entries):
+    Only the entries asked for are ever inflated, each against a size bound.
+    """
+
+    def __init__(self, path, archive):
         self.path = path
-        self.entries = entries
+        self.archive = archive
+        self.members = {info.filename[:-4]: info for info in archive.infolist()
+                        if info.filename.endswith(".npy")}
+        self.entries = {}
 
     def fail(self, what):
         raise CheckpointError(f"{self.path} is a damaged fastrnn checkpoint: {what}")
 
-    def get(self, name):
+    def has(self, name):
+        return name in self.members
+
+    def get(self, name, max_bytes=_MAX_META_BYTES):
         if name not in self.entries:
-            self.fail(f"entry {name!r} is missing")
+            if name not in self.members:
+                self.fail(f"entry {name!r} is missing")
+            try:
+                self.entries[name] = _read_member(self.archive, self.members[name], max_bytes,
+                                                  self.fail)
+            except CheckpointError:
+                raise
+            except Exception:  # bad CRC, truncated member, bad header: all damage
+                raise CheckpointError(
+                    f"{self.path} is a damaged or truncated .npz file, not a readable checkpoint"
+                ) from None
         return self.entries[name]
 
-    def scalar(self, name, kinds, what, low=None):
-        """The 0-d entry ``name`` of a dtype kind in ``kinds``, at least ``low`` when given."""
+    def scalar(self, name, kinds, what, low=None, high=None):
+        """The 0-d entry ``name`` of a dtype kind in ``kinds``, in ``[low, high]`` when given."""
         value = self.get(name)
         if (value.ndim != 0 or value.dtype.kind not in kinds
-                or (low is not None and int(value) < low)):
+                or (low is not None and int(value) < low)
+                or (high is not None and int(value) > high)):
             self.fail(f"entry {name!r} is not {what}")
         return value
 
     def text(self, name):
         return str(self.scalar(name, "U", "a string"))
 
-    def integer(self, name, low=0):
-        return int(self.scalar(name, "iu", f"an integer >= {low}", low))
+    def integer(self, name, low=0, high=None):
+        what = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high:,}]"
+        return int(self.scalar(name, "iu", what, low, high))
+
+    def step_count(self, name):
+        return self.integer(name, 0, MAX_STEPS)
+
+    def text_offset(self, name):
+        return self.integer(name, 0, MAX_TEXT_BYTES)
 
     def real(self, name):
         return float(self.scalar(name, "f", "a number"))
 
     def json(self, name, kind=dict):
+        text = self.text(name)
+        if _json_depth(text) > _MAX_JSON_DEPTH:
+            self.fail(f"entry {name!r} nests deeper than {_MAX_JSON_DEPTH} levels")
         try:
-            value = json.loads(self.text(name))
-        except json.JSONDecodeError:
+            value = json.loads(text)
+        except (ValueError, RecursionError):  # bad syntax, a number of too many digits
             self.fail(f"entry {name!r} is not valid JSON")
         if not isinstance(value, kind):
             self.fail(f"entry {name!r} is not a JSON {kind.__name__}")
         return value
 
-    def floats(self, name):
-        value = self.get(name)
+    def floats(self, name, max_bytes):
+        value = self.get(name, max_bytes)
         if value.dtype.kind != "f":
             self.fail(f"entry {name!r} is not a float array")
         return np.ascontiguousarray(value, dtype=np.float64)
@@ -320,15 +403,15 @@ _SCALAR_ENTRIES = {
     "model_kind": _Reader.text,
     "model_args": _Reader.json,
     "config": _Reader.json,
-    "iteration": _Reader.integer,
-    "epoch": _Reader.integer,
-    "position": _Reader.integer,
+    "iteration": _Reader.step_count,
+    "epoch": _Reader.step_count,
+    "position": _Reader.text_offset,
     "optimizer": _Reader.text,
     "rng_state": _Reader.json,
     "loss_ema": _Reader.real,
     "best_val_loss": _Reader.real,
     "text_sha256": _Reader.text,
-    "text_length": _Reader.integer,
+    "text_length": _Reader.text_offset,
     "text_source": _Reader.text,
 }
 
@@ -356,9 +439,19 @@ def load_checkpoint(path):
         If it is damaged, truncated, of another format or of a newer version.
     """
     path = os.fspath(path)
-    entries, identity = _read_all(path)
-    r = _Reader(path, entries)
-    fmt = entries.get("format")
+    f, archive, identity = _open_archive(path)
+    with f, archive:
+        checkpoint = _read_checkpoint(_Reader(path, archive))
+    # Which file, and which version of it, this is: a trainer resumed from it
+    # may overwrite that version and no other (see Trainer.from_checkpoint).
+    checkpoint._origin = (path, identity)
+    return checkpoint
+
+
+def _read_checkpoint(r):
+    """The :class:`Checkpoint` a reader's entries make, every entry checked."""
+    path = r.path
+    fmt = r.get("format") if r.has("format") else None
     if fmt is None or fmt.ndim != 0 or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
         raise CheckpointError(f"{path} is not a fastrnn checkpoint (it has no fastrnn format tag)")
     version = r.integer("format_version")
@@ -370,24 +463,35 @@ def load_checkpoint(path):
     names = r.get("parameter_names")
     if names.ndim != 1 or names.dtype.kind != "U" or names.size == 0:
         r.fail("entry 'parameter_names' is not a list of names")
-    parameters = {str(name): r.floats(str(name)) for name in names}
+    names = [str(name) for name in names]
+    # The parameters together are no larger than a model may be: checked on the
+    # sizes the archive declares, before any of them is read.
+    declared = 0
+    for name in names:
+        if not r.has(name):
+            r.fail(f"entry {name!r} is missing")
+        declared += max(r.members[name].file_size - _MAX_NPY_HEADER, 0)
+    if declared > 8 * _MAX_PARAMETERS:
+        r.fail(f"the parameters declare {declared:,} bytes, more than a model of "
+               f"{_MAX_PARAMETERS:,} parameters holds")
+    parameters = {name: r.floats(name, 8 * _MAX_PARAMETERS) for name in names}
+    count = sum(value.size for value in parameters.values())
     try:
-        vocab = Vocabulary.from_code_points(r.get("vocab"))
+        vocab = Vocabulary.from_code_points(r.get("vocab", _MAX_VOCAB_BYTES))
     except ValueError as error:
         r.fail(f"bad vocabulary ({error})")
-    optimizer_state = {
-        name[len(_OPT_PREFIX):]: np.array(value)
-        for name, value in entries.items()
-        if name.startswith(_OPT_PREFIX)
+    state_names = [name for name in r.members if name.startswith(_OPT_PREFIX)]
+    if len(state_names) > _MAX_OPTIMIZER_ARRAYS:
+        r.fail(f"it has {len(state_names)} optimizer state entries, more than any optimizer "
+               f"keeps")
+    optimizer_state = {  # each a vector of one value per parameter, or a step count
+        name[len(_OPT_PREFIX):]: np.array(r.get(name, max(8 * count, _MAX_META_BYTES)))
+        for name in state_names
     }
-    hidden = r.floats("hidden")
+    hidden = r.floats("hidden", 8 * _MAX_STATE_VALUES)
     if hidden.ndim < 2:
         r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
-    checkpoint = Checkpoint(
+    return Checkpoint(
         parameters=parameters, vocab=vocab, hidden=hidden, optimizer_state=optimizer_state,
         **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
     )
-    # Which file, and which version of it, this is: a trainer resumed from it
-    # may overwrite that version and no other (see Trainer.from_checkpoint).
-    checkpoint._origin = (path, identity)
-    return checkpoint

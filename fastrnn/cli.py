@@ -233,9 +233,11 @@ def _resume_text(args, ckpt):
     source = ckpt.text_source
     if source == "<builtin>":
         return _read_training_text(None)
+    from fastrnn.corpus import CorpusError
+
     try:
         return _read_training_text(source)
-    except _UserError as error:
+    except (_UserError, CorpusError) as error:  # gone, or now a FIFO, a device, too large
         raise _UserError(f"the run was trained on {source}, which cannot be read now ({error}); "
                          f"pass its TEXT_FILE") from None
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 
 from fastrnn._validation import (
+    MAX_STEPS,
     check_dimension,
     check_instance,
     check_int,
@@ -67,6 +68,8 @@ def _check_run_seed(name, value):
 
 
 _fraction = partial(check_real, low=0.0, high=1.0, high_open=True)
+# Counts of iterations: bounded so that every count a checkpoint stores fits its int64.
+_steps = partial(check_dimension, high=MAX_STEPS)
 _positive = partial(check_real, low=0.0, low_open=True)
 
 OPTION_CHECKS = {
@@ -74,10 +77,10 @@ OPTION_CHECKS = {
     "num_layers": check_dimension,
     "seq_length": check_dimension,
     "batch_size": check_dimension,
-    "lr_decay_every": check_dimension,
-    "iterations": check_dimension,
-    "eval_every": check_dimension,
-    "sample_every": partial(check_int, low=0),  # 0: no samples
+    "lr_decay_every": _steps,
+    "iterations": _steps,
+    "eval_every": _steps,
+    "sample_every": partial(check_int, low=0, high=MAX_STEPS),  # 0: no samples
     "sample_length": _check_sample_length,
     "val_fraction": _fraction,
     "seed": _check_run_seed,
@@ -182,7 +185,7 @@ class TrainingConfig:
 
     def learning_rate_at(self, iteration):
         """Return the learning rate (a float) of the step taken after ``iteration`` >= 0 steps."""
-        iteration = check_int("iteration", iteration, 0)
+        iteration = check_int("iteration", iteration, 0, MAX_STEPS)
         return self.learning_rate * self.lr_decay ** (iteration // self.lr_decay_every)
 
     def to_dict(self):

@@ -1,6 +1,9 @@
 """Training text: reading it, the built-in corpus, the validation split, the streams.
 
-The trainer sees a text as one int64 index array (see :mod:`fastrnn.vocab`).
+The trainer sees a text as one index array (see :mod:`fastrnn.vocab`), held
+once in the smallest integer type its vocabulary fits; the streams and the
+validation data are views of it, and only each (B, T) chunk is converted to
+the int64 the models take, as it is cut.
 Its last ``val_fraction`` is cut off first as validation data; the rest is cut
 into ``batch_size`` contiguous parts, one per stream, read in chunks of
 ``seq_length`` as char-rnn does: chunk k of stream b is
@@ -26,10 +29,12 @@ import sysconfig
 
 import numpy as np
 
+from fastrnn._files import open_regular, read_exactly
 from fastrnn._validation import check_instance, check_int, check_real, integer_vector
 
 __all__ = [
     "BUILTIN_MODULES",
+    "MAX_TEXT_BYTES",
     "CorpusError",
     "read_text",
     "builtin_corpus",
@@ -52,12 +57,23 @@ All are single-file, pure-Python modules present in CPython 3.10 and later.
 """
 
 
+MAX_TEXT_BYTES = 2**30
+"""The largest text file read (1 GiB): training holds about two bytes per byte
+of text, and a larger file is refused, with its size, before it is read."""
+
+# Characters encoded or hashed at a time, so that no copy of the whole text is made.
+_BLOCK = 1 << 20
+
+
 class CorpusError(ValueError):
     """A text that cannot be trained on: empty, not UTF-8, too short, or missing sources."""
 
 
 def read_text(path):
     """Read a UTF-8 text file, exactly (line endings are kept; a BOM is dropped).
+
+    Only a regular file of at most :data:`MAX_TEXT_BYTES` is read: a FIFO, a
+    device or a larger file is refused before anything is read from it.
 
     Parameters
     ----------
@@ -72,10 +88,12 @@ def read_text(path):
     OSError
         If the file cannot be read (missing, a directory, no permission).
     CorpusError
-        If it is empty or not valid UTF-8.
+        If it is not a regular file, is larger than :data:`MAX_TEXT_BYTES`,
+        empty or not valid UTF-8.
     """
-    with open(path, "rb") as f:
-        raw = f.read()
+    f, size = open_regular(path, CorpusError, MAX_TEXT_BYTES, "a text file")
+    with f:
+        raw = read_exactly(f, size, CorpusError, os.fspath(path))
     if not raw:
         raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
     try:
@@ -134,12 +152,16 @@ def fingerprint(text):
     str
     """
     check_instance("text", text, str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256()
+    for start in range(0, len(text), _BLOCK):  # UTF-8 encodes each character on its own
+        digest.update(text[start:start + _BLOCK].encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _index_vector(name, data):
+    """``data`` as a contiguous 1-D integer array of its own dtype (no copy when it is one)."""
     arr = integer_vector(name, data, "a 1-D array of integer indices")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.ascontiguousarray(arr)
 
 
 def split_validation(data, val_fraction):
@@ -156,9 +178,10 @@ def split_validation(data, val_fraction):
 
     Returns
     -------
-    train : ndarray of int64, shape (n - n_val,)
-    val : ndarray of int64, shape (n_val,)
-        Views of ``data`` when it is already a contiguous int64 array.
+    train : ndarray, shape (n - n_val,)
+    val : ndarray, shape (n_val,)
+        Views of ``data`` (of its integer dtype) when it is already a
+        contiguous array.
     """
     data = _index_vector("data", data)
     val_fraction = check_real("val_fraction", val_fraction, 0.0, 1.0, high_open=True)
@@ -183,8 +206,9 @@ def contiguous_parts(data, parts):
 
     Returns
     -------
-    ndarray of int64, shape (B, n // B)
-        Row b is ``data[b*L : (b+1)*L]`` with ``L = n // B``.
+    ndarray, shape (B, n // B)
+        A view of ``data`` when it is a contiguous array, of its dtype.  Row b
+        is ``data[b*L : (b+1)*L]`` with ``L = n // B``.
     """
     data = _index_vector("data", data)
     parts = check_int("parts", parts, 1)
@@ -200,7 +224,7 @@ class Streams:
     Parameters
     ----------
     data : array_like of int, shape (n,)
-        The training text as indices.
+        The training text as indices, of any integer dtype; it is not copied.
     batch_size : int
         B, the number of streams; the text is cut into B contiguous parts.
     seq_length : int
@@ -213,8 +237,8 @@ class Streams:
 
     Attributes
     ----------
-    parts : ndarray of int64, shape (B, L)
-        The parts; every part must hold at least T + 1 characters.
+    parts : ndarray, shape (B, L)
+        The parts, a view of ``data``; every part must hold at least T + 1 characters.
     position : int
         Start of the next chunk within each part.
     epoch : int
@@ -261,11 +285,11 @@ class Streams:
         -------
         inputs : ndarray of int64, shape (B, T)
         targets : ndarray of int64, shape (B, T)
-            ``inputs`` shifted by one character.
+            ``inputs`` shifted by one character; fresh arrays.
         """
         p, T = self.position, self.seq_length
-        return (np.ascontiguousarray(self.parts[:, p:p + T]),
-                np.ascontiguousarray(self.parts[:, p + 1:p + T + 1]))
+        return (self.parts[:, p:p + T].astype(np.int64, order="C"),
+                self.parts[:, p + 1:p + T + 1].astype(np.int64, order="C"))
 
     def advance(self):
         """Move to the next chunk, wrapping to the start when a part is used up.

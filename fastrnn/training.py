@@ -232,7 +232,7 @@ class Trainer:
         self.source = source
         self.text_sha256 = fingerprint(text)
         self.text_length = len(text)
-        train, val = split_validation(vocab.encode(text), config.val_fraction)
+        train, val = split_validation(vocab.encode(text, compact=True), config.val_fraction)
         self.streams = Streams(train, config.batch_size, config.seq_length,
                                position=position, epoch=epoch)
         self.val_size = int(val.shape[0])

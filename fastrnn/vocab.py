@@ -1,10 +1,14 @@
-"""The character vocabulary: characters <-> int64 indices.
+"""The character vocabulary: characters <-> integer indices.
 
 A :class:`Vocabulary` built from a text holds its distinct characters sorted by
 code point, so the same text always gives the same indices, whatever order the
 characters first appear in.  It is saved inside every checkpoint (as an array
 of code points) so that a trained model always decodes with the indices it was
 trained on.
+
+A long text is encoded a block of characters at a time, into one array of
+the smallest integer type the vocabulary fits (``encode(text, compact=True)``),
+so that encoding it needs little more memory than the result.
 """
 
 import numpy as np
@@ -16,12 +20,25 @@ __all__ = ["Vocabulary"]
 # How many unknown characters an error message lists before it says "and N more".
 _MAX_LISTED = 10
 
+# Characters converted to code points at a time (4 bytes each, and 8 for their positions).
+_BLOCK = 1 << 20
+
 
 def _code_points(text):
     """Return the code points of ``text`` as a uint32 array, shape (len(text),)."""
     # UTF-32 is one 4-byte unit per code point; "surrogatepass" keeps lone
     # surrogates (possible in a Python str) instead of failing on them.
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _blocks(text):
+    """``text`` in pieces of at most ``_BLOCK`` characters (one empty piece for "")."""
+    return (text[start:start + _BLOCK] for start in range(0, max(len(text), 1), _BLOCK))
+
+
+def _distinct_code_points(text):
+    """The sorted distinct code points of ``text`` (uint32), without converting it whole."""
+    return np.unique(np.concatenate([np.unique(_code_points(piece)) for piece in _blocks(text)]))
 
 
 def _from_code_points(codes):
@@ -111,7 +128,7 @@ class Vocabulary:
         check_instance("text", text, str)
         if not text:
             raise ValueError("cannot build a vocabulary from an empty text")
-        return cls(_from_code_points(np.unique(_code_points(text))))
+        return cls(_from_code_points(_distinct_code_points(text)))
 
     @classmethod
     def from_code_points(cls, codes):
@@ -135,6 +152,13 @@ class Vocabulary:
     def to_code_points(self):
         """Return the characters as an int64 array of code points, shape (V,), in index order."""
         return self._codes.copy()
+
+    @property
+    def index_dtype(self):
+        """The smallest integer dtype that holds every index: uint8, uint16 or int32."""
+        if self.size <= 2**8:
+            return np.dtype(np.uint8)
+        return np.dtype(np.uint16) if self.size <= 2**16 else np.dtype(np.int32)
 
     @property
     def size(self):
@@ -171,12 +195,12 @@ class Vocabulary:
             Sorted by code point; empty when every character is known.
         """
         check_instance("text", text, str)
-        codes = np.unique(_code_points(text))
+        codes = _distinct_code_points(text)
         pos = np.searchsorted(self._sorted, codes).clip(max=self.size - 1)
         missing = codes[self._sorted[pos] != codes]
         return list(_from_code_points(missing))
 
-    def encode(self, text, *, name="text"):
+    def encode(self, text, *, name="text", compact=False):
         """Return the indices of the characters of ``text``.
 
         Parameters
@@ -184,10 +208,13 @@ class Vocabulary:
         text : str
         name : str, default "text"
             What to call ``text`` in an error message.
+        compact : bool, default False
+            Return the indices as :attr:`index_dtype` instead of int64 (what a
+            long training text is held as).
 
         Returns
         -------
-        ndarray of int64, shape (len(text),)
+        ndarray of int64 (or :attr:`index_dtype`), shape (len(text),)
 
         Raises
         ------
@@ -196,15 +223,20 @@ class Vocabulary:
             names them.
         """
         check_instance("text", text, str)
-        codes = _code_points(text)
-        pos = np.searchsorted(self._sorted, codes).clip(max=self.size - 1)  # (n,)
-        if not np.array_equal(self._sorted[pos], codes):
-            missing = self.unknown(text)
-            raise ValueError(
-                f"{name} holds {len(missing)} character{'s' if len(missing) != 1 else ''} "
-                f"outside the vocabulary: {_describe(missing)}"
-            )
-        return self._order[pos].astype(np.int64)
+        out = np.empty(len(text), dtype=self.index_dtype if compact else np.int64)
+        done = 0
+        for piece in _blocks(text):
+            codes = _code_points(piece)  # (n,) of one block
+            pos = np.searchsorted(self._sorted, codes).clip(max=self.size - 1)
+            if not np.array_equal(self._sorted[pos], codes):
+                missing = self.unknown(text)
+                raise ValueError(
+                    f"{name} holds {len(missing)} character{'s' if len(missing) != 1 else ''} "
+                    f"outside the vocabulary: {_describe(missing)}"
+                )
+            out[done:done + codes.shape[0]] = self._order[pos]
+            done += codes.shape[0]
+        return out
 
     def decode(self, indices):
         """Return the text spelled by a sequence of indices.

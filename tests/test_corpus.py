@@ -198,3 +198,18 @@ def test_streams_reject_a_text_too_short():
 def test_streams_reject_bad_sizes(kwargs):
     with pytest.raises(ValueError):
         Streams(np.arange(100), **kwargs)
+
+
+def test_fingerprint_in_blocks_is_the_whole_texts(monkeypatch):
+    monkeypatch.setattr(corpus, "_BLOCK", 3)
+    text = "naïve \ud800 日本 😀" * 3  # a lone surrogate too
+    assert fingerprint(text) == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def test_streams_keep_the_dtype_and_cut_int64_chunks():
+    data = np.arange(40, dtype=np.uint8)
+    streams = Streams(data, 2, 5)
+    assert streams.parts.dtype == np.uint8 and np.shares_memory(streams.parts, data)
+    inputs, targets = streams.chunk()
+    assert inputs.dtype == targets.dtype == np.int64
+    np.testing.assert_array_equal(inputs, [[0, 1, 2, 3, 4], [20, 21, 22, 23, 24]])

@@ -115,3 +115,26 @@ def test_from_code_points_rejects(bad):
 def test_encode_rejects_non_str():
     with pytest.raises(ValueError, match="must be a str"):
         Vocabulary.from_text("a").encode(["a"])
+
+
+def test_compact_encoding_in_blocks_matches_int64(monkeypatch):
+    import fastrnn.vocab as vocab_module
+
+    monkeypatch.setattr(vocab_module, "_BLOCK", 7)  # many blocks, and a partial last one
+    text = "hello, wörld 😀\n" * 5
+    vocab = Vocabulary.from_text(text)
+    assert vocab == Vocabulary(sorted(set(text)))
+    wide = vocab.encode(text)
+    compact = vocab.encode(text, compact=True)
+    assert wide.dtype == np.int64 and compact.dtype == vocab.index_dtype == np.uint8
+    np.testing.assert_array_equal(compact, wide)
+    assert vocab.decode(compact) == text
+    with pytest.raises(ValueError, match="1 character outside the vocabulary: 'z'"):
+        vocab.encode(text + "z", compact=True)
+
+
+def test_index_dtype_is_the_smallest_that_fits():
+    assert Vocabulary("ab").index_dtype == np.uint8
+    assert Vocabulary(map(chr, range(256))).index_dtype == np.uint8
+    assert Vocabulary(map(chr, range(257))).index_dtype == np.uint16
+    assert Vocabulary(map(chr, range(70_000))).index_dtype == np.int32
