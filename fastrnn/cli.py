@@ -128,6 +128,20 @@ def _train_epilog():
     )
 
 
+def _add_top_k_top_p(sample):
+    """The options of ``sample`` that restrict each draw, converted by predict's checks."""
+    from fastrnn._validation import argument_type, check_top_k, check_top_p
+
+    sample.add_argument("--top-k", type=argument_type(lambda name, v: check_top_k(v, name), int),
+                        default=None, metavar="K",
+                        help="draw each character from the K most probable only (1: greedy)")
+    sample.add_argument("--top-p", type=argument_type(lambda name, v: check_top_p(v, name), float),
+                        default=None, metavar="P",
+                        help="draw each character from the smallest set of the most probable "
+                        "whose probability reaches P, in (0, 1] (nucleus sampling; after "
+                        "--top-k when both are given)")
+
+
 def _parser():
     from fastrnn._validation import argument_type, check_num_chars, check_seed, check_temperature
     from fastrnn.config import TrainingConfig
@@ -183,6 +197,7 @@ def _parser():
     sample.add_argument("--temperature", type=temperature, default=1.0, metavar="T",
                         help="softmax temperature; lower is more conservative, 0 is greedy "
                         "(default: 1.0)")
+    _add_top_k_top_p(sample)
     sample.add_argument("--prime", default="", metavar="TEXT",
                         help="text to start with; the output begins with it")
     sample.add_argument("--seed", type=argument_type(check_seed, int), default=None, metavar="N",
@@ -370,7 +385,7 @@ def _sample(args):
     except OSError as error:
         raise _UserError(f"cannot read the checkpoint: {_describe_os_error(error)}") from None
     text = generate(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
-                    seed=args.seed)
+                    seed=args.seed, top_k=args.top_k, top_p=args.top_p)
     data = text.encode("utf-8", "surrogateescape")
     if sys.stdout.isatty() and not text.endswith("\n"):
         data += b"\n"

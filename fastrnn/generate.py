@@ -10,7 +10,14 @@ import itertools
 import numpy as np
 
 from fastrnn._rundir import resolve_checkpoint
-from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
+from fastrnn._validation import (
+    check_instance,
+    check_num_chars,
+    check_seed,
+    check_temperature,
+    check_top_k,
+    check_top_p,
+)
 from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
@@ -124,7 +131,8 @@ def load_model(path):
     return model_from_checkpoint(ckpt, path), ckpt.vocab
 
 
-def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
+def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
+             top_p=None):
     """Sample text from a model: the prime text, then ``length`` new characters.
 
     The model reads the prime text (all of it but the last character, scored
@@ -147,6 +155,12 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
         Softmax temperature (>= 0); 0 picks the most likely character (greedy).
     seed : int, optional
         Seed in [0, 2**32 - 1] for reproducible samples.
+    top_k : int, optional
+        Draw each character from the ``top_k`` most probable only (1 is greedy).
+    top_p : float, optional
+        In (0, 1]: draw each character from the smallest set of the most
+        probable whose probability reaches ``top_p`` (after ``top_k``); see
+        :meth:`fastrnn.RNN.predict`.
 
     Returns
     -------
@@ -160,6 +174,7 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
     length = check_num_chars(length, "length")
     temperature = check_temperature(temperature)
     seed = check_seed("seed", seed)
+    top_k, top_p = check_top_k(top_k), check_top_p(top_p)
     check_instance("prime", prime, str)
     indices = vocab.encode(prime, name="the prime text")  # names any unknown characters
     if getattr(model, "input_dim", vocab.size) != vocab.size:
@@ -181,5 +196,6 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
         start = int(np.random.default_rng(seed).integers(vocab.size))
     if length == 0:
         return prime
-    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0)
+    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0, top_k=top_k,
+                        top_p=top_p)
     return prime + vocab.decode(out)
