@@ -7,6 +7,8 @@ Commands:
     the built-in corpus (:func:`fastrnn.corpus.builtin_corpus`).
 ``fastrnn sample DIR_OR_CHECKPOINT``
     Print text sampled from a trained model to stdout.
+``fastrnn --version``
+    Print the version.
 ``fastrnn hello``
     The classic min-char-rnn demonstration on "hello world".
 
@@ -147,10 +149,13 @@ def _parser():
     from fastrnn.config import TrainingConfig
 
     defaults = TrainingConfig()
+    from fastrnn import __version__
+
     parser = argparse.ArgumentParser(
         prog=_PROG,
         description="Character-level recurrent neural networks, compiled with Numba.",
     )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser(

@@ -513,6 +513,16 @@ def test_option_errors_are_the_api_checks_naming_the_flag(capsys, args, message)
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
 
 
+def test_version(capsys):
+    from fastrnn import __version__
+    from fastrnn.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"fastrnn {__version__}\n"
+
+
 def test_sample_top_k_and_top_p_are_those_of_generate(trained):
     from fastrnn import generate, load_model
 
