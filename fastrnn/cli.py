@@ -7,6 +7,8 @@ Commands:
     the built-in corpus (:func:`fastrnn.corpus.builtin_corpus`).
 ``fastrnn sample DIR_OR_CHECKPOINT``
     Print text sampled from a trained model to stdout.
+``fastrnn eval DIR_OR_CHECKPOINT TEXT_FILE``
+    Print the model's loss on a text, in nats and bits per character.
 ``fastrnn --version``
     Print the version.
 ``fastrnn hello``
@@ -209,6 +211,19 @@ def _parser():
                         help="seed for reproducible samples (default: a fresh one)")
     sample.set_defaults(handler=_sample)
 
+    evaluate = commands.add_parser(
+        "eval", help="score a trained model on a text",
+        description="Print the model's loss on a UTF-8 text, read as one stream from the "
+        "first character (each character predicted from all before it): in nats and in bits "
+        "per character.",
+    )
+    evaluate.add_argument("checkpoint", metavar="DIR_OR_CHECKPOINT",
+                          help="a checkpoint file, or a training DIR (its checkpoint.npz)")
+    evaluate.add_argument("text_file", metavar="TEXT_FILE", help="UTF-8 text to score")
+    evaluate.add_argument("--json", action="store_true",
+                          help='print {"loss_nats": ..., "bits_per_char": ..., "characters": ...}')
+    evaluate.set_defaults(handler=_eval)
+
     hello = commands.add_parser("hello", help='the min-char-rnn demo: learn "hello world"')
     hello.set_defaults(handler=_hello)
     return parser
@@ -373,22 +388,29 @@ def _describe_end(summary, out):
     print(line + f"\nsample with: {shlex.join([_PROG, 'sample', out])}", file=sys.stderr)
 
 
-def _sample(args):
-    from fastrnn.training import CHECKPOINT_NAME, generate, load_model
+def _load(given):
+    """The model and vocabulary of DIR_OR_CHECKPOINT: a checkpoint file, or DIR/checkpoint.npz."""
+    from fastrnn.training import CHECKPOINT_NAME, load_model
 
-    if sys.stdout is None:  # started with stdout closed (``>&-``)
-        raise _UserError("standard output is closed: there is nowhere to write the sample")
-    path = args.checkpoint
+    path = given
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)
         if not os.path.exists(path):
-            raise _UserError(f"{args.checkpoint} holds no {CHECKPOINT_NAME}")
+            raise _UserError(f"{given} holds no {CHECKPOINT_NAME}")
         if os.path.isdir(path):
             raise _UserError(f"{path} is a directory, not a checkpoint")
     try:
-        model, vocab = load_model(path)
+        return load_model(path)
     except OSError as error:
         raise _UserError(f"cannot read the checkpoint: {_describe_os_error(error)}") from None
+
+
+def _sample(args):
+    from fastrnn.training import generate
+
+    if sys.stdout is None:  # started with stdout closed (``>&-``)
+        raise _UserError("standard output is closed: there is nowhere to write the sample")
+    model, vocab = _load(args.checkpoint)
     text = generate(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
                     seed=args.seed, top_k=args.top_k, top_p=args.top_p)
     data = text.encode("utf-8", "surrogateescape")
@@ -405,6 +427,31 @@ def _sample(args):
     except BrokenPipeError:
         # The reader went away (``fastrnn sample DIR | head``): not an error.
         _discard(sys.stdout)
+    return 0
+
+
+def _eval(args):
+    import json
+
+    from fastrnn.corpus import read_text
+    from fastrnn.generate import evaluate
+
+    model, vocab = _load(args.checkpoint)
+    path = args.text_file
+    if os.path.isdir(path):
+        raise _UserError(f"{path} is a directory, not a text file")
+    try:
+        if os.path.getsize(path) == 0:
+            raise _UserError(f"{path} is empty: there is nothing to score")
+        text = read_text(path)
+    except OSError as error:
+        raise _UserError(f"cannot read the text file: {_describe_os_error(error)}") from None
+    result = evaluate(model, vocab, text, name=path)
+    if args.json:
+        print(json.dumps(result._asdict()))
+    else:
+        print(f"{result.loss_nats:.4f} nats ({result.bits_per_char:.4f} bits) per character "
+              f"on {result.characters:,} characters of {path}")
     return 0
 
 
@@ -438,7 +485,8 @@ def main(argv=None):
         command = args.command
         if args.command is None:
             parser.print_usage(sys.stderr)
-            print(f"{_PROG}: error: choose a command: train, sample or hello", file=sys.stderr)
+            print(f"{_PROG}: error: choose a command: train, sample, eval or hello",
+                  file=sys.stderr)
             return 2
         return args.handler(args)
     except KeyboardInterrupt:
