@@ -15,15 +15,19 @@ command line)::
     Trainer(text, TrainingConfig(iterations=20_000)).run("run")
     model, vocab = load_model("run")
     print(generate(model, vocab, 300, prime="def "))
+
+``fastrnn.load_pretrained()`` returns a small LSTM that ships with the package,
+trained on Python source, in the same ``(model, vocab)`` form.
 """
 
 from fastrnn.config import TrainingConfig
 from fastrnn.generate import generate, load_model
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
+from fastrnn.pretrained import load_pretrained
 from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
-           "generate", "from_torch"]
+           "generate", "from_torch", "load_pretrained"]
 __version__ = "0.1.0"

@@ -36,6 +36,7 @@ from fastrnn._validation import (
     index_array,
     paired_indices,
     sampling_arguments,
+    sampling_filters,
 )
 
 _NO_STATE = np.empty(0)
@@ -384,7 +385,8 @@ class _Model:
         self.last_hidden = self._state_out(last, single)
         return float(value)
 
-    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None,
+                top_k=None, top_p=None):
         """Sample a continuation, one index at a time, each fed back as the next input.
 
         Parameters
@@ -399,17 +401,34 @@ class _Model:
             Makes the draws reproducible, in every process.
         h0 : optional
             Initial state of one stream (see the class docstring); zeros by default.
+        top_k : int, optional
+            Draw each index from the ``top_k`` most probable only (>= 1; 1 is
+            greedy).
+        top_p : float, optional
+            In (0, 1]: draw each index from the smallest set of the most
+            probable whose probability reaches ``top_p`` (nucleus sampling);
+            with ``top_k``, of the ``top_k`` kept, their probabilities
+            renormalised.
 
         Returns
         -------
         list of int
+
+        Notes
+        -----
+        Indices are ranked by probability, ties broken in favour of the lower
+        index; with ``top_k`` or ``top_p`` each draw is an inverse-CDF draw over
+        the kept indices in that order.  Without them the draws are those of
+        plain softmax sampling, index by index; temperature 0 ignores both.
         """
         start, num_chars, temperature, seed = sampling_arguments(
             self, start_index, num_chars, temperature, seed)
+        top_k, top_p = sampling_filters(self, top_k, top_p)
         S, L, _, H = self._state_shape(1)
         state = _aligned_zeros(S * L * H).reshape(S, L, H)  # updated in place by the kernel
         state[...] = self._state_in(h0, 1)[:, :, 0]
         out = _sample_buffer(num_chars)
         scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES))
-        _sampling.sample(start, state, self._theta, *self._dims, temperature, seed, out, scratch)
+        _sampling.sample(start, state, self._theta, *self._dims, temperature, top_k, top_p, seed,
+                         out, scratch)
         return out.tolist()

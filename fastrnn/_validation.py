@@ -22,6 +22,9 @@ __all__ = [
     "check_clip",
     "check_num_chars",
     "check_temperature",
+    "check_top_k",
+    "check_top_p",
+    "sampling_filters",
     "index_array",
     "paired_indices",
     "check_index",
@@ -344,6 +347,32 @@ def sampling_arguments(model, start_index, num_chars, temperature, seed):
         )
     return (check_index("start_index", start_index, model.input_dim), check_num_chars(num_chars),
             check_temperature(temperature), entropy_seed(check_seed("seed", seed)))
+
+
+def check_top_k(value, name="top_k"):
+    """``None`` (no limit) or an integer >= 1: how many of the most probable indices to keep."""
+    if value is None:
+        return None
+    return check_int(name, value, 1)
+
+
+def check_top_p(value, name="top_p"):
+    """``None`` (no limit) or a real number in (0, 1]: the nucleus's probability."""
+    if value is None:
+        return None
+    return check_real(name, value, low=0.0, high=1.0, low_open=True)
+
+
+def sampling_filters(model, top_k, top_p):
+    """The checked ``top_k, top_p`` of a model's ``predict``, as the sampling kernel takes them.
+
+    ``top_k`` comes back as an int, 0 when it keeps every index (None, or at
+    least ``model.output_dim``); ``top_p`` as a float, 1.0 when it keeps every
+    index (None or 1).
+    """
+    top_k, top_p = check_top_k(top_k), check_top_p(top_p)
+    return (0 if top_k is None or top_k >= model.output_dim else top_k,
+            1.0 if top_p is None else top_p)
 
 
 def check_instance(name, value, kind):

@@ -1,21 +1,33 @@
-"""Models from checkpoints, and text from models: :func:`load_model` and :func:`generate`.
+"""Models from checkpoints, text from models, models on texts: load, generate, evaluate.
 
 :func:`model_from_checkpoint` builds the model a checkpoint holds, its weights
 checked against the file's own description before anything large is
-allocated; the trainer resumes through it too.
+allocated; the trainer resumes through it too.  :func:`evaluate` scores a
+model on a text, the number ``fastrnn eval`` prints.
 """
 
 import itertools
+import math
+from typing import NamedTuple
 
 import numpy as np
 
 from fastrnn._rundir import resolve_checkpoint
-from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
+from fastrnn._validation import (
+    check_instance,
+    check_int,
+    check_num_chars,
+    check_seed,
+    check_temperature,
+    check_top_k,
+    check_top_p,
+)
 from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["load_model", "generate", "build_model", "model_from_checkpoint"]
+__all__ = ["load_model", "generate", "evaluate", "Evaluation", "build_model",
+           "model_from_checkpoint"]
 
 
 def build_model(kind, args, seed=0):
@@ -124,7 +136,20 @@ def load_model(path):
     return model_from_checkpoint(ckpt, path), ckpt.vocab
 
 
-def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
+def _check_pair(model, vocab):
+    """Refuse anything but one of fastrnn's models and a vocabulary of its size."""
+    if not isinstance(model, tuple(MODELS.values())):
+        raise ValueError(f"model must be one of fastrnn's models ({', '.join(sorted(MODELS))}), "
+                         f"got {type(model).__name__}")
+    check_instance("vocab", vocab, Vocabulary)
+    if getattr(model, "input_dim", vocab.size) != vocab.size:
+        raise ValueError(
+            f"the model reads {model.input_dim} symbols, the vocabulary has {vocab.size}"
+        )
+
+
+def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
+             top_p=None):
     """Sample text from a model: the prime text, then ``length`` new characters.
 
     The model reads the prime text (all of it but the last character, scored
@@ -147,25 +172,25 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
         Softmax temperature (>= 0); 0 picks the most likely character (greedy).
     seed : int, optional
         Seed in [0, 2**32 - 1] for reproducible samples.
+    top_k : int, optional
+        Draw each character from the ``top_k`` most probable only (1 is greedy).
+    top_p : float, optional
+        In (0, 1]: draw each character from the smallest set of the most
+        probable whose probability reaches ``top_p`` (after ``top_k``); see
+        :meth:`fastrnn.RNN.predict`.
 
     Returns
     -------
     str
         ``prime`` followed by the generated characters.
     """
-    if not isinstance(model, tuple(MODELS.values())):
-        raise ValueError(f"model must be one of fastrnn's models ({', '.join(sorted(MODELS))}), "
-                         f"got {type(model).__name__}")
-    check_instance("vocab", vocab, Vocabulary)
+    _check_pair(model, vocab)
     length = check_num_chars(length, "length")
     temperature = check_temperature(temperature)
     seed = check_seed("seed", seed)
+    top_k, top_p = check_top_k(top_k), check_top_p(top_p)
     check_instance("prime", prime, str)
     indices = vocab.encode(prime, name="the prime text")  # names any unknown characters
-    if getattr(model, "input_dim", vocab.size) != vocab.size:
-        raise ValueError(
-            f"the model reads {model.input_dim} symbols, the vocabulary has {vocab.size}"
-        )
     h0 = None
     if prime:
         if len(indices) > 1:
@@ -181,5 +206,81 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None):
         start = int(np.random.default_rng(seed).integers(vocab.size))
     if length == 0:
         return prime
-    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0)
+    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0, top_k=top_k,
+                        top_p=top_p)
     return prime + vocab.decode(out)
+
+
+class Evaluation(NamedTuple):
+    """How well a model predicts a text (see :func:`evaluate`), field by field.
+
+    Attributes
+    ----------
+    loss_nats : float
+        Mean cross-entropy of each next character, in nats.
+    bits_per_char : float
+        The same in bits: ``loss_nats / log(2)``.
+    characters : int
+        The length of the text; ``characters - 1`` characters are predicted.
+    """
+
+    loss_nats: float
+    bits_per_char: float
+    characters: int
+
+
+# Characters scored per call of the model's loss: long texts never need one
+# huge workspace, and the state carried between calls makes the result that
+# of one pass over the whole text.
+_EVAL_CHUNK = 10_000
+
+
+def evaluate(model, vocab, text, *, chunk_length=_EVAL_CHUNK, name="the text"):
+    """The loss of a model on a text, read as one stream from a zero state.
+
+    Each character after the first is predicted from all those before it:
+    the result equals ``model.loss(ids[:-1], ids[1:]) / (len(ids) - 1)`` for
+    ``ids = vocab.encode(text)``, computed ``chunk_length`` characters at a
+    time with the state carried from one chunk to the next.
+
+    Parameters
+    ----------
+    model : LSTM, GRU or RNN
+    vocab : Vocabulary
+        Its vocabulary.
+    text : str
+        At least 2 characters, every one in the vocabulary.
+    chunk_length : int, default 10000
+        Characters per call of the model's :meth:`loss` (>= 1).
+    name : str, default "the text"
+        What to call the text in error messages (a file name, say).
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    ValueError
+        If the text is too short or holds characters outside the vocabulary
+        (the message names them).
+    """
+    _check_pair(model, vocab)
+    check_instance("text", text, str)
+    chunk_length = check_int("chunk_length", chunk_length, 1)
+    ids = vocab.encode(text, name=name)
+    n = len(ids) - 1
+    if n < 1:
+        raise ValueError(f"{name} has {len(ids)} character{'s' if len(ids) != 1 else ''}: "
+                         f"scoring needs at least 2")
+    kept = model.last_hidden  # the caller's, put back afterwards
+    total, state = 0.0, None
+    try:
+        for lo in range(0, n, chunk_length):
+            hi = min(lo + chunk_length, n)
+            total += model.loss(ids[lo:hi], ids[lo + 1:hi + 1], h0=state)
+            state = model.last_hidden
+    finally:
+        model.last_hidden = kept
+    loss = total / n
+    return Evaluation(loss, loss / math.log(2), len(ids))

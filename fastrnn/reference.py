@@ -25,6 +25,7 @@ from fastrnn._validation import (
     layered_state,
     paired_indices,
     sampling_arguments,
+    sampling_filters,
 )
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU"]
@@ -35,13 +36,29 @@ def _softmax(y):
     return e / np.sum(e)
 
 
-def _next_index(y, temperature, rng):
-    """The argmax of the logits ``y`` (temperature 0), or an inverse-CDF draw of softmax(y / T)."""
-    if temperature == 0:
+def _next_index(y, temperature, rng, top_k=0, top_p=1.0):
+    """The argmax of the logits ``y`` (temperature 0), or an inverse-CDF draw of softmax(y / T).
+
+    ``top_k`` (0: off) and ``top_p`` (1: off) restrict the draw to the ``top_k``
+    most probable indices, then to the smallest set of those, most probable
+    first, whose renormalised probability reaches ``top_p``; ties rank the
+    lower index first, and the draw runs over the kept indices in rank order.
+    """
+    if temperature == 0 or top_k == 1:
         return int(np.argmax(y))
     p = _softmax((y - np.max(y)) / temperature)
     u = rng.random_sample()
-    return int(min(np.searchsorted(np.cumsum(p), u, side="right"), y.shape[0] - 1))
+    if top_k == 0 and top_p == 1.0:
+        return int(min(np.searchsorted(np.cumsum(p), u, side="right"), y.shape[0] - 1))
+    order = np.argsort(-y, kind="stable")  # most probable first, ties by index
+    if top_k:
+        order = order[:top_k]
+    q = p[order] / np.sum(p[order])
+    # the first prefix reaching top_p (all of them when rounding keeps the sum below it)
+    keep = min(int(np.searchsorted(np.cumsum(q), top_p, side="left")) + 1, order.shape[0])
+    order = order[:keep]
+    cdf = np.cumsum(p[order])
+    return int(order[min(np.searchsorted(cdf, u * cdf[-1], side="right"), keep - 1)])
 
 
 def _softmax_and_log_normaliser(y):
@@ -190,15 +207,18 @@ class RNN:
         self.last_hidden = hs[..., -1, :].copy()
         return float(loss)
 
-    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None,
+                top_k=None, top_p=None):
         """Sample ``num_chars`` indices after ``start_index`` (inverse-CDF draws).
 
         Uses ``numpy.random.RandomState(seed)``, whose uniform stream equals the
         one the fastrnn kernel draws from numba's generator, so both sample the
-        same indices for the same seed.
+        same indices for the same seed (``top_k`` and ``top_p`` as in
+        :meth:`fastrnn.RNN.predict`).
         """
         start, num_chars, temperature, seed = sampling_arguments(
             self, start_index, num_chars, temperature, seed)
+        top_k, top_p = sampling_filters(self, top_k, top_p)
         rng = np.random.RandomState(seed)
         h = hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)
         ix = start
@@ -208,7 +228,7 @@ class RNN:
             x[ix] = 1
             h = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, h) + self.bh)
             y = (np.dot(self.Why, h) + self.by).ravel()
-            ix = _next_index(y, temperature, rng)
+            ix = _next_index(y, temperature, rng, top_k, top_p)
             out.append(ix)
         return out
 
@@ -373,17 +393,19 @@ class _GatedReference:
             p -= learning_rate * g
         return loss
 
-    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None):
+    def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None,
+                top_k=None, top_p=None):
         """Sample ``num_chars`` indices after ``start_index``, as :meth:`RNN.predict` does."""
         start, num_chars, temperature, seed = sampling_arguments(
             self, start_index, num_chars, temperature, seed)
+        top_k, top_p = sampling_filters(self, top_k, top_p)
         rng = np.random.RandomState(seed)
         state = self._initial(h0, 1)[0]
         ix, out = start, []
         for _ in range(num_chars):
             _, records, state = self._run_row([ix], None, state)
             y = (np.dot(self.Why, records[0][2]) + self.by).ravel()
-            ix = _next_index(y, temperature, rng)
+            ix = _next_index(y, temperature, rng, top_k, top_p)
             out.append(ix)
         return out
 

@@ -512,3 +512,45 @@ def test_option_errors_are_the_api_checks_naming_the_flag(capsys, args, message)
         main(args)
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+
+
+def test_version(capsys):
+    from fastrnn import __version__
+    from fastrnn.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"fastrnn {__version__}\n"
+
+
+def test_sample_top_k_and_top_p_are_those_of_generate(trained):
+    from fastrnn import generate, load_model
+
+    out, _ = trained
+    model, vocab = load_model(out)
+    for options, api in [(["--top-k", "3"], {"top_k": 3}), (["--top-p", "0.8"], {"top_p": 0.8}),
+                         (["--top-k", "4", "--top-p", "0.5", "--temperature", "1.5"],
+                          {"top_k": 4, "top_p": 0.5, "temperature": 1.5})]:
+        result = fastrnn("sample", out, "--length", "80", "--seed", "9", *options, cwd=out)
+        assert result.returncode == 0, err(result)
+        assert result.stdout.decode("utf-8") == generate(model, vocab, 80, seed=9, **api)
+    greedy = fastrnn("sample", out, "--length", "80", "--temperature", "0", cwd=out)
+    top1 = fastrnn("sample", out, "--length", "80", "--top-k", "1", "--seed", "2", cwd=out)
+    assert top1.stdout == greedy.stdout
+
+
+def test_top_k_top_p_errors_are_the_api_checks_naming_the_flag(capsys):
+    from fastrnn.cli import main
+
+    for flag, value, message in [
+        ("--top-k", "0", "must be an integer >= 1, got '0'"),
+        ("--top-k", "2.5", "must be an integer, got '2.5'"),
+        ("--top-p", "0", "must be in (0, 1], got '0'"),
+        ("--top-p", "1.01", "must be in (0, 1], got '1.01'"),
+        ("--top-p", "nan", "must be a finite number, got 'nan'"),
+    ]:
+        with pytest.raises(SystemExit, match="^2$"):
+            main(["sample", "x", flag, value])
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last == f"fastrnn sample: error: argument {flag}: {message}"

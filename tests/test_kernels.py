@@ -522,12 +522,13 @@ class TestSampling:
                                       np.random.RandomState(seed).random_sample(1000))
 
     @staticmethod
-    def _run(start, h, model, temperature, seed, n):
+    def _run(start, h, model, temperature, seed, n, top_k=0, top_p=1.0):
         """``sampling.sample`` with ``model``'s weights from ``h (H,)``, updated in place."""
         I, H, O = model.input_dim, model.hidden_dim, model.output_dim
         out = np.full(n, -1, dtype=np.int64)
         sampling.sample(start, h.reshape(1, 1, H), model.parameter_vector, I, H, O, 1, 1,
-                        temperature, seed, out, np.zeros(sampling.scratch_size(H, O, 1)))
+                        temperature, top_k, top_p, seed, out,
+                        np.zeros(sampling.scratch_size(H, O, 1)))
         return out.tolist()
 
     @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])
@@ -565,6 +566,50 @@ class TestSampling:
         h = np.full(3, 0.25)
         assert self._run(0, h, fast, 1.0, 0, 0) == []
         np.testing.assert_array_equal(h, 0.25)
+
+    @staticmethod
+    def _filtered_by_hand(p, kept, seed, n):
+        """Inverse-CDF draws over ``kept`` (indices in rank order), weights ``p`` renormalised."""
+        cdf = np.cumsum(np.asarray(p)[kept])
+        u = np.random.RandomState(seed).random_sample(n)
+        return [kept[min(int(np.sum(cdf <= x * cdf[-1])), len(kept) - 1)] for x in u]
+
+    @pytest.mark.parametrize(
+        ("top_k", "top_p", "kept"),
+        [(2, 1.0, [3, 2]), (3, 1.0, [3, 2, 1]), (0, 0.3, [3]), (0, 0.6, [3, 2]),
+         (0, 0.75, [3, 2, 1]), (3, 0.5, [3, 2]), (2, 0.95, [3, 2]), (3, 0.4, [3])],
+        ids=["k2", "k3", "p.3", "p.6", "p.75", "k3-p.5", "k2-p.95", "k3-p.4"])
+    def test_sample_rnn_top_k_top_p_keep_the_most_probable(self, top_k, top_p, kept):
+        """top-k keeps the k most probable, top-p the smallest prefix reaching p (of those k)."""
+        p = np.array([0.1, 0.2, 0.3, 0.4])
+        fast = self._state_free(np.log(p))
+        got = self._run(0, np.zeros(3), fast, 1.0, 5, 500, top_k, top_p)
+        assert got == self._filtered_by_hand(p, kept, 5, 500)
+        assert set(got) == set(kept)
+
+    def test_sample_rnn_top_k_top_p_break_ties_by_the_lower_index(self):
+        logits = np.log([0.1, 0.3, 0.3, 0.3])
+        fast = self._state_free(logits)
+        p = np.exp(logits)
+        assert self._run(0, np.zeros(3), fast, 1.0, 3, 300, 2) == self._filtered_by_hand(
+            p, [1, 2], 3, 300)
+        assert self._run(0, np.zeros(3), fast, 1.0, 3, 300, 0, 0.5) == self._filtered_by_hand(
+            p, [1, 2], 3, 300)
+        assert self._run(0, np.zeros(3), fast, 1.0, 3, 20, 1) == [1] * 20
+
+    @pytest.mark.parametrize("temperature", [0.6, 1.0, 3.0])
+    def test_sample_rnn_top_k_one_is_greedy(self, temperature):
+        fast, _ = _twins(6, 8, 6, 11)
+        h = np.random.default_rng(11).uniform(-0.5, 0.5, 8)
+        greedy, _ = _sample_by_hand(2, h.copy(), fast.parameters(), 0.0, 77, 60)
+        assert self._run(2, h, fast, temperature, 77, 60, top_k=1) == greedy
+
+    def test_sample_rnn_unfiltered_draws_are_unchanged(self):
+        """Without top-k / top-p the draws are plain inverse-CDF draws over every index."""
+        fast, _ = _twins(6, 8, 6, 11)
+        h = np.random.default_rng(11).uniform(-0.5, 0.5, 8)
+        want, _ = _sample_by_hand(2, h.copy(), fast.parameters(), 0.8, 77, 200)
+        assert self._run(2, h, fast, 0.8, 77, 200, 0, 1.0) == want
 
 
 def test_chunk_ok():

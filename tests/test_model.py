@@ -7,6 +7,8 @@ reference.  ``fastrnn.RNN`` method by method: test_rnn.py; stacked layers and
 what only the gated models have: test_gated.py.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 from helpers import (
@@ -217,6 +219,62 @@ def test_predict_matches_the_reference_and_is_reproducible(kind):
     params = fast.parameter_vector.copy()
     fast.predict(1, 20, seed=1)
     np.testing.assert_array_equal(fast.parameter_vector, params)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("top_k", "top_p"), [(3, None), (None, 0.6), (4, 0.5), (None, 0.02)],
+                         ids=["k3", "p.6", "k4-p.5", "p.02"])
+def test_predict_top_k_top_p_match_the_reference(kind, top_k, top_p):
+    fast, ref = twin_models(kind, 9, 5, 9, _layers(kind), rng=110, scale=0.8)
+    h0 = random_state(kind, np.random.default_rng(10), _layers(kind), None, 5)
+    for temperature, seed in itertools.product((0.5, 1.0, 2.0), (0, 7)):
+        options = {"temperature": temperature, "seed": seed, "h0": h0, "top_k": top_k,
+                   "top_p": top_p}
+        assert fast.predict(2, 80, **options) == ref.predict(2, 80, **options)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predict_top_k_top_p_limits(kind):
+    """top_k=1 is greedy; top_k >= the vocabulary or top_p=1 change nothing; top_k keeps k."""
+    fast, ref = twin_models(kind, 7, 5, 7, _layers(kind), rng=111, scale=0.8)
+    plain = fast.predict(3, 100, seed=4)
+    assert fast.predict(3, 100, seed=4, top_k=7) == plain
+    assert fast.predict(3, 100, seed=4, top_k=10**6) == plain
+    assert fast.predict(3, 100, seed=4, top_p=1.0) == plain
+    assert fast.predict(3, 100, seed=4, top_k=None, top_p=None) == plain
+    greedy = fast.predict(3, 100, temperature=0)
+    for model in (fast, ref):
+        assert model.predict(3, 100, seed=4, top_k=1) == greedy
+        assert model.predict(3, 100, temperature=3.0, seed=4, top_k=1, top_p=0.9) == greedy
+        assert model.predict(3, 100, temperature=0, seed=4, top_k=3, top_p=0.5) == greedy
+    # each draw is among the k most probable next indices of the state it was drawn in
+    for top_k in (2, 3):
+        draws = fast.predict(3, 300, temperature=5.0, seed=5, top_k=top_k)
+        _, _, ps = fast.forward([3] + draws[:-1])
+        ranks = np.argsort(-ps, axis=1, kind="stable")[:, :top_k]
+        assert all(d in r for d, r in zip(draws, ranks, strict=True))
+        assert len(set(draws)) > top_k - 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("options", "message"), [
+    ({"top_k": 0}, "top_k must be an integer >= 1, got 0"),
+    ({"top_k": -3}, "top_k must be an integer >= 1, got -3"),
+    ({"top_k": 2.0}, "top_k must be an integer, got 2.0"),
+    ({"top_k": True}, "top_k must be an integer, got True"),
+    ({"top_k": "5"}, "top_k must be an integer, got '5'"),
+    ({"top_p": 0.0}, r"top_p must be in \(0, 1\], got 0.0"),
+    ({"top_p": 1.5}, r"top_p must be in \(0, 1\], got 1.5"),
+    ({"top_p": -0.1}, r"top_p must be in \(0, 1\], got -0.1"),
+    ({"top_p": float("nan")}, "top_p must be a finite number, got nan"),
+    ({"top_p": float("inf")}, "top_p must be a finite number, got inf"),
+    ({"top_p": "0.9"}, "top_p must be a real number, got '0.9'"),
+])
+def test_predict_rejects_bad_top_k_top_p(kind, options, message):
+    fast, ref = twin_models(kind, 5, 3, 5, _layers(kind))
+    for model in (fast, ref):
+        with pytest.raises(ValueError, match=message):
+            model.predict(0, 5, seed=1, **options)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -150,3 +150,20 @@ def test_predict_frequencies():
     # binomial std <= 0.008 at n=4000; 5 sigma
     np.testing.assert_allclose(np.bincount(draws, minlength=3) / 4000, [0.5, 0.3, 0.2],
                                atol=0.04)
+
+
+@pytest.mark.parametrize(("top_k", "top_p", "kept"), [
+    (2, None, [0, 1]), (None, 0.45, [0]), (None, 0.6, [0, 1]), (3, 0.7, [0, 1]), (1, None, [0]),
+])
+def test_predict_top_k_top_p_by_hand(top_k, top_p, kept):
+    """State-free outputs: draws by inverse CDF over the kept indices, most probable first."""
+    m = reference.RNN(4, 2, 4, seed=0)
+    m.Why = np.zeros((4, 2))
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    m.by = np.log(p)[:, None]
+    cdf = np.cumsum(p[kept]) / np.sum(p[kept])
+    u = np.random.RandomState(8).random_sample(300)
+    want = [kept[min(int(np.sum(cdf <= x)), len(kept) - 1)] for x in u]
+    if top_k == 1:
+        want = [0] * 300
+    assert m.predict(0, 300, seed=8, top_k=top_k, top_p=top_p) == want

@@ -2,6 +2,12 @@
 
 Models are described as in :mod:`.chunks` (sizes ``I, H, O, L, G``, G = 1 for
 the tanh RNN, 3 for the GRU, 4 for the LSTM).
+
+Each step draws from the softmax of the logits, optionally restricted first to
+the ``top_k`` most probable indices, then to the smallest set of the most
+probable whose probability reaches ``top_p`` (nucleus sampling).  Indices are
+ranked by logit, ties by the lower index; the draw is an inverse-CDF draw over
+the kept indices in that rank order, with their weights renormalised.
 """
 
 import numpy as np
@@ -13,7 +19,7 @@ from fastrnn._kernels.cells import gru_cell, lstm_cell
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 
-__all__ = ["scratch_size", "sample", "next_index", "draw", "argmax"]
+__all__ = ["scratch_size", "sample", "next_index", "draw", "argmax", "draw_filtered"]
 
 
 @kernel
@@ -39,26 +45,104 @@ def argmax(v):
 
 
 @kernel
-def next_index(Why, bias_y, h, z, w, inv_temperature):
+def draw_filtered(z, w, total, top_k, top_p, u, rank, taken):
+    """A draw restricted to the ``top_k`` most probable indices, then to the ``top_p`` nucleus.
+
+    Parameters
+    ----------
+    z : ndarray, shape (O,)
+        The logits: they rank the indices (ties: the lower index first).
+    w : ndarray, shape (O,)
+        Their softmax weights, summing to ``total``.
+    top_k : int
+        Keep the ``top_k`` most probable indices; 0 keeps every index.
+    top_p : float
+        In (0, 1]: then keep the smallest prefix of those, in rank order, whose
+        weight reaches ``top_p`` of theirs; 1 keeps them all.
+    u : float
+        The uniform number in [0, 1) that decides the draw.
+    rank : ndarray, shape (O,)
+        Workspace: the kept indices in rank order (as floats).
+    taken : ndarray, shape (O,)
+        Workspace: marks the indices already ranked.
+
+    Returns
+    -------
+    int
+        The first kept index, in rank order, whose cumulative weight exceeds
+        ``u`` times the kept weight.
+    """
+    O = z.shape[0]
+    limit = top_k if 0 < top_k < O else O
+    for j in range(O):
+        taken[j] = 0.0
+    # Selection of the most probable first, so a small k or a peaked
+    # distribution costs O(O * kept) rather than a full sort.
+    threshold = top_p * total
+    kept = 0
+    acc = 0.0
+    while kept < limit:
+        best = -1
+        for j in range(O):
+            if taken[j] == 0.0 and (best < 0 or z[j] > z[best]):
+                best = j
+        taken[best] = 1.0
+        rank[kept] = best
+        kept += 1
+        acc += w[best]
+        if top_k == 0 and acc >= threshold:  # without top_k, p applies to every weight
+            break
+    if top_k > 0 and top_p < 1.0:  # with top_k, p applies to the k kept
+        threshold = top_p * acc
+        acc = 0.0
+        for n in range(kept):
+            acc += w[int(rank[n])]
+            if acc >= threshold:
+                kept = n + 1
+                break
+        # kept weight, summed in rank order as the draw below sums it
+        acc = 0.0
+        for n in range(kept):
+            acc += w[int(rank[n])]
+    threshold = u * acc
+    acc = 0.0
+    for n in range(kept - 1):
+        acc += w[int(rank[n])]
+        if acc > threshold:
+            return int(rank[n])
+    return int(rank[kept - 1])
+
+
+@kernel
+def next_index(Why, bias_y, h, z, w, inv_temperature, filters):
     """The next index from the top layer's state ``h (H,)``: the argmax of the logits, or a draw.
 
     ``z, w (O,)`` are workspace for the logits ``Why @ h + bias_y`` and their
     softmax weights; an infinite ``inv_temperature`` means greedy.  The draw
-    uses numba's generator as seeded by the calling sampler.
+    uses numba's generator as seeded by the calling sampler: over every index
+    when ``filters`` is None, otherwise restricted as :func:`draw_filtered`
+    describes, ``filters`` holding its ``(top_k, top_p, rank, taken)``.
     """
     matvec_add(Why, h, bias_y, z, False)
     if inv_temperature == np.inf:
         return argmax(z)
     total = softmax_weights(z, w, inv_temperature)
-    return draw(w, total, np.random.random())  # noqa: NPY002
+    u = np.random.random()  # noqa: NPY002
+    # None is a type of its own: numba compiles this function once per kind of
+    # ``filters`` and drops the branch that cannot run, so the unfiltered loop
+    # is the plain draw alone (a filtered branch in it costs ~5% at H = 100).
+    if filters is None:
+        return draw(w, total, u)
+    top_k, top_p, rank, taken = filters
+    return draw_filtered(z, w, total, top_k, top_p, u, rank, taken)
 
 
 @kernel(inline="always")
 def _scratch_sizes(H, O, G):
     # pre-activations a, the GRU's recurrent side q, the LSTM's tanh(c) or the
     # GRU's q_n, the logits z and their softmax weights w (apart from z, so the
-    # exponential loop vectorises)
-    return G * H, G * H, H, O, O
+    # exponential loop vectorises), and the top-k / top-p workspace rank, taken
+    return G * H, G * H, H, O, O, O, O
 
 
 @kernel
@@ -68,7 +152,7 @@ def scratch_size(H, O, G):
 
 
 @kernel
-def sample(start, state, theta, I, H, O, L, G, temperature, seed, out, scratch):
+def sample(start, state, theta, I, H, O, L, G, temperature, top_k, top_p, seed, out, scratch):
     """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
 
     Parameters
@@ -85,6 +169,12 @@ def sample(start, state, theta, I, H, O, L, G, temperature, seed, out, scratch):
     temperature : float
         Softmax temperature; 0 (or one so small that 1/temperature overflows)
         picks the most likely index (greedy).
+    top_k : int
+        Draw only from the ``top_k`` most probable indices; 0: from all.
+        1 is greedy.
+    top_p : float
+        In (0, 1]: draw only from the smallest set of the most probable
+        indices (after ``top_k``) whose probability reaches ``top_p``; 1: all.
     seed : int
         Seeds numba's generator, so the same seed gives the same draws in every
         process (the stream equals ``numpy.random.RandomState(seed)``'s).
@@ -102,16 +192,31 @@ def sample(start, state, theta, I, H, O, L, G, temperature, seed, out, scratch):
     s = _scratch_sizes(H, O, G)
     a, q, aux, z, w = (block(scratch, s, 0), block(scratch, s, 1), block(scratch, s, 2),
                        block(scratch, s, 3), block(scratch, s, 4))
-    # One loop per kind of model: the tanh RNN's, kept apart from the gated
-    # models' code, runs ~10% faster at H = 100.
-    if G == 1:
-        _sample_rnn(start, state[0, 0], theta, I, H, O, inv_temperature, out, a, z, w)
+    if top_k == 1:  # the most probable index: greedy
+        inv_temperature = np.inf
+    # next_index's arguments after the logits' workspace: how each index is picked
+    if top_k == 0 and top_p >= 1.0:
+        pick = (inv_temperature, None)
+        _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
     else:
-        _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q, aux, z, w)
+        filters = (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6))
+        _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, filters), out,
+                      a, q, aux, z, w)
 
 
 @kernel
-def _sample_rnn(start, h, theta, I, H, O, inv_temperature, out, a, z, w):
+def _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
+    """:func:`sample` once the arguments are sorted out; ``pick`` ends next_index's arguments."""
+    # One loop per kind of model: the tanh RNN's, kept apart from the gated
+    # models' code, runs ~10% faster at H = 100.
+    if G == 1:
+        _sample_rnn(start, state[0, 0], theta, I, H, O, pick, out, a, z, w)
+    else:
+        _sample_gated(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
+
+
+@kernel
+def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
     """:func:`sample` for the tanh RNN, from ``h (H,)``."""
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
     bias_h = bh[:, 0]
@@ -122,12 +227,12 @@ def _sample_rnn(start, h, theta, I, H, O, inv_temperature, out, a, z, w):
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        ix = next_index(Why, bias_y, h, z, w, inv_temperature)
+        ix = next_index(Why, bias_y, h, z, w, *pick)
         out[n] = ix
 
 
 @kernel
-def _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q, aux, z, w):
+def _sample_gated(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
     """:func:`sample` for the LSTM (G = 4) and the GRU (G = 3)."""
     Why, by = gated.output_params(theta, I, H, O, L, G)
     bias_y = by[:, 0]
@@ -135,7 +240,7 @@ def _sample_gated(start, state, theta, I, H, O, L, G, inv_temperature, out, a, q
     for n in range(out.shape[0]):
         for k in range(L):
             _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        ix = next_index(Why, bias_y, state[0, L - 1], z, w, inv_temperature)
+        ix = next_index(Why, bias_y, state[0, L - 1], z, w, *pick)
         out[n] = ix
 
 
