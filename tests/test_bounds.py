@@ -149,6 +149,33 @@ def test_an_unused_zip_bomb_member_is_never_inflated(saved):
     assert peak < 32 << 20
 
 
+_PEAK_OF_SAMPLE = """
+import resource, sys
+from fastrnn.cli import main
+try:
+    main(["sample", sys.argv[1], "--length", "5", "--seed", "1"])
+finally:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def test_fastrnn_sample_on_a_zip_bomb_checkpoint_does_not_inflate_it(saved, tmp_path):
+    """A real run of the command line: a 512 MiB member costs its reader nothing."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    clean_ckpt = clean / "checkpoint.npz"
+    clean_ckpt.write_bytes(saved.read_bytes())
+    _add_bomb(saved, "junk.npy", 512 << 20)
+    peaks = {}
+    for name, run_dir in (("clean", clean), ("bomb", saved.parent)):
+        result = subprocess.run([sys.executable, "-c", _PEAK_OF_SAMPLE, str(run_dir)],
+                                env={**os.environ, "PYTHONPATH": REPO}, capture_output=True,
+                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr[-2000:]
+        peaks[name] = int(result.stderr.strip().splitlines()[-1]) * 1024  # KiB on Linux
+    assert peaks["bomb"] - peaks["clean"] < 64 << 20, peaks
+
+
 def test_a_bomb_in_an_expected_entry_is_refused_before_inflating(saved):
     rewrite(saved, drop=("config",))
     _add_bomb(saved, "config.npy", 256 << 20)
