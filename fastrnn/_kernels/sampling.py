@@ -114,16 +114,15 @@ def draw_filtered(z, w, total, top_k, top_p, u, rank, taken):
 
 
 @kernel
-def next_index(Why, bias_y, h, z, w, inv_temperature, filters):
-    """The next index from the top layer's state ``h (H,)``: the argmax of the logits, or a draw.
+def next_index(z, w, inv_temperature, filters):
+    """The next index from the logits ``z (O,)``: their argmax, or a draw.
 
-    ``z, w (O,)`` are workspace for the logits ``Why @ h + bias_y`` and their
-    softmax weights; an infinite ``inv_temperature`` means greedy.  The draw
+    ``w (O,)`` is workspace for the softmax weights; an infinite
+    ``inv_temperature`` means greedy.  The draw
     uses numba's generator as seeded by the calling sampler: over every index
     when ``filters`` is None, otherwise restricted as :func:`draw_filtered`
     describes, ``filters`` holding its ``(top_k, top_p, rank, taken)``.
     """
-    matvec_add(Why, h, bias_y, z, False)
     if inv_temperature == np.inf:
         return argmax(z)
     total = softmax_weights(z, w, inv_temperature)
@@ -227,7 +226,8 @@ def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        ix = next_index(Why, bias_y, h, z, w, *pick)
+        matvec_add(Why, h, bias_y, z, False)  # the logits
+        ix = next_index(z, w, *pick)
         out[n] = ix
 
 
@@ -240,7 +240,8 @@ def _sample_gated(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w
     for n in range(out.shape[0]):
         for k in range(L):
             _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        ix = next_index(Why, bias_y, state[0, L - 1], z, w, *pick)
+        matvec_add(Why, state[0, L - 1], bias_y, z, False)  # the logits
+        ix = next_index(z, w, *pick)
         out[n] = ix
 
 
