@@ -133,12 +133,14 @@ class _Model:
     """What every model shares: storage, workspaces, and every public method but the layout.
 
     A subclass sets ``_GATES`` (G: 1 for the tanh RNN, 3 for the GRU, 4 for
-    the LSTM) and ``_STATE_ARRAYS`` (S), and defines ``_shapes()`` (an ordered
-    mapping of parameter names to shapes, the order of :meth:`parameters`),
-    ``_layout()`` (the order of the same arrays in the flat vectors, which the
-    kernels rely on), ``_public_state(parts)`` (the public form of a state
-    ``(S, L, ..., H)``) and ``_state_in(h0, batch)`` (the inverse, validated:
-    an (S, L, B, H) array the kernels may read).
+    the LSTM), ``_STATE_ARRAYS`` (S) and ``_PACKED_FROM`` (how many leading
+    axes of (S, L, B, H) the public batch state drops), and defines
+    ``_parameter_count()``, ``_shapes()`` (an ordered mapping of parameter
+    names to shapes, the order of :meth:`parameters`), ``_layout()`` (the
+    order of the same arrays in the flat vectors, which the kernels rely on),
+    ``_public_state(parts)`` (the public form of a state ``(S, L, ..., H)``)
+    and ``_state_in(h0, batch)`` (the inverse, validated: an (S, L, B, H)
+    array the kernels may read).
     """
 
     _GATES = None

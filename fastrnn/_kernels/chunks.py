@@ -46,12 +46,17 @@ def _final_state(ws, B, T, H, O, L, G, state_last):
 
 
 @kernel(inline="always")
+def _top_layer(ws, B, T, H, O, L, G):
+    """``(hs (T+1, B, H), zT, lse, col)`` of the model's workspace."""
+    if G == 1:
+        return rnn.top_layer(ws, B, T, H, O)
+    return gated.top_layer(ws, B, T, H, O, L, G)
+
+
+@kernel(inline="always")
 def _xent(ws, y, grad, H, O, L, G):
     B, T = y.shape
-    if G == 1:
-        hs, zT, lse, col = rnn.top_layer(ws, B, T, H, O)
-    else:
-        hs, zT, lse, col = gated.top_layer(ws, B, T, H, O, L, G)
+    hs, zT, lse, col = _top_layer(ws, B, T, H, O, L, G)
     return xent(zT, y, grad, lse, col)
 
 
@@ -115,8 +120,5 @@ def forward_probs(x, state, theta, ws, I, H, O, L, G, hs_out, ps_out):
     """
     B, T = x.shape
     _forward(x, state, theta, ws, I, H, O, L, G)
-    if G == 1:
-        hs, zT, lse, col = rnn.top_layer(ws, B, T, H, O)
-    else:
-        hs, zT, lse, col = gated.top_layer(ws, B, T, H, O, L, G)
+    hs, zT, lse, col = _top_layer(ws, B, T, H, O, L, G)
     probabilities_out(hs, zT, lse, col, hs_out, ps_out)
