@@ -52,27 +52,27 @@ class _BlowUpGuard:
         return _FAR_ABOVE * self.uniform, f"{_FAR_ABOVE:g} times the uniform guess ln V = "\
                                           f"{self.uniform:.3f}"
 
-    def check_training(self, loss, what):
-        """Raise TrainingDiverged if the training ``loss`` (per character) blew up."""
+    def _check_ceiling(self, loss, what):
+        """Raise TrainingDiverged if ``loss`` is not finite or above where a run may go."""
         iteration = self.trainer.iteration
         if not math.isfinite(loss):
             raise TrainingDiverged(iteration, loss, what=what)
         ceiling, why = self._ceiling()
         if self.uniform > 0 and loss > ceiling:
             raise TrainingDiverged(iteration, loss, f"above {why}", what)
+
+    def check_training(self, loss, what):
+        """Raise TrainingDiverged if the training ``loss`` (per character) blew up."""
+        self._check_ceiling(loss, what)
         self.lowest = min(self.lowest, loss)
 
     def check_validation(self, val):
         """Raise TrainingDiverged if the validation loss ``val`` blew up."""
-        iteration, best = self.trainer.iteration, self.trainer.best_val_loss
-        if not math.isfinite(val):
-            raise TrainingDiverged(iteration, val, what="validation loss")
-        ceiling, why = self._ceiling()
-        if self.uniform > 0 and val > ceiling:
-            raise TrainingDiverged(iteration, val, f"above {why}", "validation loss")
+        self._check_ceiling(val, "validation loss")
+        best = self.trainer.best_val_loss
         if best is not None and best > 0 and val > _FAR_ABOVE * best:
-            raise TrainingDiverged(iteration, val, f"above {_FAR_ABOVE:g} times the best "
-                                   f"validation loss {best:.3f}", "validation loss")
+            raise TrainingDiverged(self.trainer.iteration, val, f"above {_FAR_ABOVE:g} times "
+                                   f"the best validation loss {best:.3f}", "validation loss")
 
 
 class _SaveError(OSError):
@@ -208,8 +208,12 @@ class RunLoop:
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
 
     def check_training(self, loss, what):
+        self._guarded(self.guard.check_training, loss, what)
+
+    def _guarded(self, check, *args):
+        """``check(*args)``, a blow-up turned into the run's error (:meth:`diverged`)."""
         try:
-            self.guard.check_training(loss, what)
+            check(*args)
         except TrainingDiverged as error:
             raise self.diverged(error) from None
 
@@ -222,10 +226,7 @@ class RunLoop:
         self.check_training(train_loss, "mean training loss since the last evaluation")
         val = trainer._evaluate()
         if val is not None:
-            try:
-                self.guard.check_validation(val)
-            except TrainingDiverged as error:
-                raise self.diverged(error) from None
+            self._guarded(self.guard.check_validation, val)
         self.val_loss = val
         improved = val is not None and (trainer.best_val_loss is None
                                         or val < trainer.best_val_loss)
@@ -262,10 +263,7 @@ class RunLoop:
         return streams.epoch + streams.position / (streams.chunks_per_epoch * streams.seq_length)
 
     def check_weights(self):
-        try:
-            self.trainer._check_weights()
-        except TrainingDiverged as error:
-            raise self.diverged(error) from None
+        self._guarded(self.trainer._check_weights)
 
     def save(self):
         self.check_weights()
