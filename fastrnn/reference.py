@@ -61,6 +61,28 @@ def _next_index(y, temperature, rng, top_k=0, top_p=1.0):
     return int(order[min(np.searchsorted(cdf, u * cdf[-1], side="right"), keep - 1)])
 
 
+def _sample(model, start_index, num_chars, temperature, seed, h0, top_k, top_p):
+    """The sampling loop of every reference ``predict``: a list of ``num_chars`` indices.
+
+    The arguments are checked as :meth:`fastrnn.RNN.predict` checks them, then
+    ``model._sampling_state(h0)`` gives the state of one stream and
+    ``model._sampling_step(ix, state)`` the logits (O,) after index ``ix`` and
+    the next state; each index is drawn by :func:`_next_index` from a
+    ``numpy.random.RandomState(seed)``.
+    """
+    start, num_chars, temperature, seed = sampling_arguments(
+        model, start_index, num_chars, temperature, seed)
+    top_k, top_p = sampling_filters(model, top_k, top_p)
+    rng = np.random.RandomState(seed)
+    state = model._sampling_state(h0)
+    ix, out = start, []
+    for _ in range(num_chars):
+        y, state = model._sampling_step(ix, state)
+        ix = _next_index(y, temperature, rng, top_k, top_p)
+        out.append(ix)
+    return out
+
+
 def _softmax_and_log_normaliser(y):
     """Probabilities and ``log(sum(exp(y)))``, from one exponential of ``y - max``.
 
@@ -216,21 +238,16 @@ class RNN:
         same indices for the same seed (``top_k`` and ``top_p`` as in
         :meth:`fastrnn.RNN.predict`).
         """
-        start, num_chars, temperature, seed = sampling_arguments(
-            self, start_index, num_chars, temperature, seed)
-        top_k, top_p = sampling_filters(self, top_k, top_p)
-        rng = np.random.RandomState(seed)
-        h = hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)
-        ix = start
-        out = []
-        for _ in range(num_chars):
-            x = np.zeros((self.input_dim, 1))
-            x[ix] = 1
-            h = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, h) + self.bh)
-            y = (np.dot(self.Why, h) + self.by).ravel()
-            ix = _next_index(y, temperature, rng, top_k, top_p)
-            out.append(ix)
-        return out
+        return _sample(self, start_index, num_chars, temperature, seed, h0, top_k, top_p)
+
+    def _sampling_state(self, h0):
+        return hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)  # (H, 1)
+
+    def _sampling_step(self, ix, h):
+        x = np.zeros((self.input_dim, 1))
+        x[ix] = 1
+        h = np.tanh(np.dot(self.Wxh, x) + np.dot(self.Whh, h) + self.bh)
+        return (np.dot(self.Why, h) + self.by).ravel(), h
 
 
 GPT = RNN
@@ -396,18 +413,14 @@ class _GatedReference:
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None,
                 top_k=None, top_p=None):
         """Sample ``num_chars`` indices after ``start_index``, as :meth:`RNN.predict` does."""
-        start, num_chars, temperature, seed = sampling_arguments(
-            self, start_index, num_chars, temperature, seed)
-        top_k, top_p = sampling_filters(self, top_k, top_p)
-        rng = np.random.RandomState(seed)
-        state = self._initial(h0, 1)[0]
-        ix, out = start, []
-        for _ in range(num_chars):
-            _, records, state = self._run_row([ix], None, state)
-            y = (np.dot(self.Why, records[0][2]) + self.by).ravel()
-            ix = _next_index(y, temperature, rng, top_k, top_p)
-            out.append(ix)
-        return out
+        return _sample(self, start_index, num_chars, temperature, seed, h0, top_k, top_p)
+
+    def _sampling_state(self, h0):
+        return self._initial(h0, 1)[0]
+
+    def _sampling_step(self, ix, state):
+        _, records, state = self._run_row([ix], None, state)
+        return (np.dot(self.Why, records[0][2]) + self.by).ravel(), state
 
 
 class LSTM(_GatedReference):
