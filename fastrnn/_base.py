@@ -28,6 +28,7 @@ from fastrnn._kernels.checks import index_bounds as _index_bounds
 from fastrnn._validation import (
     check_clip,
     check_dimension,
+    check_dtype,
     check_index,
     check_learning_rate,
     check_seed,
@@ -48,7 +49,7 @@ def _indices(inputs, targets, input_dim, output_dim, state=_NO_STATE):
     ``single`` tells whether the inputs were one (T,) sequence.  The common
     case, what a training loop passes on every step, costs one kernel call:
     two C-contiguous int64 arrays of one shape, whose ranges are checked
-    together with ``state`` (a C-contiguous float64 array, empty for none);
+    together with ``state`` (a C-contiguous array, empty for none);
     ``state_finite`` is True only when that call found the state finite.
     Anything else, or a failed check, goes through the full validation, which
     converts what it can and names what is wrong (the caller then validates
@@ -100,14 +101,15 @@ class _Parameter:
         model._assign(self.name, value)
 
 
-def _aligned_zeros(n):
-    """A zeroed float64 vector of length n whose data starts on a 64-byte boundary.
+def _aligned_zeros(n, dtype=np.float64):
+    """A zeroed vector of n elements of ``dtype`` whose data starts on a 64-byte boundary.
 
     The kernels stream rows of the recurrent weights from L2 on every time
     step; misaligned rows make those loops ~25% slower.
     """
-    buf = np.zeros(n + 8)
-    start = (-buf.ctypes.data % 64) // 8
+    size = np.dtype(dtype).itemsize
+    buf = np.zeros(n + 64 // size, dtype)
+    start = (-buf.ctypes.data % 64) // size
     return buf[start:start + n]
 
 
@@ -146,11 +148,12 @@ class _Model:
     _GATES = None
     _STATE_ARRAYS = 1
 
-    def _setup(self, input_dim, hidden_dim, output_dim, num_layers, seed):
+    def _setup(self, input_dim, hidden_dim, output_dim, num_layers, seed, dtype):
         """Check the sizes, allocate the storage; returns the generator for the weights."""
         self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
             input_dim, hidden_dim, output_dim, num_layers)
         rng = np.random.default_rng(check_seed("seed", seed))
+        self.dtype = check_dtype(dtype)
         # Each layer also costs Python objects (views of its arrays in the
         # parameters and the gradients, names, shapes): counted as parameters, so
         # that a stack of millions of tiny layers is refused here, not by MemoryError.
@@ -168,8 +171,8 @@ class _Model:
                       self._GATES)
         shapes = self._shapes()
         total = sum(math.prod(s) for s in shapes.values())
-        self._theta = _aligned_zeros(total)  # every parameter, one vector
-        self._grad = _aligned_zeros(total)  # their gradients, same layout
+        self._theta = _aligned_zeros(total, self.dtype)  # every parameter, one vector
+        self._grad = _aligned_zeros(total, self.dtype)  # their gradients, same layout
         self._params = _flat_views(shapes, self._layout(), self._theta)
         self._grads = _flat_views(shapes, self._layout(), self._grad)
         self._workspaces = OrderedDict()
@@ -179,6 +182,33 @@ class _Model:
         return rng
 
     # -- storage -----------------------------------------------------------------
+
+    def astype(self, dtype):
+        """An independent copy of the model that computes in ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {"float64", "float32"}, np.float64, np.float32 or a numpy dtype
+
+        Returns
+        -------
+        model
+            The same class and sizes, with the parameters (and ``last_hidden``)
+            converted to ``dtype``; nothing is shared with this model.
+        """
+        dtype = check_dtype(dtype)
+        clone = object.__new__(type(self))
+        clone._setup(self.input_dim, self.hidden_dim, self.output_dim, self.num_layers, 0, dtype)
+        clone._theta[...] = self._theta
+        state = self.last_hidden
+        if state is not None:
+            clone.last_hidden = (tuple(np.array(s, dtype) for s in state)
+                                 if isinstance(state, tuple) else np.array(state, dtype))
+        return clone
+
+    def _repr_dtype(self):
+        """``, dtype='float32'`` for a float32 model; nothing for the default float64."""
+        return "" if self.dtype == np.float64 else f", dtype='{self.dtype.name}'"
 
     def parameters(self):
         """The live parameter arrays, by name, in a fixed order.
@@ -192,7 +222,7 @@ class _Model:
 
     @property
     def parameter_vector(self):
-        """Every parameter in one live float64 vector, shape (n,).
+        """Every parameter in one live vector of :attr:`dtype`, shape (n,).
 
         The parameter arrays are views into it, so an optimizer that updates this
         vector in place updates the model.  The order of the arrays inside it is
@@ -211,13 +241,13 @@ class _Model:
 
     def _assign(self, name, value):
         target = self._params[name]
-        target[...] = float_array(name, value, target.shape)
+        target[...] = float_array(name, value, target.shape, self.dtype)
 
     def _workspace(self, batch, steps):
         key = (batch, steps)
         ws = self._workspaces.pop(key, None)
         if ws is None:
-            ws = _aligned_zeros(_chunks.workspace_size(batch, steps, *self._dims[1:]))
+            ws = _aligned_zeros(_chunks.workspace_size(batch, steps, *self._dims[1:]), self.dtype)
             while len(self._workspaces) >= _MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)
         self._workspaces[key] = ws  # most recently used last
@@ -237,8 +267,8 @@ class _Model:
         # A carried state as one array (e.g. the previous call's last_hidden)
         # is checked together with the indices, in one kernel call; this runs
         # on every training step, so it is written for speed.
-        carried = (type(h0) is np.ndarray and self._STATE_ARRAYS == 1 and h0.dtype == np.float64
-                   and h0.flags.c_contiguous)
+        carried = (type(h0) is np.ndarray and self._STATE_ARRAYS == 1
+                   and h0.dtype == self.dtype and h0.flags.c_contiguous)
         single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
                                           h0 if carried else _NO_STATE)
         B = x2.shape[0]
@@ -254,8 +284,8 @@ class _Model:
 
     def zero_state(self, batch):
         """The zero state of ``batch`` streams, in the form of ``last_hidden``."""
-        return self._state_out(np.zeros(self._state_shape(check_dimension("batch", batch))),
-                               False)
+        shape = self._state_shape(check_dimension("batch", batch))
+        return self._state_out(np.zeros(shape, self.dtype), False)
 
     def pack_state(self, state):
         """A batch state (as ``last_hidden`` holds it) as one array, for checkpoints.
@@ -280,10 +310,10 @@ class _Model:
 
     def _joined(self, state):
         """A public batch state as one array (the LSTM stacks its pair)."""
-        return float_array("state", state)
+        return float_array("state", state, dtype=self.dtype)
 
     def _checked_packed(self, array):
-        arr = float_array("state", array)
+        arr = float_array("state", array, dtype=self.dtype)
         expected = self._packed_shape("B")
         if arr.ndim != len(expected) or any(
                 n != e for n, e in zip(arr.shape, expected, strict=True) if e != "B"):
@@ -316,8 +346,8 @@ class _Model:
         x2 = xs.reshape(-1, xs.shape[-1])
         B, T = x2.shape
         state = self._state_in(h0, B)
-        hs = np.empty((B, T + 1, self.hidden_dim))
-        ps = np.empty((B, T, self.output_dim))
+        hs = np.empty((B, T + 1, self.hidden_dim), self.dtype)
+        ps = np.empty((B, T, self.output_dim), self.dtype)
         _chunks.forward_probs(x2, state, self._theta, self._workspace(B, T), *self._dims, hs, ps)
         if xs.ndim == 1:
             return xs, hs[0], ps[0]
@@ -427,10 +457,11 @@ class _Model:
             self, start_index, num_chars, temperature, seed)
         top_k, top_p = sampling_filters(self, top_k, top_p)
         S, L, _, H = self._state_shape(1)
-        state = _aligned_zeros(S * L * H).reshape(S, L, H)  # updated in place by the kernel
+        state = _aligned_zeros(S * L * H, self.dtype).reshape(S, L, H)  # updated in place
         state[...] = self._state_in(h0, 1)[:, :, 0]
         out = _sample_buffer(num_chars)
-        scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES))
+        scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES),
+                                 self.dtype)
         _sampling.sample(start, state, self._theta, *self._dims, temperature, top_k, top_p, seed,
                          out, scratch)
         return out.tolist()

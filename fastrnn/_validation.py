@@ -22,6 +22,9 @@ __all__ = [
     "check_clip",
     "check_num_chars",
     "check_temperature",
+    "DTYPES",
+    "check_dtype",
+    "check_threads",
     "check_top_k",
     "check_top_p",
     "sampling_filters",
@@ -169,6 +172,34 @@ def check_temperature(value, name="temperature"):
     return check_real(name, value, low=0.0)
 
 
+DTYPES = ("float64", "float32")
+"""The dtypes a model computes in, by name; float64 is the default and the exact reference."""
+
+
+def check_dtype(value, name="dtype"):
+    """A model's dtype: ``np.dtype('float64')`` or ``np.dtype('float32')``.
+
+    Accepts the names "float64" and "float32", the types ``np.float64`` and
+    ``np.float32``, or the numpy dtypes themselves; anything else (``float``,
+    "f8", float16, an int type) is a ValueError, so that a model never
+    computes in a dtype nobody asked for by name.
+    """
+    if isinstance(value, str):
+        if value in DTYPES:
+            return np.dtype(value)
+    elif value is np.float64 or value is np.float32:
+        return np.dtype(value)
+    elif isinstance(value, np.dtype) and value.name in DTYPES and value.isnative:
+        return value
+    raise ValueError(f'{name} must be "float64" or "float32" (or np.float64, np.float32), '
+                     f"got {_short(value)}")
+
+
+def check_threads(value, name="threads"):
+    """A thread count: an int >= 1 (bools and floats are refused)."""
+    return check_int(name, value, low=1)
+
+
 def _numpy_bounds(flat):
     return flat.min(), flat.max()
 
@@ -260,8 +291,8 @@ def integer_vector(name, value, what, allow_empty=True):
     return arr
 
 
-def float_array(name, value, shape=None):
-    """``value`` as a float64 array, of ``shape`` when given.
+def float_array(name, value, shape=None, dtype=np.float64):
+    """``value`` as an array of ``dtype`` (float64 by default), of ``shape`` when given.
 
     Integer and float arrays are accepted; complex numbers (whose imaginary
     part would be dropped), strings and objects are not.
@@ -272,7 +303,7 @@ def float_array(name, value, shape=None):
         raise ValueError(f"{name} must be an array of numbers, got {_short(value)}") from None
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
+    arr = arr.astype(dtype, copy=False)
     if shape is not None and arr.shape != tuple(shape):
         raise ValueError(f"{name} has shape {arr.shape}, expected {tuple(shape)}")
     return arr
@@ -282,8 +313,9 @@ def _numpy_all_finite(flat):
     return bool(np.isfinite(flat).all())
 
 
-def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite):
-    """The initial hidden state as a C-contiguous (B, H) float64 array.
+def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite,
+                 dtype=np.float64):
+    """The initial hidden state as a C-contiguous (B, H) array of ``dtype``.
 
     ``None`` gives zeros; an array of shape (H,) or (H, 1) is the same state
     for every stream; (B, H) gives one state per stream.  The result may be a
@@ -293,15 +325,15 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
     training step that carries its state).
     """
     if h0 is None:
-        return np.zeros((batch, hidden_dim))
-    if type(h0) is np.ndarray and h0.dtype == np.float64:
+        return np.zeros((batch, hidden_dim), dtype)
+    if type(h0) is np.ndarray and h0.dtype == dtype:
         arr = h0  # the common case, e.g. the previous call's last_hidden
     else:
-        arr = float_array(name, h0)
+        arr = float_array(name, h0, dtype=dtype)
     if arr.shape == (batch, hidden_dim) or (batch == 1 and arr.shape == (hidden_dim,)):
         out = np.ascontiguousarray(arr).reshape(batch, hidden_dim)  # no copy when possible
     elif arr.shape in ((hidden_dim,), (hidden_dim, 1)):
-        out = np.empty((batch, hidden_dim))
+        out = np.empty((batch, hidden_dim), dtype)
         out[:] = arr.reshape(hidden_dim)
     else:
         allowed = f"({hidden_dim},), ({hidden_dim}, 1) or ({batch}, {hidden_dim})"
@@ -311,15 +343,16 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite)
     return out
 
 
-def layered_state(name, value, layers, batch, hidden_dim, all_finite=_numpy_all_finite):
-    """The state of a stack of layers as a fresh C-contiguous (L, B, H) float64 array.
+def layered_state(name, value, layers, batch, hidden_dim, all_finite=_numpy_all_finite,
+                  dtype=np.float64):
+    """The state of a stack of layers as a fresh C-contiguous (L, B, H) array of ``dtype``.
 
     ``value`` has shape (L, H) (the same state for every stream) or (L, B, H);
     its values must be finite.
     """
-    arr = float_array(name, value)
+    arr = float_array(name, value, dtype=dtype)
     if arr.shape == (layers, hidden_dim):
-        out = np.empty((layers, batch, hidden_dim))
+        out = np.empty((layers, batch, hidden_dim), dtype)
         out[:] = arr[:, None, :]
     elif arr.shape == (layers, batch, hidden_dim):
         out = np.array(arr, order="C")

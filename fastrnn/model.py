@@ -43,6 +43,12 @@ class RNN(_Model):
         O, the number of output symbols.
     seed : int, optional
         Seed in [0, 2**32 - 1] for the initial weights; ``None`` draws fresh ones.
+    dtype : {"float64", "float32"}, np.float64, np.float32 or a numpy dtype
+        What the model computes in (its parameters, gradients, states and
+        outputs).  float64, the default, is the exact reference; float32
+        halves the memory traffic and doubles the SIMD width.  The initial
+        weights are the float64 draws rounded, so the two agree to float32's
+        precision for the same seed.
 
     Attributes
     ----------
@@ -64,7 +70,8 @@ class RNN(_Model):
     ``h0`` everywhere is None (zeros) or an array of shape (H,) or (H, 1) (the
     same state for every stream) or (B, H).
 
-    The parameter attributes are live views into one float64 vector: in-place
+    The parameter attributes are live views into one vector of the model's
+    ``dtype`` (an attribute, a numpy dtype): in-place
     writes (``m.Whh[...] = w``) are seen by the next call, and assigning an
     array of the right shape (``m.Whh = w``) copies its values in.
     """
@@ -78,8 +85,8 @@ class RNN(_Model):
     bh = _Parameter()
     by = _Parameter()
 
-    def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None):
-        rng = self._setup(input_dim, hidden_dim, output_dim, 1, seed)
+    def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None, dtype="float64"):
+        rng = self._setup(input_dim, hidden_dim, output_dim, 1, seed, dtype)
         # The same draws, in the same order, as fastrnn.reference.RNN.
         self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
         self.Whh = rng.standard_normal((hidden_dim, hidden_dim)) * 0.01
@@ -87,7 +94,7 @@ class RNN(_Model):
 
     def __repr__(self):
         return (f"RNN(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, "
-                f"output_dim={self.output_dim})")
+                f"output_dim={self.output_dim}{self._repr_dtype()})")
 
     def _parameter_count(self):
         I, H, O = self.input_dim, self.hidden_dim, self.output_dim
@@ -102,7 +109,7 @@ class RNN(_Model):
         return "Whh", "Why", "Wxh", "bh", "by"  # must match fastrnn._kernels.rnn.params
 
     def _state_in(self, h0, batch):
-        h = hidden_state(h0, batch, self.hidden_dim, all_finite=_all_finite)
+        h = hidden_state(h0, batch, self.hidden_dim, all_finite=_all_finite, dtype=self.dtype)
         return h.reshape(self._state_shape(batch))
 
     @staticmethod
@@ -140,8 +147,9 @@ class RNN(_Model):
         )
         lead = xs.shape[:-1]
         T = xs.shape[-1]
-        hs = np.ascontiguousarray(float_array("hs", hs, lead + (T + 1, self.hidden_dim)))
-        ps = np.ascontiguousarray(float_array("ps", ps, lead + (T, self.output_dim)))
+        hs = np.ascontiguousarray(float_array("hs", hs, lead + (T + 1, self.hidden_dim),
+                                              self.dtype))
+        ps = np.ascontiguousarray(float_array("ps", ps, lead + (T, self.output_dim), self.dtype))
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         B = x2.shape[0]
         _rnn.backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1), self._theta,
@@ -161,7 +169,7 @@ class RNN(_Model):
         learning_rate = check_learning_rate(learning_rate)
         grads = {}
         for name, g in zip(self._params, (dWxh, dWhh, dWhy, dbh, dby), strict=True):
-            grads[name] = float_array("d" + name, g, self._params[name].shape)
+            grads[name] = float_array("d" + name, g, self._params[name].shape, self.dtype)
         for name, g in grads.items():
             self._grads[name][...] = g
         sgd_step(self._theta, self._grad, learning_rate, 0.0)
@@ -177,8 +185,9 @@ class _Gated(_Model):
     state (``_state_in``, ``_public_state``).
     """
 
-    def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
-        rng = self._setup(input_dim, hidden_dim, output_dim, num_layers, seed)
+    def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None,
+                 dtype="float64"):
+        rng = self._setup(input_dim, hidden_dim, output_dim, num_layers, seed, dtype)
         # As torch initialises nn.LSTM/nn.GRU and nn.Linear(H, O): every entry
         # uniform in [-1/sqrt(H), 1/sqrt(H)]; drawn in the order of parameters().
         bound = 1.0 / np.sqrt(self.hidden_dim)
@@ -187,7 +196,8 @@ class _Gated(_Model):
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_dim={self.input_dim}, hidden_dim={self.hidden_dim}, "
-                f"output_dim={self.output_dim}, num_layers={self.num_layers})")
+                f"output_dim={self.output_dim}, num_layers={self.num_layers}"
+                f"{self._repr_dtype()})")
 
     def _parameter_count(self):
         I, H, O, L, G = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers,
@@ -220,7 +230,8 @@ class _Gated(_Model):
     by = _Parameter()
 
     def _layered(self, name, value, batch):
-        return layered_state(name, value, self.num_layers, batch, self.hidden_dim, _all_finite)
+        return layered_state(name, value, self.num_layers, batch, self.hidden_dim, _all_finite,
+                             self.dtype)
 
     def to_torch(self):
         """Return ``(torch.nn.LSTM or GRU, torch.nn.Linear)`` with these weights.
@@ -246,6 +257,8 @@ class LSTM(_Gated):
     num_layers : int, default 1
         L; layer 0 reads the one-hot input, layer k > 0 layer k-1's h.
     seed : int, optional
+        As for :class:`RNN`.
+    dtype : {"float64", "float32"}, np.float64, np.float32 or a numpy dtype
         As for :class:`RNN`.
 
     Attributes
@@ -274,7 +287,7 @@ class LSTM(_Gated):
 
     def _state_in(self, h0, batch):
         if h0 is None:
-            return np.zeros(self._state_shape(batch))
+            return np.zeros(self._state_shape(batch), self.dtype)
         if isinstance(h0, np.ndarray) or not isinstance(h0, (tuple, list)) or len(h0) != 2:
             raise ValueError(f"h0 of an LSTM must be a pair (h, c), got {_short(h0)}")
         return np.stack([self._layered("h0[0] (h)", h0[0], batch),
@@ -287,7 +300,8 @@ class LSTM(_Gated):
     def _joined(self, state):
         if not isinstance(state, tuple) or len(state) != 2:
             raise ValueError(f"state must be a pair (h, c), got {_short(state)}")
-        return np.stack([float_array("h", state[0]), float_array("c", state[1])])
+        return np.stack([float_array("h", state[0], dtype=self.dtype),
+                         float_array("c", state[1], dtype=self.dtype)])
 
 
 class GRU(_Gated):
@@ -314,7 +328,7 @@ class GRU(_Gated):
 
     def _state_in(self, h0, batch):
         if h0 is None:
-            return np.zeros(self._state_shape(batch))
+            return np.zeros(self._state_shape(batch), self.dtype)
         return self._layered("h0", h0, batch)[None]
 
     @staticmethod

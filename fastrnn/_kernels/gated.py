@@ -44,7 +44,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.storage import block, total_size
+from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
            "layer_states", "input_projection", "weight_gradients", "column_sums", "forward",
@@ -88,7 +88,7 @@ def _sizes(B, T, H, O, L, G):
     cells = L * (T + 1) * B * H if G == 4 else 0  # LSTM cell states
     dq = N * GH if G == 3 else 0  # GRU: gradient of the recurrent-side pre-activations
     return (L * (T + 1) * B * H, cells, L * N * GH, L * N * H, dq, O * N, N * H, B * H, B * H,
-            B * GH, N, N)
+            B * GH, 2 * N, 2 * N)  # lse, col: N float64s each
 
 
 # The blocks of the flat workspace, in the order of _sizes.
@@ -124,7 +124,8 @@ dhnext, dcnext : (B, H)
     Gradients flowing to the previous step (GRU: ``dcnext`` holds the direct part).
 tmp : (B, G*H)
     Recurrent product of one step.
-lse, col : (T*B,)
+lse, col : (T*B,) of float64
+    The softmax's log-normalisers and scratch (float64 in either dtype).
 """
 
 
@@ -140,7 +141,8 @@ def workspace(ws, B, T, H, O, L, G):
                      block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)),
                      block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DH).reshape((N, H)),
                      block(ws, s, _DHNEXT).reshape((B, H)), block(ws, s, _DCNEXT).reshape((B, H)),
-                     block(ws, s, _TMP).reshape((B, GH)), block(ws, s, _LSE), block(ws, s, _COL))
+                     block(ws, s, _TMP).reshape((B, GH)), float64_block(ws, s, _LSE, N),
+                     float64_block(ws, s, _COL, N))
 
 
 @kernel(inline="always")
@@ -390,5 +392,6 @@ def final_state(ws, B, T, H, O, L, G, state_last):
 def top_layer(ws, B, T, H, O, L, G):
     """``(hs (T+1, B, H), zT, lse, col)``: the top layer's states, the logits and scratch."""
     s = _sizes(B, T, H, O, L, G)
-    return (layer_states(block(ws, s, _HS), L - 1, B, T, H)[0],
-            block(ws, s, _ZT).reshape((O, T * B)), block(ws, s, _LSE), block(ws, s, _COL))
+    N = T * B
+    return (layer_states(block(ws, s, _HS), L - 1, B, T, H)[0], block(ws, s, _ZT).reshape((O, N)),
+            float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))

@@ -35,7 +35,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.storage import block, total_size
+from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
            "final_state", "top_layer", "backward_from"]
@@ -65,7 +65,7 @@ def params(theta, I, H, O):
 @kernel(inline="always")
 def _sizes(B, T, H, O):
     N = T * B
-    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, N, N)
+    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, 2 * N, 2 * N)
 
 
 # The blocks of the flat workspace, in the order of _sizes.
@@ -99,8 +99,8 @@ dhnext : (B, H)
     Gradient flowing into the previous step.
 WhhT : (H, H)
     ``Whh.T`` (batched recurrence only).
-lse, col : (T*B,)
-    Per-position log-normaliser and scratch.
+lse, col : (T*B,) of float64
+    Per-position log-normaliser and scratch (float64 in either dtype).
 """
 
 
@@ -117,7 +117,8 @@ def workspace(ws, B, T, H, O):
                      hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)),
                      block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DZ).reshape((N, O)),
                      block(ws, s, _DH).reshape((N, H)), block(ws, s, _DHNEXT).reshape((B, H)),
-                     block(ws, s, _WHHT).reshape((H, H)), block(ws, s, _LSE), block(ws, s, _COL))
+                     block(ws, s, _WHHT).reshape((H, H)), float64_block(ws, s, _LSE, N),
+                     float64_block(ws, s, _COL, N))
 
 
 @kernel
@@ -250,8 +251,9 @@ def final_state(ws, B, T, H, O, state_last):
 def top_layer(ws, B, T, H, O):
     """``(hs (T+1, B, H), zT, lse, col)``: the states, the logits and scratch."""
     s = _sizes(B, T, H, O)
-    return (block(ws, s, _HS).reshape((T + 1, B, H)), block(ws, s, _ZT).reshape((O, T * B)),
-            block(ws, s, _LSE), block(ws, s, _COL))
+    N = T * B
+    return (block(ws, s, _HS).reshape((T + 1, B, H)), block(ws, s, _ZT).reshape((O, N)),
+            float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))
 
 
 @kernel
