@@ -7,7 +7,10 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
                            parameter names (``parameter_names`` lists them)
 ``format``                 ``"fastrnn-checkpoint"``; ``format_version`` its version (1)
 ``model_kind``             the model's registry name (``"rnn"``, ``"lstm"``, ``"gru"``);
-                           ``model_args`` the constructor arguments, JSON
+                           ``model_args`` the constructor arguments, JSON (with
+                           ``"dtype": "float32"`` for a float32 model; none for
+                           float64); the weights, ``hidden`` and the optimizer
+                           state are stored in the model's dtype
 ``vocab``                  the vocabulary as int64 code points, in index order
 ``config``                 the training configuration, JSON
 ``iteration``              optimizer steps taken; ``epoch`` and ``position`` where the
@@ -189,6 +192,12 @@ def _json(value):
     return np.array(json.dumps(value, sort_keys=True, allow_nan=True))
 
 
+def _float_entry(value):
+    """An array entry in its own dtype when that is float32 or float64, else float64."""
+    arr = np.asarray(value)
+    return arr if arr.dtype in (np.float32, np.float64) else arr.astype(np.float64)
+
+
 def save_checkpoint(path, checkpoint):
     """Write a checkpoint atomically (see :func:`atomic_write`).
 
@@ -203,7 +212,7 @@ def save_checkpoint(path, checkpoint):
     for name, value in checkpoint.parameters.items():
         if name in _META or name.startswith(_OPT_PREFIX):
             raise ValueError(f"parameter name {name!r} clashes with a checkpoint entry")
-        arrays[name] = np.asarray(value, dtype=np.float64)
+        arrays[name] = _float_entry(value)
     for name, value in checkpoint.optimizer_state.items():
         arrays[_OPT_PREFIX + name] = np.asarray(value)
     arrays.update(
@@ -217,7 +226,7 @@ def save_checkpoint(path, checkpoint):
         iteration=np.array(checkpoint.iteration, dtype=np.int64),
         epoch=np.array(checkpoint.epoch, dtype=np.int64),
         position=np.array(checkpoint.position, dtype=np.int64),
-        hidden=np.asarray(checkpoint.hidden, dtype=np.float64),
+        hidden=_float_entry(checkpoint.hidden),
         optimizer=np.array(checkpoint.optimizer),
         rng_state=_json(checkpoint.rng_state),
         loss_ema=np.array(checkpoint.loss_ema, dtype=np.float64),

@@ -77,6 +77,7 @@ _MODEL_OPTIONS = (
     ("--model", "model", None, "the kind of model"),
     ("--hidden-size", "hidden_size", "N", "size of the hidden state (of each layer)"),
     ("--num-layers", "num_layers", "N", "stacked layers (lstm and gru only)"),
+    ("--dtype", "dtype", None, "what the model computes in"),
     ("--seq-length", "seq_length", "N", "characters per chunk, the steps backpropagated through"),
     ("--batch-size", "batch_size", "N", "parallel streams, each a contiguous part of the text"),
     ("--optimizer", "optimizer", None, "the update rule"),
@@ -105,7 +106,7 @@ def _option_argument(field):
     """The argparse keywords of a training option: its choices, or a converter from its check."""
     from dataclasses import fields
 
-    from fastrnn._validation import argument_type
+    from fastrnn._validation import DTYPES, argument_type
     from fastrnn.config import OPTIMIZERS, OPTION_CHECKS, TrainingConfig
     from fastrnn.model import MODELS
 
@@ -113,6 +114,8 @@ def _option_argument(field):
         return {"choices": tuple(MODELS)}
     if field == "optimizer":
         return {"choices": OPTIMIZERS}
+    if field == "dtype":
+        return {"choices": DTYPES}
     kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float, float | None
     parse = int if kind is int else float
     return {"type": argument_type(OPTION_CHECKS[field], parse)}
@@ -376,7 +379,7 @@ def _describe_run(trainer, out):
     print(
         f"training a {c.model} with "
         + (f"{c.num_layers} layers of " if c.num_layers > 1 else "")
-        + f"{c.hidden_size} hidden units ({n_params:,} parameters) on "
+        + f"{c.hidden_size} hidden units ({n_params:,} {c.dtype} parameters) on "
         f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
         f"{trainer.val_size:,} held out for validation\n"
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "

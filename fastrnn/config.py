@@ -13,6 +13,7 @@ from functools import partial
 from fastrnn._validation import (
     MAX_STEPS,
     check_dimension,
+    check_dtype,
     check_instance,
     check_int,
     check_real,
@@ -47,7 +48,7 @@ MAX_SAMPLE_LENGTH = 1_000_000
 # Options fixed for the life of a run: they decide the model's shape, the data
 # it sees and the meaning of the optimizer state.  The others (the schedule)
 # may change when a run is resumed.
-FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "seq_length", "batch_size",
+FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "dtype", "seq_length", "batch_size",
                  "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate")
 
 
@@ -112,6 +113,9 @@ class TrainingConfig:
         H, the size of the hidden state (of each layer).
     num_layers : int, default 1
         L, the number of stacked layers (``lstm`` and ``gru``; an ``rnn`` has one).
+    dtype : {"float64", "float32"}, default "float64"
+        What the model computes in (see :class:`fastrnn.RNN`); a numpy dtype
+        or type is accepted and stored by its name.
     seq_length : int, default 25
         T, the number of time steps backpropagated through (chunk length).
     batch_size : int, default 1
@@ -152,6 +156,7 @@ class TrainingConfig:
     model: str = "rnn"
     hidden_size: int = 100
     num_layers: int = 1
+    dtype: str = "float64"
     seq_length: int = 25
     batch_size: int = 1
     val_fraction: float = 0.05
@@ -179,6 +184,7 @@ class TrainingConfig:
             object.__setattr__(self, "learning_rate", _DEFAULT_LEARNING_RATES[self.optimizer])
         for name, check in OPTION_CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
+        object.__setattr__(self, "dtype", check_dtype(self.dtype).name)
         if self.model == "rnn" and self.num_layers != 1:
             raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
                              f"stack), got {self.num_layers}")

@@ -3,12 +3,17 @@
 :class:`fastrnn.LSTM` and :class:`fastrnn.GRU` use PyTorch's parameter names,
 shapes and gate order, so the weights are copied as they are:
 
-    module, linear = model.to_torch()        # nn.LSTM / nn.GRU + nn.Linear, float64
+    module, linear = model.to_torch()        # nn.LSTM / nn.GRU + nn.Linear, model.dtype
     model = fastrnn.from_torch(module, linear)
+
+The dtype travels too: a float32 model gives float32 modules and a float32
+module (or a half-precision one, widened exactly) gives a float32 model.
 
 PyTorch is optional: it is imported only when one of these functions is
 called, never by ``import fastrnn``.
 """
+
+import numpy as np
 
 
 __all__ = ["from_torch", "to_torch"]
@@ -25,7 +30,7 @@ def _torch():
 
 
 def to_torch(model):
-    """The model as a ``torch.nn.LSTM`` (or ``GRU``) and a ``torch.nn.Linear``, float64.
+    """The model as a ``torch.nn.LSTM`` (or ``GRU``) and a ``torch.nn.Linear``, of its dtype.
 
     Parameters
     ----------
@@ -45,8 +50,9 @@ def to_torch(model):
         raise ValueError(f"model must be a fastrnn.LSTM or fastrnn.GRU, got {type(model).__name__}")
     torch = _torch()
     kind = torch.nn.LSTM if isinstance(model, LSTM) else torch.nn.GRU
-    module = kind(model.input_dim, model.hidden_dim, model.num_layers, dtype=torch.float64)
-    linear = torch.nn.Linear(model.hidden_dim, model.output_dim, dtype=torch.float64)
+    dtype = torch.float32 if model.dtype == np.float32 else torch.float64
+    module = kind(model.input_dim, model.hidden_dim, model.num_layers, dtype=dtype)
+    linear = torch.nn.Linear(model.hidden_dim, model.output_dim, dtype=dtype)
     params = model.parameters()
     with torch.no_grad():
         for name, p in module.named_parameters():
@@ -71,7 +77,8 @@ def from_torch(rnn_module, linear_module):
     -------
     fastrnn.LSTM or fastrnn.GRU
         Its ``input_dim`` is the module's ``input_size``: inputs are indices
-        whose one-hot vectors the module would read.
+        whose one-hot vectors the module would read.  float64 for a float64
+        module, float32 otherwise.
     """
     from fastrnn.model import GRU, LSTM
 
@@ -93,12 +100,15 @@ def from_torch(rnn_module, linear_module):
         raise ValueError(
             f"linear_module must map {m.hidden_size} features with a bias, got "
             f"{linear_module.in_features} features, bias={linear_module.bias is not None}")
+    # float64 stays float64; float32 (and the half types, exactly) become float32.
+    wide = m.weight_hh_l0.dtype == torch.float64
+    dtype, torch_dtype = ("float64", torch.float64) if wide else ("float32", torch.float32)
     model = cls(m.input_size, m.hidden_size, linear_module.out_features, num_layers=m.num_layers,
-                seed=0)
+                seed=0, dtype=dtype)
     params = model.parameters()
     with torch.no_grad():
         for name, p in m.named_parameters():
-            params[name][...] = p.detach().to(torch.float64).cpu().numpy()
-        params["Why"][...] = linear_module.weight.detach().to(torch.float64).cpu().numpy()
-        params["by"][...] = linear_module.bias.detach().to(torch.float64).cpu().numpy()[:, None]
+            params[name][...] = p.detach().to(torch_dtype).cpu().numpy()
+        params["Why"][...] = linear_module.weight.detach().to(torch_dtype).cpu().numpy()
+        params["by"][...] = linear_module.bias.detach().to(torch_dtype).cpu().numpy()[:, None]
     return model

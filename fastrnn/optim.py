@@ -46,6 +46,8 @@ class Optimizer:
     state : dict[str, ndarray], optional
         Saved state (:attr:`state` of an earlier optimizer), copied in;
         zeros by default.
+    dtype : numpy dtype, default float64
+        The dtype of the parameters (the state vectors are of it too).
 
     Attributes
     ----------
@@ -60,10 +62,10 @@ class Optimizer:
         If ``state`` does not hold this optimizer's arrays of these shapes.
     """
 
-    def __init__(self, config, size, state=None):
+    def __init__(self, config, size, state=None, dtype=np.float64):
         self.name = config.optimizer
         self.config = config
-        self.state = {name: np.zeros(size) for name in _STATE[self.name]}
+        self.state = {name: np.zeros(size, dtype) for name in _STATE[self.name]}
         if self.name == "adam":
             self.state["step"] = np.zeros((), dtype=np.int64)
         if state is not None:
@@ -88,9 +90,10 @@ class Optimizer:
 
         Parameters
         ----------
-        theta : ndarray of float64, shape (P,)
+        theta : ndarray, shape (P,)
             Modified in place.
-        grad : ndarray of float64, shape (P,)
+        grad : ndarray, shape (P,)
+            Of the dtype of ``theta`` and of the state.
         learning_rate : float
         clip : float
             0 means no clipping.

@@ -217,13 +217,16 @@ class Trainer:
         self.model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
         if config.model != "rnn":
             self.model_args["num_layers"] = config.num_layers
+        if config.dtype != "float64":  # a float64 checkpoint reads as it always has
+            self.model_args["dtype"] = config.dtype
         self.model = build_model(config.model, self.model_args, seed=config.seed)
         self.iteration = 0
         self.hidden = self.model.zero_state(config.batch_size)
         self._loss_ema = 0.0  # before bias correction
         self.best_val_loss = None
         self._rng = np.random.default_rng(config.seed)
-        self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0])
+        self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0],
+                                    dtype=self.model.dtype)
         self._own_checkpoint = None
 
     def _setup(self, text, vocab, config, source, position=0, epoch=0):
@@ -316,7 +319,7 @@ class Trainer:
             raise CheckpointError(f"{where}: bad random generator state ({error})") from None
         try:
             self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0],
-                                        ckpt.optimizer_state)
+                                        ckpt.optimizer_state, self.model.dtype)
         except ValueError as error:
             raise CheckpointError(str(error)) from None
         self._own_checkpoint = own_checkpoint
@@ -548,6 +551,9 @@ def _check_fits(ckpt, config, model, where):
     if ckpt.model_args.get("num_layers", 1) != config.num_layers:
         raise CheckpointError(f"{where}: the model's number of layers does not match its "
                               f"config")
+    if model.dtype.name != config.dtype:
+        raise CheckpointError(f"{where}: the model's dtype {model.dtype.name} does not match "
+                              f"its config's {config.dtype}")
     expected = model.pack_state(model.zero_state(config.batch_size)).shape
     if ckpt.hidden.shape != expected:
         raise CheckpointError(

@@ -2,6 +2,7 @@
 
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from fastrnn import GRU, LSTM, RNN
@@ -80,9 +81,22 @@ def test_the_config_accepts_each_optimizer(optimizer):
 
 
 def test_every_numeric_option_has_one_check():
-    numeric = {f.name for f in fields(TrainingConfig)} - {"model", "optimizer"}
+    numeric = {f.name for f in fields(TrainingConfig)} - {"model", "optimizer", "dtype"}
     assert set(OPTION_CHECKS) == numeric
     assert set(FIXED_OPTIONS) <= {f.name for f in fields(TrainingConfig)}
+
+
+def test_dtype_is_stored_by_name_and_checked():
+    assert TrainingConfig().dtype == "float64"
+    for spelling in ("float32", np.float32, np.dtype("float32")):
+        assert TrainingConfig(dtype=spelling).dtype == "float32"
+    assert TrainingConfig.from_dict(TrainingConfig(dtype="float32").to_dict()).dtype == "float32"
+    for bad in ("float16", "f4", float, None):
+        with pytest.raises(ValueError, match="dtype must be"):
+            TrainingConfig(dtype=bad)
+    assert "dtype" in FIXED_OPTIONS
+    with pytest.raises(FixedOptionError, match="dtype"):
+        resumed_config(TrainingConfig(dtype="float32"), {"dtype": "float64"})
 
 
 def test_resumed_config_keeps_fixed_options_and_changes_the_schedule():

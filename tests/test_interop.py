@@ -34,13 +34,28 @@ def test_round_trip_and_same_outputs(torch, cls, layers):
     assert m.loss(x, x % 6) == pytest.approx(loss.item(), rel=1e-13)
 
 
-def test_from_torch_takes_float32_modules_and_any_layout(torch):
+def test_from_torch_keeps_a_float32_module_float32_in_any_layout(torch):
     module = torch.nn.GRU(4, 3, 2, batch_first=True)
     linear = torch.nn.Linear(3, 4)
     m = fastrnn.from_torch(module, linear)
-    assert m.parameters()["weight_hh_l1"].dtype == np.float64
-    np.testing.assert_allclose(m.Why, linear.weight.detach().numpy(), rtol=0, atol=0)
-    np.testing.assert_allclose(m.by[:, 0], linear.bias.detach().numpy(), rtol=0, atol=0)
+    assert m.dtype == np.float32 and m.parameters()["weight_hh_l1"].dtype == np.float32
+    np.testing.assert_array_equal(m.Why, linear.weight.detach().numpy())
+    np.testing.assert_array_equal(m.by[:, 0], linear.bias.detach().numpy())
+    back, back_linear = m.to_torch()
+    assert back.weight_hh_l1.dtype == back_linear.weight.dtype == torch.float32
+    np.testing.assert_array_equal(back.weight_hh_l1.detach().numpy(),
+                                  module.weight_hh_l1.detach().numpy())
+
+
+def test_from_torch_keeps_float64_and_widens_half_precision(torch):
+    wide = fastrnn.from_torch(torch.nn.LSTM(4, 3).double(), torch.nn.Linear(3, 4).double())
+    assert wide.dtype == np.float64
+    assert wide.to_torch()[0].weight_ih_l0.dtype == torch.float64
+    half = torch.nn.LSTM(4, 3).to(torch.bfloat16)
+    m = fastrnn.from_torch(half, torch.nn.Linear(3, 4).to(torch.bfloat16))
+    assert m.dtype == np.float32
+    np.testing.assert_array_equal(m.parameters()["weight_hh_l0"],
+                                  half.weight_hh_l0.detach().float().numpy())
 
 
 def test_from_torch_rejects_what_fastrnn_cannot_run(torch):
