@@ -16,10 +16,15 @@ command line)::
     model, vocab = load_model("run")
     print(generate(model, vocab, 300, prime="def "))
 
+``fastrnn.set_num_threads(n)`` and ``fastrnn.get_num_threads()`` govern the
+threads a batch runs on (every CPU by default, ``FASTRNN_NUM_THREADS`` at
+start-up); the results are the same for any number of them.
+
 ``fastrnn.load_pretrained()`` returns a small LSTM that ships with the package,
 trained on Python source, in the same ``(model, vocab)`` form.
 """
 
+from fastrnn._threads import get_num_threads, set_num_threads
 from fastrnn.config import TrainingConfig
 from fastrnn.generate import generate, load_model
 from fastrnn.interop import from_torch
@@ -29,5 +34,5 @@ from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
-           "generate", "from_torch", "load_pretrained"]
+           "generate", "from_torch", "load_pretrained", "set_num_threads", "get_num_threads"]
 __version__ = "0.1.0"

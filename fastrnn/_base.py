@@ -21,6 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from fastrnn import _threads
 from fastrnn._kernels import chunks as _chunks
 from fastrnn._kernels import sampling as _sampling
 from fastrnn._kernels.checks import chunk_ok as _chunk_ok
@@ -39,6 +40,7 @@ from fastrnn._validation import (
     sampling_arguments,
     sampling_filters,
 )
+from fastrnn.optim import sgd_step
 
 _NO_STATE = np.empty(0)
 
@@ -77,9 +79,10 @@ def _sample_buffer(num_chars):
                          f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
 
 
-# Workspaces kept per model, one per distinct (B, T); a trainer uses two
-# (training chunks, validation chunks), an interactive user a few more.
-_MAX_WORKSPACES = 4
+# Workspaces kept per model, one per distinct (B, T) and shard; a trainer uses
+# two batches (training chunks, validation chunks) of a few shards each, an
+# interactive user a few more.
+_MAX_WORKSPACES = 8
 
 
 class _Parameter:
@@ -176,6 +179,8 @@ class _Model:
         self._params = _flat_views(shapes, self._layout(), self._theta)
         self._grads = _flat_views(shapes, self._layout(), self._grad)
         self._workspaces = OrderedDict()
+        self._shard_grads = None  # (K, P): the gradients of a batch's K shards
+        _threads.limit_blas()
         # The public shape of one stream's state: the batch shape without B.
         self._one_stream = self._packed_shape(1)[:-2] + (self.hidden_dim,)
         self.last_hidden = None
@@ -243,8 +248,8 @@ class _Model:
         target = self._params[name]
         target[...] = float_array(name, value, target.shape, self.dtype)
 
-    def _workspace(self, batch, steps):
-        key = (batch, steps)
+    def _workspace(self, batch, steps, shard=0):
+        key = (batch, steps, shard)
         ws = self._workspaces.pop(key, None)
         if ws is None:
             ws = _aligned_zeros(_chunks.workspace_size(batch, steps, *self._dims[1:]), self.dtype)
@@ -252,6 +257,66 @@ class _Model:
                 self._workspaces.popitem(last=False)
         self._workspaces[key] = ws  # most recently used last
         return ws
+
+    def _shard_gradients(self, count):
+        """The (count, P) buffer the shards of a batch write their gradients into."""
+        grads = self._shard_grads
+        if grads is None or grads.shape[0] != count:
+            P = self._theta.shape[0]
+            grads = self._shard_grads = _aligned_zeros(count * P, self.dtype).reshape(count, P)
+        return grads
+
+    def _sharded(self, call, batch, steps, state, last=None):
+        """Run ``call`` on every shard of a batch; their results and their weights.
+
+        ``call(k, rows, state_k, last_k, ws)`` runs the kernel on shard k: the
+        streams ``rows`` (a slice), their contiguous initial state and a
+        buffer for their final state, and the shard's own workspace.  The
+        final states are gathered into ``last`` (S, L, B, H) when given.
+        Returns the results in shard order and each shard's share of the batch.
+        """
+        parts = _threads.shards(batch)
+        workspaces = [self._workspace(b1 - b0, steps, k) for k, (b0, b1) in enumerate(parts)]
+
+        def work(k):
+            rows = slice(*parts[k])
+            state_k = np.ascontiguousarray(state[:, :, rows])
+            last_k = np.empty_like(state_k)
+            value = call(k, rows, state_k, last_k, workspaces[k])
+            if last is not None:
+                last[:, :, rows] = last_k
+            return value
+
+        values = _threads.run_shards(work, len(parts))
+        weights = np.array([(b1 - b0) / batch for b0, b1 in parts])
+        return values, weights
+
+    def _loss_and_gradient(self, x2, y2, state, last, with_gradient):
+        """The loss of a (B, T) chunk; with ``with_gradient`` its gradient in ``_grad`` too.
+
+        One stream (or a batch of one shard) is one kernel call; a larger
+        batch runs shard by shard (:mod:`fastrnn._threads`), the loss and the
+        gradient the shards' weighted sums.
+        """
+        B, T = x2.shape
+        theta, dims = self._theta, self._dims
+        if len(_threads.shards(B)) == 1:
+            ws = self._workspace(B, T)
+            if with_gradient:
+                return _chunks.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
+            return _chunks.loss(x2, y2, state, theta, ws, *dims, last)
+        grads = self._shard_gradients(len(_threads.shards(B))) if with_gradient else None
+
+        def call(k, rows, state_k, last_k, ws):
+            if with_gradient:
+                return _chunks.value_and_grad(x2[rows], y2[rows], state_k, theta, grads[k], ws,
+                                              *dims, last_k)
+            return _chunks.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
+
+        values, weights = self._sharded(call, B, T, state, last)
+        if with_gradient:
+            _chunks.combine(grads, weights, self._grad)
+        return float(sum(w * v for w, v in zip(weights, values, strict=True)))
 
     # -- the state ---------------------------------------------------------------
 
@@ -348,7 +413,12 @@ class _Model:
         state = self._state_in(h0, B)
         hs = np.empty((B, T + 1, self.hidden_dim), self.dtype)
         ps = np.empty((B, T, self.output_dim), self.dtype)
-        _chunks.forward_probs(x2, state, self._theta, self._workspace(B, T), *self._dims, hs, ps)
+        theta, dims = self._theta, self._dims
+
+        def call(k, rows, state_k, last_k, ws):
+            _chunks.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
+
+        self._sharded(call, B, T, state)
         if xs.ndim == 1:
             return xs, hs[0], ps[0]
         return xs, hs, ps
@@ -361,8 +431,7 @@ class _Model:
         """
         single, x2, y2, state = self._chunk(inputs, targets, h0)
         last = np.empty_like(state)
-        value = _chunks.loss(x2, y2, state, self._theta, self._workspace(*x2.shape), *self._dims,
-                             last)
+        value = self._loss_and_gradient(x2, y2, state, last, False)
         self.last_hidden = self._state_out(last, single)
         return float(value)
 
@@ -382,8 +451,7 @@ class _Model:
         """
         single, x2, y2, state = self._chunk(inputs, targets, h0)
         last = np.empty_like(state)
-        value = _chunks.value_and_grad(x2, y2, state, self._theta, self._grad,
-                                       self._workspace(*x2.shape), *self._dims, last)
+        value = self._loss_and_gradient(x2, y2, state, last, True)
         self.last_hidden = self._state_out(last, single)
         return float(value), dict(self._grads)
 
@@ -411,9 +479,14 @@ class _Model:
         learning_rate = check_learning_rate(learning_rate)
         clip = check_clip(clip)
         last = np.empty_like(state)
-        value = _chunks.train_step(x2, y2, state, self._theta, self._grad,
-                                   self._workspace(*x2.shape), *self._dims, last, learning_rate,
-                                   0.0 if clip is None else clip)
+        clip = 0.0 if clip is None else clip
+        if len(_threads.shards(x2.shape[0])) == 1:  # one kernel: gradient, clip, update
+            value = _chunks.train_step(x2, y2, state, self._theta, self._grad,
+                                       self._workspace(*x2.shape), *self._dims, last,
+                                       learning_rate, clip)
+        else:
+            value = self._loss_and_gradient(x2, y2, state, last, True)
+            sgd_step(self._theta, self._grad, learning_rate, clip)
         self.last_hidden = self._state_out(last, single)
         return float(value)
 

@@ -39,6 +39,7 @@ def test_a_changed_kernel_source_drops_the_cache(tmp_path, repo_root):
 # Every model's every method, single stream and batch, then the optimizer
 # kernels; prints the kernels this process had to compile (cache misses).
 _WORKLOAD = """
+import itertools
 import json
 import numba.core.registry
 import numpy as np
@@ -47,9 +48,11 @@ from fastrnn._kernels import (activations, cells, checks, chunks, gated, linalg,
                               output, rnn, sampling)
 
 rng = np.random.default_rng(0)
-for cls in (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU):
-    m = cls(6, 8, 6, seed=0)
-    for shape in ((5,), (3, 5)):
+fastrnn.set_num_threads(2)
+for cls, dtype in itertools.product((fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU),
+                                    ("float64", "float32")):
+    m = cls(6, 8, 6, seed=0, dtype=dtype)
+    for shape in ((5,), (3, 5), (20, 5)):  # one stream, a batch, a batch of two shards
         x, y = rng.integers(0, 6, shape), rng.integers(0, 6, shape)
         xs, hs, ps = m.forward(x)
         if cls is fastrnn.RNN:
@@ -59,11 +62,12 @@ for cls in (fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU):
         m.train(x, y, 0.1, h0=m.last_hidden)
     m.predict(1, 20, seed=3)
     m.predict(1, 5, temperature=0, seed=3)
-v = np.ones(8)
-optimizers.sgd_(v, v.copy(), 0.1, 5.0)
-optimizers.adagrad_(v, v.copy(), np.zeros(8), 0.1, 1e-8, 5.0)
-optimizers.rmsprop_(v, v.copy(), np.zeros(8), 0.1, 0.95, 1e-8, 5.0)
-optimizers.adam_(v, v.copy(), np.zeros(8), np.zeros(8), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
+for dtype in (np.float64, np.float32):
+    v, z = np.ones(8, dtype), np.zeros(8, dtype)
+    optimizers.sgd_(v, v.copy(), 0.1, 5.0)
+    optimizers.adagrad_(v, v.copy(), z.copy(), 0.1, 1e-8, 5.0)
+    optimizers.rmsprop_(v, v.copy(), z.copy(), 0.1, 0.95, 1e-8, 5.0)
+    optimizers.adam_(v, v.copy(), z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
 modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, rnn,
            sampling)
 compiled = sorted(f"{mod.__name__}.{name}" for mod in modules for name, f in vars(mod).items()

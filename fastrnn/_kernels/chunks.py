@@ -18,7 +18,8 @@ from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent
 
-__all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_step"]
+__all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_step",
+           "combine"]
 
 
 @kernel
@@ -122,3 +123,30 @@ def forward_probs(x, state, theta, ws, I, H, O, L, G, hs_out, ps_out):
     _forward(x, state, theta, ws, I, H, O, L, G)
     hs, zT, lse, col = _top_layer(ws, B, T, H, O, L, G)
     probabilities_out(hs, zT, lse, col, hs_out, ps_out)
+
+
+@kernel
+def combine(grads, weights, out):
+    """``out = sum_k weights[k] * grads[k]``, added in the order k = 0, 1, ...
+
+    The gradient of a batch from its shards' (each the mean over its own
+    streams, weighted by its share of the batch); a fixed order, so the sum
+    is the same whatever ran the shards.
+
+    Parameters
+    ----------
+    grads : ndarray, shape (K, P)
+    weights : ndarray of float64, shape (K,)
+    out : ndarray, shape (P,)
+        Output (overwritten).
+    """
+    K, P = grads.shape
+    w0 = weights[0]
+    first = grads[0]
+    for i in range(P):
+        out[i] = w0 * first[i]
+    for k in range(1, K):
+        w = weights[k]
+        row = grads[k]
+        for i in range(P):
+            out[i] += w * row[i]

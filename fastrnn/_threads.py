@@ -1,0 +1,160 @@
+"""fastrnn's threads: how many, the pool that runs batch shards, and single-threaded BLAS.
+
+A batch of B streams is cut into shards of at most :data:`SHARD_STREAMS`
+streams, as equal as possible (:func:`shards`); each shard's forward pass and
+BPTT run on their own, and the shards' gradients are summed in shard order.
+The partition depends on B alone, never on the number of threads, and every
+product inside a shard is a single-threaded BLAS call, so the results are the
+same to the bit for any thread count: threads only decide how many shards run
+at once.  One stream (B = 1) is one shard and runs on the calling thread as
+it always has.
+
+The BLAS that fastrnn's kernels call (NumPy's ``np.dot`` inside Numba code
+goes to SciPy's BLAS) is set to one thread when the first model is built:
+threads come from the shards, and a BLAS that started its own threads as well
+would oversubscribe the cores (and may split a product differently for
+another thread count).  Where SciPy ships its own OpenBLAS (the PyPI wheels),
+only that library is limited; NumPy's BLAS, which fastrnn does not call in its
+hot paths, keeps its threads.
+
+The thread count is :func:`get_num_threads`: every CPU this process may run
+on by default, the environment variable ``FASTRNN_NUM_THREADS`` at start-up,
+or :func:`set_num_threads`.
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from fastrnn._validation import check_threads
+
+__all__ = ["SHARD_STREAMS", "shards", "get_num_threads", "set_num_threads", "run_shards",
+           "limit_blas"]
+
+SHARD_STREAMS = 16
+"""The most streams of a batch one shard holds.  Smaller shards would spread a
+batch over more cores, larger ones keep the products efficient: at B = 32,
+two shards of 16 streams."""
+
+_ENV = "FASTRNN_NUM_THREADS"
+
+
+def _available_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _initial_threads():
+    text = os.environ.get(_ENV)
+    if text is None or text == "":
+        return _available_cpus()
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{_ENV} must be a positive integer, got {text!r}")
+    return value
+
+
+_num_threads = _initial_threads()
+_pool = None  # a ThreadPoolExecutor of _num_threads - 1 workers, made when first needed
+_lock = threading.Lock()
+_blas_limited = False
+
+
+def get_num_threads():
+    """The number of threads fastrnn runs a batch on (an int >= 1).
+
+    Returns
+    -------
+    int
+    """
+    return _num_threads
+
+
+def set_num_threads(n):
+    """Run fastrnn's batched work on ``n`` threads from now on.
+
+    The results do not depend on ``n`` (see :mod:`fastrnn._threads`): it
+    changes only how long a batch takes.  One stream always runs on the
+    calling thread.
+
+    Parameters
+    ----------
+    n : int
+        At least 1; the default is the number of CPUs this process may use
+        (or ``FASTRNN_NUM_THREADS``).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer.
+    """
+    global _num_threads, _pool
+    n = check_threads(n, "n")
+    with _lock:
+        old, _pool = _pool, None
+        _num_threads = n
+    if old is not None:
+        old.shutdown(wait=True)
+
+
+def shards(batch):
+    """The shards of a batch of ``batch`` streams: a list of ``(start, stop)`` ranges.
+
+    ``ceil(batch / SHARD_STREAMS)`` shards whose sizes differ by at most one,
+    larger ones first; a function of ``batch`` alone.
+    """
+    count = -(-batch // SHARD_STREAMS)
+    size, extra = divmod(batch, count)
+    bounds, start = [], 0
+    for k in range(count):
+        stop = start + size + (k < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def _get_pool():
+    global _pool
+    with _lock:
+        if _pool is None and _num_threads > 1:
+            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1,
+                                       thread_name_prefix="fastrnn")
+        return _pool
+
+
+def run_shards(work, count):
+    """Call ``work(k)`` for every shard k in ``range(count)``; their results in shard order.
+
+    Up to :func:`get_num_threads` shards run at once: shard 0 (then every
+    shard left over) on the calling thread, the others on the pool.  The
+    kernels release the GIL, so the shards really run in parallel.
+    """
+    pool = _get_pool() if count > 1 else None
+    if pool is None:
+        return [work(k) for k in range(count)]
+    futures = [pool.submit(work, k) for k in range(1, count)]
+    first = work(0)
+    return [first] + [future.result() for future in futures]
+
+
+def limit_blas():
+    """Set the BLAS that fastrnn's kernels call to one thread (once per process)."""
+    global _blas_limited
+    if _blas_limited:
+        return
+    from scipy.linalg import cython_blas  # noqa: F401 -- loads the library Numba calls
+    from threadpoolctl import ThreadpoolController
+
+    libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+    scipys = [lib for lib in libraries if "scipy" in os.path.basename(os.path.dirname(
+        lib.filepath))]
+    # SciPy's own OpenBLAS (PyPI wheels) alone; else a BLAS shared with NumPy
+    # (conda, system packages), which is then the one the kernels call.
+    for lib in scipys or libraries:
+        lib.set_num_threads(1)
+    _blas_limited = True

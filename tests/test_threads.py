@@ -1,0 +1,149 @@
+"""Threads: the count, its checks, the shards of a batch, and results independent of both."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import KINDS, MODELS, random_state, reference_gradients, rel_error, twin_models
+
+import fastrnn
+from fastrnn import _threads
+from fastrnn.config import TrainingConfig
+from fastrnn.training import Trainer
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = fastrnn.get_num_threads()
+    yield
+    fastrnn.set_num_threads(before)
+
+
+def _run(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env})
+
+
+def test_the_default_is_every_cpu_this_process_may_use():
+    env = {k: v for k, v in os.environ.items() if k != "FASTRNN_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", "import fastrnn; print(fastrnn.get_num_threads())"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(os.sched_getaffinity(0))
+
+
+def test_the_environment_sets_the_count_at_start_up():
+    done = _run("import fastrnn; print(fastrnn.get_num_threads())", FASTRNN_NUM_THREADS="3")
+    assert done.returncode == 0 and done.stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
+def test_a_bad_environment_value_is_a_clear_error(bad):
+    done = _run("import fastrnn", FASTRNN_NUM_THREADS=bad)
+    assert done.returncode != 0
+    assert f"ValueError: FASTRNN_NUM_THREADS must be a positive integer, got {bad!r}" in done.stderr
+
+
+def test_set_and_get():
+    fastrnn.set_num_threads(3)
+    assert fastrnn.get_num_threads() == 3
+    fastrnn.set_num_threads(np.int64(1))
+    assert fastrnn.get_num_threads() == 1 and type(fastrnn.get_num_threads()) is int
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, 2.0, "2", True, None])
+def test_anything_but_a_positive_int_is_refused_and_changes_nothing(bad):
+    fastrnn.set_num_threads(2)
+    with pytest.raises(ValueError, match="n must be"):
+        fastrnn.set_num_threads(bad)
+    assert fastrnn.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("batch", range(1, 101))
+def test_shards_cover_the_batch_in_near_equal_parts(batch):
+    parts = _threads.shards(batch)
+    assert len(parts) == -(-batch // _threads.SHARD_STREAMS)
+    assert parts[0][0] == 0 and parts[-1][1] == batch
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    sizes = [stop - start for start, stop in parts]
+    assert max(sizes) <= _threads.SHARD_STREAMS and max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_the_kernels_blas_runs_one_thread():
+    from threadpoolctl import threadpool_info
+
+    fastrnn.RNN(3, 4, 3)
+    scipys = [lib for lib in threadpool_info() if lib["user_api"] == "blas"
+              and "scipy" in os.path.basename(os.path.dirname(lib["filepath"]))]
+    assert scipys, "SciPy's BLAS is not loaded"
+    assert all(lib["num_threads"] == 1 for lib in scipys)
+
+
+def _everything(kind, dtype, batch, threads):
+    """Every batched method's results on one model, with ``threads`` threads."""
+    fastrnn.set_num_threads(threads)
+    layers = {} if kind == "rnn" else {"num_layers": 2}
+    m = MODELS[kind](11, 9, 11, seed=4, dtype=dtype, **layers)
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 11, (batch, 7)), rng.integers(0, 11, (batch, 7))
+    losses = []
+    for _ in range(3):
+        losses.append(m.train(x, y, 0.3, h0=m.last_hidden))
+    loss, grads = m.gradients(x, y, m.last_hidden)
+    losses.append(loss)
+    losses.append(m.loss(x, y))
+    _, hs, ps = m.forward(x)
+    state = m.pack_state(m.last_hidden)
+    return losses, m.parameter_vector.copy(), m.gradient_vector.copy(), hs, ps, state
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_results_are_bit_identical_for_any_thread_count(kind, dtype):
+    batch = 2 * _threads.SHARD_STREAMS + 5  # three shards
+    first = _everything(kind, dtype, batch, 1)
+    for threads in (2, 3, 5):
+        again = _everything(kind, dtype, batch, threads)
+        assert again[0] == first[0]
+        for a, b in zip(again[1:], first[1:], strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_sharded_batch_agrees_with_the_reference(kind):
+    fast, ref = twin_models(kind, 6, 5, 6, 1 if kind == "rnn" else 2, rng=3)
+    fastrnn.set_num_threads(2)
+    rng = np.random.default_rng(8)
+    batch = _threads.SHARD_STREAMS + 3
+    x, y = rng.integers(0, 6, (batch, 6)), rng.integers(0, 6, (batch, 6))
+    h0 = random_state(kind, rng, 1 if kind == "rnn" else 2, batch, 5)
+    loss, grads = fast.gradients(x, y, h0)
+    want_loss, want = reference_gradients(ref, x, y, h0)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    for name, g in want.items():
+        assert rel_error(grads[name], g) < 1e-10, name
+    _, hs, ps = fast.forward(x, h0)
+    for b in (0, batch - 1):  # the first and the last shard, against one stream alone
+        _, hs_b, ps_b = fast.forward(x[b], fast.stream_state(h0, b))
+        np.testing.assert_allclose(ps[b], ps_b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(hs[b], hs_b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_resumed_run_on_another_thread_count_gives_the_same_weights(tmp_path):
+    text = "the quick brown fox jumps over the lazy dog; " * 60
+    config = TrainingConfig(model="gru", hidden_size=12, batch_size=20, seq_length=8,
+                            iterations=12, eval_every=6, sample_every=0, optimizer="adam")
+    fastrnn.set_num_threads(1)
+    straight = Trainer(text, config)
+    straight.run(tmp_path / "straight", progress=False)
+    half = Trainer(text, TrainingConfig(**{**config.to_dict(), "iterations": 6}))
+    half.run(tmp_path / "split", progress=False)
+    fastrnn.set_num_threads(2)
+    resumed = Trainer.from_checkpoint(tmp_path / "split" / "checkpoint.npz", text,
+                                      iterations=12)
+    resumed.run(tmp_path / "split", progress=False)
+    np.testing.assert_array_equal(resumed.model.parameter_vector,
+                                  straight.model.parameter_vector)
