@@ -15,7 +15,6 @@ called, never by ``import fastrnn``.
 
 import numpy as np
 
-
 __all__ = ["from_torch", "to_torch"]
 
 _HINT = "PyTorch is needed to convert models to and from torch: pip install torch"
