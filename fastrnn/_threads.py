@@ -94,7 +94,7 @@ def set_num_threads(n):
         If ``n`` is not a positive integer.
     """
     global _num_threads, _pool
-    n = check_threads(n, "n")
+    n = check_threads("n", n)
     with _lock:
         old, _pool = _pool, None
         _num_threads = n

@@ -195,7 +195,7 @@ def check_dtype(value, name="dtype"):
                      f"got {_short(value)}")
 
 
-def check_threads(value, name="threads"):
+def check_threads(name, value):
     """A thread count: an int >= 1 (bools and floats are refused)."""
     return check_int(name, value, low=1)
 

@@ -153,7 +153,13 @@ def _add_top_k_top_p(sample):
 
 
 def _parser():
-    from fastrnn._validation import argument_type, check_num_chars, check_seed, check_temperature
+    from fastrnn._validation import (
+        argument_type,
+        check_num_chars,
+        check_seed,
+        check_temperature,
+        check_threads,
+    )
     from fastrnn.config import TrainingConfig
 
     defaults = TrainingConfig()
@@ -192,6 +198,9 @@ def _parser():
             text = f"{text} (default: {getattr(defaults, field)})"
         schedule.add_argument(flag, dest=field, default=None, metavar=metavar, help=text,
                               **_option_argument(field))
+    train.add_argument("--threads", type=argument_type(check_threads, int), default=None,
+                       metavar="N", help="threads to train on (default: every CPU, "
+                       "FASTRNN_NUM_THREADS); the results are the same for any N")
     train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     train.set_defaults(handler=_train)
 
@@ -301,10 +310,13 @@ def _make_out_dir(out):
 
 
 def _train(args):
+    from fastrnn import set_num_threads
     from fastrnn.training import Trainer, TrainingConfig
 
     out = args.out
     _check_out_dir(out)
+    if args.threads is not None:
+        set_num_threads(args.threads)
     fields = [option[1] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS]
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if args.resume:

@@ -482,6 +482,31 @@ def test_gated_models_train_resume_exactly_and_sample(tmp_path, text_file, kind,
     assert_clean_failure(clash, 1, "--num-layers 3 conflicts with the checkpoint")
 
 
+def test_float32_runs_keep_their_dtype_and_threads_change_no_bit(tmp_path, text_file):
+    common = [*FAST, "--model", "gru", "--batch-size", "20", "--eval-every", "2",
+              "--sample-every", "0", "--dtype", "float32"]
+    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "4",
+                  "--threads", "1", *common, cwd=tmp_path)
+    assert one.returncode == 0, err(one)
+    assert "float32 parameters" in err(one)
+    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "2",
+                    "--threads", "2", *common, cwd=tmp_path)
+    assert first.returncode == 0, err(first)
+    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
+                     "--threads", "3", *FAST, cwd=tmp_path)  # the dtype comes from the checkpoint
+    assert second.returncode == 0, err(second)
+    a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
+    for key in a:
+        assert a[key].tobytes() == b[key].tobytes(), key
+    assert a["weight_hh_l0"].dtype == np.float32
+    assert load_checkpoint(tmp_path / "one" / "checkpoint.npz").model_args["dtype"] == "float32"
+    sample = fastrnn("sample", tmp_path / "one", "--length", "20", "--seed", "1", cwd=tmp_path)
+    assert sample.returncode == 0 and len(sample.stdout.decode("utf-8")) == 20
+    clash = fastrnn("train", "--out", tmp_path / "two", "--resume", "--dtype", "float64",
+                    *FAST, cwd=tmp_path)
+    assert_clean_failure(clash, 1, "--dtype float64 conflicts with the checkpoint")
+
+
 def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
     result = fastrnn("train", text_file, "--out", tmp_path / "o", "--num-layers", "2", *FAST,
                      cwd=tmp_path)
@@ -502,6 +527,12 @@ def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
      "argument --val-fraction: must be in [0, 1), got '1'"),
     (["train", "--out", "o", "--learning-rate", "x"],
      "argument --learning-rate: must be a number, got 'x'"),
+    (["train", "--out", "o", "--threads", "0"],
+     "argument --threads: must be an integer >= 1, got '0'"),
+    (["train", "--out", "o", "--threads", "1.5"],
+     "argument --threads: must be an integer, got '1.5'"),
+    (["train", "--out", "o", "--dtype", "float16"],
+     "argument --dtype: invalid choice: 'float16' (choose from 'float64', 'float32')"),
     (["sample", "x", "--temperature", "nan"],
      "argument --temperature: must be a finite number, got 'nan'"),
 ])

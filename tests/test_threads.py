@@ -28,8 +28,9 @@ def _run(code, **env):
 
 def test_the_default_is_every_cpu_this_process_may_use():
     env = {k: v for k, v in os.environ.items() if k != "FASTRNN_NUM_THREADS"}
-    done = subprocess.run([sys.executable, "-c", "import fastrnn; print(fastrnn.get_num_threads())"],
-                          capture_output=True, text=True, timeout=300, env=env)
+    code = "import fastrnn; print(fastrnn.get_num_threads())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == len(os.sched_getaffinity(0))
 
@@ -66,7 +67,7 @@ def test_shards_cover_the_batch_in_near_equal_parts(batch):
     parts = _threads.shards(batch)
     assert len(parts) == -(-batch // _threads.SHARD_STREAMS)
     assert parts[0][0] == 0 and parts[-1][1] == batch
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    assert all(a[1] == b[0] for a, b in zip(parts[:-1], parts[1:], strict=True))
     sizes = [stop - start for start, stop in parts]
     assert max(sizes) <= _threads.SHARD_STREAMS and max(sizes) - min(sizes) <= 1
     assert sizes == sorted(sizes, reverse=True)
