@@ -638,3 +638,26 @@ def test_all_finite():
         v = np.ones(9)
         v[7] = bad
         assert not all_finite(v)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("B, T", [(1, 3), (4, 9), (32, 25)])
+def test_one_hot_gather_and_scatter_match_their_plain_definitions(B, T, dtype):
+    from fastrnn._kernels.gated import input_projection
+    from fastrnn._kernels.linalg import scatter_columns
+
+    rng = np.random.default_rng(B * T)
+    I, n = 7, 12
+    x = rng.integers(0, I, (B, T))
+    W = rng.standard_normal((n, I)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    dA = rng.standard_normal((T * B, n)).astype(dtype)
+    onehot = np.eye(I)[x.T.reshape(-1)]  # (T*B, I), position t*B + b
+    roomy, none = np.zeros(n * I, dtype), np.zeros(0, dtype)  # the transposed path, or not
+    for scratch in (roomy, none):
+        out = np.empty((T * B, n), dtype)
+        input_projection(x, np.empty((0, n), dtype), W, bias, out, scratch)
+        np.testing.assert_allclose(out, onehot @ W.T + bias, rtol=1e-6, atol=1e-6)
+        dW = np.full((n, I), np.nan, dtype)
+        scatter_columns(x, dA, dW, scratch)
+        np.testing.assert_allclose(dW, dA.T @ onehot, rtol=1e-5, atol=1e-5)

@@ -42,7 +42,7 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
-from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns
+from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.storage import block, float64_block, total_size
 
@@ -161,17 +161,30 @@ def layer_states(flat, k, B, T, H):
 
 
 @kernel
-def input_projection(x, below, Wih, bias, out):
+def input_projection(x, below, Wih, bias, out, scratch):
     """``out[n] = W_ih @ input_n + bias`` for every position n of the chunk.
 
     The input is the previous layer's output ``below (T*B, H)`` for layers
     k > 0, or, when ``below`` is empty (0, H), the one-hot vector of the index
     ``x[b, t]`` (``x`` int64, (B, T)).  ``W_ih`` is (G*H, I_k), ``bias`` (G*H,),
-    ``out`` (T*B, G*H).
+    ``out`` (T*B, G*H).  A one-hot input reads column ``x[b, t]`` of
+    ``W_ih``; with more positions than columns it reads the contiguous rows
+    of ``W_ih.T`` instead, transposed once into ``scratch`` (1-D) when it has
+    room (see :func:`.linalg.scatter_columns`, the backward of this).
     """
     B, T = x.shape
     GH = Wih.shape[0]
-    if below.shape[0] == 0:
+    I = Wih.shape[1]
+    if below.shape[0] == 0 and T * B > I and scratch.shape[0] >= GH * I:
+        WT = scratch[:GH * I].reshape((I, GH))
+        transpose_into(Wih, WT)
+        for t in range(T):
+            for b in range(B):
+                src = WT[x[b, t]]
+                row = out[t * B + b]
+                for i in range(GH):
+                    row[i] = src[i] + bias[i]
+    elif below.shape[0] == 0:
         for t in range(T):
             for b in range(B):
                 c = x[b, t]
@@ -330,7 +343,7 @@ def forward(x, state, theta, ws, I, H, O, L, G):
         bias = w.tmp[0]  # free until the recurrence
         for i in range(G * H):
             bias[i] = bih[i] + bhh[i] if G == 4 else bih[i]
-        input_projection(x, below, Wih, bias, g)
+        input_projection(x, below, Wih, bias, g, w.dh.reshape(-1))  # dh: free until backward
         cs = _cell_states(w, k, B, T, H, G)
         if G == 4:
             cs[0] = state[1, k]
@@ -367,7 +380,7 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
         else:
             column_sums(w.dq, dbhh)
         if k == 0:
-            scatter_columns(x, g, dWih)
+            scatter_columns(x, g, dWih, w.dh.reshape(-1))  # dh: used up by layer 0
         else:
             weight_gradients(g, layer_states(w.hs, k - 1, B, T, H)[1], dWih)
             np.dot(g, Wih, w.dh)  # (N, G*H) x (G*H, H): gradient reaching layer k-1

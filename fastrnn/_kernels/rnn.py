@@ -223,18 +223,7 @@ def backward(x, theta, grad, ws, I, H, O):
         d = dh[n]
         for i in range(H):
             bias[i] += d[i]
-    if B > 1 and T * B > I:
-        # Scatter-add into rows of dWxh.T (contiguous) and transpose once.
-        dWxhT = w.hT.reshape(H * T * B)[:I * H].reshape((I, H))
-        dWxhT[:, :] = 0.0
-        for n in range(T * B):
-            row = dWxhT[x[n % B, n // B]]
-            d = dh[n]
-            for i in range(H):
-                row[i] += d[i]
-        transpose_into(dWxhT, dWxh)
-    else:
-        scatter_columns(x, dh, dWxh)
+    scatter_columns(x, dh, dWxh, w.hT.reshape(H * T * B))  # hT is free: scratch
 
 
 @kernel
