@@ -39,6 +39,7 @@ THREAD_ENV_VARS = (
     "VECLIB_MAXIMUM_THREADS",
     "NUMEXPR_NUM_THREADS",
     "NUMBA_NUM_THREADS",
+    "FASTRNN_NUM_THREADS",  # fastrnn's batch shards (read when fastrnn is imported)
 )
 
 # Symbol prefixes of the OpenBLAS builds in the wild: upstream, and the

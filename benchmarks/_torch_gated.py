@@ -1,7 +1,8 @@
 """nn.LSTM / nn.GRU + nn.Linear written the way a PyTorch user would, for the speed comparison.
 
 Import this module only after ``pytest.importorskip("torch")``.  The same
-conventions as :mod:`_torch_rnn`: float64, one intra-op thread, one-hot
+conventions as :mod:`_torch_rnn`: the fastrnn model's dtype (float64 or float32),
+one intra-op thread unless the caller sets more, one-hot
 inputs (T, B, V) built once per chunk outside the timed call, loss summed over
 time and averaged over the batch, and a train step of ``zero_grad``, forward,
 loss, ``backward``, ``clip_grad_value_`` and ``torch.optim.SGD`` with the
@@ -34,7 +35,8 @@ class TorchGated:
     """
 
     def __init__(self, model, learning_rate, clip):
-        self.rnn, self.linear = model.to_torch()
+        self.rnn, self.linear = model.to_torch()  # of the model's dtype
+        self.dtype = self.linear.weight.dtype
         self.V, self.O = model.input_dim, model.output_dim
         self.params = list(self.rnn.parameters()) + list(self.linear.parameters())
         self.optimizer = torch.optim.SGD(self.params, lr=learning_rate)
@@ -43,7 +45,7 @@ class TorchGated:
     def _tensors(self, x, y):
         x2 = np.asarray(x, dtype=np.int64).reshape(-1, np.shape(x)[-1])
         y2 = np.asarray(y, dtype=np.int64).reshape(x2.shape)
-        xo = F.one_hot(torch.from_numpy(np.ascontiguousarray(x2.T)), self.V).to(torch.float64)
+        xo = F.one_hot(torch.from_numpy(np.ascontiguousarray(x2.T)), self.V).to(self.dtype)
         return xo, torch.from_numpy(np.ascontiguousarray(y2.T))  # (T, B, V), (T, B)
 
     def train_call(self, pairs):

@@ -4,11 +4,12 @@ Import this module only after ``pytest.importorskip("torch")``.
 
 What is compared, and how it is made equal to fastrnn:
 
-* ``nn.RNN(V, H, nonlinearity="tanh")`` + ``nn.Linear(H, V)``, float64, one
+* ``nn.RNN(V, H, nonlinearity="tanh")`` + ``nn.Linear(H, V)``, float64 (or the
+  ``dtype`` given), one
   intra-op thread (``torch.set_num_threads(1)``, set on import).  The weights
   are copied from a fastrnn/reference model of the same seed (``bias_hh`` is
   zero and stays so: ``nn.RNN`` has two hidden biases where fastrnn has one).
-* Inputs are **one-hot float64 tensors of shape (T, B, V)**, built once per
+* Inputs are **one-hot tensors of shape (T, B, V)** of that dtype, built once per
   chunk outside the timed call (the data a PyTorch training loop would feed in
   from its loader), so PyTorch is not charged for turning indices into
   vectors.  fastrnn and the reference take the int64 indices and do that
@@ -53,13 +54,14 @@ class TorchRNN:
         SGD step size and element-wise gradient clip of :meth:`train_call`.
     """
 
-    def __init__(self, model, learning_rate=0.1, clip=5.0):
+    def __init__(self, model, learning_rate=0.1, clip=5.0, dtype=torch.float64):
         self.V = model.input_dim
         self.H = model.hidden_dim
         self.O = model.output_dim
-        self.rnn = nn.RNN(self.V, self.H, nonlinearity="tanh", dtype=torch.float64)
-        self.linear = nn.Linear(self.H, self.O, dtype=torch.float64)
-        with torch.no_grad():
+        self.dtype = dtype
+        self.rnn = nn.RNN(self.V, self.H, nonlinearity="tanh", dtype=dtype)
+        self.linear = nn.Linear(self.H, self.O, dtype=dtype)
+        with torch.no_grad():  # copy_ converts float64 weights to the module's dtype
             self.rnn.weight_ih_l0.copy_(torch.from_numpy(np.array(model.Wxh)))
             self.rnn.weight_hh_l0.copy_(torch.from_numpy(np.array(model.Whh)))
             self.rnn.bias_ih_l0.copy_(torch.from_numpy(np.array(model.bh).ravel()))
@@ -71,10 +73,10 @@ class TorchRNN:
         self.clip = clip
 
     def one_hot(self, x):
-        """Indices (T,) or (B, T) -> one-hot float64 tensor (T, B, V)."""
+        """Indices (T,) or (B, T) -> one-hot tensor (T, B, V) of the model's dtype."""
         x2 = np.asarray(x, dtype=np.int64).reshape(-1, np.shape(x)[-1])
         idx = torch.from_numpy(np.ascontiguousarray(x2.T))  # (T, B)
-        return F.one_hot(idx, self.V).to(torch.float64)
+        return F.one_hot(idx, self.V).to(self.dtype)
 
     @staticmethod
     def targets(y):
@@ -96,7 +98,7 @@ class TorchRNN:
         """
         tensors = itertools.cycle([(self.one_hot(x), self.targets(y)) for x, y in pairs])
         B = np.shape(pairs[0][0])[0] if np.ndim(pairs[0][0]) == 2 else 1
-        state = {"h": torch.zeros(1, B, self.H, dtype=torch.float64)}
+        state = {"h": torch.zeros(1, B, self.H, dtype=self.dtype)}
 
         def step():
             xo, yt = next(tensors)
@@ -113,7 +115,7 @@ class TorchRNN:
     def forward_call(self, x):
         """A zero-argument function returning (hidden states, probabilities) for the chunk."""
         xo = self.one_hot(x)
-        h0 = torch.zeros(1, xo.shape[1], self.H, dtype=torch.float64)
+        h0 = torch.zeros(1, xo.shape[1], self.H, dtype=self.dtype)
 
         def forward():
             with torch.no_grad():
@@ -125,7 +127,7 @@ class TorchRNN:
     def backward_call(self, x, y):
         """A zero-argument function running BPTT on a graph built once (returns nothing)."""
         xo, yt = self.one_hot(x), self.targets(y)
-        loss, _ = self._loss(xo, yt, torch.zeros(1, xo.shape[1], self.H, dtype=torch.float64))
+        loss, _ = self._loss(xo, yt, torch.zeros(1, xo.shape[1], self.H, dtype=self.dtype))
 
         def backward():
             for p in self.params:
@@ -140,8 +142,8 @@ class TorchRNN:
         @torch.no_grad()
         def predict():
             generator = torch.Generator().manual_seed(seed)
-            x = torch.zeros(1, 1, self.V, dtype=torch.float64)
-            h = torch.zeros(1, 1, self.H, dtype=torch.float64)
+            x = torch.zeros(1, 1, self.V, dtype=self.dtype)
+            h = torch.zeros(1, 1, self.H, dtype=self.dtype)
             ix = start
             out = []
             for _ in range(num_chars):

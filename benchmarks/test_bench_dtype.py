@@ -1,0 +1,83 @@
+"""Batched training in float32 and float64, on 1 thread and on every core, against PyTorch.
+
+The comparison users make: fastrnn against PyTorch with its defaults
+(float32, every core) and in float64, on the same number of threads on both
+sides (``fastrnn.set_num_threads``, ``torch.set_num_threads``).  One call is
+one SGD step with clipping on the next chunk of B=32 streams (T=25, V=65) of
+an LSTM of one layer of 256, a GRU of the same size or an RNN of 512 (see
+``vs_torch.py``, which times the same calls interleaved and writes the README
+table).  A benchmark's group is one (model, dtype, threads) case, its ``impl``
+"fastrnn" or "torch"; ``extra_info`` adds ``dtype`` and ``threads``.
+"""
+
+import itertools
+import os
+
+import pytest
+from _bench import CLIP, SEED, T, V, measure, stream
+
+import fastrnn
+from fastrnn.model import MODELS
+
+B = 32
+LEARNING_RATE = 0.01
+CASES = {"lstm": 256, "gru": 256, "rnn": 512}
+EVERY_CORE = len(os.sched_getaffinity(0))
+THREADS = sorted({1, EVERY_CORE})
+
+
+@pytest.fixture
+def threads(request):
+    """Run the benchmark on ``request.param`` threads (fastrnn's and torch's), then restore."""
+    before = fastrnn.get_num_threads()
+    fastrnn.set_num_threads(request.param)
+    torch_before = None
+    try:
+        import torch
+
+        torch_before = torch.get_num_threads()
+        torch.set_num_threads(request.param)
+    except ImportError:
+        pass
+    yield request.param
+    fastrnn.set_num_threads(before)
+    if torch_before is not None:
+        import torch
+
+        torch.set_num_threads(torch_before)
+
+
+def _call(impl, model, dtype, pairs):
+    if impl == "torch":
+        pytest.importorskip("torch")
+        import torch
+        from _torch_gated import TorchGated
+        from _torch_rnn import TorchRNN
+
+        if model == "rnn":
+            source = fastrnn.RNN(V, CASES[model], V, seed=SEED)
+            return TorchRNN(source, LEARNING_RATE, CLIP,
+                            dtype=getattr(torch, dtype)).train_call(pairs)
+        source = MODELS[model](V, CASES[model], V, seed=SEED, dtype=dtype)
+        return TorchGated(source, LEARNING_RATE, CLIP).train_call(pairs)
+    m = MODELS[model](V, CASES[model], V, seed=SEED, dtype=dtype)
+    chunks = itertools.cycle(pairs)
+
+    def step():
+        x, y = next(chunks)
+        return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
+
+    return step
+
+
+@pytest.mark.parametrize("threads", THREADS, indirect=True, ids=lambda n: f"threads{n}")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("model", sorted(CASES))
+@pytest.mark.parametrize("impl", ["fastrnn", "torch"])
+def test_train_batched(benchmark, bench_settings, model, dtype, threads, impl):
+    fn = _call(impl, model, dtype, stream(B))
+    benchmark.extra_info.update(model=model, layers=1, dtype=dtype)
+    loss = measure(benchmark, fn, bench_settings, op="train", impl=impl, B=B, H=CASES[model],
+                   chars=B * T, threads=threads)
+    benchmark.group = f"train {model} B={B} H={CASES[model]} {dtype} threads={threads}"
+    assert 0.0 < loss < 1e3

@@ -1,0 +1,221 @@
+"""fastrnn against PyTorch on batched training: float32 and float64, 1 thread and every core.
+
+Usage, from the repository root (unset the variables that pin OpenBLAS to
+its AVX2 kernels where a host sets them; the results record which kernel ran)::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/vs_torch.py \\
+        --json benchmarks/results/vs_torch.json --readme README.md
+
+One call is one SGD step with element-wise clipping at 5 on the next chunk
+of B = 32 streams of T = 25 characters (V = 65), the state carried: fastrnn's
+``train(x, y, lr, clip=5.0, h0=last_hidden)`` and the plain PyTorch loop of
+``_torch_gated.py`` / ``_torch_rnn.py`` (one-hot inputs built outside the
+timed call, ``nn.LSTM``/``nn.GRU``/``nn.RNN`` + ``nn.Linear``, cross-entropy,
+``clip_grad_value_``, ``torch.optim.SGD``).  Both sides get the same number
+of threads (``fastrnn.set_num_threads``, ``torch.set_num_threads``) and the
+same initial weights, in the dtype of the row.
+
+The four implementations of a case are timed interleaved in blocks of about
+0.3 s (``_bench.interleaved``), never call by call: OpenBLAS's and PyTorch's
+OpenMP threads spin after each call, and alternating single calls would slow
+both.  Each time is the median block, in microseconds per character.
+
+``gemm`` is the floor fastrnn's design sets itself: the same sequence of
+matrix products a step makes (the recurrence forward and back per time step,
+the recurrent weight gradient, the output layer's three products) and nothing
+else, in the row's dtype, on the same shards and threads as fastrnn's own
+step (:mod:`fastrnn._threads`).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # _bench, _torch_gated, _torch_rnn
+sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _bench import CLIP, SEED, T, V, interleaved, stream, vector_isa  # noqa: E402
+from numba import njit  # noqa: E402
+
+import fastrnn  # noqa: E402
+from fastrnn import _threads  # noqa: E402
+from fastrnn.model import MODELS  # noqa: E402
+
+B = 32
+LEARNING_RATE = 0.01
+CASES = {"lstm": ("LSTM 1x256", 256), "gru": ("GRU 1x256", 256), "rnn": ("RNN H=512", 512)}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+DTYPES = ("float32", "float64")
+_MARK = "vs-torch"  # the README section between <!-- vs-torch --> and <!-- /vs-torch -->
+
+
+def _fastrnn_step(kind, dtype, pairs):
+    m = MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)
+    chunks = itertools.cycle(pairs)
+
+    def step():
+        x, y = next(chunks)
+        return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
+
+    return m, step
+
+
+def _torch_step(kind, dtype, pairs):
+    import torch
+    from _torch_gated import TorchGated
+    from _torch_rnn import TorchRNN
+
+    if kind == "rnn":
+        source = fastrnn.RNN(V, CASES[kind][1], V, seed=SEED)
+        return TorchRNN(source, LEARNING_RATE, CLIP, dtype=getattr(torch, dtype)).train_call(pairs)
+    source = MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)
+    return TorchGated(source, LEARNING_RATE, CLIP).train_call(pairs)
+
+
+@njit(cache=False, nogil=True)
+def _gemms(h, h_all, dA_all, W, Why, z, dz, out, dh, dW, dWhy, dh_all):
+    """The products of one step of one shard (see the module docstring)."""
+    steps = h_all.shape[0] // h.shape[0]
+    rows = h.shape[0]
+    for _ in range(steps):  # recurrence, forward: (rows, H) x (H, G*H)
+        np.dot(h, W.T, out)
+    for t in range(steps):  # recurrence, backward: (rows, G*H) x (G*H, H)
+        np.dot(dA_all[t * rows:(t + 1) * rows], W, dh)
+    np.dot(dA_all.T, h_all, dW)  # dW_hh: (G*H, N) x (N, H)
+    np.dot(Why, h_all.T, z)  # logits: (O, H) x (H, N)
+    np.dot(dz, h_all, dWhy)  # dWhy: (O, N) x (N, H)
+    np.dot(dz.T, Why, dh_all)  # dh: (N, O) x (O, H)
+
+
+def _gemm_step(kind, dtype):
+    H, G = CASES[kind][1], GATES[kind]
+    rng = np.random.default_rng(0)
+    shards = []
+    for start, stop in _threads.shards(B):
+        rows, N = stop - start, (stop - start) * T
+
+        def r(*shape):
+            return rng.standard_normal(shape).astype(dtype)
+
+        shards.append((r(rows, H), r(N, H), r(N, G * H), r(G * H, H), r(V, H), r(V, N), r(V, N),
+                       r(rows, G * H), r(rows, H), r(G * H, H), r(V, H), r(N, H)))
+
+    def step():
+        _threads.run_shards(lambda k: _gemms(*shards[k]), len(shards))
+
+    return step
+
+
+def _blas_kernels():
+    from threadpoolctl import threadpool_info
+
+    return sorted({f"{lib['internal_api']} {lib.get('version')} {lib.get('architecture')}"
+                   for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+
+def measure(seconds, threads_list):
+    import _torch_gated  # noqa: F401 -- both set one torch thread on import: import them first
+    import _torch_rnn  # noqa: F401
+    import torch
+
+    rows = []
+    pairs = stream(B)
+    for kind, threads in itertools.product(CASES, threads_list):
+        fastrnn.set_num_threads(threads)
+        torch.set_num_threads(threads)
+        calls = {}
+        for dtype in DTYPES:
+            calls[f"fastrnn {dtype}"] = _fastrnn_step(kind, dtype, pairs)[1]
+            calls[f"torch {dtype}"] = _torch_step(kind, dtype, pairs)
+            calls[f"gemm {dtype}"] = _gemm_step(kind, dtype)
+        times = interleaved(calls, seconds, block_s=0.3, min_rounds=3)
+        us = {name: statistics.median(t) / (B * T) * 1e6 for name, t in times.items()}
+        row = {"case": CASES[kind][0], "model": kind, "threads": threads, "us_per_char": us}
+        for dtype in DTYPES:
+            row[f"speedup_{dtype}"] = us[f"torch {dtype}"] / us[f"fastrnn {dtype}"]
+        rows.append(row)
+        print(f"{row['case']:<11} {threads} thread(s): " + ", ".join(
+            f"{name} {value:.2f}" for name, value in us.items()) + " us/char; vs torch: "
+            f"float32 {row['speedup_float32']:.2f}x, float64 {row['speedup_float64']:.2f}x",
+            flush=True)
+    return rows
+
+
+def table(rows):
+    """The Markdown table of :func:`measure`'s rows."""
+    lines = [
+        "| model | threads | fastrnn f32 | torch f32 | **f32 speed-up** | GEMMs f32 "
+        "| fastrnn f64 | torch f64 | **f64 speed-up** | GEMMs f64 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        us = row["us_per_char"]
+        cells = [row["case"], str(row["threads"])]
+        for dtype in DTYPES:
+            cells += [f"{us[f'fastrnn {dtype}']:.2f}", f"{us[f'torch {dtype}']:.2f}",
+                      f"**{row[f'speedup_{dtype}']:.2f}x**", f"{us[f'gemm {dtype}']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _machine(threads_list):
+    import numba
+    import torch
+
+    cpu, isa = vector_isa()
+    return {"cpu": cpu, "vector_isa": isa, "cores": len(os.sched_getaffinity(0)),
+            "threads": threads_list, "blas": _blas_kernels(),
+            "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE",
+                                                            "OPENBLAS_L2_SIZE")},
+            "torch": torch.__version__, "numba": numba.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "fastrnn": fastrnn.__version__}
+
+
+def _readme_section(rows, machine):
+    blas = "; ".join(machine["blas"])
+    return (f"<!-- {_MARK} -->\n{table(rows)}\n\n"
+            f"Microseconds per character of one SGD step with clipping (B={B}, T={T}, V={V}); "
+            f"speed-up = torch time / fastrnn time, both sides on the same threads; GEMMs: the "
+            f"matrix products of fastrnn's step alone. {machine['cores']}-core {machine['cpu']} "
+            f"({machine['vector_isa']}), {blas}, torch {machine['torch']}; generated by "
+            f"`benchmarks/vs_torch.py`.\n<!-- /{_MARK} -->")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0,
+                        help="interleaved timing per case and thread count (default 6)")
+    parser.add_argument("--threads", type=int, nargs="*", default=None,
+                        help="thread counts (default: 1 and every CPU)")
+    parser.add_argument("--json", type=Path, help="write the rows and the machine here")
+    parser.add_argument("--readme", type=Path, help="replace the table between the "
+                        f"<!-- {_MARK} --> markers of this file")
+    args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0))
+    threads_list = args.threads or sorted({1, cores})
+    machine = _machine(threads_list)
+    print(f"{machine['cores']} cores, {machine['cpu']} ({machine['vector_isa']}); BLAS: "
+          f"{'; '.join(machine['blas'])}; OPENBLAS_* = {machine['openblas_env']}", flush=True)
+    rows = measure(args.seconds, threads_list)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    if args.readme:
+        text = args.readme.read_text()
+        start, end = text.find(f"<!-- {_MARK} -->"), text.find(f"<!-- /{_MARK} -->")
+        if start < 0 or end < 0:
+            raise SystemExit(f"{args.readme} has no <!-- {_MARK} --> section")
+        end += len(f"<!-- /{_MARK} -->")
+        args.readme.write_text(text[:start] + _readme_section(rows, machine) + text[end:])
+
+
+if __name__ == "__main__":
+    main()
