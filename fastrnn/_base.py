@@ -318,6 +318,17 @@ class _Model:
             _chunks.combine(grads, weights, self._grad)
         return float(sum(w * v for w, v in zip(weights, values, strict=True)))
 
+    def _scored(self, inputs, targets, h0, with_gradient):
+        """:meth:`loss` (and with ``with_gradient`` the gradient in ``_grad``) of a chunk.
+
+        Leaves the final state in ``last_hidden``.
+        """
+        single, x2, y2, state = self._chunk(inputs, targets, h0)
+        last = np.empty_like(state)
+        value = self._loss_and_gradient(x2, y2, state, last, with_gradient)
+        self.last_hidden = self._state_out(last, single)
+        return value
+
     # -- the state ---------------------------------------------------------------
 
     def _state_shape(self, batch):
@@ -429,11 +440,7 @@ class _Model:
         Like :meth:`train`, it leaves the final state in ``last_hidden``, so a
         long text can be scored chunk by chunk with the state carried.
         """
-        single, x2, y2, state = self._chunk(inputs, targets, h0)
-        last = np.empty_like(state)
-        value = self._loss_and_gradient(x2, y2, state, last, False)
-        self.last_hidden = self._state_out(last, single)
-        return float(value)
+        return self._scored(inputs, targets, h0, False)
 
     def gradients(self, inputs, targets, h0=None):
         """The loss and its gradients, without an update.
@@ -449,11 +456,7 @@ class _Model:
             These are the model's gradient buffers, overwritten by the next
             call; copy them to keep them.
         """
-        single, x2, y2, state = self._chunk(inputs, targets, h0)
-        last = np.empty_like(state)
-        value = self._loss_and_gradient(x2, y2, state, last, True)
-        self.last_hidden = self._state_out(last, single)
-        return float(value), dict(self._grads)
+        return self._scored(inputs, targets, h0, True), dict(self._grads)
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """One step of truncated BPTT with SGD: forward, backward, clip, update.
