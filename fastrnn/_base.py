@@ -300,7 +300,7 @@ class _Model:
         """
         B, T = x2.shape
         theta, dims = self._theta, self._dims
-        if len(_threads.shards(B)) == 1:
+        if B <= _threads.SHARD_STREAMS:  # one shard
             ws = self._workspace(B, T)
             if with_gradient:
                 return _chunks.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
@@ -425,11 +425,14 @@ class _Model:
         hs = np.empty((B, T + 1, self.hidden_dim), self.dtype)
         ps = np.empty((B, T, self.output_dim), self.dtype)
         theta, dims = self._theta, self._dims
+        if B <= _threads.SHARD_STREAMS:  # one shard
+            _chunks.forward_probs(x2, state, theta, self._workspace(B, T), *dims, hs, ps)
+        else:
 
-        def call(k, rows, state_k, last_k, ws):
-            _chunks.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
+            def call(k, rows, state_k, last_k, ws):
+                _chunks.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
 
-        self._sharded(call, B, T, state)
+            self._sharded(call, B, T, state)
         if xs.ndim == 1:
             return xs, hs[0], ps[0]
         return xs, hs, ps
@@ -483,7 +486,7 @@ class _Model:
         clip = check_clip(clip)
         last = np.empty_like(state)
         clip = 0.0 if clip is None else clip
-        if len(_threads.shards(x2.shape[0])) == 1:  # one kernel: gradient, clip, update
+        if x2.shape[0] <= _threads.SHARD_STREAMS:  # one shard, one kernel: gradient to update
             value = _chunks.train_step(x2, y2, state, self._theta, self._grad,
                                        self._workspace(*x2.shape), *self._dims, last,
                                        learning_rate, clip)
