@@ -24,7 +24,7 @@ or :func:`set_num_threads`.
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from fastrnn._validation import check_threads
 
@@ -138,8 +138,13 @@ def run_shards(work, count):
     if pool is None:
         return [work(k) for k in range(count)]
     futures = [pool.submit(work, k) for k in range(1, count)]
-    first = work(0)
-    return [first] + [future.result() for future in futures]
+    try:
+        first = work(0)
+        return [first] + [future.result() for future in futures]
+    finally:
+        # Even when this thread is interrupted (Ctrl-C in a caller that does not
+        # handle it), no shard outlives the call: a later call reuses its buffers.
+        wait(futures)
 
 
 def limit_blas():

@@ -148,3 +148,21 @@ def test_a_resumed_run_on_another_thread_count_gives_the_same_weights(tmp_path):
     resumed.run(tmp_path / "split", progress=False)
     np.testing.assert_array_equal(resumed.model.parameter_vector,
                                   straight.model.parameter_vector)
+
+
+def test_an_interrupted_batch_leaves_no_shard_running():
+    fastrnn.set_num_threads(3)
+    finished = []
+
+    def work(k):
+        if k == 0:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the calling thread
+        import time
+
+        time.sleep(0.2)
+        finished.append(k)
+        return k
+
+    with pytest.raises(KeyboardInterrupt):
+        _threads.run_shards(work, 3)
+    assert sorted(finished) == [1, 2]  # both pool shards were waited for
