@@ -97,8 +97,7 @@ def split(text, config):
 
 
 def validation_parts(val, batch_size, val_chars):
-    """The validation streams: the first ``val_chars`` held-out characters (0: all), as the
-    trainer cuts them.
+    """The first ``val_chars`` held-out characters (0: all) as streams, cut as the trainer does.
 
     Returns
     -------
@@ -464,6 +463,7 @@ def main(argv=None):
     result = {"case": CASE, "config": config.to_dict(), "vocab_size": vocab_size,
               "seconds": args.seconds, "eval_every": args.eval_every, "threads": args.threads,
               "validation": {"characters": int(parts.size), "streams": int(parts.shape[0]),
+                             "scored": int(parts.shape[0] * (parts.shape[1] - 1)),
                              "held_out": int(val.shape[0]), "chunk": VAL_CHUNK},
               "order": list(SIDES), "sides": {}, "difference": None,
               "target_nats": TARGET_NATS}
