@@ -222,8 +222,8 @@ def warm_up(side, parts):
     start = time.perf_counter()
     for _ in range(3):
         side.step()
-    side.score(parts[:, :VAL_CHUNK].astype(np.int64), parts[:, 1:VAL_CHUNK + 1].astype(np.int64),
-               True)
+    width = min(VAL_CHUNK, parts.shape[1] - 1)
+    side.score(parts[:, :width].astype(np.int64), parts[:, 1:width + 1].astype(np.int64), True)
     return time.perf_counter() - start
 
 

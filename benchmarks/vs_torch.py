@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))  # _bench, _torch_gated, _torch_rnn
 sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -54,6 +55,7 @@ LEARNING_RATE = 0.01
 CASES = {"lstm": ("LSTM 1x256", 256), "gru": ("GRU 1x256", 256), "rnn": ("RNN H=512", 512)}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 DTYPES = ("float32", "float64")
+HAVE_TORCH = importlib.util.find_spec("torch") is not None  # without it: fastrnn and GEMMs only
 _MARK = "vs-torch"  # the README section between <!-- vs-torch --> and <!-- /vs-torch -->
 
 
@@ -121,32 +123,38 @@ def _blas_kernels():
                    for lib in threadpool_info() if lib["user_api"] == "blas"})
 
 
-def measure(seconds, threads_list):
-    import _torch_gated  # noqa: F401 -- both set one torch thread on import: import them first
-    import _torch_rnn  # noqa: F401
-    import torch
-
+def measure(seconds, threads_list, block_s=0.3):
+    if HAVE_TORCH:
+        import _torch_gated  # noqa: F401 -- both set one torch thread on import: import first
+        import _torch_rnn  # noqa: F401
+        import torch
     rows = []
     pairs = stream(B)
     for kind, threads in itertools.product(CASES, threads_list):
         fastrnn.set_num_threads(threads)
-        torch.set_num_threads(threads)
         calls = {}
         for dtype in DTYPES:
             calls[f"fastrnn {dtype}"] = _fastrnn_step(kind, dtype, pairs)[1]
-            calls[f"torch {dtype}"] = _torch_step(kind, dtype, pairs)
+            if HAVE_TORCH:
+                torch.set_num_threads(threads)
+                calls[f"torch {dtype}"] = _torch_step(kind, dtype, pairs)
             calls[f"gemm {dtype}"] = _gemm_step(kind, dtype)
-        times = interleaved(calls, seconds, block_s=0.3, min_rounds=3)
+        times = interleaved(calls, seconds, block_s=block_s, min_rounds=3)
         us = {name: statistics.median(t) / (B * T) * 1e6 for name, t in times.items()}
         row = {"case": CASES[kind][0], "model": kind, "threads": threads, "us_per_char": us}
         for dtype in DTYPES:
-            row[f"speedup_{dtype}"] = us[f"torch {dtype}"] / us[f"fastrnn {dtype}"]
+            torch_us = us.get(f"torch {dtype}")
+            row[f"speedup_{dtype}"] = torch_us / us[f"fastrnn {dtype}"] if torch_us else None
         rows.append(row)
         print(f"{row['case']:<11} {threads} thread(s): " + ", ".join(
             f"{name} {value:.2f}" for name, value in us.items()) + " us/char; vs torch: "
-            f"float32 {row['speedup_float32']:.2f}x, float64 {row['speedup_float64']:.2f}x",
+            + ", ".join(f"{dtype} {_ratio(row[f'speedup_{dtype}'])}" for dtype in DTYPES),
             flush=True)
     return rows
+
+
+def _ratio(value):
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def table(rows):
@@ -160,23 +168,29 @@ def table(rows):
         us = row["us_per_char"]
         cells = [row["case"], str(row["threads"])]
         for dtype in DTYPES:
-            cells += [f"{us[f'fastrnn {dtype}']:.2f}", f"{us[f'torch {dtype}']:.2f}",
-                      f"**{row[f'speedup_{dtype}']:.2f}x**", f"{us[f'gemm {dtype}']:.2f}"]
+            torch_us = us.get(f"torch {dtype}")
+            cells += [f"{us[f'fastrnn {dtype}']:.2f}",
+                      "n/a" if torch_us is None else f"{torch_us:.2f}",
+                      f"**{_ratio(row[f'speedup_{dtype}'])}**", f"{us[f'gemm {dtype}']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _machine(threads_list):
     import numba
-    import torch
+
+    torch = None
+    if HAVE_TORCH:
+        import torch
 
     cpu, isa = vector_isa()
     return {"cpu": cpu, "vector_isa": isa, "cores": len(os.sched_getaffinity(0)),
             "threads": threads_list, "blas": _blas_kernels(),
             "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE",
                                                             "OPENBLAS_L2_SIZE")},
-            "torch": torch.__version__, "numba": numba.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "fastrnn": fastrnn.__version__}
+            "torch": torch.__version__ if torch else None, "numba": numba.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "fastrnn": fastrnn.__version__}
 
 
 def _readme_section(rows, machine):
@@ -193,6 +207,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0,
                         help="interleaved timing per case and thread count (default 6)")
+    parser.add_argument("--block", type=float, default=0.3,
+                        help="seconds of one block of calls (default 0.3)")
     parser.add_argument("--threads", type=int, nargs="*", default=None,
                         help="thread counts (default: 1 and every CPU)")
     parser.add_argument("--json", type=Path, help="write the rows and the machine here")
@@ -204,7 +220,7 @@ def main(argv=None):
     machine = _machine(threads_list)
     print(f"{machine['cores']} cores, {machine['cpu']} ({machine['vector_isa']}); BLAS: "
           f"{'; '.join(machine['blas'])}; OPENBLAS_* = {machine['openblas_env']}", flush=True)
-    rows = measure(args.seconds, threads_list)
+    rows = measure(args.seconds, threads_list, args.block)
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
