@@ -97,6 +97,9 @@ _SCHEDULE_OPTIONS = (
     ("--sample-every", "sample_every", "N", "iterations between samples (0: none)"),
     ("--sample-length", "sample_length", "N",
      "characters in each sample shown during training (0: none)"),
+    ("--time-limit", "time_limit", "SECONDS",
+     "stop after this many seconds of training, saving as at the end; a resume has only "
+     "the limit it is given"),
 )
 _FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS}
 
@@ -186,7 +189,8 @@ def _parser():
             text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for rmsprop "
                     "and adam)")
         else:
-            text = f"{text} (default: {getattr(defaults, field)})"
+            default = getattr(defaults, field)
+            text = f"{text} (default: {'none' if default is None else default})"
         schedule.add_argument(flag, dest=field, default=None, metavar=metavar, help=text,
                               **_option_argument(field))
     train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
@@ -329,7 +333,7 @@ def _train(args):
         _print_error(f"\ninterrupted{by} at iteration {stop.iteration}; checkpoint saved to "
                      f"{where}\nresume with: {shlex.join(command)}")
         return _exit_status(stop)
-    _describe_end(summary, out)
+    _describe_end(summary, trainer, args)
     return 0
 
 
@@ -382,19 +386,29 @@ def _describe_run(trainer, out):
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
         f"{c.optimizer} with learning rate {c.learning_rate:g}, "
         + (f"clip {c.clip:g}" if c.clip else "no clipping")
+        + (f", for at most {c.time_limit:g} s" if c.time_limit is not None else "")
         + f"; writing into {out}",
         file=sys.stderr,
     )
 
 
-def _describe_end(summary, out):
-    line = f"done: iteration {summary.iteration}, training loss {summary.train_loss:.4f}"
+def _describe_end(summary, trainer, args):
+    out, config = args.out, trainer.config
+    timed_out = summary.iteration < config.iterations  # only the time limit ends a run early
+    line = "done: " + (f"time limit of {config.time_limit:g} s reached at iteration "
+                       f"{summary.iteration} of {config.iterations}" if timed_out
+                       else f"iteration {summary.iteration}")
+    line += f", training loss {summary.train_loss:.4f}"
     if summary.val_loss is not None:
         line += (f", validation loss {summary.val_loss:.4f} nats "
                  f"({summary.val_loss / math.log(2):.3f} bits) per character")
     if summary.chars_per_sec:
         line += f"; {summary.seconds:.0f} s, {summary.chars_per_sec:,.0f} chars/s"
-    print(line + f"\nsample with: {shlex.join([_PROG, 'sample', out])}", file=sys.stderr)
+    line += f"\nsample with: {shlex.join([_PROG, 'sample', out])}"
+    if timed_out:
+        command = [_PROG, "train"] + ([args.text_file] if args.text_file else [])
+        line += f"\ncontinue with: {shlex.join(command + ['--out', out, '--resume'])}"
+    print(line, file=sys.stderr)
 
 
 def _load(given):

@@ -461,6 +461,11 @@ class Trainer:
     def run(self, out_dir, *, progress=True, log=None, handle_sigint=True):
         """Train up to ``config.iterations``, writing results into ``out_dir``.
 
+        With ``config.time_limit``, the run ends sooner when that many seconds
+        have passed since it started (counted as the summary's ``seconds``):
+        the step in progress finishes and the run ends as at its last
+        iteration, with a validation, a checkpoint, a history row and the plot.
+
         Every ``eval_every`` iterations and at the end: the validation loss,
         ``checkpoint.npz``, ``best.npz`` when the validation loss is the lowest
         so far, a row of ``history.csv`` and ``loss.png`` (when matplotlib is
