@@ -2,8 +2,8 @@
 
 It ends at ``config.iterations`` or, sooner, at ``config.time_limit`` seconds
 after it started (:meth:`RunLoop.ending`, the one place that decides), either
-way with an evaluation and a save; a stop signal ends it with a save too, and
-:class:`~fastrnn.training.TrainingInterrupted`.
+way with an evaluation and a save; a stop signal or the caller's stop event
+ends it with a save too, and :class:`~fastrnn.training.TrainingInterrupted`.
 
 Every ``eval_every`` iterations (and at the end) it evaluates, saves
 ``checkpoint.npz``, then ``best.npz`` when the validation loss improved (the
@@ -100,14 +100,17 @@ class RunLoop:
     handle_sigint : bool
         Turn Ctrl-C, SIGTERM and SIGHUP into a clean stop (see
         :class:`~fastrnn._rundir.StopFlag`).
+    stop_event : threading.Event, optional
+        Once set (from any thread), the run stops as after a stop signal.
     """
 
-    def __init__(self, trainer, out_dir, progress, log, handle_sigint):
+    def __init__(self, trainer, out_dir, progress, log, handle_sigint, stop_event=None):
         self.trainer = trainer
         self.files = RunDirectory(out_dir)
         self.progress = progress
         self.log = log
         self.handle_sigint = handle_sigint
+        self.stop_event = stop_event
         self.deadline = math.inf  # perf_counter() time at which the time limit is reached
         self.saved_iteration = None
         self.stepping = False  # inside Trainer.step: its state may be half updated
@@ -182,7 +185,7 @@ class RunLoop:
         window_chars, window_seconds = 0, 0.0
         last_postfix = 0.0
         first_step = True
-        while trainer.iteration < target and not stop.raised:
+        while trainer.iteration < target and not self.stop_asked(stop):
             step_start = time.perf_counter()
             self.stepping = True
             try:
@@ -221,6 +224,12 @@ class RunLoop:
     def ending(self, target):
         """Whether the run ends after the step just taken: ``target`` reached, or its time limit."""
         return self.trainer.iteration >= target or time.perf_counter() >= self.deadline
+
+    def stop_asked(self, stop):
+        """Whether a stop signal came or the stop event was set (which then counts as one)."""
+        if self.stop_event is not None and self.stop_event.is_set():
+            stop.raised = True
+        return stop.raised
 
     def check_training(self, loss, what):
         self._guarded(self.guard.check_training, loss, what)
