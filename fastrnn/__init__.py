@@ -18,6 +18,10 @@ command line)::
 
 ``fastrnn.load_pretrained()`` returns a small LSTM that ships with the package,
 trained on Python source, in the same ``(model, vocab)`` form.
+
+``fastrnn.sweep(text, out_dir, grid, options=...)`` trains one run per
+combination of option values on a Dask cluster and returns the table of results
+(Dask is imported only then: ``pip install "fastrnn[sweep]"``).
 """
 
 from fastrnn.config import TrainingConfig
@@ -25,9 +29,10 @@ from fastrnn.generate import generate, load_model
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
 from fastrnn.pretrained import load_pretrained
+from fastrnn.sweep import sweep
 from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
-           "generate", "from_torch", "load_pretrained"]
+           "generate", "from_torch", "load_pretrained", "sweep"]
 __version__ = "0.1.0"
