@@ -148,9 +148,10 @@ def _grid_item(text):
     name, sep, values = text.partition("=")
     field = _GRID_NAMES.get(name.strip().removeprefix("--"))
     if not sep or field is None:
+        hint = "; TEXT_FILE goes before --grid" if not sep else ""
         raise argparse.ArgumentTypeError(
             f"{text!r} is not OPTION=V1,V2,... with OPTION an option of fastrnn train "
-            f"(such as hidden-size=64,128)")
+            f"(such as hidden-size=64,128){hint}")
     argument = _option_argument(field)
     converted = []
     for value in values.split(","):
@@ -190,7 +191,7 @@ def _add_sweep(commands, defaults):
                        metavar="OPTION=V1,V2",
                        help="values to try for an option of fastrnn train, named without its "
                        "dashes (hidden-size=64,128 learning-rate=1e-3,3e-3); every "
-                       "combination is a trial")
+                       "combination is a trial (TEXT_FILE goes before --grid)")
     sweep.add_argument("--random", type=argument_type(
         lambda name, v: check_int(name, v, 1, MAX_TRIALS), int), default=None, metavar="N",
                        help="run N distinct combinations drawn from the grid, seeded by --seed")
@@ -269,7 +270,6 @@ def _parser():
                                                    "--resume)"), defaults)
     train.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     train.set_defaults(handler=_train)
-    _add_sweep(commands, defaults)
 
     sample = commands.add_parser(
         "sample", help="generate text from a trained model",
@@ -307,6 +307,7 @@ def _parser():
     evaluate.add_argument("--json", action="store_true",
                           help='print {"loss_nats": ..., "bits_per_char": ..., "characters": ...}')
     evaluate.set_defaults(handler=_eval)
+    _add_sweep(commands, defaults)
 
     hello = commands.add_parser("hello", help='the min-char-rnn demo: learn "hello world"')
     hello.set_defaults(handler=_hello)
