@@ -328,6 +328,9 @@ def _connect(distributed, workers, scheduler, trials):
     from dask.system import CPU_COUNT
 
     n = min(CPU_COUNT if workers is None else workers, max(trials, 1))
+    # Dask's default configuration (distributed.nanny.pre-spawn-environ) starts each
+    # worker with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS at 1: one
+    # thread per trial, no oversubscription.
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.ERROR)
     try:
