@@ -22,6 +22,10 @@ start-up); the results are the same for any number of them.
 
 ``fastrnn.load_pretrained()`` returns a small LSTM that ships with the package,
 trained on Python source, in the same ``(model, vocab)`` form.
+
+``fastrnn.sweep(text, out_dir, grid, options=...)`` trains one run per
+combination of option values on a Dask cluster and returns the table of results
+(Dask is imported only then: ``pip install "fastrnn[sweep]"``).
 """
 
 from fastrnn._threads import get_num_threads, set_num_threads
@@ -30,9 +34,11 @@ from fastrnn.generate import generate, load_model
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
 from fastrnn.pretrained import load_pretrained
+from fastrnn.sweep import sweep
 from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
-           "generate", "from_torch", "load_pretrained", "set_num_threads", "get_num_threads"]
+           "generate", "from_torch", "load_pretrained", "sweep", "set_num_threads",
+           "get_num_threads"]
 __version__ = "0.1.0"

@@ -327,7 +327,7 @@ class _Model:
         last = np.empty_like(state)
         value = self._loss_and_gradient(x2, y2, state, last, with_gradient)
         self.last_hidden = self._state_out(last, single)
-        return value
+        return float(value)
 
     # -- the state ---------------------------------------------------------------
 

@@ -1,5 +1,10 @@
 """The loop of :meth:`fastrnn.training.Trainer.run`: steps, the periodic work, timing, saves.
 
+It ends at ``config.iterations`` or, sooner, at ``config.time_limit`` seconds
+after it started (:meth:`RunLoop.ending`, the one place that decides), either
+way with an evaluation and a save; a stop signal or the caller's stop event
+ends it with a save too, and :class:`~fastrnn.training.TrainingInterrupted`.
+
 Every ``eval_every`` iterations (and at the end) it evaluates, saves
 ``checkpoint.npz``, then ``best.npz`` when the validation loss improved (the
 same state), appends a history row and draws the plot; every ``sample_every``
@@ -95,14 +100,18 @@ class RunLoop:
     handle_sigint : bool
         Turn Ctrl-C, SIGTERM and SIGHUP into a clean stop (see
         :class:`~fastrnn._rundir.StopFlag`).
+    stop_event : threading.Event, optional
+        Once set (from any thread), the run stops as after a stop signal.
     """
 
-    def __init__(self, trainer, out_dir, progress, log, handle_sigint):
+    def __init__(self, trainer, out_dir, progress, log, handle_sigint, stop_event=None):
         self.trainer = trainer
         self.files = RunDirectory(out_dir)
         self.progress = progress
         self.log = log
         self.handle_sigint = handle_sigint
+        self.stop_event = stop_event
+        self.deadline = math.inf  # perf_counter() time at which the time limit is reached
         self.saved_iteration = None
         self.stepping = False  # inside Trainer.step: its state may be half updated
         self.val_loss = None
@@ -139,6 +148,8 @@ class RunLoop:
         if self.saved_iteration is not None:
             self.repair_best()
         started = time.perf_counter()
+        if trainer.config.time_limit is not None:
+            self.deadline = started + trainer.config.time_limit
         with StopFlag(self.handle_sigint, self.say) as stop, progress_bar(
             target, trainer.iteration, self.log, self.progress
         ) as bar:
@@ -174,7 +185,7 @@ class RunLoop:
         window_chars, window_seconds = 0, 0.0
         last_postfix = 0.0
         first_step = True
-        while trainer.iteration < target and not stop.raised:
+        while trainer.iteration < target and not self.stop_asked(stop):
             step_start = time.perf_counter()
             self.stepping = True
             try:
@@ -199,13 +210,26 @@ class RunLoop:
                     and trainer.iteration % config.sample_every == 0):
                 text = trainer.sample(config.sample_length)
                 self.say(f"----- sample at iteration {trainer.iteration} -----\n{text}\n-----")
-            if trainer.iteration % config.eval_every == 0 or trainer.iteration == target:
+            ending = self.ending(target)
+            if trainer.iteration % config.eval_every == 0 or ending:
                 self.eval_and_save(chars_per_sec)
                 window_chars, window_seconds = 0, 0.0
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
             elif step_start - last_postfix > 0.5:
                 last_postfix = step_start
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
+            if ending:
+                break
+
+    def ending(self, target):
+        """Whether the run ends after the step just taken: ``target`` reached, or its time limit."""
+        return self.trainer.iteration >= target or time.perf_counter() >= self.deadline
+
+    def stop_asked(self, stop):
+        """Whether a stop signal came or the stop event was set (which then counts as one)."""
+        if self.stop_event is not None and self.stop_event.is_set():
+            stop.raised = True
+        return stop.raised
 
     def check_training(self, loss, what):
         self._guarded(self.guard.check_training, loss, what)

@@ -10,6 +10,9 @@ Commands:
     the bundled pretrained one (:func:`fastrnn.load_pretrained`).
 ``fastrnn eval DIR_OR_CHECKPOINT TEXT_FILE``
     Print the model's loss on a text, in nats and bits per character.
+``fastrnn sweep [TEXT_FILE] --out DIR --grid OPTION=V1,V2 ...``
+    Train one run per combination of option values on a Dask cluster
+    (:func:`fastrnn.sweep.sweep`) and print the table of results.
 ``fastrnn --version``
     Print the version.
 ``fastrnn hello``
@@ -98,8 +101,12 @@ _SCHEDULE_OPTIONS = (
     ("--sample-every", "sample_every", "N", "iterations between samples (0: none)"),
     ("--sample-length", "sample_length", "N",
      "characters in each sample shown during training (0: none)"),
+    ("--time-limit", "time_limit", "SECONDS",
+     "stop after this many seconds of training, saving as at the end; a resume has only "
+     "the limit it is given"),
 )
 _FLAGS = {option[1]: option[0] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS}
+_GRID_NAMES = {flag[2:]: field for field, flag in _FLAGS.items()}  # hidden-size -> hidden_size
 
 
 def _option_argument(field):
@@ -119,6 +126,89 @@ def _option_argument(field):
     kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float, float | None
     parse = int if kind is int else float
     return {"type": argument_type(OPTION_CHECKS[field], parse)}
+
+
+def _add_training_options(model, schedule, defaults):
+    """The options of ``train``, in two argument groups: the run's model and data, its schedule."""
+    for group, options in ((model, _MODEL_OPTIONS), (schedule, _SCHEDULE_OPTIONS)):
+        for flag, field, metavar, text in options:
+            if field == "learning_rate":
+                text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for "
+                        "rmsprop and adam)")
+            else:
+                default = getattr(defaults, field)
+                text = f"{text} (default: {'none' if default is None else default})"
+            group.add_argument(flag, dest=field, default=None, metavar=metavar, help=text,
+                               **_option_argument(field))
+
+
+def _grid_item(text):
+    """The argparse type of ``--grid``: ``OPTION=V1,V2,...`` -> ``(field, [values])``.
+
+    Each value is converted as the option's own flag converts it, so a bad
+    value is the same one-line error, naming the option.
+    """
+    name, sep, values = text.partition("=")
+    field = _GRID_NAMES.get(name.strip().removeprefix("--"))
+    if not sep or field is None:
+        hint = "; TEXT_FILE goes before --grid" if not sep else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not OPTION=V1,V2,... with OPTION an option of fastrnn train "
+            f"(such as hidden-size=64,128){hint}")
+    argument = _option_argument(field)
+    converted = []
+    for value in values.split(","):
+        value = value.strip()
+        if "choices" in argument and value not in argument["choices"]:
+            raise argparse.ArgumentTypeError(f"{name}: invalid choice: {value!r} (choose from "
+                                             f"{', '.join(argument['choices'])})")
+        try:
+            converted.append(argument["type"](value) if "type" in argument else value)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{name}: {error}") from None
+        if converted[-1] in converted[:-1]:
+            raise argparse.ArgumentTypeError(f"{name}: {value!r} is given twice")
+    return field, converted
+
+
+def _add_sweep(commands, defaults):
+    from fastrnn._validation import argument_type, check_int
+    from fastrnn.sweep import MAX_TRIALS, check_workers
+
+    sweep = commands.add_parser(
+        "sweep", help="train one run per combination of option values, on Dask",
+        description="Train one ordinary run, DIR/trial-NNN, for each combination of the "
+        "values given with --grid (or --random N of them), with every other option as given, "
+        "on a Dask cluster; then write DIR/results.csv, DIR/results.md (also printed), "
+        "DIR/sweep.png and the link DIR/best to the trial with the lowest validation loss.",
+        epilog="Rerunning the same command skips the finished trials and resumes the others. "
+        "Ctrl-C, SIGTERM and SIGHUP stop every trial, each saving its checkpoint.  A failed "
+        "trial is recorded with its message and the others go on; the exit status is 0 when "
+        "at least one trial finished.  Needs Dask: " + 'pip install "fastrnn[sweep]".',
+    )
+    sweep.add_argument("text_file", nargs="?", metavar="TEXT_FILE",
+                       help="UTF-8 text to train on (default: the built-in corpus)")
+    sweep.add_argument("--out", required=True, metavar="DIR",
+                       help="directory of the sweep: one run directory per trial, the results")
+    sweep.add_argument("--grid", required=True, nargs="+", action="extend", type=_grid_item,
+                       metavar="OPTION=V1,V2",
+                       help="values to try for an option of fastrnn train, named without its "
+                       "dashes (hidden-size=64,128 learning-rate=1e-3,3e-3); every "
+                       "combination is a trial (TEXT_FILE goes before --grid)")
+    sweep.add_argument("--random", type=argument_type(
+        lambda name, v: check_int(name, v, 1, MAX_TRIALS), int), default=None, metavar="N",
+                       help="run N distinct combinations drawn from the grid, seeded by --seed")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=argument_type(check_workers, int), default=None,
+                       metavar="N", help="worker processes of the local Dask cluster, one "
+                       "thread each (default: one per core, at most one per trial)")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="use the running Dask cluster whose scheduler is at ADDRESS "
+                       "(tcp://host:8786); its workers need fastrnn and DIR at the same path")
+    fixed = sweep.add_argument_group("training options, the same for every trial (give "
+                                     "--iterations, --time-limit or both: each trial's budget)")
+    _add_training_options(fixed, fixed, defaults)
+    sweep.set_defaults(handler=_sweep)
 
 
 def _train_epilog():
@@ -184,20 +274,9 @@ def _parser():
                        help="directory for checkpoints, history and plot")
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in DIR/checkpoint.npz up to --iterations")
-    model = train.add_argument_group("model and data (fixed once a run starts)")
-    for flag, field, metavar, text in _MODEL_OPTIONS:
-        model.add_argument(flag, dest=field, default=None, metavar=metavar,
-                           help=f"{text} (default: {getattr(defaults, field)})",
-                           **_option_argument(field))
-    schedule = train.add_argument_group("optimisation schedule (may change on --resume)")
-    for flag, field, metavar, text in _SCHEDULE_OPTIONS:
-        if field == "learning_rate":
-            text = ("base learning rate (default: 0.1 for adagrad and sgd, 0.002 for rmsprop "
-                    "and adam)")
-        else:
-            text = f"{text} (default: {getattr(defaults, field)})"
-        schedule.add_argument(flag, dest=field, default=None, metavar=metavar, help=text,
-                              **_option_argument(field))
+    _add_training_options(train.add_argument_group("model and data (fixed once a run starts)"),
+                          train.add_argument_group("optimisation schedule (may change on "
+                                                   "--resume)"), defaults)
     train.add_argument("--threads", type=argument_type(check_threads, int), default=None,
                        metavar="N", help="threads to train on (default: every CPU, "
                        "FASTRNN_NUM_THREADS); the results are the same for any N")
@@ -240,6 +319,7 @@ def _parser():
     evaluate.add_argument("--json", action="store_true",
                           help='print {"loss_nats": ..., "bits_per_char": ..., "characters": ...}')
     evaluate.set_defaults(handler=_eval)
+    _add_sweep(commands, defaults)
 
     hello = commands.add_parser("hello", help='the min-char-rnn demo: learn "hello world"')
     hello.set_defaults(handler=_hello)
@@ -344,7 +424,60 @@ def _train(args):
         _print_error(f"\ninterrupted{by} at iteration {stop.iteration}; checkpoint saved to "
                      f"{where}\nresume with: {shlex.join(command)}")
         return _exit_status(stop)
-    _describe_end(summary, out)
+    _describe_end(summary, trainer, args)
+    return 0
+
+
+def _sweep(args):
+    from fastrnn.sweep import (
+        BEST_LINK,
+        BUDGET_OPTIONS,
+        RESULTS_MD,
+        SweepInterrupted,
+        markdown_table,
+        sweep,
+    )
+
+    grid = {}
+    for field, values in args.grid:
+        if field in grid:
+            raise _UserError(f"--grid names {_FLAGS[field][2:]} twice")
+        grid[field] = values
+    fields = [option[1] for option in _MODEL_OPTIONS + _SCHEDULE_OPTIONS]
+    fixed = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    for field in grid:
+        if field in fixed:
+            raise _UserError(f"{_FLAGS[field]} is given and in --grid; give it one way")
+    if not set(BUDGET_OPTIONS) & (set(fixed) | set(grid)):
+        raise _UserError("give each trial a budget: --iterations N, --time-limit SECONDS or "
+                         "both (fixed, or in --grid)")
+    _check_out_dir(args.out)
+    text, source = _read_training_text(args.text_file)
+    try:
+        results = sweep(text, args.out, grid, options=fixed, random=args.random,
+                        workers=args.workers, scheduler=args.scheduler, source=source)
+    except ImportError as error:  # no Dask: the message says how to install it
+        raise _UserError(str(error)) from None
+    except SweepInterrupted as stop:
+        by = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+        _print_error(f"\nsweep interrupted{by}: every running trial saved its checkpoint; "
+                     f"rerun the same command to resume the sweep")
+        return _exit_status(stop)
+    print(markdown_table(results), end="")
+    sys.stdout.flush()
+    finished = sum(r.status == "finished" for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    line = f"{finished} of {len(results)} trials finished"
+    if failed:
+        line += f", {failed} failed (see {os.path.join(args.out, RESULTS_MD)})"
+    if not finished:
+        return _fail(line)
+    best = results[0]
+    if best.status != "failed" and best.best_val_loss is not None:
+        link = os.path.join(args.out, BEST_LINK)
+        line += (f"; the best is {best.name}, now {link}\n"
+                 f"sample with: {shlex.join([_PROG, 'sample', link])}")
+    print(line, file=sys.stderr)
     return 0
 
 
@@ -397,19 +530,29 @@ def _describe_run(trainer, out):
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
         f"{c.optimizer} with learning rate {c.learning_rate:g}, "
         + (f"clip {c.clip:g}" if c.clip else "no clipping")
+        + (f", for at most {c.time_limit:g} s" if c.time_limit is not None else "")
         + f"; writing into {out}",
         file=sys.stderr,
     )
 
 
-def _describe_end(summary, out):
-    line = f"done: iteration {summary.iteration}, training loss {summary.train_loss:.4f}"
+def _describe_end(summary, trainer, args):
+    out, config = args.out, trainer.config
+    timed_out = summary.iteration < config.iterations  # only the time limit ends a run early
+    line = "done: " + (f"time limit of {config.time_limit:g} s reached at iteration "
+                       f"{summary.iteration} of {config.iterations}" if timed_out
+                       else f"iteration {summary.iteration}")
+    line += f", training loss {summary.train_loss:.4f}"
     if summary.val_loss is not None:
         line += (f", validation loss {summary.val_loss:.4f} nats "
                  f"({summary.val_loss / math.log(2):.3f} bits) per character")
     if summary.chars_per_sec:
         line += f"; {summary.seconds:.0f} s, {summary.chars_per_sec:,.0f} chars/s"
-    print(line + f"\nsample with: {shlex.join([_PROG, 'sample', out])}", file=sys.stderr)
+    line += f"\nsample with: {shlex.join([_PROG, 'sample', out])}"
+    if timed_out:
+        command = [_PROG, "train"] + ([args.text_file] if args.text_file else [])
+        line += f"\ncontinue with: {shlex.join(command + ['--out', out, '--resume'])}"
+    print(line, file=sys.stderr)
 
 
 def _load(given):
@@ -516,7 +659,7 @@ def main(argv=None):
         command = args.command
         if args.command is None:
             parser.print_usage(sys.stderr)
-            print(f"{_PROG}: error: choose a command: train, sample, eval or hello",
+            print(f"{_PROG}: error: choose a command: train, sample, eval, sweep or hello",
                   file=sys.stderr)
             return 2
         return args.handler(args)

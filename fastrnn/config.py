@@ -4,7 +4,8 @@ Each option's rule is written once, in :data:`OPTION_CHECKS`: the config
 applies it on construction and the command line builds its argument
 converters from it, so a bound or a message cannot drift between the two.
 :func:`resumed_config` is the rule for a resumed run: the fixed options
-(:data:`FIXED_OPTIONS`) stay as saved, the schedule may change.
+(:data:`FIXED_OPTIONS`) stay as saved, the schedule may change, and the options
+of one call of ``run`` (:data:`RUN_OPTIONS`) are not inherited.
 """
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_ITERATIONS",
     "MAX_SAMPLE_LENGTH",
     "FIXED_OPTIONS",
+    "RUN_OPTIONS",
     "OPTION_CHECKS",
     "TrainingConfig",
     "FixedOptionError",
@@ -51,6 +53,10 @@ MAX_SAMPLE_LENGTH = 1_000_000
 FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "dtype", "seq_length", "batch_size",
                  "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate")
 
+# Options of one call of Trainer.run, not of the run as a whole: a resumed run
+# has the time limit it is given (or none), whatever the checkpoint's was.
+RUN_OPTIONS = ("time_limit",)
+
 
 def _check_sample_length(name, value):
     value = check_int(name, value, 0)
@@ -73,6 +79,11 @@ _fraction = partial(check_real, low=0.0, high=1.0, high_open=True)
 _steps = partial(check_dimension, high=MAX_STEPS)
 _positive = partial(check_real, low=0.0, low_open=True)
 
+
+def _check_time_limit(name, value):
+    return None if value is None else _positive(name, value)  # None: no limit
+
+
 OPTION_CHECKS = {
     "hidden_size": check_dimension,
     "num_layers": check_dimension,
@@ -92,6 +103,7 @@ OPTION_CHECKS = {
     "learning_rate": _positive,
     "clip": partial(check_real, low=0.0),
     "lr_decay": partial(check_real, low=0.0, high=1.0, low_open=True),
+    "time_limit": _check_time_limit,
 }
 """The check of every numeric option: ``check(name, value)`` returns the value
 normalised or raises ValueError naming ``name``."""
@@ -151,6 +163,11 @@ class TrainingConfig:
     sample_length : int, default 200
         Characters in each sample printed during training (0: no samples), at
         most :data:`MAX_SAMPLE_LENGTH`.
+    time_limit : float, optional
+        Stop after this many seconds of training (a positive, finite number),
+        saving as at the end; counted from the start of each call of
+        :meth:`~fastrnn.training.Trainer.run`, as its ``RunSummary.seconds``
+        is.  A resumed run does not inherit it.
     """
 
     model: str = "rnn"
@@ -174,6 +191,7 @@ class TrainingConfig:
     eval_every: int = 10_000
     sample_every: int = 50_000
     sample_length: int = 200
+    time_limit: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, str) or self.model not in MODELS:
@@ -273,7 +291,8 @@ def resumed_config(saved, changes):
         The configuration the checkpoint holds.
     changes : dict
         New values by option name; None leaves an option as saved.  A fixed
-        option may be given only with its saved value.
+        option may be given only with its saved value.  The options of
+        :data:`RUN_OPTIONS` are those given, or None: they are not inherited.
 
     Returns
     -------
@@ -291,4 +310,6 @@ def resumed_config(saved, changes):
             raise ValueError(f"unknown training option {name!r}")
         if name in FIXED_OPTIONS and value != getattr(saved, name):
             raise FixedOptionError(name, getattr(saved, name), value)
-    return replace(saved, **{k: v for k, v in changes.items() if v is not None})
+    kept = {k: v for k, v in changes.items() if v is not None}
+    kept.update({name: changes.get(name) for name in RUN_OPTIONS})
+    return replace(saved, **kept)

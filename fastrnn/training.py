@@ -123,8 +123,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         The iteration the checkpoint holds.
     checkpoint : str
         Its path.
-    signum : int
-        The signal that stopped it (``signal.SIGINT`` for Ctrl-C).
+    signum : int or None
+        The signal that stopped it (``signal.SIGINT`` for Ctrl-C); None when
+        it was the ``stop`` event of :meth:`Trainer.run`.
     """
 
     def __init__(self, iteration, checkpoint, signum=signal.SIGINT):
@@ -461,8 +462,13 @@ class Trainer:
 
     # -- a whole run ----------------------------------------------------------
 
-    def run(self, out_dir, *, progress=True, log=None, handle_sigint=True):
+    def run(self, out_dir, *, progress=True, log=None, handle_sigint=True, stop=None):
         """Train up to ``config.iterations``, writing results into ``out_dir``.
+
+        With ``config.time_limit``, the run ends sooner when that many seconds
+        have passed since it started (counted as the summary's ``seconds``):
+        the step in progress finishes and the run ends as at its last
+        iteration, with a validation, a checkpoint, a history row and the plot.
 
         Every ``eval_every`` iterations and at the end: the validation loss,
         ``checkpoint.npz``, ``best.npz`` when the validation loss is the lowest
@@ -494,6 +500,10 @@ class Trainer:
             Turn Ctrl-C (SIGINT), SIGTERM and SIGHUP into a clean stop: the
             iteration in progress finishes, a checkpoint is saved and
             :class:`TrainingInterrupted` is raised.  Only possible in the main thread.
+        stop : threading.Event, optional
+            Once set, from any thread, it stops the run as Ctrl-C does (the
+            exception's ``signum`` is then None): the way to stop a run that
+            does not own the main thread.
 
         Returns
         -------
@@ -525,11 +535,13 @@ class Trainer:
         out_dir = as_path("out_dir", out_dir)
         if log is not None and not callable(getattr(log, "write", None)):
             raise ValueError(f"log must be a writable text file, got {log!r}")
+        if stop is not None and not callable(getattr(stop, "is_set", None)):
+            raise ValueError(f"stop must be a threading.Event, got {stop!r}")
         # The loop module uses this one's exceptions, so it is imported here, not above.
         from fastrnn._runloop import RunLoop
 
         return RunLoop(self, out_dir, bool(progress), sys.stderr if log is None else log,
-                       bool(handle_sigint)).train()
+                       bool(handle_sigint), stop).train()
 
     def _check_run(self, out_dir):
         """Raise what :meth:`run` would refuse ``out_dir`` for, touching nothing.

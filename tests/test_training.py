@@ -657,6 +657,29 @@ def test_second_sigint_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 3
 
 
+def test_a_stop_event_set_from_another_thread_stops_with_a_checkpoint(tmp_path):
+    t = Trainer(TEXT, small(iterations=10**6, eval_every=10**5, sample_length=0))
+    stop = threading.Event()
+    original = t.step
+
+    def step():
+        if t.iteration == 7:
+            threading.Thread(target=stop.set).start()
+            threading.Event().wait(0.2)  # the event is set mid-step
+        return original()
+
+    t.step = step
+    with pytest.raises(TrainingInterrupted) as err:
+        t.run(tmp_path, progress=False, log=io.StringIO(), stop=stop)
+    assert err.value.signum is None
+    assert err.value.iteration == t.iteration == 8  # the step in progress finished
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 8
+    again = Trainer.from_checkpoint(tmp_path, TEXT)
+    assert_same_state(state_of(again), state_of(t))
+    with pytest.raises(ValueError, match="stop must be a threading.Event"):
+        again.run(tmp_path, stop=True)
+
+
 def test_a_rejected_run_leaves_the_directory_alone(tmp_path):
     devnull = io.StringIO()
     Trainer(TEXT, small(iterations=4, eval_every=2)).run(tmp_path, progress=False, log=devnull)

@@ -1,0 +1,172 @@
+"""One trial of a sweep, as a Dask worker runs it: train, resume or skip it, and say how it went.
+
+:func:`run_trial` is what :func:`fastrnn.sweep.sweep` submits for each trial.
+It runs in a worker process (fastrnn imported there), uses the training API
+only, and records the trial in ``trial.json`` beside the run's own files: its
+options, its status and its seconds of training, which a rerun of the sweep
+reads to skip a finished trial and to give a resumed one the rest of its time.
+Whatever happens in a trial is its outcome, never an exception, so that a
+failed trial does not stop the others.
+"""
+
+import csv
+import json
+import math
+import os
+import threading
+import time
+
+from fastrnn._rundir import CHECKPOINT_NAME, HISTORY_NAME
+from fastrnn._threads import set_num_threads
+from fastrnn.checkpoint import atomic_write, load_checkpoint
+from fastrnn.config import TrainingConfig
+
+__all__ = ["TRIAL_NAME", "TRIAL_LOG", "run_trial", "read_json", "write_json", "curve",
+           "describe_error"]
+
+TRIAL_NAME = "trial.json"
+TRIAL_LOG = "train.log"
+
+
+def read_json(path):
+    """A JSON object from ``path``, or None when it is missing or unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def write_json(path, value):
+    data = (json.dumps(value, indent=1) + "\n").encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))
+
+
+class _StopWatcher:
+    """Sets ``stop`` when the sweep's Dask event is set, or the scheduler can no longer be asked.
+
+    A thread waits on the event in the scheduler, half a second at a time, so a
+    running trial notices a stop within about that long.
+    """
+
+    def __init__(self, name):
+        from distributed import Event, get_client
+
+        self.stop = threading.Event()
+        self._done = threading.Event()
+        self._event = Event(name, client=get_client())
+        if self._event.is_set():
+            self.stop.set()
+            return
+        self._thread = threading.Thread(target=self._watch, name="fastrnn sweep stop",
+                                        daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._done.is_set():
+            try:
+                if self._event.wait(timeout=0.5):
+                    break
+            except Exception:  # the scheduler is gone: nobody will collect the result
+                break
+        self.stop.set()
+
+    def close(self):
+        self._done.set()
+        thread = getattr(self, "_thread", None)
+        if thread is not None:
+            thread.join(timeout=5)
+
+
+def curve(path):
+    """``[(iteration, validation loss), ...]`` from a run's history, as far as it can be read."""
+    try:
+        with open(os.path.join(path, HISTORY_NAME), newline="", encoding="utf-8") as f:
+            return [(int(row["iteration"]), float(row["val_loss"]))
+                    for row in csv.DictReader(f) if row.get("val_loss")]
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+        return []
+
+
+def describe_error(error):
+    if isinstance(error, MemoryError):
+        return "not enough memory for this trial"
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())  # one line
+
+
+def _trainer(text, task, spent):
+    """The trial's trainer: resumed from its checkpoint, or new; None when its time is spent."""
+    from fastrnn.training import Trainer
+
+    config = TrainingConfig(**task["options"])  # a bad combination fails here
+    remaining = None if config.time_limit is None else config.time_limit - spent
+    if remaining is not None and remaining <= 0:
+        return None
+    if os.path.exists(os.path.join(task["path"], CHECKPOINT_NAME)):
+        return Trainer.from_checkpoint(task["path"], text, source=task["source"],
+                                       time_limit=remaining)
+    return Trainer(text, TrainingConfig(**{**task["options"], "time_limit": remaining}),
+                   source=task["source"])
+
+
+def run_trial(text, task):
+    """Run, resume or skip one trial in a worker; return its outcome as a dict.
+
+    ``task`` holds the trial's ``name``, ``path``, ``options`` (every option
+    given, fixed and from the grid), ``grid`` (the grid's), ``source`` and
+    ``stop`` (the name of the sweep's Dask event).  Whatever happens inside
+    the trial is its outcome, never an exception: a failed trial does not stop
+    the others.
+    """
+    # A Dask worker runs one trial per thread it has: each trial on one thread
+    # (its results are the same on any number, so nothing else changes).
+    set_num_threads(1)
+    path, record_path = task["path"], os.path.join(task["path"], TRIAL_NAME)
+    record = read_json(record_path) or {}
+    if record.get("options") == task["options"] and record.get("status") == "finished":
+        return {**record, "curve": curve(path), "ran": False}
+    spent = record.get("seconds") if record.get("options") == task["options"] else 0.0
+    spent = spent if isinstance(spent, (int, float)) and math.isfinite(spent) else 0.0
+    outcome = {"trial": task["name"], "options": task["options"], "grid": task["grid"],
+               "status": "interrupted", "iterations": record.get("iterations", 0),
+               "seconds": spent, "best_val_loss": record.get("best_val_loss"),
+               "message": "stopped before it started"}
+    watcher = _StopWatcher(task["stop"])
+    try:
+        if watcher.stop.is_set():
+            return {**outcome, "curve": curve(path), "ran": False}
+        os.makedirs(path, exist_ok=True)
+        write_json(record_path, {**outcome, "status": "running", "message": ""})
+        started = time.perf_counter()
+        trainer = None
+        try:
+            trainer = _trainer(text, task, spent)
+            if trainer is not None:
+                with open(os.path.join(path, TRIAL_LOG), "a", encoding="utf-8") as log:
+                    trainer.run(path, progress=False, log=log, handle_sigint=False,
+                                stop=watcher.stop)
+            status, message = "finished", ""
+        except KeyboardInterrupt:  # TrainingInterrupted: the checkpoint is saved
+            status, message = "interrupted", "stopped; rerun the sweep to resume it"
+        except Exception as error:
+            status, message = "failed", describe_error(error)
+        outcome.update(status=status, message=message,
+                       seconds=spent + time.perf_counter() - started)
+        if trainer is not None:
+            outcome.update(iterations=trainer.iteration, best_val_loss=trainer.best_val_loss)
+        elif os.path.exists(os.path.join(path, CHECKPOINT_NAME)):
+            try:
+                ckpt = load_checkpoint(os.path.join(path, CHECKPOINT_NAME))
+                best = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
+                outcome.update(iterations=ckpt.iteration, best_val_loss=best)
+            except (OSError, ValueError):
+                pass
+        write_json(record_path, outcome)
+    finally:
+        watcher.close()
+    return {**outcome, "curve": curve(path), "ran": True}
