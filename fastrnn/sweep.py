@@ -25,8 +25,6 @@ and passes to :meth:`Trainer.run <fastrnn.training.Trainer.run>` as its stop
 event: on Ctrl-C each trial finishes its step and saves a checkpoint.
 """
 
-import csv
-import io
 import math
 import os
 import re
@@ -36,21 +34,30 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from random import Random
 
 from fastrnn._rundir import (
     BEST_NAME,
     CHECKPOINT_NAME,
     HISTORY_NAME,
-    PLOT_HINT,
     RunDirectory,
     StopFlag,
     as_path,
 )
+from fastrnn._sweep_results import (
+    BEST_LINK,
+    RESULTS_CSV,
+    RESULTS_MD,
+    SWEEP_PLOT,
+    TrialResult,
+    flag,
+    markdown_table,
+    results_of,
+    show,
+    write_results,
+)
 from fastrnn._trial import TRIAL_NAME, curve, describe_error, read_json, run_trial, write_json
 from fastrnn._validation import check_instance, check_int
-from fastrnn.checkpoint import atomic_write
 from fastrnn.config import OPTIMIZERS, OPTION_CHECKS, TrainingConfig
 from fastrnn.corpus import fingerprint
 from fastrnn.model import MODELS
@@ -66,55 +73,10 @@ MAX_WORKERS = 1024
 BUDGET_OPTIONS = ("iterations", "time_limit")
 """A trial needs one of these, fixed or in the grid: how long it trains."""
 SWEEP_NAME = "sweep.json"
-RESULTS_CSV = "results.csv"
-RESULTS_MD = "results.md"
-SWEEP_PLOT = "sweep.png"
-BEST_LINK = "best"
 # Seconds to wait for a scheduler given by address: long enough for a busy
 # one to answer, short enough that a wrong address is told at once.
 CONNECT_TIMEOUT = 5.0
 _TRIAL_DIR = re.compile(r"trial-\d+")
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """One row of a sweep's results.
-
-    Attributes
-    ----------
-    name : str
-        The trial's directory name, ``trial-NNN``.
-    options : dict
-        Its values of the grid's options, by :class:`TrainingConfig` field name.
-    status : {"finished", "interrupted", "failed"}
-        Finished: its budget (iterations or time limit) is spent.
-    iterations : int
-    seconds : float
-        Seconds of training, over every run of the trial.
-    best_val_loss : float or None
-        Nats per character.
-    message : str
-        Why it failed or stopped; empty when it finished.
-    path : str
-        Its run directory.
-    curve : tuple of (int, float)
-        ``(iteration, validation loss)`` of each history row with one.
-    """
-
-    name: str
-    options: dict
-    status: str
-    iterations: int
-    seconds: float
-    best_val_loss: float | None
-    message: str
-    path: str
-    curve: tuple = ()
-
-    @property
-    def bits_per_char(self):
-        """The best validation loss in bits per character, or None."""
-        return None if self.best_val_loss is None else self.best_val_loss / math.log(2)
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -217,16 +179,7 @@ def _combinations(grid, random, seed):
 
 
 def _describe_grid(grid):
-    return " ".join(f"{_flag(field)}={','.join(map(_show, values))}" for field, values in grid)
-
-
-def _flag(field):
-    """An option as the command line names it: hidden_size -> hidden-size."""
-    return field.replace("_", "-")
-
-
-def _show(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return " ".join(f"{flag(field)}={','.join(map(show, values))}" for field, values in grid)
 
 
 # -- the sweep's directory -------------------------------------------------------------
@@ -255,7 +208,7 @@ def _check_directory(out, spec):
             elif key == "options" and isinstance(theirs, dict):
                 ours = spec["options"]
                 what += " (" + ", ".join(
-                    f"{_flag(k)}={'none' if theirs.get(k) is None else _show(theirs[k])}"
+                    f"{flag(k)}={'none' if theirs.get(k) is None else show(theirs[k])}"
                     for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)
                 ) + " there)"
             elif key == "random":
@@ -265,19 +218,6 @@ def _check_directory(out, spec):
     link = os.path.join(out, BEST_LINK)
     if os.path.lexists(link) and not os.path.islink(link):
         raise FileExistsError(f"{link} is not the link a sweep makes; move it away")
-
-
-def _link_best(out, best):
-    """Point ``DIR/best`` at the best trial, replacing the link whole (a relative link)."""
-    link = os.path.join(out, BEST_LINK)
-    tmp = os.path.join(out, f".{BEST_LINK}.{os.getpid()}.tmp")
-    try:
-        os.symlink(best, tmp)
-        os.replace(tmp, link)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -- the cluster -----------------------------------------------------------------------
@@ -378,103 +318,7 @@ def _progress_line(outcome):
         line += f", best validation loss {best:.4f} ({best / math.log(2):.4f} bits/char)"
     if outcome.get("message") and outcome["status"] != "finished":
         line += f"; {outcome['message']}"
-    return line + f"  [{' '.join(f'{_flag(k)}={_show(v)}' for k, v in outcome['grid'].items())}]"
-
-
-# -- results ---------------------------------------------------------------------------
-
-
-def _results(outcomes, out):
-    """The outcomes as TrialResults, sorted for the table: by best validation loss, failed last."""
-    results = [TrialResult(
-        name=o["trial"], options=dict(o["grid"]), status=o["status"],
-        iterations=int(o.get("iterations") or 0), seconds=float(o.get("seconds") or 0.0),
-        best_val_loss=o.get("best_val_loss"), message=o.get("message", ""),
-        path=os.path.join(out, o["trial"]), curve=tuple(map(tuple, o.get("curve", ()))),
-    ) for o in outcomes]
-
-    def key(r):
-        loss = r.best_val_loss
-        return (r.status == "failed", loss is None, loss if loss is not None else 0.0, r.name)
-
-    return sorted(results, key=key)
-
-
-def markdown_table(results):
-    """The results as a Markdown table, in their order: trial, options, status and numbers."""
-    if not results:
-        return ""
-    fields = list(results[0].options)
-    header = ["trial", *map(_flag, fields), "status", "iterations",
-              "seconds", "best val loss", "bits/char"]
-    with_messages = any(r.message for r in results)
-    if with_messages:
-        header.append("message")
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if h in ("iterations", "seconds", "best val loss",
-                                             "bits/char") else "---" for h in header) + "|"]
-    for r in results:
-        cells = [r.name, *(_show(r.options[f]) for f in fields), r.status, str(r.iterations),
-                 f"{r.seconds:.1f}",
-                 "" if r.best_val_loss is None else f"{r.best_val_loss:.4f}",
-                 "" if r.bits_per_char is None else f"{r.bits_per_char:.4f}"]
-        if with_messages:
-            cells.append(r.message.replace("|", "\\|"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _write_csv(path, results, fields):
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["trial", *fields, "status", "iterations", "seconds", "best_val_loss",
-                     "bits_per_char", "message"])
-    for r in results:
-        writer.writerow([r.name, *(r.options[f] for f in fields), r.status, r.iterations,
-                         f"{r.seconds:.3f}",
-                         "" if r.best_val_loss is None else f"{r.best_val_loss:.6f}",
-                         "" if r.bits_per_char is None else f"{r.bits_per_char:.6f}",
-                         r.message])
-    data = buf.getvalue().encode("utf-8")
-    atomic_write(path, lambda f: f.write(data))
-
-
-def _plot(path, results, say):
-    """Draw every trial's validation curve into ``path``; without matplotlib, say so."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        say(f"matplotlib is not installed, so no {SWEEP_PLOT} is drawn; for plots: {PLOT_HINT}")
-        return
-    fig = Figure(figsize=(7.5, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    drawn = [r for r in results if r.curve]
-    for rank, r in enumerate(drawn):
-        iterations, losses = zip(*r.curve, strict=True)
-        label = f"{r.name}: " + ", ".join(f"{_flag(k)}={_show(v)}" for k, v in r.options.items())
-        best = rank == 0 and r.status != "failed"
-        ax.plot(iterations, losses, marker="o" if len(iterations) < 30 else None,
-                linewidth=2.5 if best else 1.2, markersize=3,
-                label=label if len(drawn) <= 12 or best else None)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("validation loss per character (nats)")
-    ax.set_title("fastrnn sweep: validation loss of each trial")
-    ax.grid(True, alpha=0.3)
-    if drawn:
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
-
-
-def _write_results(out, results, fields, say):
-    _write_csv(os.path.join(out, RESULTS_CSV), results, fields)
-    table = markdown_table(results).encode("utf-8")
-    atomic_write(os.path.join(out, RESULTS_MD), lambda f: f.write(table))
-    _plot(os.path.join(out, SWEEP_PLOT), results, say)
-    if results and results[0].status != "failed" and results[0].best_val_loss is not None:
-        _link_best(out, results[0].name)
+    return line + f"  [{' '.join(f'{flag(k)}={show(v)}' for k, v in outcome['grid'].items())}]"
 
 
 # -- the sweep -------------------------------------------------------------------------
@@ -593,8 +437,8 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
                 write_json(os.path.join(out, SWEEP_NAME), spec)
                 if todo:
                     outcomes += _submit(distributed, client, text, todo, stop, say)
-                results = _results(outcomes, out)
-                _write_results(out, results, [field for field, _ in grid], say)
+                results = results_of(outcomes, out)
+                write_results(out, results, [field for field, _ in grid], say)
             finally:
                 lock.unlock()
     if stop.raised:
