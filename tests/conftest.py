@@ -55,3 +55,13 @@ def torch():
     torch.set_num_threads(1)
     yield torch
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """A UTF-8 file of :func:`helpers.make_text` for the command-line tests to train on."""
+    from helpers import make_text
+
+    path = tmp_path_factory.mktemp("data") / "words.txt"
+    path.write_text(make_text(), encoding="utf-8")
+    return path

@@ -13,8 +13,12 @@ pytest puts it on ``sys.path`` for every test module and conftest).
   It is scale-free and is not fooled by single tiny entries, which is why the
   gradient checks compare each parameter array as a whole with it.
 
+- :func:`make_text` is the small multilingual text the command-line tests train on.
+
 Only the public API of the models is used here.
 """
+
+import random
 
 import numpy as np
 import pytest
@@ -251,3 +255,14 @@ def torch_run(torch, model, inputs, targets, h0=None):
     grads = {name: p.grad.numpy().reshape(shapes[name]) for name, p in named.items()}
     probs = torch.softmax(logits, -1).detach().numpy().transpose(1, 0, 2)  # (B, T, O)
     return loss.item(), grads, tuple(s.detach().numpy() for s in states_of(last)), probs
+
+
+#: The words :func:`make_text` draws from: accents, CJK, an emoji, a dash, code.
+WORDS = ["naïve", "café", "über", "日本語", "😀", "the", "cat", "sat", "on", "a", "mat", "—",
+         "Ωmega", "def", "return", "(x)", "\n"]
+
+
+def make_text(n_words=1500, seed=0):
+    """``n_words`` words of :data:`WORDS`, drawn with ``seed``, joined by spaces."""
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(n_words))

@@ -4,7 +4,6 @@ import csv
 import importlib.util
 import math
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_text
 
 from fastrnn.checkpoint import load_checkpoint
 
@@ -22,15 +22,6 @@ PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--hidden-size", "16", "--seq-length", "10", "--no-progress"]
-WORDS = ["naïve", "café", "über", "日本語", "😀", "the", "cat", "sat", "on", "a", "mat", "—",
-         "Ωmega", "def", "return", "(x)", "\n"]
-
-
-def make_text(n_words=1500, seed=0):
-    rng = random.Random(seed)
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
-
-
 def fastrnn(*args, cwd, pythonpath=(), timeout=180):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
     env.pop("NUMBA_DISABLE_JIT", None)
@@ -55,13 +46,6 @@ def assert_clean_failure(result, status, *fragments):
     assert "error:" in last, stderr
     for fragment in fragments:
         assert fragment in last, stderr
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 import pytest
-from test_cli import REPO, assert_clean_failure, err, fastrnn, make_text
+from helpers import make_text
+from test_cli import REPO, assert_clean_failure, err, fastrnn
 
 from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -21,20 +20,16 @@ import pytest
 
 pytest.importorskip("distributed")
 
+from helpers import make_text  # noqa: E402
+
 import fastrnn  # noqa: E402
 from fastrnn.checkpoint import load_checkpoint  # noqa: E402
 from fastrnn.sweep import TrialResult, _check_grid, _combinations, markdown_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "naïve", "café", "def", "return", "(x)", "\n"]
 TINY = ["--seq-length", "10", "--eval-every", "50", "--sample-every", "0"]
 GRID = ["--grid", "hidden-size=8,16", "learning-rate=0.03,0.3"]
 HUGE = 10**9  # iterations no test run reaches
-
-
-def make_text(n_words=1200, seed=0):
-    rng = random.Random(seed)
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
 
 
 def env(pythonpath=()):
@@ -69,13 +64,6 @@ def read_csv(path):
 
 def trial_record(path):
     return json.loads((path / "trial.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
