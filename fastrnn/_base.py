@@ -79,10 +79,10 @@ def _sample_buffer(num_chars):
                          f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
 
 
-# Workspaces kept per model, one per distinct (B, T) and shard; a trainer uses
-# two batches (training chunks, validation chunks) of a few shards each, an
+# Workspaces kept per model: one set (a workspace per shard) per distinct
+# (B, T); a trainer uses two (training chunks, validation chunks), an
 # interactive user a few more.
-_MAX_WORKSPACES = 8
+_MAX_WORKSPACES = 4
 
 
 class _Parameter:
@@ -248,15 +248,26 @@ class _Model:
         target = self._params[name]
         target[...] = float_array(name, value, target.shape, self.dtype)
 
-    def _workspace(self, batch, steps, shard=0):
-        key = (batch, steps, shard)
-        ws = self._workspaces.pop(key, None)
-        if ws is None:
-            ws = _aligned_zeros(_chunks.workspace_size(batch, steps, *self._dims[1:]), self.dtype)
+    def _workspace(self, batch, steps):
+        """The workspace of a (batch, steps) chunk run as one kernel call."""
+        return self._cached_workspaces(steps, ((0, batch),))[0]
+
+    def _cached_workspaces(self, steps, parts):
+        """One workspace per shard ``(start, stop)`` of a (batch, steps) chunk, kept for reuse.
+
+        Kept by the partition, not the batch alone: a batch run as one call
+        (``RNN.backward``) and as shards needs workspaces of other sizes.
+        """
+        key = (steps, tuple(parts))
+        found = self._workspaces.pop(key, None)
+        if found is None:
+            found = [_aligned_zeros(_chunks.workspace_size(stop - start, steps,
+                                                           *self._dims[1:]), self.dtype)
+                     for start, stop in parts]
             while len(self._workspaces) >= _MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)
-        self._workspaces[key] = ws  # most recently used last
-        return ws
+        self._workspaces[key] = found  # most recently used last
+        return found
 
     def _shard_gradients(self, count):
         """The (count, P) buffer the shards of a batch write their gradients into."""
@@ -276,7 +287,7 @@ class _Model:
         Returns the results in shard order and each shard's share of the batch.
         """
         parts = _threads.shards(batch)
-        workspaces = [self._workspace(b1 - b0, steps, k) for k, (b0, b1) in enumerate(parts)]
+        workspaces = self._cached_workspaces(steps, parts)
 
         def work(k):
             rows = slice(*parts[k])

@@ -166,3 +166,16 @@ def test_an_interrupted_batch_leaves_no_shard_running():
     with pytest.raises(KeyboardInterrupt):
         _threads.run_shards(work, 3)
     assert sorted(finished) == [1, 2]  # both pool shards were waited for
+
+
+def test_a_batch_run_whole_and_in_shards_keeps_separate_workspaces():
+    fastrnn.set_num_threads(2)
+    m = fastrnn.RNN(5, 4, 5, seed=0)
+    rng = np.random.default_rng(0)
+    batch = _threads.SHARD_STREAMS + 9
+    x, y = rng.integers(0, 5, (batch, 6)), rng.integers(0, 5, (batch, 6))
+    xs, hs, ps = m.forward(x)  # in shards
+    grads = m.backward(xs, hs, ps, y)  # one kernel call on the whole batch
+    _, want = m.gradients(x, y)  # in shards again
+    for name, g in zip(want, grads, strict=True):
+        assert rel_error(g, want[name]) < 1e-12, name
