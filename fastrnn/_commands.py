@@ -155,13 +155,10 @@ def _make_out_dir(out):
 
 
 def train(args):
-    from fastrnn import set_num_threads
     from fastrnn.training import Trainer, TrainingConfig
 
     out = args.out
     _check_out_dir(out)
-    if args.threads is not None:
-        set_num_threads(args.threads)
     fields = [option[1] for option in MODEL_OPTIONS + SCHEDULE_OPTIONS]
     given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
     if args.resume:

@@ -288,6 +288,7 @@ def main(argv=None):
             print(f"{PROG}: error: choose a command: train, sample, eval, sweep or hello",
                   file=sys.stderr)
             return 2
+        _set_threads(getattr(args, "threads", None))
         return args.handler(args)
     except KeyboardInterrupt as stop:
         print_error(f"\n{PROG}: interrupted")
@@ -311,3 +312,13 @@ def main(argv=None):
         return fail(str(error))
     except OSError as error:
         return fail(describe_os_error(error))
+
+
+def _set_threads(threads):
+    """``--threads`` when given; else check ``FASTRNN_NUM_THREADS`` before anything runs."""
+    from fastrnn import get_num_threads, set_num_threads
+
+    if threads is not None:
+        set_num_threads(threads)
+    else:
+        get_num_threads()  # a bad FASTRNN_NUM_THREADS: a one-line error, not a model's

@@ -41,10 +41,20 @@ def test_the_environment_sets_the_count_at_start_up():
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
-def test_a_bad_environment_value_is_a_clear_error(bad):
-    done = _run("import fastrnn", FASTRNN_NUM_THREADS=bad)
-    assert done.returncode != 0
-    assert f"ValueError: FASTRNN_NUM_THREADS must be a positive integer, got {bad!r}" in done.stderr
+def test_a_bad_environment_value_is_a_clear_error(bad, tmp_path):
+    message = f"FASTRNN_NUM_THREADS must be a positive integer, got {bad!r}"
+    for code in ("import fastrnn; fastrnn.get_num_threads()",
+                 "import fastrnn; fastrnn.RNN(3, 4, 3)"):
+        done = _run(code, FASTRNN_NUM_THREADS=bad)
+        assert done.returncode != 0 and f"ValueError: {message}" in done.stderr
+    fixed = _run("import fastrnn; fastrnn.set_num_threads(2); print(fastrnn.get_num_threads())",
+                 FASTRNN_NUM_THREADS=bad)
+    assert fixed.returncode == 0 and fixed.stdout.strip() == "2"
+    cli = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--out", str(tmp_path / "o"),
+                          "--iterations", "1"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "FASTRNN_NUM_THREADS": bad})
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr
+    assert cli.stderr.strip().splitlines()[-1] == f"fastrnn: error: {message}"
 
 
 def test_set_and_get():
