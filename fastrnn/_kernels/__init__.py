@@ -16,7 +16,8 @@ Modules, one per concern:
 - :mod:`.checks` -- the argument checks as kernels: index ranges, finiteness.
 
 Callers (the model classes) validate and normalise every argument once; kernels
-trust their inputs: C-contiguous float64 arrays, int64 indices in range.
+trust their inputs: C-contiguous float64 (or float32) arrays, int64 indices in range;
+a kernel compiles once per dtype.
 
 Numba's on-disk cache checks only the source file that defines a cached
 function, not the files it calls into: after an edit of ``linalg.py`` the

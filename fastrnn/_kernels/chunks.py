@@ -8,7 +8,7 @@ passes over the chunk are :mod:`.rnn`'s for G = 1 and :mod:`.gated`'s
 otherwise; the loss and the update are the same for every model.
 
 Arguments are few and flat (the parameter and gradient vectors, one flat
-workspace ``ws`` of :func:`workspace_size` float64s, 64-byte aligned): at
+workspace ``ws`` of :func:`workspace_size` elements of the model's dtype, 64-byte aligned): at
 H = 100 a training step is ~90 us, and each array argument costs ~60 ns of
 Numba's dispatch.
 """

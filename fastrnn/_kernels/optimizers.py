@@ -1,6 +1,6 @@
 """In-place parameter updates over flat vectors.
 
-Every model keeps all its parameters in one contiguous float64 vector (and its
+Every model keeps all its parameters in one contiguous vector of its dtype (and its
 gradients in another of the same layout), so one loop here updates a whole
 model, whatever its architecture.  Every update clips the gradient element-wise
 on the fly (``clip``; ``<= 0`` turns it off), as min-char-rnn does before its
