@@ -116,10 +116,10 @@ def set_num_threads(n):
     global _num_threads, _pool
     n = check_threads("n", n)
     with _lock:
-        old, _pool = _pool, None
+        # A batch running now keeps the old pool until it is done; its idle
+        # threads end when the pool is collected.
+        _pool = None
         _num_threads = n
-    if old is not None:
-        old.shutdown(wait=True)
 
 
 def shards(batch):
@@ -136,6 +136,17 @@ def shards(batch):
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def _forget_pool_after_fork():
+    """In a forked child: the parent's pool threads do not exist here; start afresh."""
+    global _pool, _lock
+    _pool = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _get_pool():
@@ -157,8 +168,9 @@ def run_shards(work, count):
     pool = _get_pool() if count > 1 else None
     if pool is None:
         return [work(k) for k in range(count)]
-    futures = [pool.submit(work, k) for k in range(1, count)]
+    futures = []
     try:
+        futures += [pool.submit(work, k) for k in range(1, count)]
         first = work(0)
         return [first] + [future.result() for future in futures]
     finally:

@@ -308,6 +308,9 @@ def resumed_config(saved, changes):
     for name, value in changes.items():
         if name not in saved.to_dict():
             raise ValueError(f"unknown training option {name!r}")
+        if name in FIXED_OPTIONS and value is not None:
+            # As the config stores it (np.float32 is "float32"); a bad value fails here.
+            value = getattr(replace(saved, **{name: value}), name)
         if name in FIXED_OPTIONS and value != getattr(saved, name):
             raise FixedOptionError(name, getattr(saved, name), value)
     kept = {k: v for k, v in changes.items() if v is not None}

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastrnn._rundir import resolve_checkpoint
+from fastrnn._threads import get_num_threads
 from fastrnn._validation import (
     check_instance,
     check_int,
@@ -46,6 +47,7 @@ def build_model(kind, args, seed=0):
     cls = MODELS.get(kind)
     if cls is None:
         raise CheckpointError(f"unknown model kind {kind!r}; this fastrnn knows {sorted(MODELS)}")
+    get_num_threads()  # a bad FASTRNN_NUM_THREADS is its own error, not the checkpoint's
     try:
         return cls(**args, seed=seed)
     except (TypeError, ValueError) as error:

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -44,7 +45,8 @@ def test_the_environment_sets_the_count_at_start_up():
 def test_a_bad_environment_value_is_a_clear_error(bad, tmp_path):
     message = f"FASTRNN_NUM_THREADS must be a positive integer, got {bad!r}"
     for code in ("import fastrnn; fastrnn.get_num_threads()",
-                 "import fastrnn; fastrnn.RNN(3, 4, 3)"):
+                 "import fastrnn; fastrnn.RNN(3, 4, 3)",
+                 "import fastrnn; fastrnn.load_pretrained()"):  # not "a damaged checkpoint"
         done = _run(code, FASTRNN_NUM_THREADS=bad)
         assert done.returncode != 0 and f"ValueError: {message}" in done.stderr
     fixed = _run("import fastrnn; fastrnn.set_num_threads(2); print(fastrnn.get_num_threads())",
@@ -189,3 +191,53 @@ def test_a_batch_run_whole_and_in_shards_keeps_separate_workspaces():
     _, want = m.gradients(x, y)  # in shards again
     for name, g in zip(want, grads, strict=True):
         assert rel_error(g, want[name]) < 1e-12, name
+
+
+def test_changing_the_count_while_a_batch_runs_fails_nothing():
+    fastrnn.set_num_threads(2)
+    m = fastrnn.GRU(5, 6, 5, seed=0)
+    x = np.zeros((2 * _threads.SHARD_STREAMS, 4), dtype=np.int64)
+    errors, done = [], threading.Event()
+
+    def train():
+        try:
+            for _ in range(200):
+                m.train(x, x, 0.1)
+        except Exception as error:  # noqa: BLE001 -- any failure is the finding
+            errors.append(error)
+        done.set()
+
+    worker = threading.Thread(target=train)
+    worker.start()
+    while not done.is_set():
+        fastrnn.set_num_threads(2)
+    worker.join()
+    assert errors == []
+
+
+def test_a_forked_child_runs_batches_on_its_own_pool():
+    code = """
+import os, sys
+import numpy as np
+import fastrnn
+fastrnn.set_num_threads(2)
+m = fastrnn.RNN(5, 6, 5, seed=0)
+x = np.zeros((40, 4), dtype=np.int64)
+m.train(x, x, 0.1)
+pid = os.fork()
+if pid == 0:
+    m.train(x, x, 0.1)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_resume_may_name_the_saved_dtype_any_way():
+    from fastrnn.config import resumed_config
+
+    saved = TrainingConfig(dtype="float32")
+    for spelling in ("float32", np.float32, np.dtype("float32")):
+        assert resumed_config(saved, {"dtype": spelling}).dtype == "float32"
