@@ -10,18 +10,14 @@ table).  A benchmark's group is one (model, dtype, threads) case, its ``impl``
 "fastrnn" or "torch"; ``extra_info`` adds ``dtype`` and ``threads``.
 """
 
-import itertools
 import os
 
 import pytest
-from _bench import CLIP, SEED, T, V, measure, stream
+from _bench import T, measure, stream
+from vs_torch import CASES, B, fastrnn_step, torch_step
 
 import fastrnn
-from fastrnn.model import MODELS
 
-B = 32
-LEARNING_RATE = 0.01
-CASES = {"lstm": 256, "gru": 256, "rnn": 512}
 EVERY_CORE = len(os.sched_getaffinity(0))
 THREADS = sorted({1, EVERY_CORE})
 
@@ -47,37 +43,17 @@ def threads(request):
         torch.set_num_threads(torch_before)
 
 
-def _call(impl, model, dtype, pairs):
-    if impl == "torch":
-        pytest.importorskip("torch")
-        import torch
-        from _torch_gated import TorchGated
-        from _torch_rnn import TorchRNN
-
-        if model == "rnn":
-            source = fastrnn.RNN(V, CASES[model], V, seed=SEED)
-            return TorchRNN(source, LEARNING_RATE, CLIP,
-                            dtype=getattr(torch, dtype)).train_call(pairs)
-        source = MODELS[model](V, CASES[model], V, seed=SEED, dtype=dtype)
-        return TorchGated(source, LEARNING_RATE, CLIP).train_call(pairs)
-    m = MODELS[model](V, CASES[model], V, seed=SEED, dtype=dtype)
-    chunks = itertools.cycle(pairs)
-
-    def step():
-        x, y = next(chunks)
-        return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
-
-    return step
-
-
 @pytest.mark.parametrize("threads", THREADS, indirect=True, ids=lambda n: f"threads{n}")
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("model", sorted(CASES))
 @pytest.mark.parametrize("impl", ["fastrnn", "torch"])
 def test_train_batched(benchmark, bench_settings, model, dtype, threads, impl):
-    fn = _call(impl, model, dtype, stream(B))
+    if impl == "torch":
+        pytest.importorskip("torch")
+    fn = (torch_step if impl == "torch" else fastrnn_step)(model, dtype, stream(B))
     benchmark.extra_info.update(model=model, layers=1, dtype=dtype)
-    loss = measure(benchmark, fn, bench_settings, op="train", impl=impl, B=B, H=CASES[model],
+    H = CASES[model][1]
+    loss = measure(benchmark, fn, bench_settings, op="train", impl=impl, B=B, H=H,
                    chars=B * T, threads=threads)
-    benchmark.group = f"train {model} B={B} H={CASES[model]} {dtype} threads={threads}"
+    benchmark.group = f"train {model} B={B} H={H} {dtype} threads={threads}"
     assert 0.0 < loss < 1e3

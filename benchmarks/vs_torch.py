@@ -59,7 +59,8 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None  # without it: fastrn
 _MARK = "vs-torch"  # the README section between <!-- vs-torch --> and <!-- /vs-torch -->
 
 
-def _fastrnn_step(kind, dtype, pairs):
+def fastrnn_step(kind, dtype, pairs):
+    """One SGD step with clipping of a fastrnn model of ``kind`` on the next of ``pairs``."""
     m = MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)
     chunks = itertools.cycle(pairs)
 
@@ -67,10 +68,11 @@ def _fastrnn_step(kind, dtype, pairs):
         x, y = next(chunks)
         return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
 
-    return m, step
+    return step
 
 
-def _torch_step(kind, dtype, pairs):
+def torch_step(kind, dtype, pairs):
+    """The same step in plain PyTorch (``_torch_gated``, ``_torch_rnn``), same weights."""
     import torch
     from _torch_gated import TorchGated
     from _torch_rnn import TorchRNN
@@ -134,10 +136,10 @@ def measure(seconds, threads_list, block_s=0.3):
         fastrnn.set_num_threads(threads)
         calls = {}
         for dtype in DTYPES:
-            calls[f"fastrnn {dtype}"] = _fastrnn_step(kind, dtype, pairs)[1]
+            calls[f"fastrnn {dtype}"] = fastrnn_step(kind, dtype, pairs)
             if HAVE_TORCH:
                 torch.set_num_threads(threads)
-                calls[f"torch {dtype}"] = _torch_step(kind, dtype, pairs)
+                calls[f"torch {dtype}"] = torch_step(kind, dtype, pairs)
             calls[f"gemm {dtype}"] = _gemm_step(kind, dtype)
         times = interleaved(calls, seconds, block_s=block_s, min_rounds=3)
         us = {name: statistics.median(t) / (B * T) * 1e6 for name, t in times.items()}
