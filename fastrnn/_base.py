@@ -277,16 +277,17 @@ class _Model:
             grads = self._shard_grads = _aligned_zeros(count * P, self.dtype).reshape(count, P)
         return grads
 
-    def _sharded(self, call, batch, steps, state, last=None):
+    def _sharded(self, call, parts, steps, state, last=None):
         """Run ``call`` on every shard of a batch; their results and their weights.
 
         ``call(k, rows, state_k, last_k, ws)`` runs the kernel on shard k: the
         streams ``rows`` (a slice), their contiguous initial state and a
         buffer for their final state, and the shard's own workspace.  The
         final states are gathered into ``last`` (S, L, B, H) when given.
+        ``parts`` are the shards, :func:`fastrnn._threads.shards` of the batch.
         Returns the results in shard order and each shard's share of the batch.
         """
-        parts = _threads.shards(batch)
+        batch = parts[-1][1]
         workspaces = self._cached_workspaces(steps, parts)
 
         def work(k):
@@ -316,7 +317,8 @@ class _Model:
             if with_gradient:
                 return _chunks.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
             return _chunks.loss(x2, y2, state, theta, ws, *dims, last)
-        grads = self._shard_gradients(len(_threads.shards(B))) if with_gradient else None
+        parts = _threads.shards(B)
+        grads = self._shard_gradients(len(parts)) if with_gradient else None
 
         def call(k, rows, state_k, last_k, ws):
             if with_gradient:
@@ -324,7 +326,7 @@ class _Model:
                                               *dims, last_k)
             return _chunks.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
 
-        values, weights = self._sharded(call, B, T, state, last)
+        values, weights = self._sharded(call, parts, T, state, last)
         if with_gradient:
             _chunks.combine(grads, weights, self._grad)
         return float(sum(w * v for w, v in zip(weights, values, strict=True)))
@@ -443,7 +445,7 @@ class _Model:
             def call(k, rows, state_k, last_k, ws):
                 _chunks.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
 
-            self._sharded(call, B, T, state)
+            self._sharded(call, _threads.shards(B), T, state)
         if xs.ndim == 1:
             return xs, hs[0], ps[0]
         return xs, hs, ps
