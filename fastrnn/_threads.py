@@ -170,7 +170,8 @@ def run_shards(work, count):
         return [work(k) for k in range(count)]
     futures = []
     try:
-        futures += [pool.submit(work, k) for k in range(1, count)]
+        for k in range(1, count):  # one by one: a failed submit keeps those made
+            futures.append(pool.submit(work, k))
         first = work(0)
         return [first] + [future.result() for future in futures]
     finally:
