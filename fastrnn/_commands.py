@@ -159,8 +159,7 @@ def train(args):
 
     out = args.out
     _check_out_dir(out)
-    fields = [option[1] for option in MODEL_OPTIONS + SCHEDULE_OPTIONS]
-    given = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    given = _given_options(args)
     if args.resume:
         trainer = _resume(args, given)
     else:
@@ -181,11 +180,8 @@ def train(args):
             raise
         command = [PROG, "train"] + ([args.text_file] if args.text_file else [])
         command += ["--out", out, "--resume"]
-        by = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
-        # After SIGHUP the terminal is often gone: the status still tells.
-        print_error(f"\ninterrupted{by} at iteration {stop.iteration}; checkpoint saved to "
-                     f"{where}\nresume with: {shlex.join(command)}")
-        return exit_status(stop)
+        return _interrupted("", stop, f" at iteration {stop.iteration}; checkpoint saved to "
+                            f"{where}\nresume with: {shlex.join(command)}")
     _describe_end(summary, trainer, args)
     return 0
 
@@ -205,8 +201,7 @@ def sweep(args):
         if field in grid:
             raise UserError(f"--grid names {FLAGS[field][2:]} twice")
         grid[field] = values
-    fields = [option[1] for option in MODEL_OPTIONS + SCHEDULE_OPTIONS]
-    fixed = {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+    fixed = _given_options(args)
     for field in grid:
         if field in fixed:
             raise UserError(f"{FLAGS[field]} is given and in --grid; give it one way")
@@ -221,10 +216,8 @@ def sweep(args):
     except ImportError as error:  # no Dask: the message says how to install it
         raise UserError(str(error)) from None
     except SweepInterrupted as stop:
-        by = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
-        print_error(f"\nsweep interrupted{by}: every running trial saved its checkpoint; "
-                     f"rerun the same command to resume the sweep")
-        return exit_status(stop)
+        return _interrupted("sweep ", stop, ": every running trial saved its checkpoint; "
+                            "rerun the same command to resume the sweep")
     print(markdown_table(results), end="")
     sys.stdout.flush()
     finished = sum(r.status == "finished" for r in results)
@@ -398,6 +391,22 @@ def discard(stream):
         os.dup2(devnull, stream.fileno())
     except (AttributeError, OSError, ValueError):  # no file descriptor (a replaced stream)
         pass
+
+
+def _given_options(args):
+    """The training options given on the command line, by field name."""
+    fields = [option[1] for option in MODEL_OPTIONS + SCHEDULE_OPTIONS]
+    return {field: getattr(args, field) for field in fields if getattr(args, field) is not None}
+
+
+def _interrupted(what, stop, detail):
+    """Report a command stopped by a signal; return its exit status.
+
+    After SIGHUP the terminal is often gone: the exit status still tells.
+    """
+    by = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+    print_error(f"\n{what}interrupted{by}{detail}")
+    return exit_status(stop)
 
 
 def exit_status(stop):
