@@ -172,31 +172,26 @@ def input_projection(x, below, Wih, bias, out, scratch):
     of ``W_ih.T`` instead, transposed once into ``scratch`` (1-D) when it has
     room (see :func:`.linalg.scatter_columns`, the backward of this).
     """
-    B, T = x.shape
-    GH = Wih.shape[0]
-    I = Wih.shape[1]
-    if below.shape[0] == 0 and T * B > I and scratch.shape[0] >= GH * I:
-        WT = scratch[:GH * I].reshape((I, GH))
-        transpose_into(Wih, WT)
-        for t in range(T):
-            for b in range(B):
-                src = WT[x[b, t]]
-                row = out[t * B + b]
-                for i in range(GH):
-                    row[i] = src[i] + bias[i]
-    elif below.shape[0] == 0:
-        for t in range(T):
-            for b in range(B):
-                c = x[b, t]
-                row = out[t * B + b]
-                for i in range(GH):
-                    row[i] = Wih[i, c] + bias[i]
-    else:
+    if below.shape[0] > 0:
         np.dot(below, Wih.T, out)  # (N, H) x (H, G*H), W_ih.T as a transposed operand
-        for n in range(out.shape[0]):
-            row = out[n]
+        out += bias
+        return
+    B, T = x.shape
+    GH, I = Wih.shape
+    transposed = T * B > I and scratch.shape[0] >= GH * I
+    WT = scratch[:GH * I if transposed else 0].reshape((-1, GH))  # (I, G*H) or empty
+    if transposed:
+        transpose_into(Wih, WT)
+    for p in range(T * B):
+        c = x[p % B, p // B]
+        row = out[p]
+        if transposed:
+            src = WT[c]
             for i in range(GH):
-                row[i] += bias[i]
+                row[i] = src[i] + bias[i]
+        else:
+            for i in range(GH):
+                row[i] = Wih[i, c] + bias[i]
 
 
 @kernel
@@ -304,11 +299,7 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
             else:
                 np.dot(dA_rec[t * B:(t + 1) * B], Whh, dhnext)  # (B, H)
             if G == 3:
-                for b in range(B):
-                    nb = dhnext[b]
-                    direct = dcnext[b]
-                    for i in range(H):
-                        nb[i] += direct[i]
+                dhnext += dcnext
 
 
 @kernel
