@@ -194,6 +194,7 @@ class _Model:
         Parameters
         ----------
         dtype : {"float64", "float32"}, np.float64, np.float32 or a numpy dtype
+            The dtype of the copy; it may be the model's own.
 
         Returns
         -------

@@ -163,6 +163,7 @@ class RunDirectory:
     Parameters
     ----------
     out_dir : str
+        The run directory; it need not exist yet.
 
     Attributes
     ----------

@@ -228,6 +228,7 @@ class TrainingConfig:
         Returns
         -------
         TrainingConfig
+            Checked as the constructor checks every option.
         """
         check_instance("options", options, dict)
         known = {f.name for f in fields(cls)}

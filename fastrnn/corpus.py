@@ -146,10 +146,12 @@ def fingerprint(text):
     Parameters
     ----------
     text : str
+        Any text; lone surrogates are hashed as they are (``surrogatepass``).
 
     Returns
     -------
     str
+        The lowercase hex digest, as :attr:`Checkpoint.text_sha256` holds it.
     """
     check_instance("text", text, str)
     digest = hashlib.sha256()
@@ -201,6 +203,7 @@ def contiguous_parts(data, parts):
     Parameters
     ----------
     data : array_like of int, shape (n,)
+        The text as indices.
     parts : int
         B, at least 1 and at most n.
 

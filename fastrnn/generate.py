@@ -60,6 +60,7 @@ def model_from_checkpoint(ckpt, where):
     Parameters
     ----------
     ckpt : Checkpoint
+        A checkpoint as :func:`~fastrnn.checkpoint.load_checkpoint` returns it.
     where : str
         What to call the checkpoint in error messages (its path).
 

@@ -188,6 +188,7 @@ class Vocabulary:
         Parameters
         ----------
         text : str
+            The text to check, of any length.
 
         Returns
         -------
@@ -249,6 +250,7 @@ class Vocabulary:
         Returns
         -------
         str
+            ``n`` characters, ``self.chars[i]`` for each index i.
         """
         if isinstance(indices, (str, bytes)):
             raise ValueError(f"indices must be a sequence of integers, got {indices!r}")

@@ -84,8 +84,11 @@ def output_backward(Why, h_new, dzT, dWhy, dby, dh, dz):
     Parameters
     ----------
     Why : ndarray, shape (O, H)
+        Output weights.
     h_new : ndarray, shape (T*B, H)
+        The top layer's states after each step, position ``t*B + b`` per row.
     dzT : ndarray, shape (O, T*B)
+        Gradient w.r.t. the logits, a column per position.
     dWhy : ndarray, shape (O, H)
         Output (overwritten).
     dby : ndarray, shape (O, 1)

@@ -139,6 +139,7 @@ def forward(x, state, theta, ws, I, H, O):
         the logits, column ``t*B + b``.  ``hT`` serves as scratch: ``h_new.T``
         for B = 1, ``Wxh.T`` for B > 1 (when T*B > I).
     I, H, O : int
+        Input, hidden and output sizes.
     """
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
