@@ -1,0 +1,225 @@
+"""A matrix product with its right operand packed once: the batched recurrence in float32.
+
+A batched step of a recurrent layer multiplies the states of its streams by the
+same weight matrix, ``C (M, N) = A (M, K) @ W (K, N)``, 25 times a chunk with
+M = 16 streams a shard.  BLAS repacks ``W`` into its own panel layout at every
+call, and at M = 16 that costs as much as the arithmetic: OpenBLAS's SGEMM ran
+at 66-75 GF/s there on one core of an AVX-512 host (Emerald Rapids), against
+117-155 GF/s for this product with ``W`` packed once per chunk.
+
+The layout: ``W`` in panels of ``NR`` = 32 columns (two 512-bit vectors of
+float32), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last panel
+zero-padded.  The micro-kernel computes an 8 x 32 tile of ``C`` in sixteen
+vector accumulators: per k, two loads of the panel, eight broadcasts of ``A``
+and sixteen fused multiply-adds.  It is written as LLVM vector IR
+(``<16 x float>``, ``llvm.fma``) in a Numba intrinsic, because Numba's default
+options keep LLVM from vectorising the same tile written as scalar code (its
+SLP vectoriser is off, and the host's tuning prefers 256-bit vectors).
+
+Every element of ``C`` is one chain of fused multiply-adds over k in order,
+whatever the tile: a row of ``C`` does not depend on how many rows the call has.
+
+:data:`USE_PACKED` is true when Numba compiles for a host with AVX-512; the
+models then use this product for float32 batches and BLAS otherwise (float64,
+where BLAS was as fast or faster, or a host without 512-bit vectors, where
+sixteen accumulators do not fit in the registers).
+"""
+
+import numba
+import numpy as np
+from llvmlite import binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from fastrnn._jit import kernel
+
+__all__ = ["USE_PACKED", "PANEL", "packed_size", "recurrent_pack_size", "pack", "packed_dot",
+           "product"]
+
+PANEL = 32  # columns of a panel: two 512-bit vectors of float32
+_ROWS = 8  # rows of the largest tile
+
+
+def _targets_avx512():
+    """Whether Numba compiles for this host, and the host has AVX-512F."""
+    if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
+        return False  # a chosen target (say, a portable cache): keep to BLAS
+    return bool(llvm.get_host_cpu_features().get("avx512f"))
+
+
+USE_PACKED = _targets_avx512()
+
+
+def _make_tile(rows):
+    """An intrinsic ``tile(A, i, Wp, p, C, c0)`` for ``rows`` rows (see the module docstring).
+
+    It sets ``C[r, c0:c0 + NR] = A[i + r, :] @ Wp[p]`` for ``r < rows``: the
+    rows of ``C`` start at 0, so a caller points ``C`` at the tile's first row
+    or at a scratch tile.  ``A``, ``Wp`` and ``C`` are C-contiguous arrays of
+    one floating dtype, ``Wp`` of shape (P, K, NR) with NR two vectors wide.
+    """
+
+    @intrinsic
+    def tile(typingctx, A, i, Wp, p, C, c0):
+        arrays = (A, Wp, C)
+        if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
+            return None
+        if A.dtype not in (types.float32, types.float64) or Wp.dtype != A.dtype \
+                or C.dtype != A.dtype or (A.ndim, Wp.ndim, C.ndim) != (2, 3, 2):
+            return None
+        signature = types.void(A, i, Wp, p, C, c0)
+
+        def codegen(context, builder, sig, args):
+            a, i, wp, p, c, c0 = args
+            i64 = ir.IntType(64)
+            i, p, c0 = (context.cast(builder, value, sig.args[n], types.int64)
+                        for value, n in ((i, 1), (p, 3), (c0, 5)))
+            element = context.get_value_type(A.dtype)
+            lanes = 16 if A.dtype == types.float32 else 8
+            vector = ir.VectorType(element, lanes)
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vector, [vector] * 3),
+                f"llvm.fma.v{lanes}f{32 if lanes == 16 else 64}")
+            a_arr = context.make_array(sig.args[0])(context, builder, a)
+            w_arr = context.make_array(sig.args[2])(context, builder, wp)
+            c_arr = context.make_array(sig.args[4])(context, builder, c)
+            K = builder.extract_value(a_arr.shape, 1)
+            width = builder.extract_value(w_arr.shape, 2)  # 2 * lanes
+            ldc = builder.extract_value(c_arr.shape, 1)
+            a_rows = builder.gep(a_arr.data, [builder.mul(i, K)])
+            panel = builder.gep(w_arr.data, [builder.mul(p, builder.mul(K, width))])
+            zero = ir.Constant(vector, [ir.Constant(element, 0.0)] * lanes)
+            sums = [cgutils.alloca_once_value(builder, zero) for _ in range(2 * rows)]
+            pointer = vector.as_pointer()
+            broadcast = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            with cgutils.for_range(builder, K) as loop:
+                k = loop.index
+                w_k = builder.gep(panel, [builder.mul(k, width)])
+                halves = (builder.load(builder.bitcast(w_k, pointer), align=4),
+                          builder.load(builder.bitcast(builder.gep(w_k, [ir.Constant(i64, lanes)]),
+                                                       pointer), align=4))
+                for r in range(rows):
+                    a_rk = builder.load(builder.gep(a_rows, [builder.add(
+                        builder.mul(ir.Constant(i64, r), K), k)]))
+                    splat = builder.shuffle_vector(
+                        builder.insert_element(ir.Constant(vector, ir.Undefined), a_rk,
+                                               ir.Constant(ir.IntType(32), 0)),
+                        ir.Constant(vector, ir.Undefined), broadcast)
+                    for half, w in enumerate(halves):
+                        total = sums[2 * r + half]
+                        builder.store(builder.call(fma, [splat, w, builder.load(total)]), total)
+            for r in range(rows):
+                row = builder.gep(c_arr.data, [builder.add(builder.mul(ir.Constant(i64, r), ldc),
+                                                           c0)])
+                for half in range(2):
+                    at = builder.gep(row, [ir.Constant(i64, half * lanes)])
+                    builder.store(builder.load(sums[2 * r + half]),
+                                  builder.bitcast(at, pointer), align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return tile
+
+
+_tile8, _tile4, _tile2, _tile1 = (_make_tile(rows) for rows in (8, 4, 2, 1))
+
+
+@kernel(inline="always")
+def _width(itemsize):
+    """Columns of a panel for elements of ``itemsize`` bytes: two 512-bit vectors."""
+    return 128 // itemsize
+
+
+@kernel(inline="always")
+def packed_size(K, N, itemsize):
+    """Elements of :func:`pack`'s output for a (K, N) matrix."""
+    width = _width(itemsize)
+    return (N + width - 1) // width * K * width
+
+
+@kernel(inline="always")
+def recurrent_pack_size(B, H, GH, itemsize):
+    """Room to pack a (G*H, H) recurrent weight either way for a batch of B streams.
+
+    0 where the models keep to BLAS: one stream (a matrix-vector product),
+    float64, or a host without AVX-512 (:data:`USE_PACKED`).
+    """
+    if not USE_PACKED or itemsize != 4 or B == 1:
+        return 0
+    return max(packed_size(H, GH, itemsize), packed_size(GH, H, itemsize))
+
+
+@kernel
+def pack(W, out):
+    """Pack ``W (K, N)`` (any strides) into ``out`` (1-D); return it as panels (P, K, NR).
+
+    ``out`` needs :func:`packed_size` elements; the columns past N are zero.
+    An empty ``out`` gives empty panels (0, K, NR): :func:`product` then
+    calls BLAS.
+    """
+    K, N = W.shape
+    width = _width(out.itemsize)
+    P = (N + width - 1) // width if out.shape[0] > 0 else 0
+    panels = out[:P * K * width].reshape((P, K, width))
+    for p in range(P):
+        stop = min(width, N - p * width)
+        for k in range(K):
+            row = panels[p, k]
+            for j in range(stop):
+                row[j] = W[k, p * width + j]
+            for j in range(stop, width):
+                row[j] = 0.0
+    return panels
+
+
+@kernel(inline="always")
+def _rows(A, i, Wp, p, C, c0, rows):
+    """Tile rows ``i`` to ``i + rows`` (``rows`` in 1..8) of panel p, as 8, 4, 2 and 1 row tiles."""
+    done = 0
+    if rows - done >= 8:
+        _tile8(A, i, Wp, p, C[done:], c0)
+        done += 8
+    if rows - done >= 4:
+        _tile4(A, i + done, Wp, p, C[done:], c0)
+        done += 4
+    if rows - done >= 2:
+        _tile2(A, i + done, Wp, p, C[done:], c0)
+        done += 2
+    if rows - done >= 1:
+        _tile1(A, i + done, Wp, p, C[done:], c0)
+
+
+@kernel
+def packed_dot(A, Wp, C):
+    """``C = A @ W`` for ``A (M, K)``, ``W`` packed by :func:`pack` into ``Wp``, ``C (M, N)``.
+
+    All C-contiguous, of one dtype.  Row tiles go outermost so that a tile of
+    ``A`` stays in L1 while the panels stream past it.
+    """
+    M = A.shape[0]
+    N = C.shape[1]
+    width = Wp.shape[2]
+    full = N // width
+    edge = np.empty((_ROWS if full * width < N else 0, width), C.dtype)  # a partial panel's tile
+    for i in range(0, M, _ROWS):
+        rows = min(_ROWS, M - i)
+        tile = C[i:i + rows]
+        for p in range(full):
+            _rows(A, i, Wp, p, tile, p * width, rows)
+        if full * width < N:
+            _rows(A, i, Wp, full, edge, 0, rows)
+            for r in range(rows):
+                for j in range(N - full * width):
+                    tile[r, full * width + j] = edge[r, j]
+
+
+@kernel(inline="always")
+def product(A, W, Wp, C):
+    """``C = A @ W``: by :func:`packed_dot` when ``Wp`` holds ``W`` packed, else by BLAS."""
+    if Wp.shape[0] > 0:
+        packed_dot(A, Wp, C)
+    else:
+        np.dot(A, W, C)

@@ -1,0 +1,84 @@
+"""The packed matrix product of the batched recurrence (:mod:`fastrnn._kernels.packed`).
+
+It is tested on every host, whether or not the models use it there
+(:data:`~fastrnn._kernels.packed.USE_PACKED`): the vector IR runs on any x86
+CPU, only more slowly without AVX-512.
+"""
+
+import numpy as np
+import pytest
+
+from fastrnn._kernels.packed import pack, packed_dot, packed_size, product
+
+SHAPES = [(1, 1), (7, 31), (5, 32), (9, 33), (3, 64), (100, 400), (256, 1024), (1024, 256)]
+ROWS = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 32]
+DTYPES = [np.float32, np.float64]
+
+
+def _packed(W):
+    return pack(W, np.empty(packed_size(W.shape[0], W.shape[1], W.itemsize), W.dtype))
+
+
+def _product(A, W):
+    C = np.full((A.shape[0], W.shape[1]), np.nan, A.dtype)
+    packed_dot(A, _packed(W), C)
+    return C
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("K", "N"), SHAPES)
+def test_pack_lays_out_panels_zero_padded(K, N, dtype):
+    W = np.random.default_rng(K * N).standard_normal((K, N)).astype(dtype)
+    panels = _packed(W)
+    width = 128 // W.itemsize  # two 512-bit vectors
+    assert panels.shape == (-(-N // width), K, width)
+    padded = np.zeros((K, panels.shape[0] * width), dtype)
+    padded[:, :N] = W
+    np.testing.assert_array_equal(panels, padded.reshape(K, -1, width).transpose(1, 0, 2))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("K", "N"), SHAPES)
+@pytest.mark.parametrize("M", ROWS)
+def test_product_matches_a_float64_product(M, K, N, dtype):
+    rng = np.random.default_rng(M * 1000 + K + N)
+    A = rng.standard_normal((M, K)).astype(dtype)
+    W = rng.standard_normal((K, N)).astype(dtype)
+    C = _product(A, W)
+    exact = A.astype(np.float64) @ W.astype(np.float64)
+    # Sums of K products of standard normals: errors grow like sqrt(K) ulps of their size.
+    scale = np.sqrt(K) * np.finfo(dtype).eps * (np.abs(A) @ np.abs(W)).max()
+    assert np.abs(C - exact).max() <= 4 * scale
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("K", "N"), [(9, 33), (256, 1024), (512, 512)])
+def test_a_row_does_not_depend_on_the_rows_around_it(K, N, dtype):
+    """Each element is one chain of fused multiply-adds over k, whatever the tile."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((32, K)).astype(dtype)
+    W = rng.standard_normal((K, N)).astype(dtype)
+    whole = _product(A, W)
+    for start, stop in [(0, 16), (16, 32), (3, 4), (5, 12), (0, 9), (31, 32)]:
+        np.testing.assert_array_equal(_product(A[start:stop].copy(), W), whole[start:stop])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pack_reads_a_transposed_view(dtype):
+    W = np.random.default_rng(1).standard_normal((300, 64)).astype(dtype)
+    A = np.random.default_rng(2).standard_normal((16, 64)).astype(dtype)
+    np.testing.assert_array_equal(_product(A, W.T), _product(A, np.ascontiguousarray(W.T)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_product_without_packed_weights_is_blas(dtype):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((16, 40)).astype(dtype)
+    W = rng.standard_normal((40, 70)).astype(dtype)
+    empty = pack(W, np.empty(0, dtype))
+    assert empty.shape == (0, 40, 128 // W.itemsize)
+    C = np.empty((16, 70), dtype)
+    product(A, W, empty, C)
+    np.testing.assert_allclose(C, A @ W, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    product(A, W, _packed(W), C)
+    np.testing.assert_array_equal(C, _product(A, W))
