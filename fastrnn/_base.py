@@ -262,8 +262,8 @@ class _Model:
         key = (steps, tuple(parts))
         found = self._workspaces.pop(key, None)
         if found is None:
-            found = [_aligned_zeros(_chunks.workspace_size(stop - start, steps,
-                                                           *self._dims[1:]), self.dtype)
+            found = [_aligned_zeros(_chunks.workspace_size(stop - start, steps, *self._dims[1:],
+                                                           self.dtype.itemsize), self.dtype)
                      for start, stop in parts]
             while len(self._workspaces) >= _MAX_WORKSPACES:
                 self._workspaces.popitem(last=False)

@@ -45,7 +45,7 @@ import numba.core.registry
 import numpy as np
 import fastrnn
 from fastrnn._kernels import (activations, cells, checks, chunks, gated, linalg, optimizers,
-                              output, rnn, sampling)
+                              output, packed, rnn, sampling)
 
 rng = np.random.default_rng(0)
 fastrnn.set_num_threads(2)
@@ -68,7 +68,7 @@ for dtype in (np.float64, np.float32):
     optimizers.adagrad_(v, v.copy(), z.copy(), 0.1, 1e-8, 5.0)
     optimizers.rmsprop_(v, v.copy(), z.copy(), 0.1, 0.95, 1e-8, 5.0)
     optimizers.adam_(v, v.copy(), z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
-modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, rnn,
+modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, packed, rnn,
            sampling)
 compiled = sorted(f"{mod.__name__}.{name}" for mod in modules for name, f in vars(mod).items()
                   if isinstance(f, numba.core.registry.CPUDispatcher)

@@ -13,7 +13,7 @@ import pytest
 from helpers import RNN_NAMES, random_data, twin_models
 from scipy.special import logsumexp
 
-from fastrnn._kernels import chunks, gated, output, rnn, sampling
+from fastrnn._kernels import chunks, gated, output, packed, rnn, sampling
 from fastrnn._kernels.activations import (
     exp_,
     row_max,
@@ -303,10 +303,11 @@ def _twins(I, H, O, seed):
     return twin_models("rnn", I, H, O, rng=seed, bias_scale=0.3)
 
 
-def _aligned_zeros(size):
-    """A zeroed float64 vector of ``size`` whose data starts on a 64-byte boundary."""
-    buf = np.zeros(size + 8)
-    start = (-buf.ctypes.data % 64) // 8
+def _aligned_zeros(size, dtype=np.float64):
+    """A zeroed vector of ``size`` whose data starts on a 64-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.zeros(size + 64 // itemsize, dtype)
+    start = (-buf.ctypes.data % 64) // itemsize
     return buf[start:start + size]
 
 
@@ -347,8 +348,9 @@ class TestRNNKernels:
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O"), [(4, 5), (1, 3), (9, 6)])
-    def test_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O):
-        ws = _aligned_zeros(rnn.workspace_size(B, T, H, O))
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    def test_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, dtype):
+        ws = _aligned_zeros(rnn.workspace_size(B, T, H, O, np.dtype(dtype).itemsize), dtype)
         blocks = rnn.workspace(ws, B, T, H, O)
         assert type(blocks).__name__ == "Workspace" and blocks._fields == rnn.Workspace._fields
         hs, h_new, h_prev = blocks.hs, blocks.h_new, blocks.h_prev
@@ -357,12 +359,17 @@ class TestRNNKernels:
         np.testing.assert_array_equal(h_new, hs[1:].reshape(T * B, H))
         np.testing.assert_array_equal(h_prev, hs[:-1].reshape(T * B, H))
         # h_new and h_prev are views of hs; every other block is its own
-        _assert_disjoint_and_aligned(ws, [("hs", hs), *list(blocks._asdict().items())[3:]])
+        _assert_disjoint_and_aligned(ws, [("hs", hs), *[(n, a) for n, a in list(
+            blocks._asdict().items())[3:] if a.size]])
+        # Room to pack W_hh exactly where the batched float32 recurrence uses it.
+        assert (blocks.pack.size > 0) == (packed.USE_PACKED and dtype == np.float32 and B > 1)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("H", "O", "L", "G"), [(4, 5, 1, 4), (3, 6, 2, 3), (1, 3, 3, 4)])
-    def test_gated_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, L, G):
-        ws = _aligned_zeros(gated.workspace_size(B, T, H, O, L, G))
+    @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+    def test_gated_workspace_blocks_are_disjoint_and_aligned(self, B, T, H, O, L, G, dtype):
+        ws = _aligned_zeros(gated.workspace_size(B, T, H, O, L, G, np.dtype(dtype).itemsize),
+                            dtype)
         w = gated.workspace(ws, B, T, H, O, L, G)
         assert w._fields == gated.Workspace._fields
         N = T * B
@@ -371,6 +378,7 @@ class TestRNNKernels:
         assert w.dq.shape == ((N if G == 3 else 0), G * H)  # the GRU's recurrent gradient
         assert (w.zT.shape, w.dh.shape, w.tmp.shape) == ((O, N), (N, H), (B, G * H))
         _assert_disjoint_and_aligned(ws, [(n, a) for n, a in w._asdict().items() if a.size])
+        assert (w.pack.size > 0) == (packed.USE_PACKED and dtype == np.float32 and B > 1)
 
     @pytest.mark.parametrize(("B", "T"), CHUNKS)
     @pytest.mark.parametrize(("I", "H", "O"), DIMS)
@@ -378,7 +386,7 @@ class TestRNNKernels:
         fast, ref = _twins(I, H, O, B * 10 + T)
         theta = fast.parameter_vector
         x, y, h0 = random_data("rnn", np.random.default_rng(T), I, O, 1, H, (B, T), True)
-        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
         hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
         chunks.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, 1, hs, ps)
         _, rhs, rps = ref.forward(x, h0)
@@ -397,7 +405,7 @@ class TestRNNKernels:
         x, y, h0 = random_data("rnn", np.random.default_rng(T + 1), I, O, 1, H, (B, T), True)
         xs, rhs, rps = ref.forward(x, h0)
         expected = ref.backward(xs, rhs, rps, y)
-        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
         grad = np.full_like(theta, np.nan)  # every entry must be written
         h_last = np.empty((1, 1, B, H))
         theta_kept = theta.copy()
@@ -418,7 +426,7 @@ class TestRNNKernels:
         I, H, O = 6, 5, 6
         theta = _twins(I, H, O, 3)[0].parameter_vector
         x, y, h0 = random_data("rnn", np.random.default_rng(3), I, O, 1, H, (B, T), True)
-        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1))
+        ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
         grad = np.zeros_like(theta)
         state = h0[None, None]
         want_loss = chunks.value_and_grad(x, y, state, theta, grad, ws, I, H, O, 1, 1,
@@ -460,7 +468,7 @@ class TestRNNKernels:
         I, H, O = 5, 4, 6
         fast, ref = _twins(I, H, O, 9)
         x, y, h0 = random_data("rnn", np.random.default_rng(9), I, O, 1, H, (B, T), True)
-        ws = np.zeros(rnn.workspace_size(B, T, H, O))
+        ws = np.zeros(rnn.workspace_size(B, T, H, O, 8))
         w = rnn.workspace(ws, B, T, H, O)
         theta = fast.parameter_vector
         v = fast.parameters()

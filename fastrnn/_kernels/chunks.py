@@ -23,11 +23,11 @@ __all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_s
 
 
 @kernel
-def workspace_size(B, T, H, O, L, G):
-    """Length of the flat workspace vector of a (B, T) chunk."""
+def workspace_size(B, T, H, O, L, G, itemsize):
+    """Length of the flat workspace vector of a (B, T) chunk, in elements of ``itemsize`` bytes."""
     if G == 1:
-        return rnn.workspace_size(B, T, H, O)
-    return gated.workspace_size(B, T, H, O, L, G)
+        return rnn.workspace_size(B, T, H, O, itemsize)
+    return gated.workspace_size(B, T, H, O, L, G, itemsize)
 
 
 @kernel(inline="always")
@@ -73,7 +73,7 @@ def loss(x, y, state, theta, ws, I, H, O, L, G, state_last):
         The initial state.
     theta : ndarray
         The flat parameter vector.
-    ws : ndarray, shape (workspace_size(B, T, H, O, L, G),)
+    ws : ndarray, shape (workspace_size(B, T, H, O, L, G, ws.itemsize),)
         Workspace.
     I, H, O, L, G : int
         The model's sizes (see the module docstring).

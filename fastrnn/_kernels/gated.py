@@ -24,12 +24,15 @@ Layout of the chunk: time-major, position ``n = t*B + b``.  Everything that is
 not sequential is one GEMM over the chunk with C-ordered operands:
 
     input projection (k > 0)   P  = h_{k-1} @ W_ih.T     (N, H) x (H, G*H)
-    recurrence (B > 1), a step    h_t @ W_hh.T           (B, H) x (H, G*H)
+    recurrence (B > 1), a step    h_t @ W_hh.T           (B, H) x (H, G*H)  (*)
     recurrent weights          dW_hh = dA.T @ h_prev     (G*H, N) x (N, H)
     input weights (k > 0)      dW_ih = dA.T @ h_{k-1}    (G*H, N) x (N, H)
     gradient to layer k-1      dh = dA @ W_ih            (N, G*H) x (G*H, H)
 
-and the output layer of :mod:`.output`, shared with :mod:`.rnn`.
+and the output layer of :mod:`.output`, shared with :mod:`.rnn`.  (*) The
+recurrence's products, forward and back, run 25 times a chunk on the same
+weights: in float32 on an AVX-512 host they are :func:`.packed.product` with
+``W_hh`` packed once per chunk, elsewhere BLAS calls.
 Transposed weights and gradients go to BLAS as transposed views (numba passes
 them as Fortran-ordered operands); only the output array must be C-ordered.
 Layer 0 reads one-hot inputs: a gather of ``weight_ih_l0`` columns forward and
@@ -44,6 +47,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.output import output_backward, output_forward
+from fastrnn._kernels.packed import pack, product, recurrent_pack_size
 from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
@@ -82,28 +86,29 @@ def output_params(theta, I, H, O, L, G):
 
 
 @kernel(inline="always")
-def _sizes(B, T, H, O, L, G):
+def _sizes(B, T, H, O, L, G, itemsize):
     N = T * B
     GH = G * H
     cells = L * (T + 1) * B * H if G == 4 else 0  # LSTM cell states
     dq = N * GH if G == 3 else 0  # GRU: gradient of the recurrent-side pre-activations
     return (L * (T + 1) * B * H, cells, L * N * GH, L * N * H, dq, O * N, N * H, B * H, B * H,
-            B * GH, 2 * N, 2 * N)  # lse, col: N float64s each
+            B * GH, 2 * N, 2 * N,  # lse, col: N float64s each
+            recurrent_pack_size(B, H, GH, itemsize))
 
 
 # The blocks of the flat workspace, in the order of _sizes.
-_HS, _CS, _GATES, _AUX, _DQ, _ZT, _DH, _DHNEXT, _DCNEXT, _TMP, _LSE, _COL = range(12)
+_HS, _CS, _GATES, _AUX, _DQ, _ZT, _DH, _DHNEXT, _DCNEXT, _TMP, _LSE, _COL, _PACK = range(13)
 
 
 @kernel
-def workspace_size(B, T, H, O, L, G):
+def workspace_size(B, T, H, O, L, G, itemsize):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
-    return total_size(_sizes(B, T, H, O, L, G))
+    return total_size(_sizes(B, T, H, O, L, G, itemsize))
 
 
 Workspace = namedtuple(
     "Workspace", ["hs", "cs", "gates", "aux", "dq", "zT", "dh", "dhnext", "dcnext", "tmp",
-                  "lse", "col"])
+                  "lse", "col", "pack"])
 Workspace.__doc__ = """The scratch arrays of a (B, T) chunk, views of one flat vector.
 
 hs : (L*(T+1)*B*H,)
@@ -126,6 +131,9 @@ tmp : (B, G*H)
     Recurrent product of one step.
 lse, col : (T*B,) of float64
     The softmax's log-normalisers and scratch (float64 in either dtype).
+pack : (:func:`.packed.recurrent_pack_size`,)
+    A layer's ``W_hh`` packed for the batched recurrence; empty where BLAS
+    does it.
 """
 
 
@@ -134,7 +142,7 @@ def workspace(ws, B, T, H, O, L, G):
     """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
     N = T * B
     GH = G * H
-    s = _sizes(B, T, H, O, L, G)
+    s = _sizes(B, T, H, O, L, G, ws.itemsize)
     return Workspace(block(ws, s, _HS), block(ws, s, _CS),
                      block(ws, s, _GATES).reshape((L, N, GH)),
                      block(ws, s, _AUX).reshape((L, N, H)),
@@ -142,7 +150,7 @@ def workspace(ws, B, T, H, O, L, G):
                      block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DH).reshape((N, H)),
                      block(ws, s, _DHNEXT).reshape((B, H)), block(ws, s, _DCNEXT).reshape((B, H)),
                      block(ws, s, _TMP).reshape((B, GH)), float64_block(ws, s, _LSE, N),
-                     float64_block(ws, s, _COL, N))
+                     float64_block(ws, s, _COL, N), block(ws, s, _PACK))
 
 
 @kernel(inline="always")
@@ -223,7 +231,7 @@ def _cell_states(w, k, B, T, H, G):
 
 
 @kernel
-def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
+def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing, G):
     """One layer's recurrence over a chunk; the cell is the LSTM's (G = 4) or the GRU's.
 
     Only the recurrent product is a loop over time: a hand-written
@@ -244,9 +252,13 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
     bhh : ndarray, shape (G*H,)
     tmp : ndarray, shape (B, G*H)
         Workspace: the recurrent product of a step.
+    packing : ndarray, 1-D
+        Room for ``W_hh.T`` packed (:mod:`.packed`); empty: BLAS.
     """
     T = hs.shape[0] - 1
     B, H = hs.shape[1], hs.shape[2]
+    WhhT = Whh.T  # (H, G*H)
+    packed = pack(WhhT, packing)
     for t in range(T):
         if B == 1:
             if G == 4:  # accumulate into the gates: a = W_hh h + (input side)
@@ -254,7 +266,7 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
             else:  # the GRU keeps q = W_hh h + b_hh apart (the reset gate scales q_n)
                 matvec_add_tall(Whh, hs[t, 0], bhh, tmp[0], t % 2 == 1)  # (3H,)
         else:
-            np.dot(hs[t], Whh.T, tmp)  # (B, G*H)
+            product(hs[t], WhhT, packed, tmp)  # (B, G*H)
         for b in range(B):
             n = t * B + b
             a = g[n]
@@ -272,7 +284,7 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, G):
 
 
 @kernel
-def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
+def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, packing, G):
     """Backpropagate through one layer's recurrence (see :func:`_layer_forward`).
 
     ``g`` holds the gate activations in and the gradients w.r.t. the input
@@ -280,10 +292,12 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
     (the LSTM's is ``g`` itself).  ``dh (T*B, H)`` is the gradient reaching
     each h from above; ``dhnext, dcnext (B, H)`` are workspace (the GRU keeps
     the direct part of the gradient w.r.t. the previous h in ``dcnext``).
+    ``packing`` is room for ``W_hh`` packed, as for :func:`_layer_forward`.
     """
     T = hs.shape[0] - 1
     B, H = hs.shape[1], hs.shape[2]
     dA_rec = g if G == 4 else dq  # what flows back through W_hh
+    packed = pack(Whh, packing)
     dhnext[:, :] = 0.0
     dcnext[:, :] = 0.0
     for t in range(T - 1, -1, -1):
@@ -297,7 +311,7 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, G):
             if B == 1:
                 matvec_t(Whh, dA_rec[t], dhnext[0], t % 2 == 0)
             else:
-                np.dot(dA_rec[t * B:(t + 1) * B], Whh, dhnext)  # (B, H)
+                product(dA_rec[t * B:(t + 1) * B], Whh, packed, dhnext)  # (B, H)
             if G == 3:
                 dhnext += dcnext
 
@@ -338,7 +352,7 @@ def forward(x, state, theta, ws, I, H, O, L, G):
         cs = _cell_states(w, k, B, T, H, G)
         if G == 4:
             cs[0] = state[1, k]
-        _layer_forward(g, hs, cs, w.aux[k], Whh, bhh, w.tmp, G)
+        _layer_forward(g, hs, cs, w.aux[k], Whh, bhh, w.tmp, w.pack, G)
     Why, by = output_params(theta, I, H, O, L, G)
     output_forward(Why, by, layer_states(w.hs, L - 1, B, T, H)[1], w.zT, None)
 
@@ -361,7 +375,7 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
         hs, h_new, h_prev = layer_states(w.hs, k, B, T, H)
         g = w.gates[k]
         cs = _cell_states(w, k, B, T, H, G)
-        _layer_backward(g, w.dq, hs, cs, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, G)
+        _layer_backward(g, w.dq, hs, cs, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, w.pack, G)
         # The gradient w.r.t. W_hh h + b_hh: the LSTM's is its gates', the GRU's dq.
         dA_rec = g if G == 4 else w.dq
         weight_gradients(dA_rec, h_prev, dWhh)
@@ -380,7 +394,7 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
 @kernel
 def final_state(ws, B, T, H, O, L, G, state_last):
     """Copy the state after the chunk's last step into ``state_last (S, L, B, H)``."""
-    s = _sizes(B, T, H, O, L, G)
+    s = _sizes(B, T, H, O, L, G, ws.itemsize)
     stride = (T + 1) * B * H  # one layer's states
     for j in range(state_last.shape[0]):  # h, and the LSTM's c
         flat = block(ws, s, _HS if j == 0 else _CS)
@@ -395,7 +409,7 @@ def final_state(ws, B, T, H, O, L, G, state_last):
 @kernel(inline="always")
 def top_layer(ws, B, T, H, O, L, G):
     """``(hs (T+1, B, H), zT, lse, col)``: the top layer's states, the logits and scratch."""
-    s = _sizes(B, T, H, O, L, G)
+    s = _sizes(B, T, H, O, L, G, ws.itemsize)
     N = T * B
     return (layer_states(block(ws, s, _HS), L - 1, B, T, H)[0], block(ws, s, _ZT).reshape((O, N)),
             float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))

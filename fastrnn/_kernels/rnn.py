@@ -23,7 +23,8 @@ own packing for large ones and always for dWhh.
 
 Only the recurrence is a loop over time: a hand-written matrix-vector product
 per step for one stream (:mod:`.linalg`), a (B, H) x (H, H) GEMM per step for a
-batch.  The one-hot input side is a gather (forward) and a scatter-add
+batch (:func:`.packed.product`: ``Whh`` packed once per chunk in float32 on an
+AVX-512 host, BLAS elsewhere).  The one-hot input side is a gather (forward) and a scatter-add
 (backward); no one-hot matrix is ever built.  Nothing here allocates.
 """
 
@@ -35,6 +36,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
 from fastrnn._kernels.output import output_backward, output_forward
+from fastrnn._kernels.packed import pack, product, recurrent_pack_size
 from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
@@ -63,23 +65,25 @@ def params(theta, I, H, O):
 
 
 @kernel(inline="always")
-def _sizes(B, T, H, O):
+def _sizes(B, T, H, O, itemsize):
     N = T * B
-    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, 2 * N, 2 * N)
+    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, 2 * N, 2 * N,
+            recurrent_pack_size(B, H, H, itemsize))
 
 
 # The blocks of the flat workspace, in the order of _sizes.
-_HS, _HT, _ZT, _DZ, _DH, _DHNEXT, _WHHT, _LSE, _COL = range(9)
+_HS, _HT, _ZT, _DZ, _DH, _DHNEXT, _WHHT, _LSE, _COL, _PACK = range(10)
 
 
 @kernel
-def workspace_size(B, T, H, O):
+def workspace_size(B, T, H, O, itemsize):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
-    return total_size(_sizes(B, T, H, O))
+    return total_size(_sizes(B, T, H, O, itemsize))
 
 
 Workspace = namedtuple(
-    "Workspace", ["hs", "h_new", "h_prev", "hT", "zT", "dz", "dh", "dhnext", "WhhT", "lse", "col"])
+    "Workspace", ["hs", "h_new", "h_prev", "hT", "zT", "dz", "dh", "dhnext", "WhhT", "lse", "col",
+                  "pack"])
 Workspace.__doc__ = """The scratch arrays of a (B, T) chunk, views of one flat vector.
 
 hs : (T+1, B, H)
@@ -101,6 +105,9 @@ WhhT : (H, H)
     ``Whh.T`` (batched recurrence only).
 lse, col : (T*B,) of float64
     Per-position log-normaliser and scratch (float64 in either dtype).
+pack : (:func:`.packed.recurrent_pack_size`,)
+    ``Whh.T`` (forward) or ``Whh`` (backward) packed for the batched
+    recurrence; empty where BLAS does it.
 """
 
 
@@ -111,14 +118,14 @@ def workspace(ws, B, T, H, O):
     ``ws`` must start on a 64-byte boundary; every array here then does too.
     """
     N = T * B
-    s = _sizes(B, T, H, O)
+    s = _sizes(B, T, H, O, ws.itemsize)
     hs = block(ws, s, _HS)
     return Workspace(hs.reshape((T + 1, B, H)), hs[B * H:].reshape((N, H)),
                      hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)),
                      block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DZ).reshape((N, O)),
                      block(ws, s, _DH).reshape((N, H)), block(ws, s, _DHNEXT).reshape((B, H)),
                      block(ws, s, _WHHT).reshape((H, H)), float64_block(ws, s, _LSE, N),
-                     float64_block(ws, s, _COL, N))
+                     float64_block(ws, s, _COL, N), block(ws, s, _PACK))
 
 
 @kernel
@@ -156,7 +163,9 @@ def forward(x, state, theta, ws, I, H, O):
                 h[i] += Wxh[i, col]
             tanh_(h)
     else:
-        transpose_into(Whh, w.WhhT)
+        packed = pack(Whh.T, w.pack)
+        if packed.shape[0] == 0:
+            transpose_into(Whh, w.WhhT)
         # With more positions than symbols, gather rows of Wxh.T (contiguous,
         # vectorised) instead of columns of Wxh.  hT is free until the output
         # layer, so it holds Wxh.T meanwhile.
@@ -167,7 +176,7 @@ def forward(x, state, theta, ws, I, H, O):
             transpose_into(Wxh, WxhT)
         for t in range(T):
             a = hs[t + 1]  # (B, H)
-            np.dot(hs[t], w.WhhT, a)
+            product(hs[t], w.WhhT, packed, a)
             for b in range(B):
                 col = x[b, t]
                 row = a[b]
@@ -199,6 +208,7 @@ def backward(x, theta, grad, ws, I, H, O):
     w = workspace(ws, B, T, H, O)
     dh, dhnext = w.dh, w.dhnext
     dh3 = dh.reshape((T, B, H))
+    packed = pack(Whh, w.pack)
     output_backward(Why, w.h_new, w.zT, dWhy, dby, dh, w.dz)  # dh: what reaches each h from above
     for t in range(T - 1, -1, -1):
         for b in range(B):
@@ -216,7 +226,7 @@ def backward(x, theta, grad, ws, I, H, O):
             if B == 1:
                 matvec_t(Whh, dh[t], dhnext[0], t % 2 == 0)
             else:
-                np.dot(dh3[t], Whh, dhnext)  # (B, H)
+                product(dh3[t], Whh, packed, dhnext)  # (B, H)
     np.dot(dh.T, w.h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
     bias = dbh[:, 0]
     bias[:] = 0.0
@@ -230,7 +240,7 @@ def backward(x, theta, grad, ws, I, H, O):
 @kernel
 def final_state(ws, B, T, H, O, state_last):
     """Copy the state after the chunk's last step into ``state_last (1, 1, B, H)``."""
-    hs = block(ws, _sizes(B, T, H, O), _HS)  # (T+1)*B*H
+    hs = block(ws, _sizes(B, T, H, O, ws.itemsize), _HS)  # (T+1)*B*H
     last = state_last[0, 0]
     for b in range(B):
         for i in range(H):
@@ -240,7 +250,7 @@ def final_state(ws, B, T, H, O, state_last):
 @kernel(inline="always")
 def top_layer(ws, B, T, H, O):
     """``(hs (T+1, B, H), zT, lse, col)``: the states, the logits and scratch."""
-    s = _sizes(B, T, H, O)
+    s = _sizes(B, T, H, O, ws.itemsize)
     N = T * B
     return (block(ws, s, _HS).reshape((T + 1, B, H)), block(ws, s, _ZT).reshape((O, N)),
             float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))
