@@ -24,7 +24,9 @@ both.  Each time is the median block, in microseconds per character.
 matrix products a step makes (the recurrence forward and back per time step,
 the recurrent weight gradient, the output layer's three products) and nothing
 else, in the row's dtype, on the same shards and threads as fastrnn's own
-step (:mod:`fastrnn._threads`).
+step (:mod:`fastrnn._threads`), with the same products: the recurrence's by
+:func:`fastrnn._kernels.packed.product` (its weights packed once a chunk in
+float32 on an AVX-512 host, BLAS elsewhere), the others by BLAS.
 """
 
 import os
@@ -48,6 +50,7 @@ from numba import njit  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn import _threads  # noqa: E402
+from fastrnn._kernels.packed import pack, product, recurrent_pack_size  # noqa: E402
 from fastrnn.model import MODELS  # noqa: E402
 
 B = 32
@@ -85,14 +88,16 @@ def torch_step(kind, dtype, pairs):
 
 
 @njit(cache=False, nogil=True)
-def _gemms(h, h_all, dA_all, W, Why, z, dz, out, dh, dW, dWhy, dh_all):
+def _gemms(h, h_all, dA_all, W, Why, z, dz, out, dh, dW, dWhy, dh_all, packing):
     """The products of one step of one shard (see the module docstring)."""
     steps = h_all.shape[0] // h.shape[0]
     rows = h.shape[0]
+    packed = pack(W.T, packing)
     for _ in range(steps):  # recurrence, forward: (rows, H) x (H, G*H)
-        np.dot(h, W.T, out)
+        product(h, W.T, packed, out)
+    packed = pack(W, packing)
     for t in range(steps):  # recurrence, backward: (rows, G*H) x (G*H, H)
-        np.dot(dA_all[t * rows:(t + 1) * rows], W, dh)
+        product(dA_all[t * rows:(t + 1) * rows], W, packed, dh)
     np.dot(dA_all.T, h_all, dW)  # dW_hh: (G*H, N) x (N, H)
     np.dot(Why, h_all.T, z)  # logits: (O, H) x (H, N)
     np.dot(dz, h_all, dWhy)  # dWhy: (O, N) x (N, H)
@@ -110,7 +115,9 @@ def _gemm_step(kind, dtype):
             return rng.standard_normal(shape).astype(dtype)
 
         shards.append((r(rows, H), r(N, H), r(N, G * H), r(G * H, H), r(V, H), r(V, N), r(V, N),
-                       r(rows, G * H), r(rows, H), r(G * H, H), r(V, H), r(N, H)))
+                       r(rows, G * H), r(rows, H), r(G * H, H), r(V, H), r(N, H),
+                       np.empty(recurrent_pack_size(rows, H, G * H, np.dtype(dtype).itemsize),
+                                dtype)))
 
     def step():
         _threads.run_shards(lambda k: _gemms(*shards[k]), len(shards))
