@@ -5,6 +5,10 @@ It is tested on every host, whether or not the models use it there
 CPU, only more slowly without AVX-512.
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -82,3 +86,18 @@ def test_product_without_packed_weights_is_blas(dtype):
     np.testing.assert_allclose(C, A @ W, rtol=1e-5 if dtype == np.float32 else 1e-13)
     product(A, W, _packed(W), C)
     np.testing.assert_array_equal(C, _product(A, W))
+
+
+def test_without_the_jit_the_models_keep_to_blas(repo_root):
+    """With NUMBA_DISABLE_JIT the kernels are Python, which cannot run the intrinsic."""
+    code = ("import numpy as np, fastrnn\n"
+            "from fastrnn._kernels import packed\n"
+            "assert not packed.USE_PACKED\n"
+            "m = fastrnn.LSTM(5, 8, 5, seed=0, dtype='float32')\n"
+            "x = np.random.default_rng(0).integers(0, 5, (3, 4))\n"
+            "print(m.loss(x, x))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": repo_root})
+    assert done.returncode == 0, done.stderr
+    assert np.isfinite(float(done.stdout))

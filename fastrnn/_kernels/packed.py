@@ -44,6 +44,8 @@ _ROWS = 8  # rows of the largest tile
 
 def _targets_avx512():
     """Whether Numba compiles for this host, and the host has AVX-512F."""
+    if numba.config.DISABLE_JIT:
+        return False  # the kernels run as Python, and an intrinsic cannot
     if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
         return False  # a chosen target (say, a portable cache): keep to BLAS
     return bool(llvm.get_host_cpu_features().get("avx512f"))
