@@ -35,10 +35,9 @@ from numba.extending import intrinsic
 
 from fastrnn._jit import kernel
 
-__all__ = ["USE_PACKED", "PANEL", "packed_size", "recurrent_pack_size", "pack", "packed_dot",
+__all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "packed_dot",
            "product"]
 
-PANEL = 32  # columns of a panel: two 512-bit vectors of float32
 _ROWS = 8  # rows of the largest tile
 
 
