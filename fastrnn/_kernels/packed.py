@@ -47,7 +47,11 @@ def _targets_avx512():
         return False  # the kernels run as Python, and an intrinsic cannot
     if numba.config.CPU_NAME or numba.config.CPU_FEATURES:
         return False  # a chosen target (say, a portable cache): keep to BLAS
-    return bool(llvm.get_host_cpu_features().get("avx512f"))
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # llvmlite cannot read them on some hosts
+        return False
+    return bool(features.get("avx512f"))
 
 
 USE_PACKED = _targets_avx512()
