@@ -51,16 +51,11 @@ def _option_argument(field):
     """The argparse keywords of a training option: its choices, or a converter from its check."""
     from dataclasses import fields
 
-    from fastrnn._validation import DTYPES, argument_type
-    from fastrnn.config import OPTIMIZERS, OPTION_CHECKS, TrainingConfig
-    from fastrnn.model import MODELS
+    from fastrnn._validation import argument_type
+    from fastrnn.config import OPTION_CHECKS, OPTION_CHOICES, TrainingConfig
 
-    if field == "model":
-        return {"choices": tuple(MODELS)}
-    if field == "optimizer":
-        return {"choices": OPTIMIZERS}
-    if field == "dtype":
-        return {"choices": DTYPES}
+    if field in OPTION_CHOICES:
+        return {"choices": OPTION_CHOICES[field]}
     kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float, float | None
     parse = int if kind is int else float
     return {"type": argument_type(OPTION_CHECKS[field], parse)}

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 
 from fastrnn._validation import (
+    DTYPES,
     MAX_STEPS,
     check_dimension,
     check_dtype,
@@ -24,6 +25,7 @@ from fastrnn.model import MODELS
 
 __all__ = [
     "OPTIMIZERS",
+    "OPTION_CHOICES",
     "DEFAULT_ITERATIONS",
     "MAX_SAMPLE_LENGTH",
     "FIXED_OPTIONS",
@@ -83,6 +85,9 @@ _positive = partial(check_real, low=0.0, low_open=True)
 def _check_time_limit(name, value):
     return None if value is None else _positive(name, value)  # None: no limit
 
+
+# The options that name one of a few choices (the others are numbers, OPTION_CHECKS).
+OPTION_CHOICES = {"model": tuple(MODELS), "optimizer": OPTIMIZERS, "dtype": DTYPES}
 
 OPTION_CHECKS = {
     "hidden_size": check_dimension,

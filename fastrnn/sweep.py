@@ -58,9 +58,8 @@ from fastrnn._sweep_results import (
 )
 from fastrnn._trial import TRIAL_NAME, curve, describe_error, read_json, run_trial, write_json
 from fastrnn._validation import check_instance, check_int
-from fastrnn.config import OPTIMIZERS, OPTION_CHECKS, TrainingConfig
+from fastrnn.config import OPTION_CHECKS, OPTION_CHOICES, TrainingConfig
 from fastrnn.corpus import fingerprint
-from fastrnn.model import MODELS
 
 __all__ = ["sweep", "TrialResult", "SweepInterrupted", "markdown_table", "check_workers",
            "INSTALL_HINT", "MAX_TRIALS", "BUDGET_OPTIONS", "RESULTS_CSV", "RESULTS_MD",
@@ -106,7 +105,7 @@ def check_workers(name, value):
 
 def _check_option(field, value, name):
     """A training option's value, checked by the rule :class:`TrainingConfig` applies."""
-    choices = {"model": tuple(MODELS), "optimizer": OPTIMIZERS}.get(field)
+    choices = OPTION_CHOICES.get(field)
     if choices is None:
         return OPTION_CHECKS[field](name, value)
     if not isinstance(value, str) or value not in choices:

@@ -380,6 +380,8 @@ def test_the_api_returns_the_table_and_leaves_no_worker_behind(tmp_path):
     ({"hidden_size": []}, {"iterations": 5}, "grid['hidden_size'] must hold at least one value"),
     ({"hidden_size": [8, 8.5]}, {"iterations": 5}, "grid['hidden_size'] must be an integer"),
     ({"model": ["rnn", "cnn"]}, {"iterations": 5}, "grid['model'] must be one of"),
+    ({"dtype": ["float32", "float16"]}, {"iterations": 5}, "grid['dtype'] must be one of"),
+    ({"hidden_size": [8]}, {"dtype": "half", "iterations": 5}, "dtype must be one of"),
     ({"hidden_size": [8]}, {"hidden_size": 8, "iterations": 5}, "both in the grid and a fixed"),
     ({"hidden_size": [8]}, {}, "give each trial a budget"),
     ({"hidden_size": [8]}, {"time_limit": None}, "give each trial a budget"),
@@ -390,6 +392,17 @@ def test_the_api_checks_the_grid_like_the_config(grid, options, message):
     with pytest.raises(ValueError) as error:
         _check_grid(grid, _check_options(options))
     assert message in str(error.value)
+
+
+def test_every_choice_option_can_be_fixed_or_swept():
+    """model, optimizer and dtype: the sweep checks them by the config's own table."""
+    from fastrnn.sweep import _check_options
+
+    fixed = _check_options({"dtype": "float32", "optimizer": "adam", "iterations": 5})
+    assert fixed["dtype"] == "float32" and fixed["optimizer"] == "adam"
+    grid = _check_grid({"dtype": ["float64", "float32"], "model": ["gru", "lstm"]},
+                       {"iterations": 5})
+    assert grid == (("dtype", ("float64", "float32")), ("model", ("gru", "lstm")))
 
 
 def test_combinations_are_in_grid_order_and_random_draws_are_reproducible():
