@@ -33,9 +33,13 @@ def _product(A, W):
 @pytest.mark.parametrize(("K", "N"), SHAPES)
 def test_pack_lays_out_panels_zero_padded(K, N, dtype):
     W = np.random.default_rng(K * N).standard_normal((K, N)).astype(dtype)
-    panels = _packed(W)
+    buffer = np.empty(packed_size(K, N, W.itemsize), dtype)
+    panels, edge = pack(W, buffer)
     width = 128 // W.itemsize  # two 512-bit vectors
     assert panels.shape == (-(-N // width), K, width)
+    assert edge.shape == (8, width)  # the partial panel's tile: the product allocates nothing
+    assert np.shares_memory(panels, buffer) and np.shares_memory(edge, buffer)
+    assert not np.shares_memory(edge, panels)
     padded = np.zeros((K, panels.shape[0] * width), dtype)
     padded[:, :N] = W
     np.testing.assert_array_equal(panels, padded.reshape(K, -1, width).transpose(1, 0, 2))
@@ -80,7 +84,7 @@ def test_product_without_packed_weights_is_blas(dtype):
     A = rng.standard_normal((16, 40)).astype(dtype)
     W = rng.standard_normal((40, 70)).astype(dtype)
     empty = pack(W, np.empty(0, dtype))
-    assert empty.shape == (0, 40, 128 // W.itemsize)
+    assert empty[0].shape == (0, 40, 128 // W.itemsize) and empty[1].size == 0
     C = np.empty((16, 70), dtype)
     product(A, W, empty, C)
     np.testing.assert_allclose(C, A @ W, rtol=1e-5 if dtype == np.float32 else 1e-13)

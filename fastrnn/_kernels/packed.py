@@ -140,9 +140,9 @@ def _width(itemsize):
 
 @kernel(inline="always")
 def packed_size(K, N, itemsize):
-    """Elements of :func:`pack`'s output for a (K, N) matrix."""
+    """Elements of :func:`pack`'s output for a (K, N) matrix: its panels and an edge tile."""
     width = _width(itemsize)
-    return (N + width - 1) // width * K * width
+    return ((N + width - 1) // width * K + _ROWS) * width
 
 
 @kernel(inline="always")
@@ -159,16 +159,19 @@ def recurrent_pack_size(B, H, GH, itemsize):
 
 @kernel
 def pack(W, out):
-    """Pack ``W (K, N)`` (any strides) into ``out`` (1-D); return it as panels (P, K, NR).
+    """Pack ``W (K, N)`` (any strides) into ``out`` (1-D): ``W`` packed, for :func:`packed_dot`.
 
-    ``out`` needs :func:`packed_size` elements; the columns past N are zero.
-    An empty ``out`` gives empty panels (0, K, NR): :func:`product` then
+    Returns views of ``out``: the panels (P, K, NR), whose columns past N
+    are zero, and a scratch tile (8, NR) for the partial last panel, so that
+    the product allocates nothing.  ``out`` needs :func:`packed_size`
+    elements; an empty ``out`` gives empty views, and :func:`product` then
     calls BLAS.
     """
     K, N = W.shape
     width = _width(out.itemsize)
     P = (N + width - 1) // width if out.shape[0] > 0 else 0
     panels = out[:P * K * width].reshape((P, K, width))
+    edge = out[P * K * width:(P * K + (_ROWS if P else 0)) * width].reshape((-1, width))
     for p in range(P):
         stop = min(width, N - p * width)
         for k in range(K):
@@ -177,7 +180,7 @@ def pack(W, out):
                 row[j] = W[k, p * width + j]
             for j in range(stop, width):
                 row[j] = 0.0
-    return panels
+    return panels, edge
 
 
 @kernel(inline="always")
@@ -198,17 +201,17 @@ def _rows(A, i, Wp, p, C, c0, rows):
 
 
 @kernel
-def packed_dot(A, Wp, C):
-    """``C = A @ W`` for ``A (M, K)``, ``W`` packed by :func:`pack` into ``Wp``, ``C (M, N)``.
+def packed_dot(A, packed, C):
+    """``C = A @ W`` for ``A (M, K)``, ``W`` packed by :func:`pack`, ``C (M, N)``.
 
     All C-contiguous, of one dtype.  Row tiles go outermost so that a tile of
     ``A`` stays in L1 while the panels stream past it.
     """
+    Wp, edge = packed
     M = A.shape[0]
     N = C.shape[1]
     width = Wp.shape[2]
     full = N // width
-    edge = np.empty((_ROWS if full * width < N else 0, width), C.dtype)  # a partial panel's tile
     for i in range(0, M, _ROWS):
         rows = min(_ROWS, M - i)
         tile = C[i:i + rows]
@@ -222,9 +225,9 @@ def packed_dot(A, Wp, C):
 
 
 @kernel(inline="always")
-def product(A, W, Wp, C):
-    """``C = A @ W``: by :func:`packed_dot` when ``Wp`` holds ``W`` packed, else by BLAS."""
-    if Wp.shape[0] > 0:
-        packed_dot(A, Wp, C)
+def product(A, W, packed, C):
+    """``C = A @ W``: by :func:`packed_dot` when ``packed`` holds ``W`` packed, else by BLAS."""
+    if packed[0].shape[0] > 0:
+        packed_dot(A, packed, C)
     else:
         np.dot(A, W, C)

@@ -164,7 +164,7 @@ def forward(x, state, theta, ws, I, H, O):
             tanh_(h)
     else:
         packed = pack(Whh.T, w.pack)
-        if packed.shape[0] == 0:
+        if packed[0].shape[0] == 0:
             transpose_into(Whh, w.WhhT)
         # With more positions than symbols, gather rows of Wxh.T (contiguous,
         # vectorised) instead of columns of Wxh.  hT is free until the output
