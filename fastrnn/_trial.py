@@ -21,8 +21,8 @@ from fastrnn._threads import set_num_threads
 from fastrnn.checkpoint import atomic_write, load_checkpoint
 from fastrnn.config import TrainingConfig
 
-__all__ = ["TRIAL_NAME", "TRIAL_LOG", "run_trial", "read_json", "write_json", "curve",
-           "describe_error"]
+__all__ = ["TRIAL_NAME", "TRIAL_LOG", "run_trial", "finished_outcome", "read_json", "write_json",
+           "curve", "describe_error"]
 
 TRIAL_NAME = "trial.json"
 TRIAL_LOG = "train.log"
@@ -79,6 +79,13 @@ class _StopWatcher:
             thread.join(timeout=5)
 
 
+def finished_outcome(task, record):
+    """The outcome of a trial its ``record`` shows finished with the task's options, or None."""
+    if record.get("status") == "finished" and record.get("options") == task["options"]:
+        return {**record, "curve": curve(task["path"]), "ran": False}
+    return None
+
+
 def curve(path):
     """``[(iteration, validation loss), ...]`` from a run's history, as far as it can be read."""
     try:
@@ -128,8 +135,9 @@ def run_trial(text, task):
     set_num_threads(1)
     path, record_path = task["path"], os.path.join(task["path"], TRIAL_NAME)
     record = read_json(record_path) or {}
-    if record.get("options") == task["options"] and record.get("status") == "finished":
-        return {**record, "curve": curve(path), "ran": False}
+    finished = finished_outcome(task, record)
+    if finished is not None:
+        return finished
     spent = record.get("seconds") if record.get("options") == task["options"] else 0.0
     spent = spent if isinstance(spent, (int, float)) and math.isfinite(spent) else 0.0
     outcome = {"trial": task["name"], "options": task["options"], "grid": task["grid"],

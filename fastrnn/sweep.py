@@ -56,7 +56,14 @@ from fastrnn._sweep_results import (
     show,
     write_results,
 )
-from fastrnn._trial import TRIAL_NAME, curve, describe_error, read_json, run_trial, write_json
+from fastrnn._trial import (
+    TRIAL_NAME,
+    describe_error,
+    finished_outcome,
+    read_json,
+    run_trial,
+    write_json,
+)
 from fastrnn._validation import check_instance, check_int
 from fastrnn.config import OPTION_CHECKS, OPTION_CHOICES, TrainingConfig
 from fastrnn.corpus import fingerprint
@@ -418,12 +425,13 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
         RunDirectory(out).check_lock()
         _check_directory(out, spec)
     tasks = _tasks(out, options, combinations, source)
-    outcomes = []
+    outcomes, todo = [], []
     for task in tasks:  # the finished ones need no cluster
-        record = read_json(os.path.join(task["path"], TRIAL_NAME)) or {}
-        if record.get("status") == "finished" and record.get("options") == task["options"]:
-            outcomes.append({**record, "curve": curve(task["path"]), "ran": False})
-    todo = [task for task in tasks if task["name"] not in {o["trial"] for o in outcomes}]
+        finished = finished_outcome(task, read_json(os.path.join(task["path"], TRIAL_NAME)) or {})
+        if finished is None:
+            todo.append(task)
+        else:
+            outcomes.append(finished)
     say(f"sweep of {len(tasks)} trials ({_describe_grid(grid)}) into {out}"
         + (f": {len(outcomes)} finished already" if outcomes else ""))
     with StopFlag(handle_sigint, say) as stop:
