@@ -178,10 +178,8 @@ def train(args):
         where = getattr(stop, "checkpoint", None)
         if where is None:
             raise
-        command = [PROG, "train"] + ([args.text_file] if args.text_file else [])
-        command += ["--out", out, "--resume"]
         return _interrupted("", stop, f" at iteration {stop.iteration}; checkpoint saved to "
-                            f"{where}\nresume with: {shlex.join(command)}")
+                            f"{where}\nresume with: {_resume_command(args)}")
     _describe_end(summary, trainer, args)
     return 0
 
@@ -305,8 +303,7 @@ def _describe_end(summary, trainer, args):
         line += f"; {summary.seconds:.0f} s, {summary.chars_per_sec:,.0f} chars/s"
     line += f"\nsample with: {shlex.join([PROG, 'sample', out])}"
     if timed_out:
-        command = [PROG, "train"] + ([args.text_file] if args.text_file else [])
-        line += f"\ncontinue with: {shlex.join(command + ['--out', out, '--resume'])}"
+        line += f"\ncontinue with: {_resume_command(args)}"
     print(line, file=sys.stderr)
 
 
@@ -391,6 +388,12 @@ def discard(stream):
         os.dup2(devnull, stream.fileno())
     except (AttributeError, OSError, ValueError):  # no file descriptor (a replaced stream)
         pass
+
+
+def _resume_command(args):
+    """The ``fastrnn train ... --resume`` command that continues this run, quoted for a shell."""
+    text = [args.text_file] if args.text_file else []
+    return shlex.join([PROG, "train", *text, "--out", args.out, "--resume"])
 
 
 def _given_options(args):
