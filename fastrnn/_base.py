@@ -27,11 +27,9 @@ from fastrnn._kernels import sampling as _sampling
 from fastrnn._kernels.checks import chunk_ok as _chunk_ok
 from fastrnn._kernels.checks import index_bounds as _index_bounds
 from fastrnn._validation import (
-    check_clip,
     check_dimension,
     check_dtype,
     check_index,
-    check_learning_rate,
     check_seed,
     check_sizes,
     float_array,
@@ -39,6 +37,7 @@ from fastrnn._validation import (
     paired_indices,
     sampling_arguments,
     sampling_filters,
+    sgd_options,
 )
 from fastrnn.optim import sgd_step
 
@@ -496,8 +495,7 @@ class _Model:
             The loss before the update (sum over time, mean over streams).
         """
         single, x2, y2, state = self._chunk(inputs, targets, h0)
-        learning_rate = check_learning_rate(learning_rate)
-        clip = check_clip(clip)
+        learning_rate, clip = sgd_options(learning_rate, clip)
         last = np.empty_like(state)
         clip = 0.0 if clip is None else clip
         if x2.shape[0] <= _threads.SHARD_STREAMS:  # one shard, one kernel: gradient to update

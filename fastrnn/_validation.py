@@ -20,6 +20,7 @@ __all__ = [
     "entropy_seed",
     "check_learning_rate",
     "check_clip",
+    "sgd_options",
     "check_num_chars",
     "check_temperature",
     "DTYPES",
@@ -160,6 +161,11 @@ def check_clip(value, name="clip"):
     if value is None:
         return None
     return _positive_real(name, value, "a finite positive number or None")
+
+
+def sgd_options(learning_rate, clip):
+    """``(learning_rate, clip)`` of a training step, each checked as above."""
+    return check_learning_rate(learning_rate), check_clip(clip)
 
 
 def check_num_chars(value, name="num_chars"):

@@ -15,7 +15,6 @@ import math
 import numpy as np
 
 from fastrnn._validation import (
-    check_clip,
     check_learning_rate,
     check_seed,
     check_sizes,
@@ -26,6 +25,7 @@ from fastrnn._validation import (
     paired_indices,
     sampling_arguments,
     sampling_filters,
+    sgd_options,
 )
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU"]
@@ -217,8 +217,7 @@ class RNN:
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Forward, backward, clip, SGD update; returns the loss before the update."""
         xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
-        learning_rate = check_learning_rate(learning_rate)
-        clip = check_clip(clip)
+        learning_rate, clip = sgd_options(learning_rate, clip)
         hs, ys, ps, lses = self._forward(xs, h0)
         loss = self._loss(ys, lses, targets)
         grads = self.backward(xs, hs, ps, targets)
@@ -400,8 +399,7 @@ class _GatedReference:
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Gradients, element-wise clipping, SGD; returns the loss before the update."""
-        learning_rate = check_learning_rate(learning_rate)
-        clip = check_clip(clip)
+        learning_rate, clip = sgd_options(learning_rate, clip)
         loss, grads = self.gradients(inputs, targets, h0)
         for name, p in self.parameters().items():
             g = grads[name]
