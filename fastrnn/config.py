@@ -263,24 +263,11 @@ class FixedOptionError(ValueError):
 
 
 def saved_config(options):
-    """Rebuild the configuration a checkpoint holds (its ``config`` entry).
+    """Rebuild the :class:`TrainingConfig` a checkpoint holds (its ``config`` entry).
 
     Runs saved before ``sample_length`` had its cap resume with the longest
-    sample allowed now.
-
-    Parameters
-    ----------
-    options : dict
-        :meth:`TrainingConfig.to_dict`'s output, as saved.
-
-    Returns
-    -------
-    TrainingConfig
-
-    Raises
-    ------
-    ValueError, TypeError
-        If the options do not make a valid configuration.
+    sample allowed now; anything else is checked (and refused) as
+    :meth:`~TrainingConfig.from_dict` does.
     """
     length = options.get("sample_length") if isinstance(options, dict) else None
     if type(length) is int and length > MAX_SAMPLE_LENGTH:
