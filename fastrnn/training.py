@@ -103,10 +103,7 @@ class TrainingDiverged(FloatingPointError):
     """
 
     def __init__(self, iteration, loss=None, detail="", what="loss"):
-        self.iteration = iteration
-        self.loss = loss
-        self.what = what
-        self.detail = detail
+        self.iteration, self.loss, self.what, self.detail = iteration, loss, what, detail
         if loss is None:
             message = f"training diverged: the weights are not finite after iteration {iteration}"
         else:
