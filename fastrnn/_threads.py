@@ -60,7 +60,7 @@ def _initial_threads():
     return value
 
 
-_num_threads = None  # read from the environment when first needed (see _current)
+_num_threads = None  # read from the environment when first needed (see get_num_threads)
 _pool = None  # a ThreadPoolExecutor of _num_threads - 1 workers, made when first needed
 _lock = threading.Lock()
 _blas_limited = False
@@ -78,16 +78,13 @@ def get_num_threads():
     ValueError
         If ``FASTRNN_NUM_THREADS`` is set to anything but a positive integer
         (and :func:`set_num_threads` has not been called).
-    """
-    return _current()
 
-
-def _current():
-    """The thread count; the first call reads ``FASTRNN_NUM_THREADS`` (or counts the CPUs).
-
-    A bad value is reported by every call until :func:`set_num_threads` sets
-    one, so that the error surfaces where fastrnn is used (a command line
-    prints it in one line), not as an import that fails.
+    Notes
+    -----
+    The first call reads ``FASTRNN_NUM_THREADS`` (or counts the CPUs).  A bad
+    value is reported by every call until :func:`set_num_threads` sets one,
+    so that the error surfaces where fastrnn is used (a command line prints
+    it in one line), not as an import that fails.
     """
     global _num_threads
     if _num_threads is None:
@@ -152,8 +149,8 @@ if hasattr(os, "register_at_fork"):
 def _get_pool():
     global _pool
     with _lock:
-        if _pool is None and _current() > 1:
-            _pool = ThreadPoolExecutor(max_workers=_current() - 1,
+        if _pool is None and get_num_threads() > 1:
+            _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
                                        thread_name_prefix="fastrnn")
         return _pool
 
@@ -183,7 +180,7 @@ def run_shards(work, count):
 def limit_blas():
     """Set the BLAS that fastrnn's kernels call to one thread (once per process)."""
     global _blas_limited
-    _current()  # a bad FASTRNN_NUM_THREADS is told when the first model is built
+    get_num_threads()  # a bad FASTRNN_NUM_THREADS is told when the first model is built
     if _blas_limited:
         return
     from scipy.linalg import cython_blas  # noqa: F401 -- loads the library Numba calls
