@@ -13,12 +13,17 @@ pytest puts it on ``sys.path`` for every test module and conftest).
   It is scale-free and is not fooled by single tiny entries, which is why the
   gradient checks compare each parameter array as a whole with it.
 
-- :func:`make_text` is the small multilingual text the command-line tests train on.
+- :func:`make_text` is the small multilingual text the command-line tests train on,
+  :func:`run_cli` runs ``python -m fastrnn`` on this checkout in a subprocess.
 
 Only the public API of the models is used here.
 """
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +31,7 @@ import pytest
 import fastrnn
 from fastrnn import reference
 
+REPO = Path(__file__).resolve().parents[1]
 KINDS = ("rnn", "lstm", "gru")
 GATED = ("lstm", "gru")
 MODELS = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
@@ -266,3 +272,22 @@ def make_text(n_words=1500, seed=0):
     """``n_words`` words of :data:`WORDS`, drawn with ``seed``, joined by spaces."""
     rng = random.Random(seed)
     return " ".join(rng.choice(WORDS) for _ in range(n_words))
+
+
+def cli_env(pythonpath=()):
+    """The environment of a subprocess that imports this checkout (``pythonpath`` first), JIT on."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return env
+
+
+def run_cli(*args, cwd, pythonpath=(), timeout=180):
+    """Run ``python -m fastrnn ARGS`` in ``cwd`` with no stdin; output captured as bytes."""
+    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd,
+                          env=cli_env(pythonpath), capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def stderr_of(result):
+    """A finished subprocess's stderr, decoded."""
+    return result.stderr.decode("utf-8", "replace")

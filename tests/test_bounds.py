@@ -14,6 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import cli_env, run_cli
 
 import fastrnn.corpus as corpus
 from fastrnn import LSTM, RNN
@@ -22,16 +23,8 @@ from fastrnn.config import TrainingConfig
 from fastrnn.corpus import CorpusError, read_text
 from fastrnn.training import Trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 40
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-
-def fastrnn(*args, cwd, timeout=120):
-    env = {**os.environ, "PYTHONPATH": REPO}
-    env.pop("NUMBA_DISABLE_JIT", None)
-    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def one_error_line(result):
@@ -73,21 +66,21 @@ def rewrite(path, *, drop=(), **changes):
 
 @posix_only
 def test_a_fifo_as_the_text_is_refused_without_blocking(tmp_path, fifo):
-    line = one_error_line(fastrnn("train", fifo, "--out", "d", cwd=tmp_path, timeout=60))
+    line = one_error_line(run_cli("train", fifo, "--out", "d", cwd=tmp_path, timeout=60))
     assert str(fifo) in line and "FIFO" in line and "regular file" in line
     assert not (tmp_path / "d").exists()
 
 
 @posix_only
 def test_a_fifo_as_the_checkpoint_to_sample_is_refused(tmp_path, fifo):
-    line = one_error_line(fastrnn("sample", fifo, cwd=tmp_path, timeout=60))
+    line = one_error_line(run_cli("sample", fifo, cwd=tmp_path, timeout=60))
     assert str(fifo) in line and "FIFO" in line
 
 
 @posix_only
 def test_resume_refuses_a_recorded_text_path_that_is_a_fifo(tmp_path, saved, fifo):
     rewrite(saved, text_source=np.array(str(fifo)))
-    line = one_error_line(fastrnn("train", "--out", saved.parent, "--resume", "--iterations",
+    line = one_error_line(run_cli("train", "--out", saved.parent, "--resume", "--iterations",
                                   "3", cwd=tmp_path, timeout=60))
     assert str(fifo) in line and "FIFO" in line and "pass its TEXT_FILE" in line
 
@@ -99,7 +92,7 @@ def test_a_device_as_the_text_is_refused_before_reading():
             "from fastrnn.corpus import read_text, CorpusError\n"
             "try:\n    read_text('/dev/zero')\nexcept CorpusError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, env={**os.environ, "PYTHONPATH": REPO})
+                            timeout=60, env=cli_env())
     assert result.stdout.strip() == ("/dev/zero is a character device, not a text file: "
                                      "fastrnn reads only regular files"), result.stderr
 
@@ -169,7 +162,7 @@ def test_fastrnn_sample_on_a_zip_bomb_checkpoint_does_not_inflate_it(saved, tmp_
     peaks = {}
     for name, run_dir in (("clean", clean), ("bomb", saved.parent)):
         result = subprocess.run([sys.executable, "-c", _PEAK_OF_SAMPLE, str(run_dir)],
-                                env={**os.environ, "PYTHONPATH": REPO}, capture_output=True,
+                                env=cli_env(), capture_output=True,
                                 text=True, timeout=300, stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[name] = int(result.stderr.strip().splitlines()[-1]) * 1024  # KiB on Linux
@@ -224,7 +217,7 @@ def test_counts_beyond_their_bounds_are_refused_on_load(saved, name, value):
 def test_a_refused_checkpoint_changes_nothing(tmp_path, saved):
     rewrite(saved, epoch=np.array(2**63 - 1, dtype=np.int64))
     before = saved.read_bytes()
-    line = one_error_line(fastrnn("train", "--out", saved.parent, "--resume", cwd=tmp_path))
+    line = one_error_line(run_cli("train", "--out", saved.parent, "--resume", cwd=tmp_path))
     assert str(saved) in line and "'epoch'" in line
     assert saved.read_bytes() == before and sorted(os.listdir(saved.parent)) == ["checkpoint.npz"]
 
@@ -236,7 +229,7 @@ def test_unbounded_iterations_are_refused_up_front(tmp_path):
     with pytest.raises(ValueError, match="iterations must be a positive integer <= "):
         TrainingConfig(iterations=2**63)
     (tmp_path / "t.txt").write_text(TEXT)
-    result = fastrnn("train", "t.txt", "--out", "d", "--iterations", str(10**20), cwd=tmp_path,
+    result = run_cli("train", "t.txt", "--out", "d", "--iterations", str(10**20), cwd=tmp_path,
                      timeout=60)
     assert result.returncode == 2
     assert "--iterations: must be a positive integer <= 1,000,000,000,000" in result.stderr.decode()
@@ -282,7 +275,7 @@ def _peak(tmp_path, text_file, name):
     where.mkdir()
     result = subprocess.run([sys.executable, "-c", _PEAK, tmp_path / "tiny.txt", text_file],
                             cwd=where, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": REPO})
+                            env=cli_env())
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[-1])
 

@@ -9,37 +9,24 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import make_text
+from helpers import cli_env, make_text, run_cli, stderr_of
 
 from fastrnn.checkpoint import load_checkpoint
 
 # loss.png is written only where the optional matplotlib is installed
 PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
 
-REPO = Path(__file__).resolve().parents[1]
 FAST = ["--hidden-size", "16", "--seq-length", "10", "--no-progress"]
-def fastrnn(*args, cwd, pythonpath=(), timeout=180):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
-    env.pop("NUMBA_DISABLE_JIT", None)
-    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, timeout=timeout)
-
-
-def err(result):
-    return result.stderr.decode("utf-8", "replace")
-
-
 def history(out):
     with open(out / "history.csv", newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
 def assert_clean_failure(result, status, *fragments):
-    stderr = err(result)
+    stderr = stderr_of(result)
     assert result.returncode == status, stderr
     assert "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
@@ -52,10 +39,10 @@ def assert_clean_failure(result, status, *fragments):
 def trained(tmp_path_factory, text_file):
     """A small finished run: (its directory, the result of the command)."""
     out = tmp_path_factory.mktemp("run") / "out"
-    result = fastrnn("train", text_file, "--out", out, "--hidden-size", "16", "--seq-length", "10",
+    result = run_cli("train", text_file, "--out", out, "--hidden-size", "16", "--seq-length", "10",
                      "--iterations", "30", "--eval-every", "10", "--sample-every", "15",
                      cwd=out.parent)
-    assert result.returncode == 0, err(result)
+    assert result.returncode == 0, stderr_of(result)
     return out, result
 
 
@@ -64,7 +51,7 @@ def trained(tmp_path_factory, text_file):
 
 def test_train_writes_its_files_and_reports(trained):
     out, result = trained
-    stderr = err(result)
+    stderr = stderr_of(result)
     assert "Traceback" not in stderr and result.stdout == b""
     assert sorted(os.listdir(out)) == [".fastrnn.lock", "best.npz", "checkpoint.npz", "history.csv",
                                        *PLOT]
@@ -82,27 +69,27 @@ def test_train_writes_its_files_and_reports(trained):
 
 def test_sample_prints_only_the_text(trained):
     out, _ = trained
-    result = fastrnn("sample", out, "--length", "60", "--prime", "café ", "--seed", "3", cwd=out)
-    assert result.returncode == 0, err(result)
+    result = run_cli("sample", out, "--length", "60", "--prime", "café ", "--seed", "3", cwd=out)
+    assert result.returncode == 0, stderr_of(result)
     text = result.stdout.decode("utf-8")
     assert text.startswith("café ") and len(text) == 65
     assert set(text) <= set(make_text()) | set("café ")
-    assert "Traceback" not in err(result)
-    again = fastrnn("sample", out / "checkpoint.npz", "--length", "60", "--prime", "café ",
+    assert "Traceback" not in stderr_of(result)
+    again = run_cli("sample", out / "checkpoint.npz", "--length", "60", "--prime", "café ",
                     "--seed", "3", cwd=out)
     assert again.stdout == result.stdout  # same seed, same text; file or directory
 
 
 def test_sample_defaults_and_greedy(trained):
     out, _ = trained
-    result = fastrnn("sample", out, "--temperature", "0", cwd=out)
-    assert result.returncode == 0, err(result)
+    result = run_cli("sample", out, "--temperature", "0", cwd=out)
+    assert result.returncode == 0, stderr_of(result)
     assert len(result.stdout.decode("utf-8")) == 500
-    assert fastrnn("sample", out, "--temperature", "0", cwd=out).stdout == result.stdout
+    assert run_cli("sample", out, "--temperature", "0", cwd=out).stdout == result.stdout
 
 
 def test_python_dash_m_and_help_show_the_defaults(tmp_path):
-    result = fastrnn("train", "--help", cwd=tmp_path)
+    result = run_cli("train", "--help", cwd=tmp_path)
     text = result.stdout.decode()
     assert result.returncode == 0
     for fragment in ("--hidden-size", "(default: 100)", "(default: 25)", "(default: 1)",
@@ -110,32 +97,32 @@ def test_python_dash_m_and_help_show_the_defaults(tmp_path):
                      "--resume", "--eval-every", "--sample-every", "--seed", "argparse",
                      "built-in corpus"):
         assert fragment in " ".join(text.split()), fragment
-    sample_help = " ".join(fastrnn("sample", "--help", cwd=tmp_path).stdout.decode().split())
+    sample_help = " ".join(run_cli("sample", "--help", cwd=tmp_path).stdout.decode().split())
     for fragment in ("--length", "(default: 500)", "--temperature", "(default: 1.0)", "--prime",
                      "--seed"):
         assert fragment in sample_help, fragment
 
 
 def test_hello_demo_is_still_there(tmp_path):
-    result = fastrnn("hello", cwd=tmp_path)
+    result = run_cli("hello", cwd=tmp_path)
     assert result.returncode == 0
     assert "greedy from 'h': 'ello world'" in result.stdout.decode()
 
 
 def test_builtin_corpus(tmp_path):
-    result = fastrnn("train", "--out", tmp_path / "b", "--iterations", "2", "--eval-every", "1",
+    result = run_cli("train", "--out", tmp_path / "b", "--iterations", "2", "--eval-every", "1",
                      "--hidden-size", "8", "--no-progress", cwd=tmp_path)
-    assert result.returncode == 0, err(result)
-    assert "the built-in corpus" in err(result)
+    assert result.returncode == 0, stderr_of(result)
+    assert "the built-in corpus" in stderr_of(result)
     assert len(history(tmp_path / "b")) == 2
 
 
 def test_loss_goes_down_on_a_learnable_text(tmp_path):
     path = tmp_path / "abc.txt"
     path.write_text("abcdéfghij—" * 300, encoding="utf-8")
-    result = fastrnn("train", path, "--out", tmp_path / "o", *FAST, "--iterations", "300",
+    result = run_cli("train", path, "--out", tmp_path / "o", *FAST, "--iterations", "300",
                      "--eval-every", "50", cwd=tmp_path)
-    assert result.returncode == 0, err(result)
+    assert result.returncode == 0, stderr_of(result)
     val = [float(r["val_loss"]) for r in history(tmp_path / "o")]
     train = [float(r["train_loss"]) for r in history(tmp_path / "o")]
     assert val[-1] < 0.2 * math.log(11) and val[-1] < val[0]
@@ -157,15 +144,15 @@ def _samples(stderr):
 def test_resume_is_bit_identical(tmp_path, text_file):
     common = [*FAST, "--batch-size", "2", "--eval-every", "2", "--sample-every", "2",
               "--sample-length", "30"]
-    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "6", *common,
+    one = run_cli("train", text_file, "--out", tmp_path / "one", "--iterations", "6", *common,
                   cwd=tmp_path)
-    assert one.returncode == 0, err(one)
-    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "3", *common,
+    assert one.returncode == 0, stderr_of(one)
+    first = run_cli("train", text_file, "--out", tmp_path / "two", "--iterations", "3", *common,
                     cwd=tmp_path)
-    assert first.returncode == 0, err(first)
-    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "6",
+    assert first.returncode == 0, stderr_of(first)
+    second = run_cli("train", "--out", tmp_path / "two", "--resume", "--iterations", "6",
                      *common, cwd=tmp_path)  # the text file is found from the checkpoint
-    assert second.returncode == 0, err(second)
+    assert second.returncode == 0, stderr_of(second)
     a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
     assert a.keys() == b.keys()
     for key in a:
@@ -174,18 +161,18 @@ def test_resume_is_bit_identical(tmp_path, text_file):
     rows_a = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "one")}
     rows_b = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "two")}
     assert [rows_b[i] for i in ("2", "4", "6")] == [rows_a[i] for i in ("2", "4", "6")]
-    assert _samples(err(one)) == _samples(err(first)) + _samples(err(second))
-    assert len(_samples(err(one))) == 3
+    assert _samples(stderr_of(one)) == _samples(stderr_of(first)) + _samples(stderr_of(second))
+    assert len(_samples(stderr_of(one))) == 3
 
 
 def test_resume_changes_the_schedule_and_keeps_the_rest(tmp_path, text_file):
     out = tmp_path / "o"
-    assert fastrnn("train", text_file, "--out", out, *FAST, "--iterations", "4",
+    assert run_cli("train", text_file, "--out", out, *FAST, "--iterations", "4",
                    cwd=tmp_path).returncode == 0
-    result = fastrnn("train", text_file, "--out", out, "--resume", "--iterations", "8",
+    result = run_cli("train", text_file, "--out", out, "--resume", "--iterations", "8",
                      "--learning-rate", "0.05", "--clip", "0", "--hidden-size", "16",
                      "--no-progress", cwd=tmp_path)
-    assert result.returncode == 0, err(result)
+    assert result.returncode == 0, stderr_of(result)
     with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
         import json
         config = json.loads(str(npz["config"]))
@@ -199,7 +186,7 @@ def test_resume_changes_the_schedule_and_keeps_the_rest(tmp_path, text_file):
 
 def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
     out = tmp_path / "o"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fastrnn", "train", str(text_file), "--out", str(out),
          "--hidden-size", "16", "--seq-length", "10", "--iterations", "100000000",
@@ -226,20 +213,20 @@ def test_ctrl_c_saves_and_exits_130(tmp_path, text_file):
     with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
         stopped = int(npz["iteration"])
     assert stopped > 0
-    result = fastrnn("train", text_file, "--out", out, "--resume", "--iterations", stopped + 5,
+    result = run_cli("train", text_file, "--out", out, "--resume", "--iterations", stopped + 5,
                      "--no-progress", cwd=tmp_path)
-    assert result.returncode == 0, err(result)
+    assert result.returncode == 0, stderr_of(result)
     with np.load(out / "checkpoint.npz", allow_pickle=False) as npz:
         assert int(npz["iteration"]) == stopped + 5
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, text_file):
     out = tmp_path / "o"
-    good = fastrnn("train", text_file, "--out", out, *FAST, "--optimizer", "sgd", "--clip", "0",
+    good = run_cli("train", text_file, "--out", out, *FAST, "--optimizer", "sgd", "--clip", "0",
                    "--iterations", "4", "--eval-every", "4", cwd=tmp_path)
-    assert good.returncode == 0, err(good)
+    assert good.returncode == 0, stderr_of(good)
     before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "best.npz")}
-    result = fastrnn("train", text_file, "--out", out, "--resume", "--learning-rate", "1e308",
+    result = run_cli("train", text_file, "--out", out, "--resume", "--learning-rate", "1e308",
                      "--iterations", "1000", "--eval-every", "1", "--no-progress", cwd=tmp_path)
     assert_clean_failure(result, 1, "training diverged:", "iteration", "is kept as it was")
     for name, data in before.items():
@@ -253,10 +240,10 @@ def test_no_matplotlib_still_trains_and_says_how_to_get_plots(tmp_path, text_fil
     fake = tmp_path / "fake"
     (fake / "matplotlib").mkdir(parents=True)
     (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
-    result = fastrnn("train", text_file, "--out", tmp_path / "o", *FAST, "--iterations", "3",
+    result = run_cli("train", text_file, "--out", tmp_path / "o", *FAST, "--iterations", "3",
                      cwd=tmp_path, pythonpath=[fake])
-    assert result.returncode == 0, err(result)
-    assert 'pip install "fastrnn[plot]"' in err(result)
+    assert result.returncode == 0, stderr_of(result)
+    assert 'pip install "fastrnn[plot]"' in stderr_of(result)
     assert not (tmp_path / "o" / "loss.png").exists()
     assert (tmp_path / "o" / "checkpoint.npz").exists()
 
@@ -309,7 +296,7 @@ def files(tmp_path):
     (["fly"], 2, ["invalid choice"]),
 ])
 def test_user_errors(files, args, status, fragments):
-    assert_clean_failure(fastrnn(*args, cwd=files), status, *fragments)
+    assert_clean_failure(run_cli(*args, cwd=files), status, *fragments)
 
 
 def test_unwritable_out_dir(files):
@@ -317,26 +304,26 @@ def test_unwritable_out_dir(files):
         pytest.skip("root can write anywhere")
     locked = files / "locked"
     locked.mkdir(mode=0o500)
-    assert_clean_failure(fastrnn("train", "--out", locked / "o", cwd=files), 1, "cannot write")
+    assert_clean_failure(run_cli("train", "--out", locked / "o", cwd=files), 1, "cannot write")
 
 
 def test_damaged_and_truncated_checkpoints(trained, tmp_path):
     out, _ = trained
     data = (out / "checkpoint.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
-    assert_clean_failure(fastrnn("sample", "cut.npz", cwd=tmp_path), 1, "cut.npz",
+    assert_clean_failure(run_cli("sample", "cut.npz", cwd=tmp_path), 1, "cut.npz",
                          "not a fastrnn checkpoint")
     broken = bytearray(data)
     at = broken.index(b"Whh.npy") + 300
     broken[at:at + 8] = b"\x00" * 8
     (tmp_path / "flipped.npz").write_bytes(bytes(broken))
-    assert_clean_failure(fastrnn("sample", "flipped.npz", cwd=tmp_path), 1, "flipped.npz",
+    assert_clean_failure(run_cli("sample", "flipped.npz", cwd=tmp_path), 1, "flipped.npz",
                          "damaged")
 
 
 def test_unknown_prime_characters_are_named(trained):
     out, _ = trained
-    result = fastrnn("sample", out, "--prime", "catЖ#", cwd=out)
+    result = run_cli("sample", out, "--prime", "catЖ#", cwd=out)
     assert_clean_failure(result, 1, "prime text", "'#', 'Ж'")
     assert result.stdout == b""
 
@@ -344,7 +331,7 @@ def test_unknown_prime_characters_are_named(trained):
 def test_training_into_a_used_directory_is_refused(trained, text_file):
     out, _ = trained
     before = (out / "checkpoint.npz").read_bytes()
-    assert_clean_failure(fastrnn("train", text_file, "--out", out, cwd=out.parent), 1,
+    assert_clean_failure(run_cli("train", text_file, "--out", out, cwd=out.parent), 1,
                          "already holds a checkpoint", "--resume")
     assert (out / "checkpoint.npz").read_bytes() == before
 
@@ -356,7 +343,7 @@ def test_training_into_a_used_directory_is_refused(trained, text_file):
 ])
 def test_resume_refuses_conflicts(trained, text_file, args, fragments):
     out, _ = trained
-    result = fastrnn("train", text_file, "--out", out, "--resume", *args, cwd=out.parent)
+    result = run_cli("train", text_file, "--out", out, "--resume", *args, cwd=out.parent)
     assert_clean_failure(result, 1, *fragments)
 
 
@@ -364,13 +351,13 @@ def test_resume_refuses_another_text(trained, tmp_path):
     out, _ = trained
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=1), encoding="utf-8")
-    result = fastrnn("train", other, "--out", out, "--resume", "--iterations", "40", cwd=tmp_path)
+    result = run_cli("train", other, "--out", out, "--resume", "--iterations", "40", cwd=tmp_path)
     assert_clean_failure(result, 1, "not the one the checkpoint was trained on", "words.txt")
 
 
 def test_sample_output_can_be_cut_short(trained):
     out, _ = trained
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "sample", str(out), "--length",
                              "300000", "--seed", "1"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
@@ -385,14 +372,14 @@ def test_sample_output_can_be_cut_short(trained):
 def test_sample_of_more_characters_than_memory_holds(trained):
     out, _ = trained
     for length in (2**62, 2**63):  # beyond NumPy's largest array; beyond int64
-        result = fastrnn("sample", out, "--length", length, cwd=out)
+        result = run_cli("sample", out, "--length", length, cwd=out)
         assert_clean_failure(result, 1, "more than memory")
-        assert "--hidden-size" not in err(result)
+        assert "--hidden-size" not in stderr_of(result)
 
 
 def test_sample_with_stdout_closed(trained):
     out, _ = trained
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     result = subprocess.run([sys.executable, "-m", "fastrnn", "sample", str(out)],
                             preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, env=env,
                             timeout=120)
@@ -420,7 +407,7 @@ def test_errors_with_stderr_gone_exit_without_a_traceback(tmp_path, monkeypatch,
 
 
 def test_training_whose_log_reader_goes_away_saves_and_fails(tmp_path, text_file):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", str(text_file), "--out",
                              str(out), *FAST, "--iterations", "1000000", "--eval-every",
@@ -442,26 +429,26 @@ def test_gated_models_train_resume_exactly_and_sample(tmp_path, text_file, kind,
     common = [*FAST, "--batch-size", "2", "--eval-every", "2", "--sample-every", "2",
               "--sample-length", "30"]
     model = ["--model", kind, "--num-layers", layers]
-    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "4", *model,
+    one = run_cli("train", text_file, "--out", tmp_path / "one", "--iterations", "4", *model,
                   *common, cwd=tmp_path)
-    assert one.returncode == 0, err(one)
-    assert f"training a {kind}" in err(one)
-    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "2", *model,
+    assert one.returncode == 0, stderr_of(one)
+    assert f"training a {kind}" in stderr_of(one)
+    first = run_cli("train", text_file, "--out", tmp_path / "two", "--iterations", "2", *model,
                     *common, cwd=tmp_path)
-    assert first.returncode == 0, err(first)
-    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
+    assert first.returncode == 0, stderr_of(first)
+    second = run_cli("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
                      *common, cwd=tmp_path)  # model options come from the checkpoint
-    assert second.returncode == 0, err(second)
+    assert second.returncode == 0, stderr_of(second)
     a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
     assert a.keys() == b.keys() and str(a["model_kind"]) == kind
     for key in a:
         assert a[key].tobytes() == b[key].tobytes(), key
-    assert _samples(err(one)) == _samples(err(first)) + _samples(err(second))
-    sample = fastrnn("sample", tmp_path / "one", "--length", "40", "--seed", "1",
+    assert _samples(stderr_of(one)) == _samples(stderr_of(first)) + _samples(stderr_of(second))
+    sample = run_cli("sample", tmp_path / "one", "--length", "40", "--seed", "1",
                      "--prime", "the", cwd=tmp_path)
-    assert sample.returncode == 0, err(sample)
+    assert sample.returncode == 0, stderr_of(sample)
     assert len(sample.stdout.decode("utf-8")) == 43
-    clash = fastrnn("train", "--out", tmp_path / "two", "--resume", "--num-layers", "3",
+    clash = run_cli("train", "--out", tmp_path / "two", "--resume", "--num-layers", "3",
                     *common, cwd=tmp_path)
     assert_clean_failure(clash, 1, "--num-layers 3 conflicts with the checkpoint")
 
@@ -469,35 +456,35 @@ def test_gated_models_train_resume_exactly_and_sample(tmp_path, text_file, kind,
 def test_float32_runs_keep_their_dtype_and_threads_change_no_bit(tmp_path, text_file):
     common = [*FAST, "--model", "gru", "--batch-size", "20", "--eval-every", "2",
               "--sample-every", "0", "--dtype", "float32"]
-    one = fastrnn("train", text_file, "--out", tmp_path / "one", "--iterations", "4",
+    one = run_cli("train", text_file, "--out", tmp_path / "one", "--iterations", "4",
                   "--threads", "1", *common, cwd=tmp_path)
-    assert one.returncode == 0, err(one)
-    assert "float32 parameters" in err(one)
-    first = fastrnn("train", text_file, "--out", tmp_path / "two", "--iterations", "2",
+    assert one.returncode == 0, stderr_of(one)
+    assert "float32 parameters" in stderr_of(one)
+    first = run_cli("train", text_file, "--out", tmp_path / "two", "--iterations", "2",
                     "--threads", "2", *common, cwd=tmp_path)
-    assert first.returncode == 0, err(first)
-    second = fastrnn("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
+    assert first.returncode == 0, stderr_of(first)
+    second = run_cli("train", "--out", tmp_path / "two", "--resume", "--iterations", "4",
                      "--threads", "3", *FAST, cwd=tmp_path)  # the dtype comes from the checkpoint
-    assert second.returncode == 0, err(second)
+    assert second.returncode == 0, stderr_of(second)
     a, b = _state(tmp_path / "one" / "checkpoint.npz"), _state(tmp_path / "two" / "checkpoint.npz")
     for key in a:
         assert a[key].tobytes() == b[key].tobytes(), key
     assert a["weight_hh_l0"].dtype == np.float32
     assert load_checkpoint(tmp_path / "one" / "checkpoint.npz").model_args["dtype"] == "float32"
-    sample = fastrnn("sample", tmp_path / "one", "--length", "20", "--seed", "1", cwd=tmp_path)
+    sample = run_cli("sample", tmp_path / "one", "--length", "20", "--seed", "1", cwd=tmp_path)
     assert sample.returncode == 0 and len(sample.stdout.decode("utf-8")) == 20
-    clash = fastrnn("train", "--out", tmp_path / "two", "--resume", "--dtype", "float64",
+    clash = run_cli("train", "--out", tmp_path / "two", "--resume", "--dtype", "float64",
                     *FAST, cwd=tmp_path)
     assert_clean_failure(clash, 1, "--dtype float64 conflicts with the checkpoint")
 
 
 def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
-    result = fastrnn("train", text_file, "--out", tmp_path / "o", "--num-layers", "2", *FAST,
+    result = run_cli("train", text_file, "--out", tmp_path / "o", "--num-layers", "2", *FAST,
                      cwd=tmp_path)
     assert_clean_failure(result, 1, "num_layers must be 1 for the rnn model")
-    bad = fastrnn("train", text_file, "--out", tmp_path / "o", "--model", "transformer",
+    bad = run_cli("train", text_file, "--out", tmp_path / "o", "--model", "transformer",
                   cwd=tmp_path)
-    assert bad.returncode == 2 and "invalid choice" in err(bad)
+    assert bad.returncode == 2 and "invalid choice" in stderr_of(bad)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -547,11 +534,11 @@ def test_sample_top_k_and_top_p_are_those_of_generate(trained):
     for options, api in [(["--top-k", "3"], {"top_k": 3}), (["--top-p", "0.8"], {"top_p": 0.8}),
                          (["--top-k", "4", "--top-p", "0.5", "--temperature", "1.5"],
                           {"top_k": 4, "top_p": 0.5, "temperature": 1.5})]:
-        result = fastrnn("sample", out, "--length", "80", "--seed", "9", *options, cwd=out)
-        assert result.returncode == 0, err(result)
+        result = run_cli("sample", out, "--length", "80", "--seed", "9", *options, cwd=out)
+        assert result.returncode == 0, stderr_of(result)
         assert result.stdout.decode("utf-8") == generate(model, vocab, 80, seed=9, **api)
-    greedy = fastrnn("sample", out, "--length", "80", "--temperature", "0", cwd=out)
-    top1 = fastrnn("sample", out, "--length", "80", "--top-k", "1", "--seed", "2", cwd=out)
+    greedy = run_cli("sample", out, "--length", "80", "--temperature", "0", cwd=out)
+    top1 = run_cli("sample", out, "--length", "80", "--top-k", "1", "--seed", "2", cwd=out)
     assert top1.stdout == greedy.stdout
 
 

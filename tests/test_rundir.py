@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import pytest
-from helpers import make_text
-from test_cli import REPO, assert_clean_failure, err, fastrnn
+from helpers import cli_env, make_text, run_cli, stderr_of
+from test_cli import assert_clean_failure
 
 from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main
@@ -42,7 +42,7 @@ class _Training:
     """A ``fastrnn train`` process that runs until told otherwise, its stderr collected."""
 
     def __init__(self, text_file, out, *extra):
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = cli_env()
         env.pop("NUMBA_DISABLE_JIT", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastrnn", "train", str(text_file), "--out", str(out), *TINY,
@@ -83,9 +83,9 @@ def _resumes(text_file, out, more):
     """Check that the run saved in ``out`` resumes for ``more`` iterations."""
     stopped = _iteration(out / "checkpoint.npz")
     assert stopped > 0
-    done = fastrnn("train", text_file, "--out", out, "--resume", "--iterations", stopped + more,
+    done = run_cli("train", text_file, "--out", out, "--resume", "--iterations", stopped + more,
                    "--no-progress", cwd=out.parent)
-    assert done.returncode == 0, err(done)
+    assert done.returncode == 0, stderr_of(done)
     assert _iteration(out / "checkpoint.npz") == stopped + more
 
 
@@ -119,10 +119,11 @@ def test_a_second_run_or_resume_into_a_busy_directory_is_refused(tmp_path, text_
             time.sleep(0.05)
         pid = first.proc.pid
         for args in ([], ["--resume"]):
-            result = fastrnn("train", text_file, "--out", out, *TINY, *args, "--iterations",
+            result = run_cli("train", text_file, "--out", out, *TINY, *args, "--iterations",
                              "100000000", "--no-progress", cwd=tmp_path)
             assert_clean_failure(result, 1, f"{out} is in use: process {pid} is training")
-            assert err(result).count("\n") == 1, err(result)  # nothing announced before it
+            # nothing announced before it
+            assert stderr_of(result).count("\n") == 1, stderr_of(result)
         assert first.proc.poll() is None  # the first run goes on
     finally:
         status = first.end(signal.SIGKILL)
@@ -134,7 +135,7 @@ def test_a_second_run_or_resume_into_a_busy_directory_is_refused(tmp_path, text_
 
 def test_two_runs_started_together_never_share_a_directory(tmp_path, text_file):
     out = tmp_path / "o"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = cli_env()
     env.pop("NUMBA_DISABLE_JIT", None)
     command = [sys.executable, "-m", "fastrnn", "train", str(text_file), "--out", str(out),
                *TINY, "--iterations", "300", "--eval-every", "100", "--no-progress"]
@@ -238,7 +239,7 @@ def test_temporary_files_of_a_killed_save_are_removed_by_the_next_run(tmp_path):
 
 def test_a_finite_blow_up_stops_the_run_and_keeps_the_good_files(tmp_path, text_file):
     def train(out, *args):
-        return fastrnn("train", text_file, "--out", out, *args, "--iterations", "300",
+        return run_cli("train", text_file, "--out", out, *args, "--iterations", "300",
                        "--eval-every", "100", "--no-progress", cwd=tmp_path)
 
     blow_up = ["--learning-rate", "10"]  # sgd without clipping: 200+ nats per character
@@ -246,13 +247,13 @@ def test_a_finite_blow_up_stops_the_run_and_keeps_the_good_files(tmp_path, text_
     why = ("training diverged: the smoothed training loss at iteration",
            "times the uniform guess ln V")
     assert_clean_failure(fresh, 1, *why, "no checkpoint was written")
-    assert "done" not in err(fresh)
+    assert "done" not in stderr_of(fresh)
     assert not (tmp_path / "fresh" / "checkpoint.npz").exists()
     out = tmp_path / "o"
     good = train(out, *TINY, "--optimizer", "sgd", "--clip", "0", "--learning-rate", "0.01")
-    assert good.returncode == 0, err(good)
+    assert good.returncode == 0, stderr_of(good)
     saved = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "best.npz")}
-    resumed = fastrnn("train", text_file, "--out", out, "--resume", *blow_up, "--iterations",
+    resumed = run_cli("train", text_file, "--out", out, "--resume", *blow_up, "--iterations",
                       "600", "--no-progress", cwd=tmp_path)
     assert_clean_failure(resumed, 1, *why[:1], "is kept as it was")
     assert {name: (out / name).read_bytes() for name in saved} == saved

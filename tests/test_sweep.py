@@ -14,41 +14,24 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("distributed")
 
-from helpers import make_text  # noqa: E402
+from helpers import cli_env, make_text, run_cli, stderr_of  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn.checkpoint import load_checkpoint  # noqa: E402
 from fastrnn.sweep import TrialResult, _check_grid, _combinations, markdown_table  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["--seq-length", "10", "--eval-every", "50", "--sample-every", "0"]
 GRID = ["--grid", "hidden-size=8,16", "learning-rate=0.03,0.3"]
 HUGE = 10**9  # iterations no test run reaches
 
 
-def env(pythonpath=()):
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, pythonpath), str(REPO)])}
-    environ.pop("NUMBA_DISABLE_JIT", None)
-    return environ
-
-
-def fastrnn_cli(*args, cwd, pythonpath=(), timeout=300):
-    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd,
-                          env=env(pythonpath), capture_output=True, timeout=timeout)
-
-
-def err(result):
-    return result.stderr.decode("utf-8", "replace")
-
-
 def assert_one_line_failure(result, status, *fragments):
-    stderr = err(result)
+    stderr = stderr_of(result)
     assert result.returncode == status, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     last = stderr.strip().splitlines()[-1]
@@ -70,9 +53,9 @@ def trial_record(path):
 def swept(tmp_path_factory, text_file):
     """A finished 4-trial grid on 2 worker processes: (its directory, the command's result)."""
     out = tmp_path_factory.mktemp("sweep") / "out"
-    result = fastrnn_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2",
+    result = run_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2",
                          "--iterations", "200", *TINY, cwd=out.parent)
-    assert result.returncode == 0, err(result)
+    assert result.returncode == 0, stderr_of(result)
     return out, result
 
 
@@ -81,7 +64,7 @@ def swept(tmp_path_factory, text_file):
 
 def test_a_grid_finishes_and_writes_the_table_the_plot_and_best(swept):
     out, result = swept
-    stderr = err(result)
+    stderr = stderr_of(result)
     assert "Traceback" not in stderr
     assert "running 4 trials on 2 worker processes on this machine" in stderr
     assert "4 of 4 trials finished; the best is trial-" in stderr
@@ -127,21 +110,21 @@ def importlib_has(name):
 
 def test_best_is_a_run_directory_for_sample_and_eval(swept, text_file):
     out, _ = swept
-    sample = fastrnn_cli("sample", out / "best", "--length", "40", "--seed", "1", cwd=out)
-    assert sample.returncode == 0, err(sample)
+    sample = run_cli("sample", out / "best", "--length", "40", "--seed", "1", cwd=out)
+    assert sample.returncode == 0, stderr_of(sample)
     assert len(sample.stdout.decode("utf-8")) == 40
-    scored = fastrnn_cli("eval", out / "best", text_file, "--json", cwd=out)
-    assert scored.returncode == 0, err(scored)
+    scored = run_cli("eval", out / "best", text_file, "--json", cwd=out)
+    assert scored.returncode == 0, stderr_of(scored)
     assert json.loads(scored.stdout)["characters"] == len(make_text())
 
 
 def test_rerunning_a_finished_sweep_runs_nothing(swept, text_file):
     out, _ = swept
     before = {p: p.read_bytes() for p in out.glob("trial-*/checkpoint.npz")}
-    again = fastrnn_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2",
+    again = run_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2",
                         "--iterations", "200", *TINY, cwd=out.parent)
-    assert again.returncode == 0, err(again)
-    assert "4 finished already" in err(again) and "running" not in err(again)
+    assert again.returncode == 0, stderr_of(again)
+    assert "4 finished already" in stderr_of(again) and "running" not in stderr_of(again)
     assert {p: p.read_bytes() for p in before} == before
     assert again.stdout == (out / "results.md").read_bytes()
 
@@ -156,7 +139,7 @@ def test_rerunning_a_finished_sweep_runs_nothing(swept, text_file):
 def test_a_directory_holding_another_sweep_is_refused(swept, text_file, change, fragment):
     out, _ = swept
     files = sorted(p.name for p in out.iterdir())
-    result = fastrnn_cli("sweep", text_file, "--out", out, *change, *TINY, cwd=out.parent)
+    result = run_cli("sweep", text_file, "--out", out, *change, *TINY, cwd=out.parent)
     assert_one_line_failure(result, 1, fragment)
     assert sorted(p.name for p in out.iterdir()) == files
 
@@ -184,7 +167,7 @@ def test_ctrl_c_stops_every_trial_with_a_checkpoint_and_the_rerun_finishes(tmp_p
                "--eval-every", "500", "--sample-every", "0"]
     command = [sys.executable, "-m", "fastrnn", "sweep", str(text_file), "--out", str(out),
                *GRID, "--workers", "2", *map(str, options)]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     chunks = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(proc.stderr.readline, b"")))
@@ -215,9 +198,9 @@ def test_ctrl_c_stops_every_trial_with_a_checkpoint_and_the_rerun_finishes(tmp_p
     assert {t.name for t in running} & set(stopped)
     assert {r["status"] for r in read_csv(out / "results.csv")} <= {"interrupted", "finished"}
 
-    again = fastrnn_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2", *options,
+    again = run_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2", *options,
                         cwd=tmp_path)
-    assert again.returncode == 0, err(again)
+    assert again.returncode == 0, stderr_of(again)
     rows = read_csv(out / "results.csv")
     assert [r["status"] for r in rows] == ["finished"] * 4
     for r in rows:
@@ -233,12 +216,12 @@ def test_ctrl_c_stops_every_trial_with_a_checkpoint_and_the_rerun_finishes(tmp_p
 
 def test_failing_trials_are_recorded_and_the_others_finish(tmp_path, text_file):
     # rnn with 2 layers is a bad combination; a learning rate of 1e308 without clipping blows up
-    result = fastrnn_cli("sweep", text_file, "--out", tmp_path / "out", "--grid",
+    result = run_cli("sweep", text_file, "--out", tmp_path / "out", "--grid",
                          "model=rnn,gru", "learning-rate=0.1,1e308", "--num-layers", "2",
                          "--optimizer", "sgd", "--clip", "0", "--hidden-size", "8",
                          "--iterations", "100", *TINY, "--workers", "2", cwd=tmp_path)
-    assert result.returncode == 0, err(result)
-    assert "1 of 4 trials finished, 3 failed" in err(result)
+    assert result.returncode == 0, stderr_of(result)
+    assert "1 of 4 trials finished, 3 failed" in stderr_of(result)
     rows = {r["trial"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
     assert rows["trial-003"]["status"] == "finished"
     for name in ("trial-001", "trial-002"):
@@ -251,7 +234,7 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path, text_file):
 
 
 def test_a_sweep_where_every_trial_fails_exits_1(tmp_path, text_file):
-    result = fastrnn_cli("sweep", text_file, "--out", tmp_path / "out", "--grid",
+    result = run_cli("sweep", text_file, "--out", tmp_path / "out", "--grid",
                          "seq-length=100000,200000", "--iterations", "5", "--workers", "2",
                          cwd=tmp_path)
     assert_one_line_failure(result, 1, "0 of 2 trials finished, 2 failed")
@@ -266,10 +249,10 @@ def free_port():
 
 def test_a_scheduler_where_nothing_listens_fails_in_one_line(tmp_path, text_file):
     address = f"tcp://127.0.0.1:{free_port()}"
-    result = fastrnn_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
+    result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", "--scheduler", address, cwd=tmp_path, timeout=60)
     assert_one_line_failure(result, 1, f"cannot reach a Dask scheduler at {address}")
-    assert sum("error" in line for line in err(result).splitlines()) == 1
+    assert sum("error" in line for line in stderr_of(result).splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
@@ -277,14 +260,14 @@ def test_without_dask_the_command_says_how_to_install_it(tmp_path, text_file):
     fake = tmp_path / "fake"
     (fake / "distributed").mkdir(parents=True)
     (fake / "distributed" / "__init__.py").write_text("raise ImportError('no dask here')\n")
-    result = fastrnn_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
+    result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", cwd=tmp_path, pythonpath=[fake])
     assert_one_line_failure(result, 1, 'pip install "fastrnn[sweep]"')
-    assert len(err(result).strip().splitlines()) == 1
+    assert len(stderr_of(result).strip().splitlines()) == 1
     imported = subprocess.run(
         [sys.executable, "-c", "import sys, fastrnn; print(fastrnn.sweep.__module__, "
          "'distributed' in sys.modules, 'dask' in sys.modules)"],
-        env=env([fake]), capture_output=True, cwd=tmp_path)
+        env=cli_env([fake]), capture_output=True, cwd=tmp_path)
     assert imported.stdout.split() == [b"fastrnn.sweep", b"False", b"False"], imported.stderr
 
 
@@ -341,7 +324,7 @@ def test_conflicting_options_are_one_line_before_anything_runs(tmp_path, capsys,
 def test_a_directory_holding_other_files_is_refused(tmp_path, text_file):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "results.csv").write_text("mine\n")
-    result = fastrnn_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
+    result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", cwd=tmp_path)
     assert_one_line_failure(result, 1, "already holds results.csv, which this sweep did not "
                                        "write")
