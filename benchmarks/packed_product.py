@@ -83,6 +83,10 @@ def main(argv=None):
                         default=["float32", "float64"])
     parser.add_argument("--json", type=Path, help="write the rows and the machine here")
     args = parser.parse_args(argv)
+    # Numba's np.dot calls SciPy's OpenBLAS, which is loaded only when a
+    # kernel with a BLAS call is first compiled; load it now, so that the
+    # limit below covers it too (else BLAS runs on every core).
+    from scipy.linalg import cython_blas  # noqa: F401
     with threadpool_limits(1):
         rows = [row for dtype in args.dtype for row in measure(args.seconds, dtype)]
         blas = sorted({f"{lib['internal_api']} {lib.get('version')} {lib.get('architecture')}"
