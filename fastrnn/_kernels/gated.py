@@ -31,8 +31,8 @@ not sequential is one GEMM over the chunk with C-ordered operands:
 
 and the output layer of :mod:`.output`, shared with :mod:`.rnn`.  (*) The
 recurrence's products, forward and back, run 25 times a chunk on the same
-weights: in float32 on an AVX-512 host they are :func:`.packed.product` with
-``W_hh`` packed once per chunk, elsewhere BLAS calls.
+weights: on an AVX-512 host they are :func:`.packed.product` with ``W_hh``
+packed once per chunk, elsewhere BLAS calls.
 Transposed weights and gradients go to BLAS as transposed views (numba passes
 them as Fortran-ordered operands); only the output array must be C-ordered.
 Layer 0 reads one-hot inputs: a gather of ``weight_ih_l0`` columns forward and

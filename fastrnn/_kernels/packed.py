@@ -1,18 +1,19 @@
-"""A matrix product with its right operand packed once: the batched recurrence in float32.
+"""A matrix product with its right operand packed once: the batched recurrence.
 
 A batched step of a recurrent layer multiplies the states of its streams by the
 same weight matrix, ``C (M, N) = A (M, K) @ W (K, N)``, 25 times a chunk with
 M = 16 streams a shard.  BLAS repacks ``W`` into its own panel layout at every
-call, and at M = 16 that costs as much as the arithmetic: OpenBLAS's SGEMM ran
-at 66-75 GF/s there on one core of an AVX-512 host (Emerald Rapids), against
-117-155 GF/s for this product with ``W`` packed once per chunk.
+call, and at M = 16 that costs as much as the arithmetic: on one core of an
+AVX-512 host (Emerald Rapids) OpenBLAS's SGEMM ran at 54-61 GF/s there and its
+DGEMM at 33-36, against 144-148 and 55-59 for this product with ``W`` packed
+once per chunk (``benchmarks/packed_product.py``).
 
-The layout: ``W`` in panels of ``NR`` = 32 columns (two 512-bit vectors of
-float32), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last panel
-zero-padded.  The micro-kernel computes an 8 x 32 tile of ``C`` in sixteen
+The layout: ``W`` in panels of ``NR`` columns (two 512-bit vectors: 32 float32s
+or 16 float64s), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last panel
+zero-padded.  The micro-kernel computes an 8 x NR tile of ``C`` in sixteen
 vector accumulators: per k, two loads of the panel, eight broadcasts of ``A``
 and sixteen fused multiply-adds.  It is written as LLVM vector IR
-(``<16 x float>``, ``llvm.fma``) in a Numba intrinsic, because Numba's default
+(``<16 x float>`` or ``<8 x double>``, ``llvm.fma``) in a Numba intrinsic, because Numba's default
 options keep LLVM from vectorising the same tile written as scalar code (its
 SLP vectoriser is off, and the host's tuning prefers 256-bit vectors).
 
@@ -20,9 +21,9 @@ Every element of ``C`` is one chain of fused multiply-adds over k in order,
 whatever the tile: a row of ``C`` does not depend on how many rows the call has.
 
 :data:`USE_PACKED` is true when Numba compiles for a host with AVX-512; the
-models then use this product for float32 batches and BLAS otherwise (float64,
-where BLAS was as fast or faster, or a host without 512-bit vectors, where
-sixteen accumulators do not fit in the registers).
+models then use this product for batches in either dtype, and BLAS otherwise
+(a host without 512-bit vectors, where sixteen accumulators do not fit in the
+registers).
 """
 
 import numba
@@ -149,10 +150,10 @@ def packed_size(K, N, itemsize):
 def recurrent_pack_size(B, H, GH, itemsize):
     """Room to pack a (G*H, H) recurrent weight either way for a batch of B streams.
 
-    0 where the models keep to BLAS: one stream (a matrix-vector product),
-    float64, or a host without AVX-512 (:data:`USE_PACKED`).
+    0 where the models keep to BLAS: one stream (a matrix-vector product), or
+    a host without AVX-512 (:data:`USE_PACKED`).
     """
-    if not USE_PACKED or itemsize != 4 or B == 1:
+    if not USE_PACKED or B == 1:
         return 0
     return max(packed_size(H, GH, itemsize), packed_size(GH, H, itemsize))
 

@@ -23,9 +23,9 @@ own packing for large ones and always for dWhh.
 
 Only the recurrence is a loop over time: a hand-written matrix-vector product
 per step for one stream (:mod:`.linalg`), a (B, H) x (H, H) GEMM per step for a
-batch (:func:`.packed.product`: ``Whh`` packed once per chunk in float32 on an
-AVX-512 host, BLAS elsewhere).  The one-hot input side is a gather (forward) and a scatter-add
-(backward); no one-hot matrix is ever built.  Nothing here allocates.
+batch (:func:`.packed.product`: ``Whh`` packed once per chunk on an AVX-512
+host, BLAS elsewhere).  The one-hot input side is a gather (forward) and a
+scatter-add (backward); no one-hot matrix is ever built.  Nothing here allocates.
 """
 
 from collections import namedtuple
