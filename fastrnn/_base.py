@@ -39,7 +39,6 @@ from fastrnn._validation import (
     sampling_filters,
     sgd_options,
 )
-from fastrnn.optim import sgd_step
 
 _NO_STATE = np.empty(0)
 
@@ -303,12 +302,14 @@ class _Model:
         weights = np.array([(b1 - b0) / batch for b0, b1 in parts])
         return values, weights
 
-    def _loss_and_gradient(self, x2, y2, state, last, with_gradient):
+    def _loss_and_gradient(self, x2, y2, state, last, with_gradient, sgd=None):
         """The loss of a (B, T) chunk; with ``with_gradient`` its gradient in ``_grad`` too.
 
         One stream (or a batch of one shard) is one kernel call; a larger
         batch runs shard by shard (:mod:`fastrnn._threads`), the loss and the
-        gradient the shards' weighted sums.
+        gradient the shards' weighted sums.  ``sgd = (learning_rate, clip)``
+        (batches of several shards only) also applies the update, in the same
+        pass as the sum.
         """
         B, T = x2.shape
         theta, dims = self._theta, self._dims
@@ -328,8 +329,22 @@ class _Model:
 
         values, weights = self._sharded(call, parts, T, state, last)
         if with_gradient:
-            _chunks.combine(grads, weights, self._grad)
+            self._combine(grads, weights, sgd)
         return float(sum(w * v for w, v in zip(weights, values, strict=True)))
+
+    def _combine(self, grads, weights, sgd):
+        """Sum the shards' gradients into ``_grad`` (then SGD), element ranges on the threads."""
+        theta, grad = self._theta, self._grad
+
+        def work(k):
+            start, stop = ranges[k]
+            if sgd is None:
+                _chunks.combine(grads, weights, grad, start, stop)
+            else:
+                _chunks.combine_sgd_(grads, weights, grad, theta, *sgd, start, stop)
+
+        ranges = _threads.slices(grad.shape[0])
+        _threads.run_shards(work, len(ranges))
 
     def _scored(self, inputs, targets, h0, with_gradient):
         """:meth:`loss` (and with ``with_gradient`` the gradient in ``_grad``) of a chunk.
@@ -503,8 +518,7 @@ class _Model:
                                        self._workspace(*x2.shape), *self._dims, last,
                                        learning_rate, clip)
         else:
-            value = self._loss_and_gradient(x2, y2, state, last, True)
-            sgd_step(self._theta, self._grad, learning_rate, clip)
+            value = self._loss_and_gradient(x2, y2, state, last, True, (learning_rate, clip))
         self.last_hidden = self._state_out(last, single)
         return float(value)
 

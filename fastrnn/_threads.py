@@ -4,10 +4,11 @@ A batch of B streams is cut into shards of at most :data:`SHARD_STREAMS`
 streams, as equal as possible (:func:`shards`); each shard's forward pass and
 BPTT run on their own, and the shards' gradients are summed in shard order.
 The partition depends on B alone, never on the number of threads, and every
-product inside a shard is a single-threaded BLAS call, so the results are the
-same to the bit for any thread count: threads only decide how many shards run
-at once.  One stream (B = 1) is one shard and runs on the calling thread as
-it always has.
+product inside a shard is single-threaded (BLAS, or the packed product, whose
+rows do not depend on each other), so the results are the same to the bit
+for any thread count: threads only decide how many shards run at once, and
+how the element-wise sum of their gradients is cut (:func:`slices`).  One
+stream (B = 1) is one shard and runs on the calling thread as it always has.
 
 The BLAS that fastrnn's kernels call (NumPy's ``np.dot`` inside Numba code
 goes to SciPy's BLAS) is set to one thread when the first model is built:
@@ -29,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from fastrnn._validation import check_threads
 
-__all__ = ["SHARD_STREAMS", "shards", "get_num_threads", "set_num_threads", "run_shards",
-           "limit_blas"]
+__all__ = ["SHARD_STREAMS", "shards", "slices", "get_num_threads", "set_num_threads",
+           "run_shards", "limit_blas"]
 
 SHARD_STREAMS = 16
 """The most streams of a batch one shard holds.  Smaller shards would spread a
@@ -133,6 +134,22 @@ def shards(batch):
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def slices(n, min_size=1 << 16):
+    """Cut ``range(n)`` into at most :func:`get_num_threads` contiguous ``(start, stop)`` parts.
+
+    For element-wise work over a long vector (summing the shards' gradients,
+    an update): parts of at least ``min_size`` elements (fewer parts for a
+    short vector, where a thread would cost more than it saves), each
+    starting on a multiple of 16 elements, a cache line in either dtype.
+    Element-wise results do not depend on the cut.
+    """
+    count = max(1, min(get_num_threads(), n // min_size))
+    if count == 1:
+        return [(0, n)]
+    step = (-(-n // count) + 15) // 16 * 16  # ceil(n / count), rounded up to 16
+    return [(start, min(start + step, n)) for start in range(0, n, step)]
 
 
 def _forget_pool_after_fork():

@@ -1,5 +1,6 @@
 """Threads: the count, its checks, the shards of a batch, and results independent of both."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -85,6 +86,18 @@ def test_shards_cover_the_batch_in_near_equal_parts(batch):
     assert sizes == sorted(sizes, reverse=True)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 100, 1000, 4099])
+def test_slices_cut_a_vector_into_aligned_parts_one_per_thread(n, threads):
+    fastrnn.set_num_threads(threads)
+    parts = _threads.slices(n, min_size=16)
+    assert parts[0][0] == 0 and parts[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(parts[:-1], parts[1:], strict=True))
+    assert all(start % 16 == 0 and start < stop for start, stop in parts) or parts == [(0, 0)]
+    assert len(parts) <= max(1, min(threads, n // 16))
+    assert _threads.slices(n) == [(0, n)]  # short vectors: one part, no thread hand-off
+
+
 def test_the_kernels_blas_runs_one_thread():
     from threadpoolctl import threadpool_info
 
@@ -115,8 +128,11 @@ def _everything(kind, dtype, batch, threads):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_results_are_bit_identical_for_any_thread_count(kind, dtype):
+def test_results_are_bit_identical_for_any_thread_count(kind, dtype, monkeypatch):
     batch = 2 * _threads.SHARD_STREAMS + 5  # three shards
+    # Cut the gradient into one range per thread even for this small model,
+    # so that summing the shards (and the update) run split as a large one's do.
+    monkeypatch.setattr(_threads, "slices", functools.partial(_threads.slices, min_size=16))
     first = _everything(kind, dtype, batch, 1)
     for threads in (2, 3, 5):
         again = _everything(kind, dtype, batch, threads)

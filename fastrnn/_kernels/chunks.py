@@ -19,7 +19,7 @@ from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent
 
 __all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_step",
-           "combine"]
+           "combine", "combine_sgd_"]
 
 
 @kernel
@@ -126,27 +126,46 @@ def forward_probs(x, state, theta, ws, I, H, O, L, G, hs_out, ps_out):
 
 
 @kernel
-def combine(grads, weights, out):
-    """``out = sum_k weights[k] * grads[k]``, added in the order k = 0, 1, ...
+def combine(grads, weights, out, start, stop):
+    """``out[i] = sum_k weights[k] * grads[k, i]`` for ``start <= i < stop``, added k = 0, 1, ...
 
     The gradient of a batch from its shards' (each the mean over its own
     streams, weighted by its share of the batch); a fixed order, so the sum
-    is the same whatever ran the shards.
+    is the same whatever ran the shards, and element-wise, so the same
+    however ``[0, P)`` is cut into ranges for threads.
 
     Parameters
     ----------
     grads : ndarray, shape (K, P)
     weights : ndarray of float64, shape (K,)
     out : ndarray, shape (P,)
-        Output (overwritten).
+        Output (overwritten in the range).
+    start, stop : int
+        The range of elements, ``0 <= start <= stop <= P``.
     """
-    K, P = grads.shape
+    K = grads.shape[0]
     w0 = weights[0]
     first = grads[0]
-    for i in range(P):
+    for i in range(start, stop):
         out[i] = w0 * first[i]
     for k in range(1, K):
         w = weights[k]
         row = grads[k]
-        for i in range(P):
+        for i in range(start, stop):
             out[i] += w * row[i]
+
+
+_BLOCK = 2048  # elements summed, then applied while they are still in L1
+
+
+@kernel
+def combine_sgd_(grads, weights, out, theta, learning_rate, clip, start, stop):
+    """:func:`combine`, then the SGD of :func:`train_step` with the sum, on ``[start, stop)``.
+
+    Block by block, so that each block of ``out`` is applied to ``theta``
+    while still in L1: one pass over the gradients instead of two.
+    """
+    for lo in range(start, stop, _BLOCK):
+        hi = min(lo + _BLOCK, stop)
+        combine(grads, weights, out, lo, hi)
+        sgd_(theta[lo:hi], out[lo:hi], learning_rate, clip)
