@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import replace
 
 from fastrnn._rundir import CHECKPOINT_NAME, HISTORY_NAME
 from fastrnn._threads import set_num_threads
@@ -117,8 +118,7 @@ def _trainer(text, task, spent):
     if os.path.exists(os.path.join(task["path"], CHECKPOINT_NAME)):
         return Trainer.from_checkpoint(task["path"], text, source=task["source"],
                                        time_limit=remaining)
-    return Trainer(text, TrainingConfig(**{**task["options"], "time_limit": remaining}),
-                   source=task["source"])
+    return Trainer(text, replace(config, time_limit=remaining), source=task["source"])
 
 
 def run_trial(text, task):
