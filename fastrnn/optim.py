@@ -4,12 +4,16 @@
 rmsprop's ``cache``, adam's ``m``, ``v`` and ``step``) and updates a flat
 parameter vector in place with them; :func:`sgd_step` is plain SGD for callers
 that keep no state.  Every update clips the gradient element-wise to
-``[-clip, clip]`` first (0 turns clipping off), inside the kernel.
+``[-clip, clip]`` first (0 turns clipping off), inside the kernel.  An update
+of a long vector is cut into a range per thread
+(:func:`fastrnn._threads.slices`); it is element-wise, so the result is the
+same for any thread count.
 """
 
 import numpy as np
 
 from fastrnn._kernels import optimizers as _kernels
+from fastrnn._threads import run_shards, slices
 
 __all__ = ["Optimizer", "sgd_step"]
 
@@ -99,14 +103,25 @@ class Optimizer:
             0 means no clipping.
         """
         config, state = self.config, self.state
-        if self.name == "sgd":
-            sgd_step(theta, grad, learning_rate, clip)
-        elif self.name == "adagrad":
-            _kernels.adagrad_(theta, grad, state["mem"], learning_rate, config.eps, clip)
-        elif self.name == "rmsprop":
-            _kernels.rmsprop_(theta, grad, state["cache"], learning_rate, config.decay_rate,
-                              config.eps, clip)
-        else:
+        if self.name == "adam":
             state["step"][...] += 1
-            _kernels.adam_(theta, grad, state["m"], state["v"], learning_rate, config.beta1,
-                           config.beta2, config.eps, int(state["step"]), clip)
+            step = int(state["step"])
+
+        def update(k):
+            r = slice(*parts[k])
+            if self.name == "sgd":
+                _kernels.sgd_(theta[r], grad[r], learning_rate, clip)
+            elif self.name == "adagrad":
+                _kernels.adagrad_(theta[r], grad[r], state["mem"][r], learning_rate, config.eps,
+                                  clip)
+            elif self.name == "rmsprop":
+                _kernels.rmsprop_(theta[r], grad[r], state["cache"][r], learning_rate,
+                                  config.decay_rate, config.eps, clip)
+            else:
+                _kernels.adam_(theta[r], grad[r], state["m"][r], state["v"][r], learning_rate,
+                               config.beta1, config.beta2, config.eps, step, clip)
+
+        # Element-wise, so the same for any cut: a long vector is cut into a
+        # range per thread, which the pool updates at once.
+        parts = slices(theta.shape[0])
+        run_shards(update, len(parts))

@@ -1,9 +1,14 @@
 """fastrnn.optim: the optimizer wrapper and plain SGD, against the kernels they call."""
 
+import functools
+
 import numpy as np
 import pytest
 
+import fastrnn
+from fastrnn import optim
 from fastrnn._kernels import optimizers as opt
+from fastrnn._threads import slices
 from fastrnn.config import OPTIMIZERS, TrainingConfig
 from fastrnn.optim import Optimizer, sgd_step
 from fastrnn.training import Trainer
@@ -57,3 +62,29 @@ def test_saved_state_is_copied_in_and_checked():
         Optimizer(config, 3, {"m": mem})
     with pytest.raises(ValueError, match="'mem' has shape"):
         Optimizer(config, 3, {"mem": np.zeros(4)})
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_an_update_cut_over_threads_is_the_whole_update(name, dtype, monkeypatch):
+    # Cut even this short vector into a range per thread: the result must be
+    # the bits of one kernel call over all of it, state included.
+    monkeypatch.setattr(optim, "slices", functools.partial(slices, min_size=16))
+    rng = np.random.default_rng(0)
+    theta0 = rng.standard_normal(1003).astype(dtype)
+    grads = [rng.standard_normal(1003).astype(dtype) * 3 for _ in range(3)]
+    config = TrainingConfig(optimizer=name)
+    results, before = [], fastrnn.get_num_threads()
+    try:
+        for threads in (1, 3):
+            fastrnn.set_num_threads(threads)
+            theta, optimizer = theta0.copy(), Optimizer(config, theta0.size, dtype=dtype)
+            for g in grads:
+                optimizer.step(theta, g, 0.01, 2.0)
+            results.append((theta, optimizer.state))
+    finally:
+        fastrnn.set_num_threads(before)
+    (one, state_one), (three, state_three) = results
+    assert np.array_equal(one, three) and not np.array_equal(one, theta0)
+    for key, value in state_one.items():
+        assert np.array_equal(value, state_three[key]), key
