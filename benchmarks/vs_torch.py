@@ -25,8 +25,8 @@ matrix products a step makes (the recurrence forward and back per time step,
 the recurrent weight gradient, the output layer's three products) and nothing
 else, in the row's dtype, on the same shards and threads as fastrnn's own
 step (:mod:`fastrnn._threads`), with the same products: the recurrence's by
-:func:`fastrnn._kernels.packed.product` (its weights packed once a chunk in
-float32 on an AVX-512 host, BLAS elsewhere), the others by BLAS.
+:func:`fastrnn._kernels.packed.product` (its weights packed once a chunk on
+an AVX-512 host, BLAS elsewhere), the others by BLAS.
 """
 
 import os
