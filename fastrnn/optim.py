@@ -102,26 +102,32 @@ class Optimizer:
         clip : float
             0 means no clipping.
         """
-        config, state = self.config, self.state
         if self.name == "adam":
-            state["step"][...] += 1
-            step = int(state["step"])
+            self.state["step"][...] += 1
+        states = [self.state[name] for name in _STATE[self.name]]
+        parts = slices(theta.shape[0])
+        if len(parts) == 1:  # a short vector: one call, no hand-off to a thread
+            self._update(theta, grad, states, learning_rate, clip)
+            return
 
-        def update(k):
+        def part(k):
             r = slice(*parts[k])
-            if self.name == "sgd":
-                _kernels.sgd_(theta[r], grad[r], learning_rate, clip)
-            elif self.name == "adagrad":
-                _kernels.adagrad_(theta[r], grad[r], state["mem"][r], learning_rate, config.eps,
-                                  clip)
-            elif self.name == "rmsprop":
-                _kernels.rmsprop_(theta[r], grad[r], state["cache"][r], learning_rate,
-                                  config.decay_rate, config.eps, clip)
-            else:
-                _kernels.adam_(theta[r], grad[r], state["m"][r], state["v"][r], learning_rate,
-                               config.beta1, config.beta2, config.eps, step, clip)
+            self._update(theta[r], grad[r], [s[r] for s in states], learning_rate, clip)
 
         # Element-wise, so the same for any cut: a long vector is cut into a
         # range per thread, which the pool updates at once.
-        parts = slices(theta.shape[0])
-        run_shards(update, len(parts))
+        run_shards(part, len(parts))
+
+    def _update(self, theta, grad, states, learning_rate, clip):
+        """One kernel call on (a range of) the parameters and the state vectors."""
+        config = self.config
+        if self.name == "sgd":
+            _kernels.sgd_(theta, grad, learning_rate, clip)
+        elif self.name == "adagrad":
+            _kernels.adagrad_(theta, grad, *states, learning_rate, config.eps, clip)
+        elif self.name == "rmsprop":
+            _kernels.rmsprop_(theta, grad, *states, learning_rate, config.decay_rate, config.eps,
+                              clip)
+        else:
+            _kernels.adam_(theta, grad, *states, learning_rate, config.beta1, config.beta2,
+                           config.eps, int(self.state["step"]), clip)

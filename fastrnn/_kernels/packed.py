@@ -9,13 +9,14 @@ DGEMM at 33-36, against 144-148 and 55-59 for this product with ``W`` packed
 once per chunk (``benchmarks/packed_product.py``).
 
 The layout: ``W`` in panels of ``NR`` columns (two 512-bit vectors: 32 float32s
-or 16 float64s), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last panel
-zero-padded.  The micro-kernel computes an 8 x NR tile of ``C`` in sixteen
+or 16 float64s), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last
+panel zero-padded.  The micro-kernel computes an 8 x NR tile of ``C`` in sixteen
 vector accumulators: per k, two loads of the panel, eight broadcasts of ``A``
-and sixteen fused multiply-adds.  It is written as LLVM vector IR
-(``<16 x float>`` or ``<8 x double>``, ``llvm.fma``) in a Numba intrinsic, because Numba's default
-options keep LLVM from vectorising the same tile written as scalar code (its
-SLP vectoriser is off, and the host's tuning prefers 256-bit vectors).
+and sixteen fused multiply-adds.  It is written as LLVM vector IR (``<16 x
+float>`` or ``<8 x double>``, ``llvm.fma``) in a Numba intrinsic, because
+Numba's default options keep LLVM from vectorising the same tile written as
+scalar code (its SLP vectoriser is off, and the host's tuning prefers 256-bit
+vectors).
 
 Every element of ``C`` is one chain of fused multiply-adds over k in order,
 whatever the tile: a row of ``C`` does not depend on how many rows the call has.
