@@ -66,6 +66,23 @@ def vector_isa():
     return llvm.get_host_cpu_name(), "none"
 
 
+def blas_libraries():
+    """Each BLAS library loaded here, named by its owner: ``"scipy: openblas 0.3.30 SkylakeX"``.
+
+    Loads SciPy's BLAS first: fastrnn's kernels call it (Numba's ``np.dot``
+    goes there), but it is loaded only when the first such kernel compiles.
+    NumPy may bring another one, which the kernels do not use.
+    """
+    import os
+
+    from scipy.linalg import cython_blas  # noqa: F401
+    from threadpoolctl import threadpool_info
+
+    return sorted(f"{os.path.basename(os.path.dirname(lib['filepath'])).split('.')[0]}: "
+                  f"{lib['internal_api']} {lib.get('version')} {lib.get('architecture')}"
+                  for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
 def interleaved(calls, seconds, *, block_s, min_rounds):
     """Time every callable in turn, in blocks of about ``block_s`` seconds, for ``seconds``.
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(HERE))  # _bench
 sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
 
 import numpy as np  # noqa: E402
-from _bench import interleaved, vector_isa  # noqa: E402
+from _bench import blas_libraries, interleaved, vector_isa  # noqa: E402
 from numba import njit  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from fastrnn._kernels.packed import USE_PACKED, pack, packed_dot, packed_size  # noqa: E402
 
@@ -83,14 +83,9 @@ def main(argv=None):
                         default=["float32", "float64"])
     parser.add_argument("--json", type=Path, help="write the rows and the machine here")
     args = parser.parse_args(argv)
-    # Numba's np.dot calls SciPy's OpenBLAS, which is loaded only when a
-    # kernel with a BLAS call is first compiled; load it now, so that the
-    # limit below covers it too (else BLAS runs on every core).
-    from scipy.linalg import cython_blas  # noqa: F401
+    blas = blas_libraries()  # loads SciPy's BLAS, so that the limit below covers it too
     with threadpool_limits(1):
         rows = [row for dtype in args.dtype for row in measure(args.seconds, dtype)]
-        blas = sorted({f"{lib['internal_api']} {lib.get('version')} {lib.get('architecture')}"
-                       for lib in threadpool_info() if lib["user_api"] == "blas"})
     cpu, isa = vector_isa()
     machine = {"cpu": cpu, "vector_isa": isa, "threads": 1, "blas": blas,
                "models_use_packed": USE_PACKED}
