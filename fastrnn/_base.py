@@ -336,15 +336,13 @@ class _Model:
         """Sum the shards' gradients into ``_grad`` (then SGD), element ranges on the threads."""
         theta, grad = self._theta, self._grad
 
-        def work(k):
-            start, stop = ranges[k]
+        def part(start, stop):
             if sgd is None:
                 _chunks.combine(grads, weights, grad, start, stop)
             else:
                 _chunks.combine_sgd_(grads, weights, grad, theta, *sgd, start, stop)
 
-        ranges = _threads.slices(grad.shape[0])
-        _threads.run_shards(work, len(ranges))
+        _threads.run_slices(part, grad.shape[0])
 
     def _scored(self, inputs, targets, h0, with_gradient):
         """:meth:`loss` (and with ``with_gradient`` the gradient in ``_grad``) of a chunk.

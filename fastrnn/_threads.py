@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from fastrnn._validation import check_threads
 
 __all__ = ["SHARD_STREAMS", "shards", "slices", "get_num_threads", "set_num_threads",
-           "run_shards", "limit_blas"]
+           "run_shards", "run_slices", "limit_blas"]
 
 SHARD_STREAMS = 16
 """The most streams of a batch one shard holds.  Smaller shards would spread a
@@ -192,6 +192,19 @@ def run_shards(work, count):
         # Even when this thread is interrupted (Ctrl-C in a caller that does not
         # handle it), no shard outlives the call: a later call reuses its buffers.
         wait(futures)
+
+
+def run_slices(work, n):
+    """Call ``work(start, stop)`` for every part of :func:`slices` ``(n)``, the parts at once.
+
+    For element-wise work over a vector of ``n`` elements (its result the
+    same however the vector is cut); a short vector is one call, here.
+    """
+    parts = slices(n)
+    if len(parts) == 1:  # the common case of a small model: no pool, no closure
+        work(0, n)
+    else:
+        run_shards(lambda k: work(*parts[k]), len(parts))
 
 
 def limit_blas():

@@ -6,14 +6,14 @@ parameter vector in place with them; :func:`sgd_step` is plain SGD for callers
 that keep no state.  Every update clips the gradient element-wise to
 ``[-clip, clip]`` first (0 turns clipping off), inside the kernel.  An update
 of a long vector is cut into a range per thread
-(:func:`fastrnn._threads.slices`); it is element-wise, so the result is the
+(:func:`fastrnn._threads.run_slices`); it is element-wise, so the result is the
 same for any thread count.
 """
 
 import numpy as np
 
 from fastrnn._kernels import optimizers as _kernels
-from fastrnn._threads import run_shards, slices
+from fastrnn._threads import run_slices
 
 __all__ = ["Optimizer", "sgd_step"]
 
@@ -105,18 +105,12 @@ class Optimizer:
         if self.name == "adam":
             self.state["step"][...] += 1
         states = [self.state[name] for name in _STATE[self.name]]
-        parts = slices(theta.shape[0])
-        if len(parts) == 1:  # a short vector: one call, no hand-off to a thread
-            self._update(theta, grad, states, learning_rate, clip)
-            return
 
-        def part(k):
-            r = slice(*parts[k])
+        def part(start, stop):
+            r = slice(start, stop)
             self._update(theta[r], grad[r], [s[r] for s in states], learning_rate, clip)
 
-        # Element-wise, so the same for any cut: a long vector is cut into a
-        # range per thread, which the pool updates at once.
-        run_shards(part, len(parts))
+        run_slices(part, theta.shape[0])
 
     def _update(self, theta, grad, states, learning_rate, clip):
         """One kernel call on (a range of) the parameters and the state vectors."""

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import optim
+from fastrnn import _threads
 from fastrnn._kernels import optimizers as opt
-from fastrnn._threads import slices
 from fastrnn.config import OPTIMIZERS, TrainingConfig
 from fastrnn.optim import Optimizer, sgd_step
 from fastrnn.training import Trainer
@@ -69,7 +68,7 @@ def test_saved_state_is_copied_in_and_checked():
 def test_an_update_cut_over_threads_is_the_whole_update(name, dtype, monkeypatch):
     # Cut even this short vector into a range per thread: the result must be
     # the bits of one kernel call over all of it, state included.
-    monkeypatch.setattr(optim, "slices", functools.partial(slices, min_size=16))
+    monkeypatch.setattr(_threads, "slices", functools.partial(_threads.slices, min_size=16))
     rng = np.random.default_rng(0)
     theta0 = rng.standard_normal(1003).astype(dtype)
     grads = [rng.standard_normal(1003).astype(dtype) * 3 for _ in range(3)]
