@@ -12,7 +12,7 @@ Modules, one per concern:
 - :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
 - :mod:`.activations` -- vectorisable ``exp``, ``tanh``, ``sigmoid`` and the stable softmax;
 - :mod:`.linalg` -- the single-stream matrix-vector products, transposes, the input scatter;
-- :mod:`.packed` -- the batched float32 recurrence's matrix product, its weights packed once;
+- :mod:`.packed` -- the batched recurrence's matrix product, its weights packed once;
 - :mod:`.storage` -- the aligned blocks that parameters and workspaces are carved from;
 - :mod:`.checks` -- the argument checks as kernels: index ranges, finiteness.
 
