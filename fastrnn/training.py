@@ -59,22 +59,10 @@ from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
 from fastrnn.vocab import Vocabulary
 
-__all__ = [
-    "MODELS",
-    "OPTIMIZERS",
-    "DEFAULT_ITERATIONS",
-    "TrainingConfig",
-    "Trainer",
-    "RunSummary",
-    "TrainingDiverged",
-    "TrainingInterrupted",
-    "load_model",
-    "generate",
-    "CHECKPOINT_NAME",
-    "BEST_NAME",
-    "HISTORY_NAME",
-    "PLOT_NAME",
-]
+__all__ = ["MODELS", "OPTIMIZERS", "DEFAULT_ITERATIONS", "TrainingConfig", "Trainer", "RunSummary",
+           "TrainingDiverged", "TrainingInterrupted", "load_model", "generate",
+           # the names of a run's files, from fastrnn._rundir
+           "CHECKPOINT_NAME", "BEST_NAME", "HISTORY_NAME", "PLOT_NAME"]
 
 # The smoothed training loss is an exponential moving average with this factor,
 # bias-corrected as in Adam so that it means something from the first step
