@@ -14,19 +14,7 @@ import math
 
 import numpy as np
 
-from fastrnn._validation import (
-    check_learning_rate,
-    check_seed,
-    check_sizes,
-    float_array,
-    hidden_state,
-    index_array,
-    layered_state,
-    paired_indices,
-    sampling_arguments,
-    sampling_filters,
-    sgd_options,
-)
+from fastrnn import _validation
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU"]
 
@@ -70,9 +58,9 @@ def _sample(model, start_index, num_chars, temperature, seed, h0, top_k, top_p):
     the next state; each index is drawn by :func:`_next_index` from a
     ``numpy.random.RandomState(seed)``.
     """
-    start, num_chars, temperature, seed = sampling_arguments(
+    start, num_chars, temperature, seed = _validation.sampling_arguments(
         model, start_index, num_chars, temperature, seed)
-    top_k, top_p = sampling_filters(model, top_k, top_p)
+    top_k, top_p = _validation.sampling_filters(model, top_k, top_p)
     rng = np.random.RandomState(seed)
     state = model._sampling_state(h0)
     ix, out = start, []
@@ -107,9 +95,9 @@ class RNN:
     """
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None):
-        self.input_dim, self.hidden_dim, self.output_dim, _ = check_sizes(
+        self.input_dim, self.hidden_dim, self.output_dim, _ = _validation.check_sizes(
             input_dim, hidden_dim, output_dim)
-        rng = np.random.default_rng(check_seed("seed", seed))
+        rng = np.random.default_rng(_validation.check_seed("seed", seed))
         self.Wxh = rng.standard_normal((hidden_dim, input_dim)) * 0.01
         self.Whh = rng.standard_normal((hidden_dim, hidden_dim)) * 0.01
         self.Why = rng.standard_normal((output_dim, hidden_dim)) * 0.01
@@ -130,7 +118,7 @@ class RNN:
 
     def _forward(self, xs, h0):
         rows = xs.reshape(-1, xs.shape[-1])
-        h0s = hidden_state(h0, rows.shape[0], self.hidden_dim)
+        h0s = _validation.hidden_state(h0, rows.shape[0], self.hidden_dim)
         T = rows.shape[1]
         hs = np.zeros((rows.shape[0], T + 1, self.hidden_dim))
         ys = np.zeros((rows.shape[0], T, self.output_dim))
@@ -150,19 +138,19 @@ class RNN:
 
     def forward(self, inputs, h0=None):
         """Return ``(xs, hs, ps)`` as :meth:`fastrnn.RNN.forward` does."""
-        xs = index_array("inputs", inputs, self.input_dim)
+        xs = _validation.index_array("inputs", inputs, self.input_dim)
         hs, _, ps, _ = self._forward(xs, h0)
         return xs, hs, ps
 
     def backward(self, xs, hs, ps, targets):
         """Return ``(dWxh, dWhh, dWhy, dbh, dby)`` as :meth:`fastrnn.RNN.backward` does."""
-        xs, targets = paired_indices(
+        xs, targets = _validation.paired_indices(
             xs, targets, self.input_dim, self.output_dim, names=("xs", "targets")
         )
         lead, T = xs.shape[:-1], xs.shape[-1]
         H, O = self.hidden_dim, self.output_dim
-        hs = float_array("hs", hs, lead + (T + 1, H)).reshape(-1, T + 1, H)
-        ps = float_array("ps", ps, lead + (T, O)).reshape(-1, T, O)
+        hs = _validation.float_array("hs", hs, lead + (T + 1, H)).reshape(-1, T + 1, H)
+        ps = _validation.float_array("ps", ps, lead + (T, O)).reshape(-1, T, O)
         rows_x = xs.reshape(-1, xs.shape[-1])
         rows_y = targets.reshape(-1, xs.shape[-1])
         dWxh, dWhh, dWhy = np.zeros_like(self.Wxh), np.zeros_like(self.Whh), np.zeros_like(self.Why)
@@ -190,10 +178,10 @@ class RNN:
 
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
         """In-place SGD: ``p -= learning_rate * g`` for every parameter."""
-        learning_rate = check_learning_rate(learning_rate)
+        learning_rate = _validation.check_learning_rate(learning_rate)
         params = (self.Wxh, self.Whh, self.Why, self.bh, self.by)
         names = ("dWxh", "dWhh", "dWhy", "dbh", "dby")
-        grads = [float_array(name, g, p.shape)
+        grads = [_validation.float_array(name, g, p.shape)
                  for name, g, p in zip(names, (dWxh, dWhh, dWhy, dbh, dby), params, strict=True)]
         for p, g in zip(params, grads, strict=True):
             p -= learning_rate * g
@@ -210,14 +198,14 @@ class RNN:
 
     def loss(self, inputs, targets, h0=None):
         """The loss of :meth:`train`, without an update."""
-        xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
+        xs, targets = _validation.paired_indices(inputs, targets, self.input_dim, self.output_dim)
         _, ys, _, lses = self._forward(xs, h0)
         return float(self._loss(ys, lses, targets))
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Forward, backward, clip, SGD update; returns the loss before the update."""
-        xs, targets = paired_indices(inputs, targets, self.input_dim, self.output_dim)
-        learning_rate, clip = sgd_options(learning_rate, clip)
+        xs, targets = _validation.paired_indices(inputs, targets, self.input_dim, self.output_dim)
+        learning_rate, clip = _validation.sgd_options(learning_rate, clip)
         hs, ys, ps, lses = self._forward(xs, h0)
         loss = self._loss(ys, lses, targets)
         grads = self.backward(xs, hs, ps, targets)
@@ -240,7 +228,7 @@ class RNN:
         return _sample(self, start_index, num_chars, temperature, seed, h0, top_k, top_p)
 
     def _sampling_state(self, h0):
-        return hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)  # (H, 1)
+        return _validation.hidden_state(h0, 1, self.hidden_dim).reshape(-1, 1)  # (H, 1)
 
     def _sampling_step(self, ix, h):
         x = np.zeros((self.input_dim, 1))
@@ -269,9 +257,9 @@ class _GatedReference:
     _STATE_ARRAYS = 1  # a layer's state: (h,), or the LSTM's (h, c)
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, num_layers=1, seed=None):
-        self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = check_sizes(
+        self.input_dim, self.hidden_dim, self.output_dim, self.num_layers = _validation.check_sizes(
             input_dim, hidden_dim, output_dim, num_layers)
-        rng = np.random.default_rng(check_seed("seed", seed))
+        rng = np.random.default_rng(_validation.check_seed("seed", seed))
         G, H = self._GATES, hidden_dim
         bound = 1.0 / math.sqrt(H)
         self._names = []
@@ -297,7 +285,7 @@ class _GatedReference:
         if h0 is None:
             parts = [np.zeros((L, batch, H))] * self._STATE_ARRAYS
         else:
-            parts = [layered_state(name, value, L, batch, H)
+            parts = [_validation.layered_state(name, value, L, batch, H)
                      for name, value in self._state_parts(h0)]
         return [[tuple(p[k, b].reshape(-1, 1).copy() for p in parts) for k in range(L)]
                 for b in range(batch)]
@@ -352,10 +340,10 @@ class _GatedReference:
         return loss, records, state
 
     def _rows(self, inputs, targets, h0):
-        xs = index_array("inputs", inputs, self.input_dim)
+        xs = _validation.index_array("inputs", inputs, self.input_dim)
         ys = None
         if targets is not None:
-            xs, ys = paired_indices(inputs, targets, self.input_dim, self.output_dim)
+            xs, ys = _validation.paired_indices(inputs, targets, self.input_dim, self.output_dim)
         rows_x = xs.reshape(-1, xs.shape[-1])
         rows_y = None if ys is None else ys.reshape(rows_x.shape)
         states = self._initial(h0, rows_x.shape[0])
@@ -399,7 +387,7 @@ class _GatedReference:
 
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """Gradients, element-wise clipping, SGD; returns the loss before the update."""
-        learning_rate, clip = sgd_options(learning_rate, clip)
+        learning_rate, clip = _validation.sgd_options(learning_rate, clip)
         loss, grads = self.gradients(inputs, targets, h0)
         for name, p in self.parameters().items():
             g = grads[name]
