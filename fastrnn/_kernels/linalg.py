@@ -46,25 +46,15 @@ def _rows4(W, v, b, out, reverse, start):
     blocks = (n - start) // 4
     for q in range(blocks):
         i = start + 4 * (blocks - 1 - q if reverse else q)
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
+        s = _ZERO4
         for j in range(m):
-            vj = v[j]
-            s0 += W[i, j] * vj
-            s1 += W[i + 1, j] * vj
-            s2 += W[i + 2, j] * vj
-            s3 += W[i + 3, j] * vj
-        out[i] = s0 + b[i]
-        out[i + 1] = s1 + b[i + 1]
-        out[i + 2] = s2 + b[i + 2]
-        out[i + 3] = s3 + b[i + 3]
+            s = _fma4(W, i, j, v[j], s)
+        _store4(out, b, i, s)
     for i in range(start + 4 * blocks, n):
-        s = 0.0
+        s1 = 0.0
         for j in range(m):
-            s += W[i, j] * v[j]
-        out[i] = s + b[i]
+            s1 += W[i, j] * v[j]
+        out[i] = s1 + b[i]
 
 
 @kernel(inline="always")
@@ -74,33 +64,34 @@ def _rows8(W, v, b, out, reverse):
     blocks = n // 8
     for q in range(blocks):
         i = 8 * (blocks - 1 - q if reverse else q)
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        s4 = 0.0
-        s5 = 0.0
-        s6 = 0.0
-        s7 = 0.0
+        s = _ZERO4
+        t = _ZERO4
         for j in range(m):
             vj = v[j]
-            s0 += W[i, j] * vj
-            s1 += W[i + 1, j] * vj
-            s2 += W[i + 2, j] * vj
-            s3 += W[i + 3, j] * vj
-            s4 += W[i + 4, j] * vj
-            s5 += W[i + 5, j] * vj
-            s6 += W[i + 6, j] * vj
-            s7 += W[i + 7, j] * vj
-        out[i] = s0 + b[i]
-        out[i + 1] = s1 + b[i + 1]
-        out[i + 2] = s2 + b[i + 2]
-        out[i + 3] = s3 + b[i + 3]
-        out[i + 4] = s4 + b[i + 4]
-        out[i + 5] = s5 + b[i + 5]
-        out[i + 6] = s6 + b[i + 6]
-        out[i + 7] = s7 + b[i + 7]
+            s = _fma4(W, i, j, vj, s)
+            t = _fma4(W, i + 4, j, vj, t)
+        _store4(out, b, i, s)
+        _store4(out, b, i + 4, t)
     return 8 * blocks
+
+
+# Four running sums, one per row of a block: a tuple, so that they stay in
+# registers once the helpers are inlined.
+_ZERO4 = (0.0, 0.0, 0.0, 0.0)
+
+
+@kernel(inline="always")
+def _fma4(W, i, j, vj, s):
+    """The sums ``s`` of rows ``i`` to ``i+3``, each plus ``W[row, j] * vj``."""
+    return (s[0] + W[i, j] * vj, s[1] + W[i + 1, j] * vj, s[2] + W[i + 2, j] * vj,
+            s[3] + W[i + 3, j] * vj)
+
+
+@kernel(inline="always")
+def _store4(out, b, i, s):
+    """``out[i + r] = s[r] + b[i + r]`` for the four rows of a block."""
+    for r in range(4):
+        out[i + r] = s[r] + b[i + r]
 
 
 @kernel
