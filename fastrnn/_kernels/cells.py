@@ -92,9 +92,9 @@ def gru_cell_backward(a, dq, qn, h_prev, dh, dhnext, ddirect, H):
     """
     for i in range(H):
         dhi = dh[i] + dhnext[i]
-        r = a[i]
-        z = a[H + i]
+        z = a[H + i]  # the gates in the order the gradients use them
         nn = a[2 * H + i]
+        r = a[i]
         dan = dhi * (1.0 - z) * (1.0 - nn * nn)
         daz = dhi * (h_prev[i] - nn) * z * (1.0 - z)
         dar = dan * qn[i] * r * (1.0 - r)

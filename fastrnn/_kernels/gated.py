@@ -87,12 +87,11 @@ def output_params(theta, I, H, O, L, G):
 
 @kernel(inline="always")
 def _sizes(B, T, H, O, L, G, itemsize):
-    N = T * B
-    GH = G * H
-    cells = L * (T + 1) * B * H if G == 4 else 0  # LSTM cell states
-    dq = N * GH if G == 3 else 0  # GRU: gradient of the recurrent-side pre-activations
-    return (L * (T + 1) * B * H, cells, L * N * GH, L * N * H, dq, O * N, N * H, B * H, B * H,
-            B * GH, 2 * N, 2 * N,  # lse, col: N float64s each
+    states = L * (T + 1) * B * H  # every layer's h, and the LSTM's c
+    N, GH = T * B, G * H
+    return (states, states if G == 4 else 0, L * N * GH, L * N * H,
+            N * GH if G == 3 else 0,  # GRU: gradient of the recurrent-side pre-activations
+            O * N, N * H, B * H, B * H, B * GH, 2 * N, 2 * N,  # lse, col: N float64s each
             recurrent_pack_size(B, H, GH, itemsize))
 
 
@@ -140,9 +139,8 @@ pack : (:func:`.packed.recurrent_pack_size`,)
 @kernel(inline="always")
 def workspace(ws, B, T, H, O, L, G):
     """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
-    N = T * B
-    GH = G * H
     s = _sizes(B, T, H, O, L, G, ws.itemsize)
+    N, GH = T * B, G * H
     return Workspace(block(ws, s, _HS), block(ws, s, _CS),
                      block(ws, s, _GATES).reshape((L, N, GH)),
                      block(ws, s, _AUX).reshape((L, N, H)),
