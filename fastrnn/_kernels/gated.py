@@ -45,9 +45,9 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
-from fastrnn._kernels.linalg import matvec_add_tall, matvec_t, scatter_columns, transpose_into
+from fastrnn._kernels.linalg import gather_column, input_rows, matvec_add_tall, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, recurrent_pack_size
+from fastrnn._kernels.packed import pack, product, recurrent_pack_size, step_back
 from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
@@ -183,21 +183,9 @@ def input_projection(x, below, Wih, bias, out, scratch):
         out += bias
         return
     B, T = x.shape
-    GH, I = Wih.shape
-    transposed = T * B > I and scratch.shape[0] >= GH * I
-    WT = scratch[:GH * I if transposed else 0].reshape((-1, GH))  # (I, G*H) or empty
-    if transposed:
-        transpose_into(Wih, WT)
+    WT = input_rows(Wih, T * B, scratch)  # (I, G*H) or empty
     for p in range(T * B):
-        c = x[p % B, p // B]
-        row = out[p]
-        if transposed:
-            src = WT[c]
-            for i in range(GH):
-                row[i] = src[i] + bias[i]
-        else:
-            for i in range(GH):
-                row[i] = Wih[i, c] + bias[i]
+        gather_column(Wih, WT, x[p % B, p // B], bias, out[p], False)
 
 
 @kernel
@@ -306,10 +294,7 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, packing, G):
             else:
                 gru_cell_backward(g[n], dq[n], aux[n], hs[t, b], dh[n], dhnext[b], dcnext[b], H)
         if t > 0:
-            if B == 1:
-                matvec_t(Whh, dA_rec[t], dhnext[0], t % 2 == 0)
-            else:
-                product(dA_rec[t * B:(t + 1) * B], Whh, packed, dhnext)  # (B, H)
+            step_back(dA_rec[t * B:(t + 1) * B], Whh, packed, dhnext, t % 2 == 0)  # (B, H)
             if G == 3:
                 dhnext += dcnext
 

@@ -12,7 +12,8 @@ next step needs, and they are still in cache (~8% faster at H = 512).
 
 from fastrnn._jit import kernel
 
-__all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "scatter_columns", "transpose_into"]
+__all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "input_rows", "gather_column",
+           "scatter_columns", "transpose_into"]
 
 
 @kernel
@@ -117,6 +118,40 @@ def matvec_t(W, v, out, reverse):
         vi = v[i]
         for j in range(m):
             out[j] += vi * W[i, j]
+
+
+@kernel(inline="always")
+def input_rows(W, positions, scratch):
+    """``W.T`` copied into ``scratch`` when :func:`gather_column` should read it, else empty.
+
+    A one-hot input ``c`` reads column ``c`` of ``W (n, I)``, strided (a cache
+    line per element); with more positions in the chunk than columns, reading
+    the contiguous rows of ``W.T`` instead pays for the one transpose, when
+    ``scratch`` (1-D) has room for it.  Returns ``(I, n)`` or ``(0, n)``.
+    """
+    n, I = W.shape
+    used = positions > I and scratch.shape[0] >= n * I
+    WT = scratch[:n * I if used else 0].reshape((-1, n))
+    if used:
+        transpose_into(W, WT)
+    return WT
+
+
+@kernel(inline="always")
+def gather_column(W, WT, c, bias, row, add):
+    """``row = W[:, c] + bias``, or with ``add`` ``row += W[:, c] + bias``: a one-hot input.
+
+    ``W (n, I)``; ``WT`` is :func:`input_rows`'s: when it has rows, row ``c``
+    of it is read instead of the column.  ``bias, row (n,)``.  Callers pass
+    ``add`` as a constant, and the inlined loop keeps only one form.
+    """
+    if WT.shape[0] > 0:
+        src = WT[c]
+        for i in range(row.shape[0]):
+            row[i] = (row[i] if add else 0.0) + (src[i] + bias[i])
+    else:
+        for i in range(row.shape[0]):
+            row[i] = (row[i] if add else 0.0) + (W[i, c] + bias[i])
 
 
 @kernel

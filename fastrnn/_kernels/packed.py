@@ -36,8 +36,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from fastrnn._jit import kernel
+from fastrnn._kernels.linalg import matvec_t
 
-__all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "packed_dot",
+__all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "packed_dot", "step_back",
            "product"]
 
 _ROWS = 8  # rows of the largest tile
@@ -236,3 +237,18 @@ def product(A, W, packed, C):
         packed_dot(A, packed, C)
     else:
         np.dot(A, W, C)
+
+
+@kernel(inline="always")
+def step_back(dA, W, packed, out, reverse):
+    """``out = dA @ W``: a step's gradient back through the recurrent weights.
+
+    ``dA (B, G*H)`` is the gradient w.r.t. the step's recurrent product,
+    ``W (G*H, H)`` the recurrent weights and ``out (B, H)``.  One stream is a
+    matrix-vector product (:func:`.linalg.matvec_t`, ``reverse`` as there), a
+    batch :func:`product` (``packed``: ``W`` packed, or empty for BLAS).
+    """
+    if dA.shape[0] == 1:
+        matvec_t(W, dA[0], out[0], reverse)
+    else:
+        product(dA, W, packed, out)

@@ -34,9 +34,15 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import tanh_
-from fastrnn._kernels.linalg import matvec_add, matvec_t, scatter_columns, transpose_into
+from fastrnn._kernels.linalg import (
+    gather_column,
+    input_rows,
+    matvec_add,
+    scatter_columns,
+    transpose_into,
+)
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, recurrent_pack_size
+from fastrnn._kernels.packed import pack, product, recurrent_pack_size, step_back
 from fastrnn._kernels.storage import block, float64_block, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
@@ -166,27 +172,13 @@ def forward(x, state, theta, ws, I, H, O):
         packed = pack(Whh.T, w.pack)
         if packed[0].shape[0] == 0:
             transpose_into(Whh, w.WhhT)
-        # With more positions than symbols, gather rows of Wxh.T (contiguous,
-        # vectorised) instead of columns of Wxh.  hT is free until the output
-        # layer, so it holds Wxh.T meanwhile.
-        rows = T * B > I
-        k = min(I, T * B)  # I rows when they are used, fewer (and unused) otherwise
-        WxhT = w.hT.reshape(H * T * B)[:k * H].reshape((k, H))
-        if rows:
-            transpose_into(Wxh, WxhT)
+        WxhT = input_rows(Wxh, T * B, w.hT.reshape(H * T * B))  # hT: free until the output
         for t in range(T):
             a = hs[t + 1]  # (B, H)
             product(hs[t], w.WhhT, packed, a)
             for b in range(B):
-                col = x[b, t]
                 row = a[b]
-                if rows:
-                    wx = WxhT[col]
-                    for i in range(H):
-                        row[i] += wx[i] + bias[i]
-                else:
-                    for i in range(H):
-                        row[i] += Wxh[i, col] + bias[i]
+                gather_column(Wxh, WxhT, x[b, t], bias, row, True)
                 tanh_(row)
     if B == 1:
         output_forward(Why, by, w.h_new, w.zT, w.hT)  # a short chunk: copy h_new.T
@@ -223,10 +215,7 @@ def backward(x, theta, grad, ws, I, H, O):
                 for i in range(H):
                     d[i] = d[i] * (1.0 - h[i] * h[i])
         if t > 0:
-            if B == 1:
-                matvec_t(Whh, dh[t], dhnext[0], t % 2 == 0)
-            else:
-                product(dh3[t], Whh, packed, dhnext)  # (B, H)
+            step_back(dh3[t], Whh, packed, dhnext, t % 2 == 0)  # (B, H)
     np.dot(dh.T, w.h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
     bias = dbh[:, 0]
     bias[:] = 0.0
