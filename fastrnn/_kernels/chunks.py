@@ -17,6 +17,7 @@ from fastrnn._jit import kernel
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent
+from fastrnn._kernels.storage import final_state, top_layer
 
 __all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_step",
            "combine", "combine_sgd_"]
@@ -39,25 +40,9 @@ def _forward(x, state, theta, ws, I, H, O, L, G):
 
 
 @kernel(inline="always")
-def _final_state(ws, B, T, H, O, L, G, state_last):
-    if G == 1:
-        rnn.final_state(ws, B, T, H, O, state_last)
-    else:
-        gated.final_state(ws, B, T, H, O, L, G, state_last)
-
-
-@kernel(inline="always")
-def _top_layer(ws, B, T, H, O, L, G):
-    """``(hs (T+1, B, H), zT, lse, col)`` of the model's workspace."""
-    if G == 1:
-        return rnn.top_layer(ws, B, T, H, O)
-    return gated.top_layer(ws, B, T, H, O, L, G)
-
-
-@kernel(inline="always")
 def _xent(ws, y, grad, H, O, L, G):
     B, T = y.shape
-    hs, zT, lse, col = _top_layer(ws, B, T, H, O, L, G)
+    hs, zT, lse, col = top_layer(ws, B, T, H, O, L, G)
     return xent(zT, y, grad, lse, col)
 
 
@@ -86,7 +71,7 @@ def loss(x, y, state, theta, ws, I, H, O, L, G, state_last):
     """
     B, T = x.shape
     _forward(x, state, theta, ws, I, H, O, L, G)
-    _final_state(ws, B, T, H, O, L, G, state_last)
+    final_state(ws, B, T, H, O, L, G, state_last)
     return _xent(ws, y, False, H, O, L, G)
 
 
@@ -100,7 +85,7 @@ def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, state_last):
         rnn.backward(x, theta, grad, ws, I, H, O)
     else:
         gated.backward(x, theta, grad, ws, I, H, O, L, G)
-    _final_state(ws, B, T, H, O, L, G, state_last)
+    final_state(ws, B, T, H, O, L, G, state_last)
     return value
 
 
@@ -121,7 +106,7 @@ def forward_probs(x, state, theta, ws, I, H, O, L, G, hs_out, ps_out):
     """
     B, T = x.shape
     _forward(x, state, theta, ws, I, H, O, L, G)
-    hs, zT, lse, col = _top_layer(ws, B, T, H, O, L, G)
+    hs, zT, lse, col = top_layer(ws, B, T, H, O, L, G)
     probabilities_out(hs, zT, lse, col, hs_out, ps_out)
 
 

@@ -47,12 +47,19 @@ from fastrnn._jit import kernel
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import gather_column, input_rows, matvec_add_tall, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, recurrent_pack_size, step_back
-from fastrnn._kernels.storage import block, float64_block, total_size
+from fastrnn._kernels.packed import pack, product, step_back
+from fastrnn._kernels.storage import (
+    CELLS,
+    STATES,
+    block,
+    layer_states,
+    leading_sizes,
+    shared_blocks,
+    total_size,
+)
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
-           "layer_states", "input_projection", "weight_gradients", "column_sums", "forward",
-           "backward", "final_state", "top_layer"]
+           "input_projection", "weight_gradients", "column_sums", "forward", "backward"]
 
 
 @kernel(inline="always")
@@ -87,16 +94,15 @@ def output_params(theta, I, H, O, L, G):
 
 @kernel(inline="always")
 def _sizes(B, T, H, O, L, G, itemsize):
-    states = L * (T + 1) * B * H  # every layer's h, and the LSTM's c
     N, GH = T * B, G * H
-    return (states, states if G == 4 else 0, L * N * GH, L * N * H,
-            N * GH if G == 3 else 0,  # GRU: gradient of the recurrent-side pre-activations
-            O * N, N * H, B * H, B * H, B * GH, 2 * N, 2 * N,  # lse, col: N float64s each
-            recurrent_pack_size(B, H, GH, itemsize))
+    return leading_sizes(B, T, H, O, L, G, itemsize) + (
+        L * N * GH, L * N * H,
+        N * GH if G == 3 else 0,  # GRU: gradient of the recurrent-side pre-activations
+        B * H, B * GH)
 
 
-# The blocks of the flat workspace, in the order of _sizes.
-_HS, _CS, _GATES, _AUX, _DQ, _ZT, _DH, _DHNEXT, _DCNEXT, _TMP, _LSE, _COL, _PACK = range(13)
+# The model's own blocks, after storage's leading ones, in the order of _sizes.
+_GATES, _AUX, _DQ, _DCNEXT, _TMP = range(8, 13)
 
 
 @kernel
@@ -111,7 +117,7 @@ Workspace = namedtuple(
 Workspace.__doc__ = """The scratch arrays of a (B, T) chunk, views of one flat vector.
 
 hs : (L*(T+1)*B*H,)
-    Hidden states of every layer; :func:`layer_states` views them.
+    Hidden states of every layer; :func:`.storage.layer_states` views them.
 cs : (L*(T+1)*B*H,) or (0,)
     LSTM cell states, laid out like ``hs``.
 gates : (L, T*B, G*H)
@@ -141,29 +147,13 @@ def workspace(ws, B, T, H, O, L, G):
     """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
     s = _sizes(B, T, H, O, L, G, ws.itemsize)
     N, GH = T * B, G * H
-    return Workspace(block(ws, s, _HS), block(ws, s, _CS),
+    zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
+    return Workspace(block(ws, s, STATES), block(ws, s, CELLS),
                      block(ws, s, _GATES).reshape((L, N, GH)),
                      block(ws, s, _AUX).reshape((L, N, H)),
-                     block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)),
-                     block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DH).reshape((N, H)),
-                     block(ws, s, _DHNEXT).reshape((B, H)), block(ws, s, _DCNEXT).reshape((B, H)),
-                     block(ws, s, _TMP).reshape((B, GH)), float64_block(ws, s, _LSE, N),
-                     float64_block(ws, s, _COL, N), block(ws, s, _PACK))
-
-
-@kernel(inline="always")
-def layer_states(flat, k, B, T, H):
-    """Layer k's states in ``flat``: ``(hs (T+1, B, H), new (T*B, H), prev (T*B, H))``.
-
-    ``new`` is ``hs[1:]`` and ``prev`` is ``hs[:-1]`` as matrices (same memory).
-    """
-    S = (T + 1) * B * H
-    base = k * S
-    N = T * B
-    hs = flat[base:base + S].reshape((T + 1, B, H))
-    new = flat[base + B * H:base + S].reshape((N, H))
-    prev = flat[base:base + N * H].reshape((N, H))
-    return hs, new, prev
+                     block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)), zT, dh, dhnext,
+                     block(ws, s, _DCNEXT).reshape((B, H)), block(ws, s, _TMP).reshape((B, GH)),
+                     lse, col, pack)
 
 
 @kernel
@@ -372,27 +362,3 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
         else:
             weight_gradients(g, layer_states(w.hs, k - 1, B, T, H)[1], dWih)
             np.dot(g, Wih, w.dh)  # (N, G*H) x (G*H, H): gradient reaching layer k-1
-
-
-@kernel
-def final_state(ws, B, T, H, O, L, G, state_last):
-    """Copy the state after the chunk's last step into ``state_last (S, L, B, H)``."""
-    s = _sizes(B, T, H, O, L, G, ws.itemsize)
-    stride = (T + 1) * B * H  # one layer's states
-    for j in range(state_last.shape[0]):  # h, and the LSTM's c
-        flat = block(ws, s, _HS if j == 0 else _CS)
-        for k in range(L):
-            last = state_last[j, k]
-            start = k * stride + T * B * H  # layer k's step T
-            for b in range(B):
-                for i in range(H):
-                    last[b, i] = flat[start + b * H + i]
-
-
-@kernel(inline="always")
-def top_layer(ws, B, T, H, O, L, G):
-    """``(hs (T+1, B, H), zT, lse, col)``: the top layer's states, the logits and scratch."""
-    s = _sizes(B, T, H, O, L, G, ws.itemsize)
-    N = T * B
-    return (layer_states(block(ws, s, _HS), L - 1, B, T, H)[0], block(ws, s, _ZT).reshape((O, N)),
-            float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))

@@ -42,11 +42,11 @@ from fastrnn._kernels.linalg import (
     transpose_into,
 )
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, recurrent_pack_size, step_back
-from fastrnn._kernels.storage import block, float64_block, total_size
+from fastrnn._kernels.packed import pack, product, step_back
+from fastrnn._kernels.storage import STATES, block, leading_sizes, shared_blocks, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
-           "final_state", "top_layer", "backward_from"]
+           "backward_from"]
 
 
 @kernel(inline="always")
@@ -73,12 +73,11 @@ def params(theta, I, H, O):
 @kernel(inline="always")
 def _sizes(B, T, H, O, itemsize):
     N = T * B
-    return ((T + 1) * B * H, H * N, O * N, N * O, N * H, B * H, H * H, 2 * N, 2 * N,
-            recurrent_pack_size(B, H, H, itemsize))
+    return leading_sizes(B, T, H, O, 1, 1, itemsize) + (H * N, N * O, H * H)
 
 
-# The blocks of the flat workspace, in the order of _sizes.
-_HS, _HT, _ZT, _DZ, _DH, _DHNEXT, _WHHT, _LSE, _COL, _PACK = range(10)
+# The model's own blocks, after storage's leading ones, in the order of _sizes.
+_HT, _DZ, _WHHT = range(8, 11)
 
 
 @kernel
@@ -125,13 +124,12 @@ def workspace(ws, B, T, H, O):
     """
     N = T * B
     s = _sizes(B, T, H, O, ws.itemsize)
-    hs = block(ws, s, _HS)
+    hs = block(ws, s, STATES)
+    zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
     return Workspace(hs.reshape((T + 1, B, H)), hs[B * H:].reshape((N, H)),
-                     hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)),
-                     block(ws, s, _ZT).reshape((O, N)), block(ws, s, _DZ).reshape((N, O)),
-                     block(ws, s, _DH).reshape((N, H)), block(ws, s, _DHNEXT).reshape((B, H)),
-                     block(ws, s, _WHHT).reshape((H, H)), float64_block(ws, s, _LSE, N),
-                     float64_block(ws, s, _COL, N), block(ws, s, _PACK))
+                     hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)), zT,
+                     block(ws, s, _DZ).reshape((N, O)), dh, dhnext,
+                     block(ws, s, _WHHT).reshape((H, H)), lse, col, pack)
 
 
 @kernel
@@ -224,25 +222,6 @@ def backward(x, theta, grad, ws, I, H, O):
         for i in range(H):
             bias[i] += d[i]
     scatter_columns(x, dh, dWxh, w.hT.reshape(H * T * B))  # hT is free: scratch
-
-
-@kernel
-def final_state(ws, B, T, H, O, state_last):
-    """Copy the state after the chunk's last step into ``state_last (1, 1, B, H)``."""
-    hs = block(ws, _sizes(B, T, H, O, ws.itemsize), _HS)  # (T+1)*B*H
-    last = state_last[0, 0]
-    for b in range(B):
-        for i in range(H):
-            last[b, i] = hs[(T * B + b) * H + i]
-
-
-@kernel(inline="always")
-def top_layer(ws, B, T, H, O):
-    """``(hs (T+1, B, H), zT, lse, col)``: the states, the logits and scratch."""
-    s = _sizes(B, T, H, O, ws.itemsize)
-    N = T * B
-    return (block(ws, s, _HS).reshape((T + 1, B, H)), block(ws, s, _ZT).reshape((O, N)),
-            float64_block(ws, s, _LSE, N), float64_block(ws, s, _COL, N))
 
 
 @kernel
