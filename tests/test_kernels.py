@@ -24,7 +24,14 @@ from fastrnn._kernels.activations import (
     tanh_into,
 )
 from fastrnn._kernels.checks import index_bounds
-from fastrnn._kernels.linalg import matvec_add, matvec_add_tall, matvec_t, transpose_into
+from fastrnn._kernels.linalg import (
+    gather_column,
+    input_rows,
+    matvec_add,
+    matvec_add_tall,
+    matvec_t,
+    transpose_into,
+)
 
 
 def _ulps(got, want):
@@ -261,6 +268,31 @@ class TestLinalg:
         out = np.full(2, 1e9)
         matvec_t(W, np.ones(5), out, reverse)
         np.testing.assert_array_equal(out, [20.0, 25.0])
+
+    @pytest.mark.parametrize(("positions", "room", "used"),
+                             [(66, 4 * 65, True), (65, 4 * 65, False), (66, 4 * 65 - 1, False),
+                              (800, 10_000, True)])
+    def test_input_rows_copies_w_t_only_when_reading_rows_pays(self, positions, room, used):
+        """More positions than columns, and room for W.T: the copy; otherwise nothing."""
+        W = np.random.default_rng(positions).standard_normal((4, 65))
+        WT = input_rows(W, positions, np.full(room, np.nan))
+        if used:
+            np.testing.assert_array_equal(WT, W.T)
+        else:
+            assert WT.shape == (0, 4)
+
+    @pytest.mark.parametrize("add", [False, True], ids=["assign", "add"])
+    @pytest.mark.parametrize("rows", [False, True], ids=["columns", "rows-of-W.T"])
+    def test_gather_column_is_a_one_hot_product(self, rows, add):
+        rng = np.random.default_rng(7)
+        W, bias, start = rng.standard_normal((6, 5)), rng.standard_normal(6), rng.standard_normal(6)
+        WT = W.T.copy() if rows else np.empty((0, 6))
+        for c in range(5):
+            row = start.copy()
+            gather_column(W, WT, c, bias, row, add)
+            # kernels may reassociate a sum (FASTMATH): equal up to an ulp or two
+            np.testing.assert_allclose(row, (start if add else 0.0) + (W[:, c] + bias),
+                                       rtol=1e-15, atol=1e-15)
 
     @pytest.mark.parametrize(("n", "m"), SIZES + [(512, 512), (203, 131)])  # + the tiled path
     def test_transpose_into(self, n, m):

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from fastrnn._kernels.packed import pack, packed_dot, packed_size, product
+from fastrnn._kernels.linalg import matvec_t
+from fastrnn._kernels.packed import pack, packed_dot, packed_size, product, step_back
 
 SHAPES = [(1, 1), (7, 31), (5, 32), (9, 33), (3, 64), (100, 400), (256, 1024), (1024, 256)]
 ROWS = [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 32]
@@ -90,6 +91,22 @@ def test_product_without_packed_weights_is_blas(dtype):
     np.testing.assert_allclose(C, A @ W, rtol=1e-5 if dtype == np.float32 else 1e-13)
     product(A, W, _packed(W), C)
     np.testing.assert_array_equal(C, _product(A, W))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_step_back_is_the_product_for_a_batch_and_a_matvec_for_one_stream(dtype, reverse):
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((96, 40)).astype(dtype)  # W_hh (G*H, H)
+    dA = rng.standard_normal((16, 96)).astype(dtype)
+    out = np.full((16, 40), np.nan, dtype)
+    step_back(dA, W, _packed(W), out, reverse)
+    np.testing.assert_array_equal(out, _product(dA, W))
+    one = np.full((1, 40), np.nan, dtype)
+    step_back(dA[:1], W, _packed(W), one, reverse)
+    expected = np.empty(40, dtype)
+    matvec_t(W, dA[0], expected, reverse)
+    np.testing.assert_array_equal(one[0], expected)
 
 
 def test_without_the_jit_the_models_keep_to_blas(repo_root):
