@@ -32,11 +32,15 @@ counted as training time.  A side's training time runs from its first step,
 after a warm-up off the clock (numba compiles its kernels, PyTorch sizes its
 buffers) on a throwaway copy.
 
-The two sides run one after the other, fastrnn first, never interleaved:
-OpenBLAS's and PyTorch's OpenMP threads spin-wait after each call and would
-slow each other.  PyTorch is imported only for its own side; without it (or
-with ``--no-torch``) the fastrnn side runs alone and the torch side is reported
-as skipped.
+The two sides take turns, ``--block`` seconds of training time each (5 by
+default), the side that goes first alternating from block to block, with a
+pause between turns: a host whose speed drifts from minute to minute (shared
+or virtual machines do) then slows both sides alike, and no call of one side
+runs while the other's threads spin-wait after their last call (OpenMP and
+OpenBLAS threads do, and would slow each other).  ``--block`` at least
+``--seconds`` runs one side after the other.  Without PyTorch (or with
+``--no-torch``) the fastrnn side runs alone and the torch side is reported as
+skipped.
 
 Output: a table on stdout, ``--json`` (the curves, both final losses and
 their difference fastrnn - torch, characters per second, the machine) and
@@ -71,9 +75,9 @@ CONFIG = dict(model="lstm", hidden_size=256, num_layers=1, dtype="float32", batc
 CASE = "LSTM 1x256 float32, 32 x 50, Adam 3e-3, clip 5"
 TARGET_NATS = 0.01  # fastrnn may end at most this far above torch
 VAL_CHUNK = 100  # validation chunk length, as Trainer.evaluate reads it
-# Seconds between the two sides, so that threads spinning after the last
-# calls of one side have gone to sleep before the other starts.
-PAUSE_S = 2.0
+# Seconds between turns, so that threads spinning after the last calls of
+# one side have gone to sleep before the other goes on.
+PAUSE_S = 1.0
 SIDES = ("fastrnn", "torch")
 DEFAULT_JSON = HERE / "results" / "time_to_loss.json"
 DEFAULT_PNG = HERE / "results" / "time_to_loss.png"
@@ -227,45 +231,63 @@ def warm_up(side, parts):
     return time.perf_counter() - start
 
 
-def train_for(side, parts, seconds, eval_every):
-    """Train ``side`` for ``seconds`` of training time, evaluating every ``eval_every`` seconds.
+class Run:
+    """A side's timed training, in turns: steps, and an evaluation every ``eval_every`` seconds.
 
-    Only the steps are timed.  The last step may end a little after
-    ``seconds``; the final evaluation follows it.
-
-    Returns
-    -------
-    list of dict
-        One row per evaluation, the first before any step: ``seconds``
-        (training time so far), ``iterations``, ``val_loss`` and
-        ``train_loss`` (the mean per-character training loss of the steps
-        since the previous row; None in the first row) and ``eval_seconds``
-        (the time the evaluation took, not counted in ``seconds``).
+    Only the steps are timed.  ``history`` holds one row per evaluation, the
+    first before any step: ``seconds`` (training time so far),
+    ``iterations``, ``val_loss`` and ``train_loss`` (the mean per-character
+    training loss of the steps since the previous row; None in the first
+    row) and ``eval_seconds`` (the time the evaluation took, not counted in
+    ``seconds``).
     """
-    def row(trained, iterations, losses):
+
+    def __init__(self, side, parts, eval_every):
+        self.side, self.parts, self.eval_every = side, parts, eval_every
+        self.trained, self.iterations, self.losses = 0.0, 0, []
+        self.next_eval = eval_every
+        self.history = [self._row()]
+
+    def _row(self):
         start = time.perf_counter()
-        val_loss = validation_loss(side.score, parts)
-        return {"seconds": trained, "iterations": iterations, "val_loss": val_loss,
+        val_loss = validation_loss(self.side.score, self.parts)
+        losses, self.losses = self.losses, []
+        return {"seconds": self.trained, "iterations": self.iterations, "val_loss": val_loss,
                 "train_loss": float(np.mean(losses)) if losses else None,
                 "eval_seconds": time.perf_counter() - start}
 
-    history = [row(0.0, 0, [])]
-    trained, iterations, losses, next_eval = 0.0, 0, [], eval_every
-    while trained < seconds:
-        start = time.perf_counter()
-        loss = side.step()
-        trained += time.perf_counter() - start
-        iterations += 1
-        losses.append(loss)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"{side.name}: the training loss is {loss} at iteration "
-                                     f"{iterations}")
-        if trained >= next_eval or trained >= seconds:
-            history.append(row(trained, iterations, losses))
-            losses = []
-            while next_eval <= trained:
-                next_eval += eval_every
-    return history
+    def train_until(self, until, seconds):
+        """Step until ``until`` seconds of training time; the run ends at ``seconds``.
+
+        A turn's last step may end a little after ``until``; the run's last
+        step is followed by its final evaluation.
+        """
+        while self.trained < min(until, seconds):
+            start = time.perf_counter()
+            loss = self.side.step()
+            self.trained += time.perf_counter() - start
+            self.iterations += 1
+            self.losses.append(loss)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"{self.side.name}: the training loss is {loss} at "
+                                         f"iteration {self.iterations}")
+            if self.trained >= self.next_eval or self.trained >= seconds:
+                self.history.append(self._row())
+                while self.next_eval <= self.trained:
+                    self.next_eval += self.eval_every
+
+
+def take_turns(runs, seconds, block):
+    """Train every run to ``seconds``, ``block`` seconds a turn, the first side alternating."""
+    turn, until = 0, 0.0
+    while any(run.trained < seconds for run in runs):
+        until += block
+        order = runs if turn % 2 == 0 else runs[::-1]
+        for run in order:
+            run.train_until(until, seconds)
+            if len(runs) > 1:
+                time.sleep(PAUSE_S)
+        turn += 1
 
 
 def summary(history, chars_per_step, warmup_s):
@@ -277,27 +299,24 @@ def summary(history, chars_per_step, warmup_s):
             "warmup_seconds": warmup_s}
 
 
-def run_fastrnn(text, config, train, parts, seconds, eval_every):
-    """Warm up, then train fastrnn's side; returns its summary and its initial model (a copy)."""
+def fastrnn_run(text, config, train, parts, eval_every):
+    """Warm up, then fastrnn's side, ready to train; its run, warm-up time and initial model."""
     warmup_s = warm_up(FastrnnSide(text, config), parts)
     side = FastrnnSide(text, config)
     # the torch side cuts ``train`` into streams itself: they must be the trainer's
     own = Streams(train, config.batch_size, config.seq_length).parts
     assert np.array_equal(own, side.trainer.streams.parts)
     initial = side.model.astype(side.model.dtype)  # for the torch side's weights
-    history = train_for(side, parts, seconds, eval_every)
-    return summary(history, config.batch_size * config.seq_length, warmup_s), initial
+    return Run(side, parts, eval_every), warmup_s, initial
 
 
-def run_torch(initial, train, config, parts, seconds, eval_every, threads):
-    """Warm up, then train the torch side from the weights of ``initial``; its summary."""
+def torch_run(initial, train, config, parts, eval_every, threads):
+    """Warm up, then the torch side from the weights of ``initial``; its run and warm-up time."""
     import torch
 
     torch.set_num_threads(threads)
     warmup_s = warm_up(TorchSide(initial, train, config), parts)
-    side = TorchSide(initial, train, config)
-    history = train_for(side, parts, seconds, eval_every)
-    return summary(history, config.batch_size * config.seq_length, warmup_s)
+    return Run(TorchSide(initial, train, config), parts, eval_every), warmup_s
 
 
 # -- the machine and the report ----------------------------------------------------
@@ -352,7 +371,8 @@ def machine(threads, torch_ran):
 def report(result):
     """The table printed at the end."""
     lines = [f"{CASE}, {result['threads']} thread(s), {result['seconds']:g} s of training "
-             f"each; validation: {result['validation']['characters']:,} held-out characters",
+             f"each in turns of {result['block_seconds']:g} s; validation: "
+             f"{result['validation']['characters']:,} held-out characters",
              f"{'side':<8} {'seconds':>8} {'iterations':>10} {'chars/s':>9} {'val loss':>9}"]
     for name in SIDES:
         side = result["sides"].get(name)
@@ -440,6 +460,8 @@ def _parse(argv):
                         help="threads of each side (default: every CPU, here %(default)s)")
     parser.add_argument("--eval-every", type=_positive(float), default=5.0,
                         help="seconds of training time between evaluations (default 5)")
+    parser.add_argument("--block", type=_positive(float), default=5.0,
+                        help="seconds of training time a side trains in one turn (default 5)")
     parser.add_argument("--val-chars", type=int, default=0,
                         help="score only the first N held-out characters (default 0: all)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
@@ -465,23 +487,28 @@ def main(argv=None):
               "validation": {"characters": int(parts.size), "streams": int(parts.shape[0]),
                              "scored": int(parts.shape[0] * (parts.shape[1] - 1)),
                              "held_out": int(val.shape[0]), "chunk": VAL_CHUNK},
-              "order": list(SIDES), "sides": {}, "difference": None,
-              "target_nats": TARGET_NATS}
-    print(f"{CASE}: {args.seconds:g} s of training per side on {args.threads} thread(s); "
-          f"validation on {parts.size:,} of {val.shape[0]:,} held-out characters", flush=True)
+              "order": list(SIDES), "block_seconds": args.block, "pause_seconds": PAUSE_S,
+              "sides": {}, "difference": None, "target_nats": TARGET_NATS}
+    print(f"{CASE}: {args.seconds:g} s of training per side on {args.threads} thread(s), in "
+          f"turns of {args.block:g} s; validation on {parts.size:,} of {val.shape[0]:,} "
+          f"held-out characters", flush=True)
 
-    result["sides"]["fastrnn"], initial = run_fastrnn(text, config, train, parts,
-                                                      args.seconds, args.eval_every)
-    print(f"fastrnn: done, {result['sides']['fastrnn']['iterations']} steps", flush=True)
+    fast, warmups, initial = fastrnn_run(text, config, train, parts, args.eval_every)
+    runs, warmups = {"fastrnn": fast}, {"fastrnn": warmups}
     if args.no_torch:
         result["sides"]["torch"] = {"skipped": "--no-torch"}
     elif importlib.util.find_spec("torch") is None:
         result["sides"]["torch"] = {"skipped": "PyTorch is not installed"}
     else:
-        time.sleep(PAUSE_S)
-        result["sides"]["torch"] = run_torch(initial, train, config, parts, args.seconds,
-                                             args.eval_every, args.threads)
-        print(f"torch: done, {result['sides']['torch']['iterations']} steps", flush=True)
+        runs["torch"], warmups["torch"] = torch_run(initial, train, config, parts,
+                                                    args.eval_every, args.threads)
+    time.sleep(PAUSE_S)
+    take_turns(list(runs.values()), args.seconds, args.block)
+    for name, run in runs.items():
+        result["sides"][name] = summary(run.history, config.batch_size * config.seq_length,
+                                        warmups[name])
+        print(f"{name}: done, {run.iterations} steps", flush=True)
+    if "torch" in runs:
         result["difference"] = (result["sides"]["fastrnn"]["final_val_loss"]
                                 - result["sides"]["torch"]["final_val_loss"])
     torch_ran = "skipped" not in result["sides"]["torch"]
