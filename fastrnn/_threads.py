@@ -24,6 +24,7 @@ when fastrnn first needs the count: building the first model does), or
 :func:`set_num_threads`.
 """
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from fastrnn._validation import check_threads
 
 __all__ = ["SHARD_STREAMS", "shards", "slices", "get_num_threads", "set_num_threads",
-           "run_shards", "run_slices", "limit_blas"]
+           "run_shards", "run_slices", "thread_slot", "limit_blas"]
 
 SHARD_STREAMS = 16
 """The most streams of a batch one shard holds.  Smaller shards would spread a
@@ -65,6 +66,7 @@ _num_threads = None  # read from the environment when first needed (see get_num_
 _pool = None  # a ThreadPoolExecutor of _num_threads - 1 workers, made when first needed
 _lock = threading.Lock()
 _blas_limited = False
+_slot = threading.local()  # .index: a pool worker's number, 1 to _num_threads - 1
 
 
 def get_num_threads():
@@ -167,9 +169,26 @@ def _get_pool():
     global _pool
     with _lock:
         if _pool is None and get_num_threads() > 1:
+            numbers = itertools.count(1)
             _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
-                                       thread_name_prefix="fastrnn")
+                                       thread_name_prefix="fastrnn",
+                                       initializer=_number_worker, initargs=(numbers,))
         return _pool
+
+
+def _number_worker(numbers):
+    _slot.index = next(numbers)
+
+
+def thread_slot():
+    """Which of the threads that run a batch this is: 0 outside the pool, 1 and up in it.
+
+    A batch's shards run on the calling thread (0) and the pool's workers,
+    each numbered once for its life, so that what a thread uses shard after
+    shard (a workspace) can stay its own and warm in its core's cache.  Below
+    :func:`get_num_threads` while the count is not changed during a batch.
+    """
+    return getattr(_slot, "index", 0)
 
 
 def run_shards(work, count):
