@@ -128,16 +128,19 @@ def combine(grads, weights, out, start, stop):
     start, stop : int
         The range of elements, ``0 <= start <= stop <= P``.
     """
-    K = grads.shape[0]
+    # Loops from 0 over slices: an index from ``start`` may be negative as far
+    # as Numba knows, and its wraparound check kept LLVM from vectorising the
+    # loop (float32 ran 3x slower, float64 1.4x).
+    part = out[start:stop]
     w0 = weights[0]
-    first = grads[0]
-    for i in range(start, stop):
-        out[i] = w0 * first[i]
-    for k in range(1, K):
+    first = grads[0, start:stop]
+    for i in range(part.shape[0]):
+        part[i] = w0 * first[i]
+    for k in range(1, grads.shape[0]):
         w = weights[k]
-        row = grads[k]
-        for i in range(start, stop):
-            out[i] += w * row[i]
+        row = grads[k, start:stop]
+        for i in range(part.shape[0]):
+            part[i] += w * row[i]
 
 
 _BLOCK = 2048  # elements summed, then applied while they are still in L1
