@@ -209,6 +209,25 @@ def test_a_batch_run_whole_and_in_shards_keeps_separate_workspaces():
         assert rel_error(g, want[name]) < 1e-12, name
 
 
+def test_pool_workers_are_numbered_apart_from_the_calling_thread():
+    fastrnn.set_num_threads(3)
+    slots = _threads.run_shards(lambda k: _threads.thread_slot(), 12)
+    assert slots[0] == 0  # shard 0 runs on the calling thread
+    assert set(slots[1:]) <= {1, 2}  # the two workers, whichever took a shard
+    assert _threads.thread_slot() == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_each_thread_keeps_one_workspace_however_many_shards(threads):
+    fastrnn.set_num_threads(threads)
+    m = fastrnn.LSTM(5, 6, 5, seed=0)
+    x = np.zeros((5 * _threads.SHARD_STREAMS, 4), dtype=np.int64)  # five shards
+    m.train(x, x, 0.1)
+    m.train(x, x, 0.1)
+    (workspaces,) = m._workspaces.values()
+    assert sorted(workspaces) == list(range(threads))  # one a thread, none a shard
+
+
 def test_changing_the_count_while_a_batch_runs_fails_nothing():
     fastrnn.set_num_threads(2)
     m = fastrnn.GRU(5, 6, 5, seed=0)
