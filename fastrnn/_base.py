@@ -248,8 +248,8 @@ class _Model:
         target[...] = float_array(name, value, target.shape, self.dtype)
 
     def _workspace(self, batch, steps):
-        """The workspace of a (batch, steps) chunk run as one kernel call on this thread."""
-        return self._thread_workspace(self._cached_workspaces(batch, steps), batch, steps)
+        """The workspace of a (batch, steps) chunk run as one kernel call on the calling thread."""
+        return self._thread_workspace(self._cached_workspaces(batch, steps), batch, steps, 0)
 
     def _cached_workspaces(self, batch, steps):
         """The workspaces for chunks of up to ``batch`` streams and ``steps`` steps, kept.
@@ -272,9 +272,8 @@ class _Model:
         self._workspaces[key] = found  # most recently used last
         return found
 
-    def _thread_workspace(self, workspaces, batch, steps):
-        """The calling thread's workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
-        slot = _threads.thread_slot()
+    def _thread_workspace(self, workspaces, batch, steps, slot):
+        """Thread ``slot``'s workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
         ws = workspaces.get(slot)
         if ws is None:
             size = _chunks.workspace_size(batch, steps, *self._dims[1:], self.dtype.itemsize)
@@ -307,7 +306,7 @@ class _Model:
             rows = slice(*parts[k])
             state_k = np.ascontiguousarray(state[:, :, rows])
             last_k = np.empty_like(state_k)
-            ws = self._thread_workspace(workspaces, largest, steps)
+            ws = self._thread_workspace(workspaces, largest, steps, _threads.thread_slot())
             value = call(k, rows, state_k, last_k, ws)
             if last is not None:
                 last[:, :, rows] = last_k
