@@ -77,7 +77,7 @@ def _sample_buffer(num_chars):
                          f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
 
 
-# Workspaces kept per model: one set (a workspace per shard running at once)
+# Workspaces kept per model: one set (a workspace per thread that ran a shard)
 # per distinct chunk shape; a trainer uses two (training chunks, validation
 # chunks), an interactive user a few more.
 _MAX_WORKSPACES = 4
@@ -259,7 +259,7 @@ class _Model:
         workspace only while it runs (a pass writes everything it reads
         back), so the shards of a batch need one per thread, not one each: the
         shards a thread runs one after the other find theirs still in its
-        core's cache (about a tenth of a float32 LSTM's step at B = 32 on one
+        core's cache (4-6% of a float32 LSTM's or RNN's step at B = 32 on one
         thread).  A workspace for ``batch`` streams serves any smaller chunk of
         ``steps`` steps.
         """
