@@ -77,8 +77,8 @@ def _sample_buffer(num_chars):
                          f"({num_chars * 8 / 2**30:,.0f} GiB for the indices alone)") from None
 
 
-# Workspaces kept per model: one set (a workspace per thread that ran a shard)
-# per distinct chunk shape; a trainer uses two (training chunks, validation
+# Workspaces kept per model: one set (a workspace per runner of a batch's
+# shards) per distinct chunk shape; a trainer uses two (training chunks, validation
 # chunks), an interactive user a few more.
 _MAX_WORKSPACES = 4
 
@@ -254,11 +254,11 @@ class _Model:
     def _cached_workspaces(self, batch, steps):
         """The workspaces for chunks of up to ``batch`` streams and ``steps`` steps, kept.
 
-        A dict from :func:`fastrnn._threads.thread_slot` to that thread's
-        workspace (:meth:`_thread_workspace` fills it).  A kernel call owns a
-        workspace only while it runs (a pass writes everything it reads
-        back), so the shards of a batch need one per thread, not one each: the
-        shards a thread runs one after the other find theirs still in its
+        A dict from a runner's number (:func:`fastrnn._threads.thread_slot`)
+        to its workspace (:meth:`_thread_workspace` fills it).  A kernel call
+        owns a workspace only while it runs (a pass writes everything it reads
+        back), so the shards of a batch need one per runner, not one each: the
+        shards a runner runs one after the other find theirs still in its
         core's cache (4-6% of a float32 LSTM's or RNN's step at B = 32 on one
         thread).  A workspace for ``batch`` streams serves any smaller chunk of
         ``steps`` steps.
@@ -273,7 +273,7 @@ class _Model:
         return found
 
     def _thread_workspace(self, workspaces, batch, steps, slot):
-        """Thread ``slot``'s workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
+        """Runner ``slot``'s workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
         ws = workspaces.get(slot)
         if ws is None:
             size = _chunks.workspace_size(batch, steps, *self._dims[1:], self.dtype.itemsize)
@@ -293,10 +293,11 @@ class _Model:
 
         ``call(k, rows, state_k, last_k, ws)`` runs the kernel on shard k: the
         streams ``rows`` (a slice), their contiguous initial state and a
-        buffer for their final state, and the workspace of the thread it runs
-        on.  The final states are gathered into ``last`` (S, L, B, H) when
-        given.  ``parts`` are the shards, :func:`fastrnn._threads.shards` of the batch.
-        Returns the results in shard order and each shard's share of the batch.
+        buffer for their final state, and the workspace of the runner it runs
+        on (:func:`fastrnn._threads.run_shards`).  The final states are
+        gathered into ``last`` (S, L, B, H) when given.  ``parts`` are the
+        shards, :func:`fastrnn._threads.shards` of the batch.  Returns the
+        results in shard order and each shard's share of the batch.
         """
         batch = parts[-1][1]
         largest = max(stop - start for start, stop in parts)

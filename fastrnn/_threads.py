@@ -24,7 +24,6 @@ when fastrnn first needs the count: building the first model does), or
 :func:`set_num_threads`.
 """
 
-import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -66,7 +65,7 @@ _num_threads = None  # read from the environment when first needed (see get_num_
 _pool = None  # a ThreadPoolExecutor of _num_threads - 1 workers, made when first needed
 _lock = threading.Lock()
 _blas_limited = False
-_slot = threading.local()  # .index: a pool worker's number, 1 to _num_threads - 1
+_slot = threading.local()  # .index: the runner a pool thread is now (see run_shards)
 
 
 def get_num_threads():
@@ -169,24 +168,19 @@ def _get_pool():
     global _pool
     with _lock:
         if _pool is None and get_num_threads() > 1:
-            numbers = itertools.count(1)
             _pool = ThreadPoolExecutor(max_workers=get_num_threads() - 1,
-                                       thread_name_prefix="fastrnn",
-                                       initializer=_number_worker, initargs=(numbers,))
+                                       thread_name_prefix="fastrnn")
         return _pool
 
 
-def _number_worker(numbers):
-    _slot.index = next(numbers)
-
-
 def thread_slot():
-    """Which of the threads that run a batch this is: 0 outside the pool, 1 and up in it.
+    """Which runner of the batch now running this thread is: 0 for the calling thread.
 
-    A batch's shards run on the calling thread (0) and the pool's workers,
-    each numbered once for its life, so that what a thread uses shard after
-    shard (a workspace) can stay its own and warm in its core's cache.  Below
-    :func:`get_num_threads` while the count is not changed during a batch.
+    :func:`run_shards` deals a batch's shards to runners numbered from 0,
+    each running its shards one after the other, so that what a runner uses
+    shard after shard (a workspace) can be its own: at most
+    ``min(shards, get_num_threads())`` of them, however many threads the pool
+    has.
     """
     return getattr(_slot, "index", 0)
 
@@ -194,19 +188,35 @@ def thread_slot():
 def run_shards(work, count):
     """Call ``work(k)`` for every shard k in ``range(count)``; their results in shard order.
 
-    Up to :func:`get_num_threads` shards run at once: shard 0 (then every
-    shard left over) on the calling thread, the others on the pool.  The
-    kernels release the GIL, so the shards really run in parallel.
+    The shards are dealt to ``n = min(count, get_num_threads())`` runners:
+    runner j runs shards j, j + n, j + 2n, ... one after the other, runner 0
+    on the calling thread and the others on the pool, all at once.  The
+    kernels release the GIL, so the runners really run in parallel.  While a
+    runner works, :func:`thread_slot` on its thread is j.
     """
     pool = _get_pool() if count > 1 else None
     if pool is None:
         return [work(k) for k in range(count)]
+    runners = min(count, get_num_threads())
+    results = [None] * count
+
+    def run(j):
+        _slot.index = j
+        try:
+            for k in range(j, count, runners):
+                results[k] = work(k)
+        finally:
+            _slot.index = 0
+
     futures = []
     try:
-        for k in range(1, count):  # one by one: a failed submit keeps those made
-            futures.append(pool.submit(work, k))
-        first = work(0)
-        return [first] + [future.result() for future in futures]
+        for j in range(1, runners):  # one by one: a failed submit keeps those made
+            futures.append(pool.submit(run, j))
+        for k in range(0, count, runners):
+            results[k] = work(k)
+        for future in futures:
+            future.result()
+        return results
     finally:
         # Even when this thread is interrupted (Ctrl-C in a caller that does not
         # handle it), no shard outlives the call: a later call reuses its buffers.

@@ -209,23 +209,24 @@ def test_a_batch_run_whole_and_in_shards_keeps_separate_workspaces():
         assert rel_error(g, want[name]) < 1e-12, name
 
 
-def test_pool_workers_are_numbered_apart_from_the_calling_thread():
-    fastrnn.set_num_threads(3)
-    slots = _threads.run_shards(lambda k: _threads.thread_slot(), 12)
-    assert slots[0] == 0  # shard 0 runs on the calling thread
-    assert set(slots[1:]) <= {1, 2}  # the two workers, whichever took a shard
-    assert _threads.thread_slot() == 0
+@pytest.mark.parametrize("threads", [2, 3])
+def test_shards_are_dealt_to_runners_in_turn(threads):
+    fastrnn.set_num_threads(threads)
+    seen = _threads.run_shards(lambda k: (_threads.thread_slot(), threading.get_ident()), 12)
+    assert [slot for slot, _ in seen] == [k % threads for k in range(12)]
+    assert {ident for slot, ident in seen if slot == 0} == {threading.get_ident()}
+    assert _threads.thread_slot() == 0  # the calling thread is runner 0 throughout
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_each_thread_keeps_one_workspace_however_many_shards(threads):
+@pytest.mark.parametrize(("threads", "shards", "runners"), [(1, 5, 1), (2, 5, 2), (8, 2, 2)])
+def test_a_batch_keeps_one_workspace_a_runner(threads, shards, runners):
     fastrnn.set_num_threads(threads)
     m = fastrnn.LSTM(5, 6, 5, seed=0)
-    x = np.zeros((5 * _threads.SHARD_STREAMS, 4), dtype=np.int64)  # five shards
-    m.train(x, x, 0.1)
-    m.train(x, x, 0.1)
+    x = np.zeros((shards * _threads.SHARD_STREAMS, 4), dtype=np.int64)
+    for _ in range(20):  # however the pool's threads take the runners, call after call
+        m.train(x, x, 0.1)
     (workspaces,) = m._workspaces.values()
-    assert sorted(workspaces) == list(range(threads))  # one a thread, none a shard
+    assert sorted(workspaces) == list(range(runners))  # min(threads, shards), never more
 
 
 def test_changing_the_count_while_a_batch_runs_fails_nothing():
