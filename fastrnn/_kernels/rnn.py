@@ -43,7 +43,14 @@ from fastrnn._kernels.linalg import (
 )
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import pack, product, step_back
-from fastrnn._kernels.storage import STATES, block, leading_sizes, shared_blocks, total_size
+from fastrnn._kernels.storage import (
+    STATES,
+    block,
+    layer_states,
+    leading_sizes,
+    shared_blocks,
+    total_size,
+)
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
            "backward_from"]
@@ -124,10 +131,9 @@ def workspace(ws, B, T, H, O):
     """
     N = T * B
     s = _sizes(B, T, H, O, ws.itemsize)
-    hs = block(ws, s, STATES)
+    hs, h_new, h_prev = layer_states(block(ws, s, STATES), 0, B, T, H)
     zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
-    return Workspace(hs.reshape((T + 1, B, H)), hs[B * H:].reshape((N, H)),
-                     hs[:N * H].reshape((N, H)), block(ws, s, _HT).reshape((H, N)), zT,
+    return Workspace(hs, h_new, h_prev, block(ws, s, _HT).reshape((H, N)), zT,
                      block(ws, s, _DZ).reshape((N, O)), dh, dhnext,
                      block(ws, s, _WHHT).reshape((H, H)), lse, col, pack)
 
