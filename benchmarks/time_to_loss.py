@@ -493,8 +493,8 @@ def main(argv=None):
           f"turns of {args.block:g} s; validation on {parts.size:,} of {val.shape[0]:,} "
           f"held-out characters", flush=True)
 
-    fast, warmups, initial = fastrnn_run(text, config, train, parts, args.eval_every)
-    runs, warmups = {"fastrnn": fast}, {"fastrnn": warmups}
+    fast, fast_warmup, initial = fastrnn_run(text, config, train, parts, args.eval_every)
+    runs, warmups = {"fastrnn": fast}, {"fastrnn": fast_warmup}
     if args.no_torch:
         result["sides"]["torch"] = {"skipped": "--no-torch"}
     elif importlib.util.find_spec("torch") is None:
