@@ -249,13 +249,13 @@ class _Model:
 
     def _workspace(self, batch, steps):
         """The workspace of a (batch, steps) chunk run as one kernel call on the calling thread."""
-        return self._thread_workspace(self._cached_workspaces(batch, steps), batch, steps, 0)
+        return self._runner_workspace(self._cached_workspaces(batch, steps), batch, steps, 0)
 
     def _cached_workspaces(self, batch, steps):
         """The workspaces for chunks of up to ``batch`` streams and ``steps`` steps, kept.
 
         A dict from a runner's number (:func:`fastrnn._threads.thread_slot`)
-        to its workspace (:meth:`_thread_workspace` fills it).  A kernel call
+        to its workspace (:meth:`_runner_workspace` fills it).  A kernel call
         owns a workspace only while it runs (a pass writes everything it reads
         back), so the shards of a batch need one per runner, not one each: the
         shards a runner runs one after the other find theirs still in its
@@ -272,7 +272,7 @@ class _Model:
         self._workspaces[key] = found  # most recently used last
         return found
 
-    def _thread_workspace(self, workspaces, batch, steps, slot):
+    def _runner_workspace(self, workspaces, batch, steps, slot):
         """Runner ``slot``'s workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
         ws = workspaces.get(slot)
         if ws is None:
@@ -307,7 +307,7 @@ class _Model:
             rows = slice(*parts[k])
             state_k = np.ascontiguousarray(state[:, :, rows])
             last_k = np.empty_like(state_k)
-            ws = self._thread_workspace(workspaces, largest, steps, _threads.thread_slot())
+            ws = self._runner_workspace(workspaces, largest, steps, _threads.thread_slot())
             value = call(k, rows, state_k, last_k, ws)
             if last is not None:
                 last[:, :, rows] = last_k
