@@ -93,11 +93,11 @@ def _gemms(h, h_all, dA_all, W, Why, z, dz, out, dh, dW, dWhy, dh_all, packing):
     steps = h_all.shape[0] // h.shape[0]
     rows = h.shape[0]
     packed = pack(W.T, packing)
-    for _ in range(steps):  # recurrence, forward: (rows, H) x (H, G*H)
-        product(h, W.T, packed, out)
+    for t in range(steps):  # recurrence, forward: (rows, H) x (H, G*H)
+        product(h, W.T, packed, out, t % 2 == 1)
     packed = pack(W, packing)
     for t in range(steps):  # recurrence, backward: (rows, G*H) x (G*H, H)
-        product(dA_all[t * rows:(t + 1) * rows], W, packed, dh)
+        product(dA_all[t * rows:(t + 1) * rows], W, packed, dh, t % 2 == 1)
     np.dot(dA_all.T, h_all, dW)  # dW_hh: (G*H, N) x (N, H)
     np.dot(Why, h_all.T, z)  # logits: (O, H) x (H, N)
     np.dot(dz, h_all, dWhy)  # dWhy: (O, N) x (N, H)

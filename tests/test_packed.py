@@ -24,9 +24,9 @@ def _packed(W):
     return pack(W, np.empty(packed_size(W.shape[0], W.shape[1], W.itemsize), W.dtype))
 
 
-def _product(A, W):
+def _product(A, W, reverse=False):
     C = np.full((A.shape[0], W.shape[1]), np.nan, A.dtype)
-    packed_dot(A, _packed(W), C)
+    packed_dot(A, _packed(W), C, reverse)
     return C
 
 
@@ -73,6 +73,16 @@ def test_a_row_does_not_depend_on_the_rows_around_it(K, N, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("K", "N"), SHAPES)
+def test_panels_in_reverse_give_the_same_product(K, N, dtype):
+    """The order of the panels only changes which stay in cache, not a bit of C."""
+    rng = np.random.default_rng(K + N)
+    A = rng.standard_normal((13, K)).astype(dtype)
+    W = rng.standard_normal((K, N)).astype(dtype)
+    np.testing.assert_array_equal(_product(A, W, reverse=True), _product(A, W))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_pack_reads_a_transposed_view(dtype):
     W = np.random.default_rng(1).standard_normal((300, 64)).astype(dtype)
     A = np.random.default_rng(2).standard_normal((16, 64)).astype(dtype)
@@ -87,9 +97,9 @@ def test_product_without_packed_weights_is_blas(dtype):
     empty = pack(W, np.empty(0, dtype))
     assert empty[0].shape == (0, 40, 128 // W.itemsize) and empty[1].size == 0
     C = np.empty((16, 70), dtype)
-    product(A, W, empty, C)
+    product(A, W, empty, C, False)
     np.testing.assert_allclose(C, A @ W, rtol=1e-5 if dtype == np.float32 else 1e-13)
-    product(A, W, _packed(W), C)
+    product(A, W, _packed(W), C, True)
     np.testing.assert_array_equal(C, _product(A, W))
 
 

@@ -242,7 +242,7 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing, G):
             else:  # the GRU keeps q = W_hh h + b_hh apart (the reset gate scales q_n)
                 matvec_add_tall(Whh, hs[t, 0], bhh, tmp[0], t % 2 == 1)  # (3H,)
         else:
-            product(hs[t], WhhT, packed, tmp)  # (B, G*H)
+            product(hs[t], WhhT, packed, tmp, t % 2 == 1)  # (B, G*H)
         for b in range(B):
             n = t * B + b
             a = g[n]

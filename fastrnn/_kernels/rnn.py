@@ -179,7 +179,7 @@ def forward(x, state, theta, ws, I, H, O):
         WxhT = input_rows(Wxh, T * B, w.hT.reshape(H * T * B))  # hT: free until the output
         for t in range(T):
             a = hs[t + 1]  # (B, H)
-            product(hs[t], w.WhhT, packed, a)
+            product(hs[t], w.WhhT, packed, a, t % 2 == 1)
             for b in range(B):
                 row = a[b]
                 gather_column(Wxh, WxhT, x[b, t], bias, row, True)
