@@ -48,15 +48,7 @@ from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_
 from fastrnn._kernels.linalg import gather_column, input_rows, matvec_add_tall, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import pack, product, step_back
-from fastrnn._kernels.storage import (
-    CELLS,
-    STATES,
-    block,
-    layer_states,
-    leading_sizes,
-    shared_blocks,
-    total_size,
-)
+from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
            "input_projection", "weight_gradients", "column_sums", "forward", "backward"]
@@ -147,9 +139,8 @@ def workspace(ws, B, T, H, O, L, G):
     """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
     s = _sizes(B, T, H, O, L, G, ws.itemsize)
     N, GH = T * B, G * H
-    zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
-    return Workspace(block(ws, s, STATES), block(ws, s, CELLS),
-                     block(ws, s, _GATES).reshape((L, N, GH)),
+    states, cells, zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
+    return Workspace(states, cells, block(ws, s, _GATES).reshape((L, N, GH)),
                      block(ws, s, _AUX).reshape((L, N, H)),
                      block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)), zT, dh, dhnext,
                      block(ws, s, _DCNEXT).reshape((B, H)), block(ws, s, _TMP).reshape((B, GH)),

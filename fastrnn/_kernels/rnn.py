@@ -43,14 +43,7 @@ from fastrnn._kernels.linalg import (
 )
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import pack, product, step_back
-from fastrnn._kernels.storage import (
-    STATES,
-    block,
-    layer_states,
-    leading_sizes,
-    shared_blocks,
-    total_size,
-)
+from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
            "backward_from"]
@@ -131,8 +124,8 @@ def workspace(ws, B, T, H, O):
     """
     N = T * B
     s = _sizes(B, T, H, O, ws.itemsize)
-    hs, h_new, h_prev = layer_states(block(ws, s, STATES), 0, B, T, H)
-    zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
+    states, _, zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
+    hs, h_new, h_prev = layer_states(states, 0, B, T, H)
     return Workspace(hs, h_new, h_prev, block(ws, s, _HT).reshape((H, N)), zT,
                      block(ws, s, _DZ).reshape((N, O)), dh, dhnext,
                      block(ws, s, _WHHT).reshape((H, H)), lse, col, pack)

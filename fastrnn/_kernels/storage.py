@@ -86,8 +86,13 @@ def leading_sizes(B, T, H, O, L, G, itemsize):
 
 @kernel(inline="always")
 def shared_blocks(ws, sizes, B, T, H, O):
-    """``(zT, lse, col, dh, dhnext, pack)`` of a workspace whose blocks have ``sizes``.
+    """The eight leading blocks of a workspace whose blocks have ``sizes``.
 
+    Returns ``(states, cells, zT, lse, col, dh, dhnext, pack)``:
+
+    states, cells : flat
+        Every layer's hidden states and (LSTM only; empty otherwise) cell
+        states; :func:`layer_states` views one layer's.
     zT : (O, T*B)
         Logits, then probabilities, then the loss gradient w.r.t. the logits.
     lse, col : (T*B,) of float64
@@ -101,7 +106,8 @@ def shared_blocks(ws, sizes, B, T, H, O):
         BLAS does it.
     """
     N = T * B
-    return (block(ws, sizes, LOGITS).reshape((O, N)), float64_block(ws, sizes, LSE, N),
+    return (block(ws, sizes, STATES), block(ws, sizes, CELLS),
+            block(ws, sizes, LOGITS).reshape((O, N)), float64_block(ws, sizes, LSE, N),
             float64_block(ws, sizes, COL, N), block(ws, sizes, DH).reshape((N, H)),
             block(ws, sizes, DHNEXT).reshape((B, H)), block(ws, sizes, PACK))
 
