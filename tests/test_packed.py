@@ -30,11 +30,24 @@ def _product(A, W, reverse=False):
     return C
 
 
+def _laid_out(W, layout):
+    """``W`` itself, a transposed view of a copy of ``W.T``, or a view with gaps."""
+    if layout == "rows":
+        return W
+    if layout == "columns":
+        return np.ascontiguousarray(W.T).T
+    spaced = np.zeros((W.shape[0] * 2, W.shape[1] * 3), W.dtype)
+    spaced[::2, ::3] = W
+    return spaced[::2, ::3]
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns", "strided"])
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("K", "N"), SHAPES)
-def test_pack_lays_out_panels_zero_padded(K, N, dtype):
-    W = np.random.default_rng(K * N).standard_normal((K, N)).astype(dtype)
-    buffer = np.empty(packed_size(K, N, W.itemsize), dtype)
+@pytest.mark.parametrize(("K", "N"), SHAPES + [(17, 64), (33, 96)])
+def test_pack_lays_out_panels_zero_padded(K, N, dtype, layout):
+    """Whatever the memory order it reads, the panels are W's columns, zero past N."""
+    W = _laid_out(np.random.default_rng(K * N).standard_normal((K, N)).astype(dtype), layout)
+    buffer = np.full(packed_size(K, N, W.itemsize), np.nan, dtype)
     panels, edge = pack(W, buffer)
     width = 128 // W.itemsize  # two 512-bit vectors
     assert panels.shape == (-(-N // width), K, width)
