@@ -31,22 +31,26 @@ def _product(A, W, reverse=False):
 
 
 def _laid_out(W, layout):
-    """``W`` itself, a transposed view of a copy of ``W.T``, or a view with gaps."""
+    """``W`` in row-major or column-major order, contiguous or with gaps between elements."""
     if layout == "rows":
         return W
     if layout == "columns":
         return np.ascontiguousarray(W.T).T
+    if layout == "strided columns":
+        return _laid_out(W.T, "strided rows").T
     spaced = np.zeros((W.shape[0] * 2, W.shape[1] * 3), W.dtype)
     spaced[::2, ::3] = W
     return spaced[::2, ::3]
 
 
-@pytest.mark.parametrize("layout", ["rows", "columns", "strided"])
+@pytest.mark.parametrize("layout", ["rows", "columns", "strided rows", "strided columns"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("K", "N"), SHAPES + [(17, 64), (33, 96)])
 def test_pack_lays_out_panels_zero_padded(K, N, dtype, layout):
     """Whatever the memory order it reads, the panels are W's columns, zero past N."""
     W = _laid_out(np.random.default_rng(K * N).standard_normal((K, N)).astype(dtype), layout)
+    if K > 1 and N > 1:  # pack() chooses its copy loop by this order
+        assert (W.strides[0] < W.strides[1]) == layout.endswith("columns")
     buffer = np.full(packed_size(K, N, W.itemsize), np.nan, dtype)
     panels, edge = pack(W, buffer)
     width = 128 // W.itemsize  # two 512-bit vectors
