@@ -14,11 +14,14 @@ pytest puts it on ``sys.path`` for every test module and conftest).
   gradient checks compare each parameter array as a whole with it.
 
 - :func:`make_text` is the small multilingual text the command-line tests train on,
-  :func:`run_cli` runs ``python -m fastrnn`` on this checkout in a subprocess.
+  :func:`run_cli` runs ``python -m fastrnn`` on this checkout in a subprocess,
+  :func:`assert_one_line_error` checks how such a run failed, and
+  :func:`read_rows` reads the CSV files a run writes (history, sweep results).
 
 Only the public API of the models is used here.
 """
 
+import csv
 import os
 import random
 import subprocess
@@ -291,3 +294,21 @@ def run_cli(*args, cwd, pythonpath=(), timeout=180):
 def stderr_of(result):
     """A finished subprocess's stderr, decoded."""
     return result.stderr.decode("utf-8", "replace")
+
+
+def assert_one_line_error(result, status, *fragments):
+    """A finished subprocess failed as the command line should: exit ``status``,
+    no traceback, and a last stderr line that says ``error:`` and holds every fragment."""
+    stderr = stderr_of(result)
+    assert result.returncode == status, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "error:" in last, stderr
+    for fragment in fragments:
+        assert fragment in last, stderr
+
+
+def read_rows(path):
+    """The rows of a CSV file with a header line, as dicts of strings."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -1,6 +1,5 @@
 """End-to-end tests: the ``fastrnn`` command line, run in a subprocess like a user would."""
 
-import csv
 import importlib.util
 import math
 import os
@@ -12,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import cli_env, make_text, run_cli, stderr_of
+from helpers import assert_one_line_error, cli_env, make_text, read_rows, run_cli, stderr_of
 
 from fastrnn.checkpoint import load_checkpoint
 
@@ -20,19 +19,6 @@ from fastrnn.checkpoint import load_checkpoint
 PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
 
 FAST = ["--hidden-size", "16", "--seq-length", "10", "--no-progress"]
-def history(out):
-    with open(out / "history.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def assert_clean_failure(result, status, *fragments):
-    stderr = stderr_of(result)
-    assert result.returncode == status, stderr
-    assert "Traceback" not in stderr
-    last = stderr.strip().splitlines()[-1]
-    assert "error:" in last, stderr
-    for fragment in fragments:
-        assert fragment in last, stderr
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +41,7 @@ def test_train_writes_its_files_and_reports(trained):
     assert "Traceback" not in stderr and result.stdout == b""
     assert sorted(os.listdir(out)) == [".fastrnn.lock", "best.npz", "checkpoint.npz", "history.csv",
                                        *PLOT]
-    rows = history(out)
+    rows = read_rows(out / "history.csv")
     assert [r["iteration"] for r in rows] == ["10", "20", "30"]
     assert list(rows[0])[:4] == ["iteration", "train_loss", "val_loss", "chars_per_sec"]
     assert all(float(r["val_loss"]) > 0 and float(r["chars_per_sec"]) > 0 for r in rows)
@@ -114,7 +100,7 @@ def test_builtin_corpus(tmp_path):
                      "--hidden-size", "8", "--no-progress", cwd=tmp_path)
     assert result.returncode == 0, stderr_of(result)
     assert "the built-in corpus" in stderr_of(result)
-    assert len(history(tmp_path / "b")) == 2
+    assert len(read_rows(tmp_path / "b" / "history.csv")) == 2
 
 
 def test_loss_goes_down_on_a_learnable_text(tmp_path):
@@ -123,8 +109,8 @@ def test_loss_goes_down_on_a_learnable_text(tmp_path):
     result = run_cli("train", path, "--out", tmp_path / "o", *FAST, "--iterations", "300",
                      "--eval-every", "50", cwd=tmp_path)
     assert result.returncode == 0, stderr_of(result)
-    val = [float(r["val_loss"]) for r in history(tmp_path / "o")]
-    train = [float(r["train_loss"]) for r in history(tmp_path / "o")]
+    val = [float(r["val_loss"]) for r in read_rows(tmp_path / "o" / "history.csv")]
+    train = [float(r["train_loss"]) for r in read_rows(tmp_path / "o" / "history.csv")]
     assert val[-1] < 0.2 * math.log(11) and val[-1] < val[0]
     assert train[-1] < train[0]
 
@@ -158,8 +144,8 @@ def test_resume_is_bit_identical(tmp_path, text_file):
     for key in a:
         assert a[key].tobytes() == b[key].tobytes(), key
     # the evaluations and the samples in between agree too
-    rows_a = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "one")}
-    rows_b = {r["iteration"]: r["val_loss"] for r in history(tmp_path / "two")}
+    rows_a = {r["iteration"]: r["val_loss"] for r in read_rows(tmp_path / "one" / "history.csv")}
+    rows_b = {r["iteration"]: r["val_loss"] for r in read_rows(tmp_path / "two" / "history.csv")}
     assert [rows_b[i] for i in ("2", "4", "6")] == [rows_a[i] for i in ("2", "4", "6")]
     assert _samples(stderr_of(one)) == _samples(stderr_of(first)) + _samples(stderr_of(second))
     assert len(_samples(stderr_of(one))) == 3
@@ -228,7 +214,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, text_file
     before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "best.npz")}
     result = run_cli("train", text_file, "--out", out, "--resume", "--learning-rate", "1e308",
                      "--iterations", "1000", "--eval-every", "1", "--no-progress", cwd=tmp_path)
-    assert_clean_failure(result, 1, "training diverged:", "iteration", "is kept as it was")
+    assert_one_line_error(result, 1, "training diverged:", "iteration", "is kept as it was")
     for name, data in before.items():
         assert (out / name).read_bytes() == data, name
 
@@ -296,7 +282,7 @@ def files(tmp_path):
     (["fly"], 2, ["invalid choice"]),
 ])
 def test_user_errors(files, args, status, fragments):
-    assert_clean_failure(run_cli(*args, cwd=files), status, *fragments)
+    assert_one_line_error(run_cli(*args, cwd=files), status, *fragments)
 
 
 def test_unwritable_out_dir(files):
@@ -304,34 +290,34 @@ def test_unwritable_out_dir(files):
         pytest.skip("root can write anywhere")
     locked = files / "locked"
     locked.mkdir(mode=0o500)
-    assert_clean_failure(run_cli("train", "--out", locked / "o", cwd=files), 1, "cannot write")
+    assert_one_line_error(run_cli("train", "--out", locked / "o", cwd=files), 1, "cannot write")
 
 
 def test_damaged_and_truncated_checkpoints(trained, tmp_path):
     out, _ = trained
     data = (out / "checkpoint.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
-    assert_clean_failure(run_cli("sample", "cut.npz", cwd=tmp_path), 1, "cut.npz",
+    assert_one_line_error(run_cli("sample", "cut.npz", cwd=tmp_path), 1, "cut.npz",
                          "not a fastrnn checkpoint")
     broken = bytearray(data)
     at = broken.index(b"Whh.npy") + 300
     broken[at:at + 8] = b"\x00" * 8
     (tmp_path / "flipped.npz").write_bytes(bytes(broken))
-    assert_clean_failure(run_cli("sample", "flipped.npz", cwd=tmp_path), 1, "flipped.npz",
+    assert_one_line_error(run_cli("sample", "flipped.npz", cwd=tmp_path), 1, "flipped.npz",
                          "damaged")
 
 
 def test_unknown_prime_characters_are_named(trained):
     out, _ = trained
     result = run_cli("sample", out, "--prime", "catЖ#", cwd=out)
-    assert_clean_failure(result, 1, "prime text", "'#', 'Ж'")
+    assert_one_line_error(result, 1, "prime text", "'#', 'Ж'")
     assert result.stdout == b""
 
 
 def test_training_into_a_used_directory_is_refused(trained, text_file):
     out, _ = trained
     before = (out / "checkpoint.npz").read_bytes()
-    assert_clean_failure(run_cli("train", text_file, "--out", out, cwd=out.parent), 1,
+    assert_one_line_error(run_cli("train", text_file, "--out", out, cwd=out.parent), 1,
                          "already holds a checkpoint", "--resume")
     assert (out / "checkpoint.npz").read_bytes() == before
 
@@ -344,7 +330,7 @@ def test_training_into_a_used_directory_is_refused(trained, text_file):
 def test_resume_refuses_conflicts(trained, text_file, args, fragments):
     out, _ = trained
     result = run_cli("train", text_file, "--out", out, "--resume", *args, cwd=out.parent)
-    assert_clean_failure(result, 1, *fragments)
+    assert_one_line_error(result, 1, *fragments)
 
 
 def test_resume_refuses_another_text(trained, tmp_path):
@@ -352,7 +338,7 @@ def test_resume_refuses_another_text(trained, tmp_path):
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=1), encoding="utf-8")
     result = run_cli("train", other, "--out", out, "--resume", "--iterations", "40", cwd=tmp_path)
-    assert_clean_failure(result, 1, "not the one the checkpoint was trained on", "words.txt")
+    assert_one_line_error(result, 1, "not the one the checkpoint was trained on", "words.txt")
 
 
 def test_sample_output_can_be_cut_short(trained):
@@ -373,7 +359,7 @@ def test_sample_of_more_characters_than_memory_holds(trained):
     out, _ = trained
     for length in (2**62, 2**63):  # beyond NumPy's largest array; beyond int64
         result = run_cli("sample", out, "--length", length, cwd=out)
-        assert_clean_failure(result, 1, "more than memory")
+        assert_one_line_error(result, 1, "more than memory")
         assert "--hidden-size" not in stderr_of(result)
 
 
@@ -383,7 +369,7 @@ def test_sample_with_stdout_closed(trained):
     result = subprocess.run([sys.executable, "-m", "fastrnn", "sample", str(out)],
                             preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, env=env,
                             timeout=120)
-    assert_clean_failure(result, 1, "standard output is closed")
+    assert_one_line_error(result, 1, "standard output is closed")
 
 
 class _GoneStream:
@@ -450,7 +436,7 @@ def test_gated_models_train_resume_exactly_and_sample(tmp_path, text_file, kind,
     assert len(sample.stdout.decode("utf-8")) == 43
     clash = run_cli("train", "--out", tmp_path / "two", "--resume", "--num-layers", "3",
                     *common, cwd=tmp_path)
-    assert_clean_failure(clash, 1, "--num-layers 3 conflicts with the checkpoint")
+    assert_one_line_error(clash, 1, "--num-layers 3 conflicts with the checkpoint")
 
 
 def test_float32_runs_keep_their_dtype_and_threads_change_no_bit(tmp_path, text_file):
@@ -475,13 +461,13 @@ def test_float32_runs_keep_their_dtype_and_threads_change_no_bit(tmp_path, text_
     assert sample.returncode == 0 and len(sample.stdout.decode("utf-8")) == 20
     clash = run_cli("train", "--out", tmp_path / "two", "--resume", "--dtype", "float64",
                     *FAST, cwd=tmp_path)
-    assert_clean_failure(clash, 1, "--dtype float64 conflicts with the checkpoint")
+    assert_one_line_error(clash, 1, "--dtype float64 conflicts with the checkpoint")
 
 
 def test_rnn_with_layers_is_a_clean_error(tmp_path, text_file):
     result = run_cli("train", text_file, "--out", tmp_path / "o", "--num-layers", "2", *FAST,
                      cwd=tmp_path)
-    assert_clean_failure(result, 1, "num_layers must be 1 for the rnn model")
+    assert_one_line_error(result, 1, "num_layers must be 1 for the rnn model")
     bad = run_cli("train", text_file, "--out", tmp_path / "o", "--model", "transformer",
                   cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice" in stderr_of(bad)

@@ -4,7 +4,6 @@ Signals and locks are real ``python -m fastrnn train`` processes on a small text
 with a tiny model; the rest runs in-process.
 """
 
-import csv
 import io
 import math
 import os
@@ -16,8 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import cli_env, make_text, run_cli, stderr_of
-from test_cli import assert_clean_failure
+from helpers import assert_one_line_error, cli_env, make_text, read_rows, run_cli, stderr_of
 
 from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main
@@ -121,7 +119,7 @@ def test_a_second_run_or_resume_into_a_busy_directory_is_refused(tmp_path, text_
         for args in ([], ["--resume"]):
             result = run_cli("train", text_file, "--out", out, *TINY, *args, "--iterations",
                              "100000000", "--no-progress", cwd=tmp_path)
-            assert_clean_failure(result, 1, f"{out} is in use: process {pid} is training")
+            assert_one_line_error(result, 1, f"{out} is in use: process {pid} is training")
             # nothing announced before it
             assert stderr_of(result).count("\n") == 1, stderr_of(result)
         assert first.proc.poll() is None  # the first run goes on
@@ -246,7 +244,7 @@ def test_a_finite_blow_up_stops_the_run_and_keeps_the_good_files(tmp_path, text_
     fresh = train(tmp_path / "fresh", *TINY, "--optimizer", "sgd", "--clip", "0", *blow_up)
     why = ("training diverged: the smoothed training loss at iteration",
            "times the uniform guess ln V")
-    assert_clean_failure(fresh, 1, *why, "no checkpoint was written")
+    assert_one_line_error(fresh, 1, *why, "no checkpoint was written")
     assert "done" not in stderr_of(fresh)
     assert not (tmp_path / "fresh" / "checkpoint.npz").exists()
     out = tmp_path / "o"
@@ -255,7 +253,7 @@ def test_a_finite_blow_up_stops_the_run_and_keeps_the_good_files(tmp_path, text_
     saved = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "best.npz")}
     resumed = run_cli("train", text_file, "--out", out, "--resume", *blow_up, "--iterations",
                       "600", "--no-progress", cwd=tmp_path)
-    assert_clean_failure(resumed, 1, *why[:1], "is kept as it was")
+    assert_one_line_error(resumed, 1, *why[:1], "is kept as it was")
     assert {name: (out / name).read_bytes() for name in saved} == saved
 
 
@@ -295,11 +293,6 @@ def test_sample_every_0_means_no_samples(tmp_path):
     assert "sample" not in log.getvalue()
 
 
-def _rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_train_loss_is_the_mean_over_the_interval_and_restarts_at_a_resume(tmp_path):
     config = TrainingConfig(hidden_size=8, seq_length=8, iterations=9, eval_every=3,
                             sample_every=0)
@@ -308,7 +301,7 @@ def test_train_loss_is_the_mean_over_the_interval_and_restarts_at_a_resume(tmp_p
     original = t.step
     t.step = lambda: losses.append(original()) or losses[-1]
     t.run(tmp_path / "a", progress=False, log=io.StringIO())
-    rows = _rows(tmp_path / "a" / "history.csv")
+    rows = read_rows(tmp_path / "a" / "history.csv")
     for row, start in zip(rows, (0, 3, 6), strict=True):
         assert float(row["train_loss"]) == pytest.approx(np.mean(losses[start:start + 3]),
                                                          abs=1e-6)
@@ -317,7 +310,7 @@ def test_train_loss_is_the_mean_over_the_interval_and_restarts_at_a_resume(tmp_p
         tmp_path / "b", progress=False, log=io.StringIO())
     Trainer.from_checkpoint(tmp_path / "b", TEXT, iterations=9).run(
         tmp_path / "b", progress=False, log=io.StringIO())
-    resumed = _rows(tmp_path / "b" / "history.csv")
+    resumed = read_rows(tmp_path / "b" / "history.csv")
     assert [r["iteration"] for r in resumed] == ["3", "4", "6", "9"]
     assert resumed[0]["train_loss"] == rows[0]["train_loss"]
     assert resumed[-1]["train_loss"] == rows[-1]["train_loss"]

@@ -4,7 +4,6 @@ The command runs in a subprocess as a user would start it; its local cluster's
 worker processes are its children and end with it.
 """
 
-import csv
 import io
 import json
 import os
@@ -19,7 +18,14 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from helpers import cli_env, make_text, run_cli, stderr_of  # noqa: E402
+from helpers import (  # noqa: E402
+    assert_one_line_error,
+    cli_env,
+    make_text,
+    read_rows,
+    run_cli,
+    stderr_of,
+)
 
 import fastrnn  # noqa: E402
 from fastrnn.checkpoint import load_checkpoint  # noqa: E402
@@ -28,21 +34,6 @@ from fastrnn.sweep import TrialResult, _check_grid, _combinations, markdown_tabl
 TINY = ["--seq-length", "10", "--eval-every", "50", "--sample-every", "0"]
 GRID = ["--grid", "hidden-size=8,16", "learning-rate=0.03,0.3"]
 HUGE = 10**9  # iterations no test run reaches
-
-
-def assert_one_line_failure(result, status, *fragments):
-    stderr = stderr_of(result)
-    assert result.returncode == status, stderr
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
-    last = stderr.strip().splitlines()[-1]
-    assert "error:" in last, stderr
-    for fragment in fragments:
-        assert fragment in last, stderr
-
-
-def read_csv(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def trial_record(path):
@@ -69,7 +60,7 @@ def test_a_grid_finishes_and_writes_the_table_the_plot_and_best(swept):
     assert "running 4 trials on 2 worker processes on this machine" in stderr
     assert "4 of 4 trials finished; the best is trial-" in stderr
 
-    rows = read_csv(out / "results.csv")
+    rows = read_rows(out / "results.csv")
     assert list(rows[0]) == ["trial", "hidden_size", "learning_rate", "status", "iterations",
                              "seconds", "best_val_loss", "bits_per_char", "message"]
     assert sorted(r["trial"] for r in rows) == [f"trial-00{i}" for i in (1, 2, 3, 4)]
@@ -140,7 +131,7 @@ def test_a_directory_holding_another_sweep_is_refused(swept, text_file, change, 
     out, _ = swept
     files = sorted(p.name for p in out.iterdir())
     result = run_cli("sweep", text_file, "--out", out, *change, *TINY, cwd=out.parent)
-    assert_one_line_failure(result, 1, fragment)
+    assert_one_line_error(result, 1, fragment)
     assert sorted(p.name for p in out.iterdir()) == files
 
 
@@ -196,17 +187,17 @@ def test_ctrl_c_stops_every_trial_with_a_checkpoint_and_the_rerun_finishes(tmp_p
             assert stopped[trial.name] == record["iterations"]
     # on a loaded machine one of the two may have spent its 4 s already
     assert {t.name for t in running} & set(stopped)
-    assert {r["status"] for r in read_csv(out / "results.csv")} <= {"interrupted", "finished"}
+    assert {r["status"] for r in read_rows(out / "results.csv")} <= {"interrupted", "finished"}
 
     again = run_cli("sweep", text_file, "--out", out, *GRID, "--workers", "2", *options,
                         cwd=tmp_path)
     assert again.returncode == 0, stderr_of(again)
-    rows = read_csv(out / "results.csv")
+    rows = read_rows(out / "results.csv")
     assert [r["status"] for r in rows] == ["finished"] * 4
     for r in rows:
         if r["trial"] in stopped:  # resumed, not started again
             assert stopped[r["trial"]] < int(r["iterations"]) < HUGE
-            history = read_csv(out / r["trial"] / "history.csv")
+            history = read_rows(out / r["trial"] / "history.csv")
             assert int(history[-1]["iteration"]) == int(r["iterations"])
         assert float(r["seconds"]) >= 4  # the budget is spent: the trial trained that long
 
@@ -222,7 +213,7 @@ def test_failing_trials_are_recorded_and_the_others_finish(tmp_path, text_file):
                          "--iterations", "100", *TINY, "--workers", "2", cwd=tmp_path)
     assert result.returncode == 0, stderr_of(result)
     assert "1 of 4 trials finished, 3 failed" in stderr_of(result)
-    rows = {r["trial"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+    rows = {r["trial"]: r for r in read_rows(tmp_path / "out" / "results.csv")}
     assert rows["trial-003"]["status"] == "finished"
     for name in ("trial-001", "trial-002"):
         assert rows[name]["status"] == "failed"
@@ -237,7 +228,7 @@ def test_a_sweep_where_every_trial_fails_exits_1(tmp_path, text_file):
     result = run_cli("sweep", text_file, "--out", tmp_path / "out", "--grid",
                          "seq-length=100000,200000", "--iterations", "5", "--workers", "2",
                          cwd=tmp_path)
-    assert_one_line_failure(result, 1, "0 of 2 trials finished, 2 failed")
+    assert_one_line_error(result, 1, "0 of 2 trials finished, 2 failed")
     assert not (tmp_path / "out" / "best").exists()
 
 
@@ -251,7 +242,7 @@ def test_a_scheduler_where_nothing_listens_fails_in_one_line(tmp_path, text_file
     address = f"tcp://127.0.0.1:{free_port()}"
     result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", "--scheduler", address, cwd=tmp_path, timeout=60)
-    assert_one_line_failure(result, 1, f"cannot reach a Dask scheduler at {address}")
+    assert_one_line_error(result, 1, f"cannot reach a Dask scheduler at {address}")
     assert sum("error" in line for line in stderr_of(result).splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
@@ -262,7 +253,7 @@ def test_without_dask_the_command_says_how_to_install_it(tmp_path, text_file):
     (fake / "distributed" / "__init__.py").write_text("raise ImportError('no dask here')\n")
     result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", cwd=tmp_path, pythonpath=[fake])
-    assert_one_line_failure(result, 1, 'pip install "fastrnn[sweep]"')
+    assert_one_line_error(result, 1, 'pip install "fastrnn[sweep]"')
     assert len(stderr_of(result).strip().splitlines()) == 1
     imported = subprocess.run(
         [sys.executable, "-c", "import sys, fastrnn; print(fastrnn.sweep.__module__, "
@@ -326,7 +317,7 @@ def test_a_directory_holding_other_files_is_refused(tmp_path, text_file):
     (tmp_path / "out" / "results.csv").write_text("mine\n")
     result = run_cli("sweep", text_file, "--out", tmp_path / "out", *GRID,
                          "--iterations", "5", cwd=tmp_path)
-    assert_one_line_failure(result, 1, "already holds results.csv, which this sweep did not "
+    assert_one_line_error(result, 1, "already holds results.csv, which this sweep did not "
                                        "write")
     assert (tmp_path / "out" / "results.csv").read_text() == "mine\n"
 

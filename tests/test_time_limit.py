@@ -1,6 +1,5 @@
 """``time_limit`` (``fastrnn train --time-limit``): a run that ends on time ends as at its end."""
 
-import csv
 import importlib.util
 import io
 import math
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import read_rows
 
 from fastrnn.checkpoint import load_checkpoint
 from fastrnn.config import FIXED_OPTIONS, RUN_OPTIONS, TrainingConfig, resumed_config
@@ -27,18 +27,13 @@ def small(**overrides):
     return TrainingConfig(**{**options, **overrides})
 
 
-def history(out):
-    with open(out / "history.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_a_run_ends_at_its_time_limit_and_saves_as_at_its_end(tmp_path):
     summary = Trainer(TEXT, small(time_limit=0.3)).run(tmp_path, progress=False,
                                                        log=io.StringIO())
     assert 0 < summary.iteration < HUGE
     assert sorted(os.listdir(tmp_path)) == [".fastrnn.lock", "best.npz", "checkpoint.npz",
                                             "history.csv", *PLOT]
-    assert [int(r["iteration"]) for r in history(tmp_path)] == [summary.iteration]
+    assert [int(r["iteration"]) for r in read_rows(tmp_path / "history.csv")] == [summary.iteration]
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == summary.iteration
     assert load_checkpoint(tmp_path / "best.npz").iteration == summary.iteration
     assert summary.val_loss is not None and summary.best_val_loss == summary.val_loss
@@ -48,7 +43,7 @@ def test_a_run_ends_at_its_time_limit_and_saves_as_at_its_end(tmp_path):
     assert resumed.config.time_limit is None
     again = resumed.run(tmp_path, progress=False, log=io.StringIO())
     assert again.iteration == summary.iteration + 3
-    rows = history(tmp_path)
+    rows = read_rows(tmp_path / "history.csv")
     assert [int(r["iteration"]) for r in rows] == [summary.iteration, summary.iteration + 3]
 
     # ... and a new limit may be given on resume.
@@ -98,7 +93,7 @@ def test_train_time_limit_stops_saves_and_resumes(tmp_path):
     assert "continue with: fastrnn train t.txt --out" in stderr and "--resume" in stderr
     stopped = load_checkpoint(out / "checkpoint.npz").iteration
     assert 0 < stopped < HUGE and (out / "best.npz").exists()
-    assert int(history(out)[-1]["iteration"]) == stopped
+    assert int(read_rows(out / "history.csv")[-1]["iteration"]) == stopped
 
     resumed = fastrnn("train", "t.txt", "--out", out, "--resume", "--iterations", stopped + 4,
                       "--no-progress", cwd=tmp_path)

@@ -1,4 +1,3 @@
-import csv
 import importlib.util
 import io
 import math
@@ -10,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import read_rows
 
 from fastrnn import RNN
 from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -350,18 +350,13 @@ def test_run_keeps_the_last_good_checkpoint_when_diverging(tmp_path):
 # -- whole runs ----------------------------------------------------------------------
 
 
-def _history(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
 def test_run_writes_checkpoints_history_and_plot(tmp_path, capsys):
     t = Trainer(TEXT, small(iterations=10, eval_every=4, sample_every=5))
     summary = t.run(tmp_path / "out", progress=False)
     out = tmp_path / "out"
     assert sorted(os.listdir(out)) == [".fastrnn.lock", "best.npz", "checkpoint.npz", "history.csv",
                                        *PLOT]
-    rows = _history(out / "history.csv")
+    rows = read_rows(out / "history.csv")
     assert [r["iteration"] for r in rows] == ["4", "8", "10"]  # every eval and at the end
     assert list(rows[0]) == ["iteration", "train_loss", "val_loss", "chars_per_sec", "val_bpc",
                              "learning_rate", "epoch"]
@@ -514,7 +509,7 @@ def test_a_failed_best_save_names_it_and_leaves_the_run_resumable(tmp_path):
     resumed.run(tmp_path, progress=False, log=io.StringIO())
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.iteration in (4, 6) and best.best_val_loss <= ckpt.best_val_loss
-    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["2", "6"]
+    assert [r["iteration"] for r in read_rows(tmp_path / "history.csv")] == ["2", "6"]
 
 
 def test_a_failed_checkpoint_save_names_it_and_writes_nothing_after_it(tmp_path):
@@ -563,7 +558,7 @@ def test_a_trainer_continues_its_own_run_after_ctrl_c(tmp_path):
     del t.step  # the plain method again
     t.run(tmp_path, progress=False, log=io.StringIO())  # the notebook cell run again
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 12
-    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["4", "8", "12"]
+    assert [r["iteration"] for r in read_rows(tmp_path / "history.csv")] == ["4", "8", "12"]
     whole = Trainer(TEXT, small(iterations=12, eval_every=4, sample_length=0))
     whole.run(tmp_path / "whole", progress=False, log=io.StringIO())
     assert_same_state(state_of(whole), state_of(t))
@@ -578,7 +573,7 @@ def test_run_resumes_and_trims_history_of_a_lost_future(tmp_path):
         f.write("6,1.0,1.0,1,1.0,0.1,0.1\n7,1.0,")  # rows a crash left behind
     t = Trainer.from_checkpoint(tmp_path, TEXT, iterations=8)
     t.run(tmp_path, progress=False, log=devnull)
-    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["2", "4", "6", "8"]
+    assert [r["iteration"] for r in read_rows(tmp_path / "history.csv")] == ["2", "4", "6", "8"]
 
 
 def test_run_without_matplotlib_says_how_to_get_plots(tmp_path, monkeypatch, capsys):
@@ -639,11 +634,11 @@ def test_sigint_during_an_evaluation_still_records_it(tmp_path):
         t.run(tmp_path, progress=False, log=log)
     assert err.value.iteration == 5
     assert "stopping after this step" in log.getvalue()
-    assert [r["iteration"] for r in _history(tmp_path / "history.csv")] == ["5"]
+    assert [r["iteration"] for r in read_rows(tmp_path / "history.csv")] == ["5"]
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 5
     # the resumed run evaluates at 10, 15 and 20: no evaluation is lost
     Trainer.from_checkpoint(tmp_path, TEXT).run(tmp_path, progress=False, log=io.StringIO())
-    rows = _history(tmp_path / "history.csv")
+    rows = read_rows(tmp_path / "history.csv")
     assert [r["iteration"] for r in rows] == ["5", "10", "15", "20"]
 
 
@@ -806,7 +801,7 @@ def test_run_never_saves_non_finite_weights(tmp_path):
         assert ckpt.iteration < err.value.iteration
         assert all(np.isfinite(w).all() for w in ckpt.parameters.values())
     if (tmp_path / "history.csv").exists():  # written from the first evaluation on
-        for row in _history(tmp_path / "history.csv"):
+        for row in read_rows(tmp_path / "history.csv"):
             assert math.isfinite(float(row["val_loss"]))
             assert math.isfinite(float(row["train_loss"]))
 
