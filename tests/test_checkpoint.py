@@ -164,38 +164,53 @@ def test_corrupted_bytes(saved):
         load_checkpoint(saved)
 
 
-def test_random_bytes_and_text(tmp_path):
+@pytest.mark.parametrize("write, message", [
+    pytest.param(lambda f: f.write(os.urandom(1000)), "not a fastrnn checkpoint", id="random"),
+    pytest.param(lambda f: f.write(b"hello, I am a text file\n"), "not a fastrnn checkpoint",
+                 id="text"),
+    pytest.param(lambda f: None, "not a fastrnn checkpoint", id="empty"),
+    pytest.param(lambda f: np.savez(f, Wxh=np.zeros((2, 2)), weights=np.ones(3)),
+                 "no fastrnn format tag", id="foreign-npz"),
+    pytest.param(lambda f: np.save(f, np.zeros(3)), "single .npy array", id="single-npy"),
+])
+def test_foreign_files_are_refused(tmp_path, write, message):
     path = tmp_path / "c.npz"
-    path.write_bytes(os.urandom(1000))
-    with pytest.raises(CheckpointError, match="not a fastrnn checkpoint"):
-        load_checkpoint(path)
-    path.write_text("hello, I am a text file\n")
-    with pytest.raises(CheckpointError, match="not a fastrnn checkpoint"):
-        load_checkpoint(path)
-    path.write_bytes(b"")
-    with pytest.raises(CheckpointError):
+    with open(path, "wb") as f:
+        write(f)
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(path)
 
 
-def test_foreign_npz(tmp_path):
-    path = tmp_path / "c.npz"
-    np.savez(path, Wxh=np.zeros((2, 2)), weights=np.ones(3))
-    with pytest.raises(CheckpointError, match="no fastrnn format tag"):
-        load_checkpoint(path)
+def _spring(path):
+    open(path, "w").close()
 
 
-def test_single_npy(tmp_path):
-    path = tmp_path / "c.npy"
-    np.save(path, np.zeros(3))
-    with pytest.raises(CheckpointError, match="single .npy array"):
-        load_checkpoint(path)
+class _Trap:
+    """An object whose unpickling creates the file ``path``: proof that pickled code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return _spring, (self.path,)
 
 
-def test_pickled_object_entry_is_refused(tmp_path):
-    path = tmp_path / "c.npz"
-    np.savez(path, format=np.array("fastrnn-checkpoint"), evil=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(CheckpointError):
-        load_checkpoint(path)
+def test_pickled_objects_are_never_unpickled(tmp_path):
+    sprung = tmp_path / "sprung"
+    trap = np.array([_Trap(sprung)], dtype=object)
+    in_place = tmp_path / "in_place.npz"
+    save_checkpoint(in_place, _checkpoint())
+    _rewrite(in_place, Wxh=trap)  # a parameter replaced by an object array
+    with pytest.raises(CheckpointError, match="'Wxh' holds Python objects"):
+        load_checkpoint(in_place)
+    extra = tmp_path / "extra.npz"
+    save_checkpoint(extra, _checkpoint())
+    _rewrite(extra, evil=trap)  # an entry a checkpoint does not have is never read
+    assert load_checkpoint(extra).iteration == 42
+    assert not sprung.exists()
+    with np.load(extra, allow_pickle=True) as npz:  # the trap works where pickles load
+        npz["evil"]
+    assert sprung.exists()
 
 
 def _rewrite(path, **changes):
