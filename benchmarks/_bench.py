@@ -34,7 +34,7 @@ import fastrnn.reference
 __all__ = [
     "V", "T", "HIDDEN", "BATCH", "PREDICT_CHARS", "LEARNING_RATE", "CLIP", "SEED",
     "STREAM_CHUNKS", "IMPLEMENTATIONS", "QUICK", "chunk", "stream", "make_model", "measure",
-    "vector_isa", "interleaved",
+    "vector_isa", "blas_libraries", "interleaved", "markdown_table", "NumpyAPI",
 ]
 
 V = 65  # vocabulary (tiny-shakespeare)
@@ -125,6 +125,22 @@ def interleaved(calls, seconds, *, block_s, min_rounds):
     return times
 
 
+def markdown_table(columns, rows):
+    """A Markdown table, without a final newline.
+
+    Parameters
+    ----------
+    columns : list of (str, bool)
+        Each column's title, and whether it is right-aligned (numbers).
+    rows : iterable of list of str
+        The cells of each row, one per column.
+    """
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |",
+             "|" + "|".join("---:" if right else "---" for _, right in columns) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
 def stream(B, n=STREAM_CHUNKS, seed=SEED):
     """``n`` consecutive chunks of B random index streams, as (inputs, targets) pairs.
 
@@ -146,8 +162,8 @@ def chunk(B, seed=SEED):
     return stream(B, 1, seed)[0]
 
 
-class _NumpyAPI:
-    """fastrnn.RNN and fastrnn.reference.RNN share one API: the calls to time."""
+class NumpyAPI:
+    """The calls to time of a model with the NumPy API (every fastrnn and reference model)."""
 
     def __init__(self, model):
         self.model = model
@@ -194,9 +210,9 @@ def make_model(impl, H):
     ``"torch"`` must only be asked for after ``pytest.importorskip("torch")``.
     """
     if impl == "fastrnn":
-        return _NumpyAPI(fastrnn.RNN(V, H, V, seed=SEED))
+        return NumpyAPI(fastrnn.RNN(V, H, V, seed=SEED))
     if impl == "reference":
-        return _NumpyAPI(fastrnn.reference.RNN(V, H, V, seed=SEED))
+        return NumpyAPI(fastrnn.reference.RNN(V, H, V, seed=SEED))
     if impl == "torch":
         from _torch_rnn import TorchRNN
 

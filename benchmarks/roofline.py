@@ -64,11 +64,12 @@ from _bench import (  # noqa: E402
     LEARNING_RATE,
     PREDICT_CHARS,
     SEED,
+    NumpyAPI,
     T,
     V,
-    _NumpyAPI,
     interleaved,
     make_model,
+    markdown_table,
     stream,
     vector_isa,
 )
@@ -151,7 +152,7 @@ def implementation_call(impl, model, B, H, op):
 
         return TorchGated(fast_cls(V, H, V, seed=SEED), LEARNING_RATE, CLIP).train_call(pairs)
     cls = fast_cls if impl == "fastrnn" else getattr(fastrnn.reference, fast_cls.__name__)
-    return _NumpyAPI(cls(V, H, V, seed=SEED)).train_call(pairs)
+    return NumpyAPI(cls(V, H, V, seed=SEED)).train_call(pairs)
 
 
 def measure_case(model, B, H, op, targets, seconds):
@@ -208,12 +209,13 @@ def _fmt(value):
     return "–" if value is None else f"{value:.3g}"
 
 
+_COLUMNS = [("case", False), ("fastrnn µs/char", True), ("floor µs/char (read + flops)", True),
+            ("floor / fastrnn", True), ("vs", False), ("their µs/char", True), ("speed-up", True),
+            ("target", True), ("needed µs/char", True), ("needed / floor", True)]
+
+
 def table(results):
-    lines = [
-        "| case | fastrnn µs/char | floor µs/char (read + flops) | floor / fastrnn | vs "
-        "| their µs/char | speed-up | target | needed µs/char | needed / floor |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for label, r, targets in results:
         fast = r["us"]["fastrnn"]
         floor = (f"{r['floor']:.3g} ({r['read']:.3g} + {r['flops']:.3g})" if r["read"]
@@ -222,13 +224,10 @@ def table(results):
             theirs = r["us"].get(other)
             needed = None if theirs is None else theirs / target
             room = None if needed is None else needed / r["floor"]
-            lines.append(
-                f"| {label} | {fast:.3g} | {floor} | {r['floor'] / fast:.0%} | {other} | "
-                f"{_fmt(theirs)} | {'–' if theirs is None else f'{theirs / fast:.1f}×'} | "
-                f"{target}× | {_fmt(needed)} | "
-                f"{'–' if room is None else f'{room:.2f}'} |"
-            )
-    return "\n".join(lines) + "\n"
+            rows.append([label, f"{fast:.3g}", floor, f"{r['floor'] / fast:.0%}", other,
+                         _fmt(theirs), "–" if theirs is None else f"{theirs / fast:.1f}×",
+                         f"{target}×", _fmt(needed), "–" if room is None else f"{room:.2f}"])
+    return markdown_table(_COLUMNS, rows) + "\n"
 
 
 def main(argv=None):

@@ -12,10 +12,9 @@ one stream, two layers of H=256 for 32 streams (where the reference, ~0.3 s a
 call, is left out).
 """
 
-import itertools
 
 import pytest
-from _bench import CLIP, LEARNING_RATE, SEED, T, V, measure, stream
+from _bench import CLIP, LEARNING_RATE, SEED, NumpyAPI, T, V, measure, stream
 
 import fastrnn
 import fastrnn.reference
@@ -65,12 +64,8 @@ def test_train_gated(benchmark, bench_settings, blas_threads, warm_gated, model,
         fn = TorchGated(fast(V, H, V, num_layers=layers, seed=SEED), LEARNING_RATE,
                         CLIP).train_call(pairs)
     else:
-        m = (fast if impl == "fastrnn" else ref)(V, H, V, num_layers=layers, seed=SEED)
-        chunks = itertools.cycle(pairs)
-
-        def fn():
-            x, y = next(chunks)
-            return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
+        net = (fast if impl == "fastrnn" else ref)(V, H, V, num_layers=layers, seed=SEED)
+        fn = NumpyAPI(net).train_call(pairs)
 
     benchmark.extra_info.update(model=model, layers=layers)
     loss = measure(benchmark, fn, bench_settings, op="train", impl=impl, B=B, H=H,

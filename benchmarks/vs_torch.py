@@ -45,7 +45,19 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _bench import CLIP, SEED, T, V, blas_libraries, interleaved, stream, vector_isa  # noqa: E402
+from _bench import (  # noqa: E402
+    CLIP,
+    LEARNING_RATE,
+    SEED,
+    NumpyAPI,
+    T,
+    V,
+    blas_libraries,
+    interleaved,
+    markdown_table,
+    stream,
+    vector_isa,
+)
 from numba import njit  # noqa: E402
 
 import fastrnn  # noqa: E402
@@ -54,7 +66,6 @@ from fastrnn._kernels.packed import pack, product, recurrent_pack_size  # noqa: 
 from fastrnn.model import MODELS  # noqa: E402
 
 B = 32
-LEARNING_RATE = 0.01
 CASES = {"lstm": ("LSTM 1x256", 256), "gru": ("GRU 1x256", 256), "rnn": ("RNN H=512", 512)}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 DTYPES = ("float32", "float64")
@@ -64,14 +75,7 @@ _MARK = "vs-torch"  # the README section between <!-- vs-torch --> and <!-- /vs-
 
 def fastrnn_step(kind, dtype, pairs):
     """One SGD step with clipping of a fastrnn model of ``kind`` on the next of ``pairs``."""
-    m = MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)
-    chunks = itertools.cycle(pairs)
-
-    def step():
-        x, y = next(chunks)
-        return m.train(x, y, LEARNING_RATE, clip=CLIP, h0=m.last_hidden)
-
-    return step
+    return NumpyAPI(MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)).train_call(pairs)
 
 
 def torch_step(kind, dtype, pairs):
@@ -161,11 +165,11 @@ def _ratio(value):
 
 def table(rows):
     """The Markdown table of :func:`measure`'s rows."""
-    lines = [
-        "| model | threads | fastrnn f32 | torch f32 | **f32 speed-up** | GEMMs f32 "
-        "| fastrnn f64 | torch f64 | **f64 speed-up** | GEMMs f64 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    columns = [("model", False), ("threads", True)]
+    for short in ("f32", "f64"):
+        columns += [(f"fastrnn {short}", True), (f"torch {short}", True),
+                    (f"**{short} speed-up**", True), (f"GEMMs {short}", True)]
+    body = []
     for row in rows:
         us = row["us_per_char"]
         cells = [row["case"], str(row["threads"])]
@@ -174,8 +178,8 @@ def table(rows):
             cells += [f"{us[f'fastrnn {dtype}']:.2f}",
                       "n/a" if torch_us is None else f"{torch_us:.2f}",
                       f"**{_ratio(row[f'speedup_{dtype}'])}**", f"{us[f'gemm {dtype}']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return markdown_table(columns, body)
 
 
 def _machine(threads_list):
