@@ -212,6 +212,14 @@ def contiguous_parts(data, parts):
     ndarray, shape (B, n // B)
         A view of ``data`` when it is a contiguous array, of its dtype.  Row b
         is ``data[b*L : (b+1)*L]`` with ``L = n // B``.
+
+    Raises
+    ------
+    CorpusError
+        If ``parts`` is more than n, so that a row would be empty.
+    ValueError
+        If ``data`` is not a 1-D integer sequence or ``parts`` is not an
+        integer >= 1.
     """
     data = _index_vector("data", data)
     parts = check_int("parts", parts, 1)

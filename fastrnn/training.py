@@ -169,7 +169,7 @@ class Trainer:
     Attributes
     ----------
     config : TrainingConfig
-    model : RNN
+    model : RNN, LSTM or GRU
         The model being trained (any class of :data:`MODELS`).
     vocab : Vocabulary
     streams : fastrnn.corpus.Streams
