@@ -12,7 +12,6 @@ one stream, two layers of H=256 for 32 streams (where the reference, ~0.3 s a
 call, is left out).
 """
 
-
 import pytest
 from _bench import CLIP, LEARNING_RATE, SEED, NumpyAPI, T, V, measure, stream
 

@@ -195,14 +195,12 @@ class _Trap:
         return _spring, (self.path,)
 
 
-def test_pickled_objects_are_never_unpickled(tmp_path):
+def test_pickled_objects_are_never_unpickled(saved, tmp_path):
     sprung = tmp_path / "sprung"
     trap = np.array([_Trap(sprung)], dtype=object)
-    in_place = tmp_path / "in_place.npz"
-    save_checkpoint(in_place, _checkpoint())
-    _rewrite(in_place, Wxh=trap)  # a parameter replaced by an object array
+    _rewrite(saved, Wxh=trap)  # a parameter replaced by an object array
     with pytest.raises(CheckpointError, match="'Wxh' holds Python objects"):
-        load_checkpoint(in_place)
+        load_checkpoint(saved)
     extra = tmp_path / "extra.npz"
     save_checkpoint(extra, _checkpoint())
     _rewrite(extra, evil=trap)  # an entry a checkpoint does not have is never read

@@ -109,8 +109,9 @@ def test_loss_goes_down_on_a_learnable_text(tmp_path):
     result = run_cli("train", path, "--out", tmp_path / "o", *FAST, "--iterations", "300",
                      "--eval-every", "50", cwd=tmp_path)
     assert result.returncode == 0, stderr_of(result)
-    val = [float(r["val_loss"]) for r in read_rows(tmp_path / "o" / "history.csv")]
-    train = [float(r["train_loss"]) for r in read_rows(tmp_path / "o" / "history.csv")]
+    rows = read_rows(tmp_path / "o" / "history.csv")
+    val = [float(r["val_loss"]) for r in rows]
+    train = [float(r["train_loss"]) for r in rows]
     assert val[-1] < 0.2 * math.log(11) and val[-1] < val[0]
     assert train[-1] < train[0]
 
