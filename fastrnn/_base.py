@@ -167,9 +167,8 @@ class _Model:
                 f"{_MAX_PARAMETERS:,} fastrnn allows: choose a smaller hidden_dim, "
                 f"num_layers or vocabulary"
             )
-        # The sizes every kernel takes: I, H, O, L, G.
-        self._dims = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers,
-                      self._GATES)
+        # The sizes every entry point takes: I, H, O, L (G is the entry points' own).
+        self._dims = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers)
         shapes = self._shapes()
         total = sum(math.prod(s) for s in shapes.values())
         self._theta = _aligned_zeros(total, self.dtype)  # every parameter, one vector
@@ -247,6 +246,15 @@ class _Model:
         target = self._params[name]
         target[...] = float_array(name, value, target.shape, self.dtype)
 
+    def _kernels(self, batch):
+        """The entry points for this kind of model and a chunk of ``batch`` streams.
+
+        One stream and a batch have entry points of their own, so that each
+        compiles only its own recurrence (:func:`fastrnn._kernels.chunks.entry_points`);
+        a batch's shards have 2 to 16 streams.
+        """
+        return _chunks.entry_points(self._GATES, batch == 1)
+
     def _workspace(self, batch, steps):
         """The workspace of a (batch, steps) chunk run as one kernel call on the calling thread."""
         return self._runner_workspace(self._cached_workspaces(batch, steps), batch, steps, 0)
@@ -276,7 +284,8 @@ class _Model:
         """Runner ``slot``'s workspace in ``workspaces`` (:meth:`_cached_workspaces`)."""
         ws = workspaces.get(slot)
         if ws is None:
-            size = _chunks.workspace_size(batch, steps, *self._dims[1:], self.dtype.itemsize)
+            size = _chunks.workspace_size(batch, steps, *self._dims[1:], self._GATES,
+                                          self.dtype.itemsize)
             ws = workspaces[slot] = _aligned_zeros(size, self.dtype)
         return ws
 
@@ -327,20 +336,20 @@ class _Model:
         pass as the sum.
         """
         B, T = x2.shape
-        theta, dims = self._theta, self._dims
+        theta, dims, kernels = self._theta, self._dims, self._kernels(B)
         if B <= _threads.SHARD_STREAMS:  # one shard
             ws = self._workspace(B, T)
             if with_gradient:
-                return _chunks.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
-            return _chunks.loss(x2, y2, state, theta, ws, *dims, last)
+                return kernels.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
+            return kernels.loss(x2, y2, state, theta, ws, *dims, last)
         parts = _threads.shards(B)
         grads = self._shard_gradients(len(parts)) if with_gradient else None
 
         def call(k, rows, state_k, last_k, ws):
             if with_gradient:
-                return _chunks.value_and_grad(x2[rows], y2[rows], state_k, theta, grads[k], ws,
+                return kernels.value_and_grad(x2[rows], y2[rows], state_k, theta, grads[k], ws,
                                               *dims, last_k)
-            return _chunks.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
+            return kernels.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
 
         values, weights = self._sharded(call, parts, T, state, last)
         if with_gradient:
@@ -465,13 +474,13 @@ class _Model:
         state = self._state_in(h0, B)
         hs = np.empty((B, T + 1, self.hidden_dim), self.dtype)
         ps = np.empty((B, T, self.output_dim), self.dtype)
-        theta, dims = self._theta, self._dims
+        theta, dims, kernels = self._theta, self._dims, self._kernels(B)
         if B <= _threads.SHARD_STREAMS:  # one shard
-            _chunks.forward_probs(x2, state, theta, self._workspace(B, T), *dims, hs, ps)
+            kernels.forward_probs(x2, state, theta, self._workspace(B, T), *dims, hs, ps)
         else:
 
             def call(k, rows, state_k, last_k, ws):
-                _chunks.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
+                kernels.forward_probs(x2[rows], state_k, theta, ws, *dims, hs[rows], ps[rows])
 
             self._sharded(call, _threads.shards(B), T, state)
         if xs.ndim == 1:
@@ -527,9 +536,9 @@ class _Model:
         last = np.empty_like(state)
         clip = 0.0 if clip is None else clip
         if x2.shape[0] <= _threads.SHARD_STREAMS:  # one shard, one kernel: gradient to update
-            value = _chunks.train_step(x2, y2, state, self._theta, self._grad,
-                                       self._workspace(*x2.shape), *self._dims, last,
-                                       learning_rate, clip)
+            value = self._kernels(x2.shape[0]).train_step(
+                x2, y2, state, self._theta, self._grad, self._workspace(*x2.shape), *self._dims,
+                last, learning_rate, clip)
         else:
             value = self._loss_and_gradient(x2, y2, state, last, True, (learning_rate, clip))
         self.last_hidden = self._state_out(last, single)
@@ -580,6 +589,8 @@ class _Model:
         out = _sample_buffer(num_chars)
         scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES),
                                  self.dtype)
-        _sampling.sample(start, state, self._theta, *self._dims, temperature, top_k, top_p, seed,
-                         out, scratch)
+        # None: no filter, and none compiled (see fastrnn._kernels.sampling.sampler).
+        filters = None if top_k == 0 and top_p >= 1.0 else (top_k, top_p)
+        _sampling.sampler(self._GATES)(start, state, self._theta, *self._dims, temperature,
+                                       filters, seed, out, scratch)
         return out.tolist()

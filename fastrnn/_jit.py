@@ -29,11 +29,23 @@ Why these options:
     branches out of the inner loops so they vectorise.
 
 No kernel uses ``parallel=True``: see the README section on threads.
+
+What compiles, and when.  Numba compiles every branch of a run-time ``if``,
+and every function a compiled function calls is compiled too.  So what is
+fixed for a model (its cell, one stream or a batch) is chosen where Numba
+sees it as a constant: entry points are made per kind of model
+(:func:`fastrnn._kernels.chunks.entry_points`), their choices are closure
+constants, and the passes below them are inlined (``inline="always"``) so
+that those constants reach every branch and Numba's dead-branch pruning
+removes what the model does not use before anything is typed.  Sizes that
+Python needs too (workspace lengths) are :func:`sizes` functions, plain
+Python when called from Python, so asking for a size compiles nothing.
 """
 
 from numba import njit
+from numba.extending import register_jitable
 
-__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel"]
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel", "sizes"]
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
@@ -68,3 +80,23 @@ def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
     if function is None:
         return decorate
     return decorate(function)
+
+
+def sizes(function):
+    """Make ``function``, integer arithmetic on sizes, callable from Python and kernels alike.
+
+    From Python it is the plain function (nothing compiles: the model asks for
+    a workspace's length before its first kernel call); inside a kernel Numba
+    compiles it into the caller.
+
+    Parameters
+    ----------
+    function : callable
+        A pure function of integers (and tuples of them) returning the same.
+
+    Returns
+    -------
+    callable
+        ``function`` itself, registered with Numba.
+    """
+    return register_jitable(function)

@@ -11,7 +11,6 @@ from collections import OrderedDict
 import numpy as np
 
 from fastrnn._base import _Model, _Parameter
-from fastrnn._kernels import rnn as _rnn
 from fastrnn._kernels.checks import all_finite as _all_finite
 from fastrnn._kernels.checks import index_bounds as _index_bounds
 from fastrnn._validation import (
@@ -152,8 +151,9 @@ class RNN(_Model):
         ps = np.ascontiguousarray(float_array("ps", ps, lead + (T, self.output_dim), self.dtype))
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         B = x2.shape[0]
-        _rnn.backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1), self._theta,
-                           self._grad, self._workspace(B, T), *self._dims[:3])
+        self._kernels(B).backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1),
+                                       self._theta, self._grad, self._workspace(B, T),
+                                       *self._dims[:3])
         return tuple(g.copy() for g in self._grads.values())
 
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):

@@ -70,7 +70,12 @@ for dtype in (np.float64, np.float32):
     optimizers.adam_(v, v.copy(), z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
 modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, packed, rnn,
            sampling)
-compiled = sorted(f"{mod.__name__}.{name}" for mod in modules for name, f in vars(mod).items()
+kernels = [(f"{mod.__name__}.{name}", f) for mod in modules for name, f in vars(mod).items()]
+for G, one_stream in itertools.product((1, 3, 4), (True, False)):  # the per-model entry points
+    kernels += [(f"chunks.entry_points({G}, {one_stream}).{name}", f)
+                for name, f in chunks.entry_points(G, one_stream)._asdict().items()]
+kernels += [(f"sampling.sampler({G})", sampling.sampler(G)) for G in (1, 3, 4)]
+compiled = sorted(name for name, f in kernels
                   if isinstance(f, numba.core.registry.CPUDispatcher)
                   and sum(f.stats.cache_misses.values()))
 print(json.dumps(compiled))

@@ -419,13 +419,14 @@ class TestRNNKernels:
         theta = fast.parameter_vector
         x, y, h0 = random_data("rnn", np.random.default_rng(T), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
+        kernels = chunks.entry_points(1, B == 1)
         hs, ps = np.empty((B, T + 1, H)), np.empty((B, T, O))
-        chunks.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, 1, hs, ps)
+        kernels.forward_probs(x, h0[None, None], theta, ws, I, H, O, 1, hs, ps)
         _, rhs, rps = ref.forward(x, h0)
         np.testing.assert_allclose(hs, rhs, rtol=1e-12, atol=1e-13)
         np.testing.assert_allclose(ps, rps, rtol=1e-12, atol=1e-13)
         h_last = np.full((1, 1, B, H), np.nan)
-        loss = chunks.loss(x, y, h0[None, None], theta, ws, I, H, O, 1, 1, h_last)
+        loss = kernels.loss(x, y, h0[None, None], theta, ws, I, H, O, 1, h_last)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
         np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
 
@@ -438,17 +439,18 @@ class TestRNNKernels:
         xs, rhs, rps = ref.forward(x, h0)
         expected = ref.backward(xs, rhs, rps, y)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
+        kernels = chunks.entry_points(1, B == 1)
         grad = np.full_like(theta, np.nan)  # every entry must be written
         h_last = np.empty((1, 1, B, H))
         theta_kept = theta.copy()
-        loss = chunks.value_and_grad(x, y, h0[None, None], theta, grad, ws, I, H, O, 1, 1, h_last)
+        loss = kernels.value_and_grad(x, y, h0[None, None], theta, grad, ws, I, H, O, 1, h_last)
         np.testing.assert_array_equal(theta, theta_kept)
         assert loss == pytest.approx(ref.loss(x, y, h0), rel=1e-12)
         np.testing.assert_allclose(h_last[0, 0], rhs[:, -1], rtol=1e-12, atol=1e-13)
         for name, g, e in zip(RNN_NAMES, rnn.params(grad, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
         grad2 = np.full_like(theta, np.nan)
-        rnn.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
+        kernels.backward_from(x, y, rhs, rps, theta, grad2, ws, I, H, O)
         for name, g, e in zip(RNN_NAMES, rnn.params(grad2, I, H, O), expected, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
 
@@ -459,17 +461,18 @@ class TestRNNKernels:
         theta = _twins(I, H, O, 3)[0].parameter_vector
         x, y, h0 = random_data("rnn", np.random.default_rng(3), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
+        kernels = chunks.entry_points(1, B == 1)
         grad = np.zeros_like(theta)
         state = h0[None, None]
-        want_loss = chunks.value_and_grad(x, y, state, theta, grad, ws, I, H, O, 1, 1,
-                                          np.empty((1, 1, B, H)))
+        want_loss = kernels.value_and_grad(x, y, state, theta, grad, ws, I, H, O, 1,
+                                           np.empty((1, 1, B, H)))
         raw = grad.copy()
         step = np.clip(grad, -clip, clip) if clip > 0 else grad.copy()
         if clip == 0.05:
             assert np.abs(raw).max() > clip  # the case really clips
         want = theta - 0.1 * step
         h_last = np.empty((1, 1, B, H))
-        loss = chunks.train_step(x, y, state, theta, grad, ws, I, H, O, 1, 1, h_last, 0.1, clip)
+        loss = kernels.train_step(x, y, state, theta, grad, ws, I, H, O, 1, h_last, 0.1, clip)
         assert loss == want_loss
         np.testing.assert_allclose(theta, want, rtol=1e-15, atol=1e-16)
         np.testing.assert_array_equal(grad, raw)  # clipped on the fly, not in place
@@ -504,7 +507,8 @@ class TestRNNKernels:
         w = rnn.workspace(ws, B, T, H, O)
         theta = fast.parameter_vector
         v = fast.parameters()
-        rnn.forward(x, h0[None, None], theta, ws, I, H, O)
+        packing = None if B == 1 else w.pack  # one stream packs nothing
+        rnn.forward(x, h0[None, None], theta, ws, I, H, O, packing)
         _, rhs, rps = ref.forward(x, h0)
         np.testing.assert_allclose(w.hs, rhs.transpose(1, 0, 2), rtol=1e-12, atol=1e-13)
         logits = rhs[:, 1:] @ v["Why"].T + v["by"][:, 0]  # (B, T, O)
@@ -512,7 +516,7 @@ class TestRNNKernels:
                                    atol=1e-13)
         output.xent(w.zT, y, True, w.lse, w.col)
         grad = np.full_like(theta, np.nan)  # every entry must be written
-        rnn.backward(x, theta, grad, ws, I, H, O)
+        rnn.backward(x, theta, grad, ws, I, H, O, packing)
         grads = rnn.params(grad, I, H, O)
         for name, g, e in zip(RNN_NAMES, grads, ref.backward(x, rhs, rps, y), strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13, err_msg=name)
@@ -563,12 +567,13 @@ class TestSampling:
 
     @staticmethod
     def _run(start, h, model, temperature, seed, n, top_k=0, top_p=1.0):
-        """``sampling.sample`` with ``model``'s weights from ``h (H,)``, updated in place."""
+        """The RNN's sampler with ``model``'s weights from ``h (H,)``, updated in place."""
         I, H, O = model.input_dim, model.hidden_dim, model.output_dim
         out = np.full(n, -1, dtype=np.int64)
-        sampling.sample(start, h.reshape(1, 1, H), model.parameter_vector, I, H, O, 1, 1,
-                        temperature, top_k, top_p, seed, out,
-                        np.zeros(sampling.scratch_size(H, O, 1)))
+        filters = None if top_k == 0 and top_p >= 1.0 else (top_k, top_p)
+        sampling.sampler(1)(start, h.reshape(1, 1, H), model.parameter_vector, I, H, O, 1,
+                            temperature, filters, seed, out,
+                            np.zeros(sampling.scratch_size(H, O, 1)))
         return out.tolist()
 
     @pytest.mark.parametrize("temperature", [0.0, 1.0, 0.6, 3.0])

@@ -1,29 +1,38 @@
 """The entry points every model calls: a chunk's loss, gradients, training step and probabilities.
 
-One set for all models.  A model is described by its sizes ``I, H, O, L, G``:
-G is the number of gate blocks of a layer (1 for the tanh RNN, 3 for the GRU,
-4 for the LSTM) and L the number of layers (1 for the RNN).  Its state is one
-array ``state (S, L, B, H)``: S = 2 for the LSTM (h and c), 1 otherwise.  The
+A model is described by its sizes ``I, H, O, L, G``: G is the number of gate
+blocks of a layer (1 for the tanh RNN, 3 for the GRU, 4 for the LSTM) and L
+the number of layers (1 for the RNN).  Its state is one array
+``state (S, L, B, H)``: S = 2 for the LSTM (h and c), 1 otherwise.  The
 passes over the chunk are :mod:`.rnn`'s for G = 1 and :mod:`.gated`'s
 otherwise; the loss and the update are the same for every model.
 
+The entry points are written once and made per kind of model by
+:func:`entry_points`: G and whether the chunk is one stream are constants
+there, so that Numba compiles only that model's passes (an RNN no gated
+code, an LSTM no GRU cell, one stream no batched recurrence; see
+:mod:`fastrnn._jit`).  Everything below an entry point that depends on them
+is inlined into it: one compiled unit per entry point and model.
+
 Arguments are few and flat (the parameter and gradient vectors, one flat
-workspace ``ws`` of :func:`workspace_size` elements of the model's dtype, 64-byte aligned): at
-H = 100 a training step is ~90 us, and each array argument costs ~60 ns of
-Numba's dispatch.
+workspace ``ws`` of :func:`workspace_size` elements of the model's dtype, 64-byte aligned):
+each array argument costs ~60 ns of Numba's dispatch, and a small training
+step is tens of microseconds.
 """
 
-from fastrnn._jit import kernel
+import functools
+from collections import namedtuple
+
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent
-from fastrnn._kernels.storage import final_state, top_layer
+from fastrnn._kernels.storage import final_state, optional_blocks, top_layer
 
-__all__ = ["workspace_size", "forward_probs", "loss", "value_and_grad", "train_step",
-           "combine", "combine_sgd_"]
+__all__ = ["workspace_size", "EntryPoints", "entry_points", "combine", "combine_sgd_"]
 
 
-@kernel
+@sizes
 def workspace_size(B, T, H, O, L, G, itemsize):
     """Length of the flat workspace vector of a (B, T) chunk, in elements of ``itemsize`` bytes."""
     if G == 1:
@@ -32,11 +41,23 @@ def workspace_size(B, T, H, O, L, G, itemsize):
 
 
 @kernel(inline="always")
-def _forward(x, state, theta, ws, I, H, O, L, G):
+def _forward(x, state, theta, ws, I, H, O, L, G, one_stream):
+    B, T = x.shape
+    cells, packing = optional_blocks(ws, B, T, H, O, L, G, one_stream)
     if G == 1:
-        rnn.forward(x, state, theta, ws, I, H, O)
+        rnn.forward(x, state, theta, ws, I, H, O, packing)
     else:
-        gated.forward(x, state, theta, ws, I, H, O, L, G)
+        gated.forward(x, state, theta, ws, I, H, O, L, G, cells, packing)
+
+
+@kernel(inline="always")
+def _backward(x, theta, grad, ws, I, H, O, L, G, one_stream):
+    B, T = x.shape
+    cells, packing = optional_blocks(ws, B, T, H, O, L, G, one_stream)
+    if G == 1:
+        rnn.backward(x, theta, grad, ws, I, H, O, packing)
+    else:
+        gated.backward(x, theta, grad, ws, I, H, O, L, G, cells, packing)
 
 
 @kernel(inline="always")
@@ -46,68 +67,106 @@ def _xent(ws, y, grad, H, O, L, G):
     return xent(zT, y, grad, lse, col)
 
 
-@kernel
-def loss(x, y, state, theta, ws, I, H, O, L, G, state_last):
-    """The loss of a chunk (sum over time, mean over streams), without gradients.
+@kernel(inline="always")
+def _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream, state_last):
+    B, T = x.shape
+    _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
+    value = _xent(ws, y, True, H, O, L, G)
+    _backward(x, theta, grad, ws, I, H, O, L, G, one_stream)
+    final_state(ws, B, T, H, O, L, G, state_last)
+    return value
+
+
+EntryPoints = namedtuple("EntryPoints",
+                         ["loss", "value_and_grad", "train_step", "forward_probs", "backward_from"])
+EntryPoints.__doc__ = """The kernels a model calls, compiled for its kind (:func:`entry_points`).
+
+``backward_from`` is the tanh RNN's only (None for the gated models).
+"""
+
+
+@functools.cache
+def entry_points(G, one_stream):
+    """The entry points for models of ``G`` gate blocks, on one stream or on a batch.
 
     Parameters
     ----------
-    x, y : ndarray of int64, shape (B, T)
-        Input and target indices.
-    state : ndarray, shape (S, L, B, H)
-        The initial state.
-    theta : ndarray
-        The flat parameter vector.
-    ws : ndarray, shape (workspace_size(B, T, H, O, L, G, ws.itemsize),)
-        Workspace.
-    I, H, O, L, G : int
-        The model's sizes (see the module docstring).
-    state_last : ndarray, shape (S, L, B, H)
-        Output: the state after the last step.
+    G : {1, 3, 4}
+        The kind of model: the tanh RNN, the GRU, the LSTM.
+    one_stream : bool
+        Chunks of one stream (B = 1), or of a batch (shards of 2 to 16 streams).
 
     Returns
     -------
-    float
+    EntryPoints
+        Made once per ``(G, one_stream)``; each compiles on its first call,
+        per dtype, and is cached on disk like every kernel.  Their arguments
+        are those below (the sizes ``I, H, O, L`` without G).
     """
-    B, T = x.shape
-    _forward(x, state, theta, ws, I, H, O, L, G)
-    final_state(ws, B, T, H, O, L, G, state_last)
-    return _xent(ws, y, False, H, O, L, G)
 
+    @kernel
+    def loss(x, y, state, theta, ws, I, H, O, L, state_last):
+        """The loss of a chunk (sum over time, mean over streams), without gradients.
 
-@kernel
-def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, state_last):
-    """:func:`loss` and its gradient, by BPTT, into ``grad`` (the layout of ``theta``)."""
-    B, T = x.shape
-    _forward(x, state, theta, ws, I, H, O, L, G)
-    value = _xent(ws, y, True, H, O, L, G)
-    if G == 1:
-        rnn.backward(x, theta, grad, ws, I, H, O)
-    else:
-        gated.backward(x, theta, grad, ws, I, H, O, L, G)
-    final_state(ws, B, T, H, O, L, G, state_last)
-    return value
+        Parameters
+        ----------
+        x, y : ndarray of int64, shape (B, T)
+            Input and target indices.
+        state : ndarray, shape (S, L, B, H)
+            The initial state.
+        theta : ndarray
+            The flat parameter vector.
+        ws : ndarray, shape (workspace_size(B, T, H, O, L, G, ws.itemsize),)
+            Workspace.
+        I, H, O, L : int
+            The model's sizes (see the module docstring).
+        state_last : ndarray, shape (S, L, B, H)
+            Output: the state after the last step.
 
+        Returns
+        -------
+        float
+        """
+        B, T = x.shape
+        _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
+        final_state(ws, B, T, H, O, L, G, state_last)
+        return _xent(ws, y, False, H, O, L, G)
 
-@kernel
-def train_step(x, y, state, theta, grad, ws, I, H, O, L, G, state_last, learning_rate, clip):
-    """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
-    value = value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, state_last)
-    sgd_(theta, grad, learning_rate, clip)
-    return value
+    @kernel
+    def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, state_last):
+        """:func:`loss` and its gradient, by BPTT, into ``grad`` (the layout of ``theta``)."""
+        return _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream,
+                               state_last)
 
+    @kernel
+    def train_step(x, y, state, theta, grad, ws, I, H, O, L, state_last, learning_rate, clip):
+        """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
+        value = _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream,
+                                state_last)
+        sgd_(theta, grad, learning_rate, clip)
+        return value
 
-@kernel
-def forward_probs(x, state, theta, ws, I, H, O, L, G, hs_out, ps_out):
-    """The forward pass and softmax.
+    @kernel
+    def forward_probs(x, state, theta, ws, I, H, O, L, hs_out, ps_out):
+        """The forward pass and softmax.
 
-    Writes the top layer's states ``hs_out (B, T+1, H)`` (``hs_out[:, 0]`` the
-    initial h) and the probabilities ``ps_out (B, T, O)``.
-    """
-    B, T = x.shape
-    _forward(x, state, theta, ws, I, H, O, L, G)
-    hs, zT, lse, col = top_layer(ws, B, T, H, O, L, G)
-    probabilities_out(hs, zT, lse, col, hs_out, ps_out)
+        Writes the top layer's states ``hs_out (B, T+1, H)`` (``hs_out[:, 0]`` the
+        initial h) and the probabilities ``ps_out (B, T, O)``.
+        """
+        B, T = x.shape
+        _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
+        hs, zT, lse, col = top_layer(ws, B, T, H, O, L, G)
+        probabilities_out(hs, zT, lse, col, hs_out, ps_out)
+
+    @kernel
+    def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
+        """The tanh RNN's BPTT from given states and probabilities (:func:`.rnn.backward_from`)."""
+        B, T = x.shape
+        cells, packing = optional_blocks(ws, B, T, H, O, 1, 1, one_stream)
+        rnn.backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O, packing)
+
+    return EntryPoints(loss, value_and_grad, train_step, forward_probs,
+                       backward_from if G == 1 else None)
 
 
 @kernel

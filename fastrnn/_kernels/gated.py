@@ -43,11 +43,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import gather_column, input_rows, matvec_add_tall, scatter_columns
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, step_back
+from fastrnn._kernels.packed import product, recurrent_weights, step_back
 from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
@@ -84,7 +84,7 @@ def output_params(theta, I, H, O, L, G):
     return theta[o:o + O * H].reshape((O, H)), theta[b:b + O].reshape((O, 1))
 
 
-@kernel(inline="always")
+@sizes
 def _sizes(B, T, H, O, L, G, itemsize):
     N, GH = T * B, G * H
     return leading_sizes(B, T, H, O, L, G, itemsize) + (
@@ -97,7 +97,7 @@ def _sizes(B, T, H, O, L, G, itemsize):
 _GATES, _AUX, _DQ, _DCNEXT, _TMP = range(8, 13)
 
 
-@kernel
+@sizes
 def workspace_size(B, T, H, O, L, G, itemsize):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
     return total_size(_sizes(B, T, H, O, L, G, itemsize))
@@ -189,17 +189,9 @@ def column_sums(dA, db):
             db[i] += row[i]
 
 
-@kernel(inline="always")
-def _cell_states(w, k, B, T, H, G):
-    """The LSTM's cell states of layer k, (T+1, B, H); an empty (0, B, H) for the GRU."""
-    if G == 4:
-        return layer_states(w.cs, k, B, T, H)[0]
-    return w.cs[:0].reshape((0, B, H))
-
-
 @kernel
-def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing, G):
-    """One layer's recurrence over a chunk; the cell is the LSTM's (G = 4) or the GRU's.
+def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing):
+    """One layer's recurrence over a chunk, with the LSTM's cell or the GRU's.
 
     Only the recurrent product is a loop over time: a hand-written
     matrix-vector product per step for one stream (:mod:`.linalg`), a
@@ -210,25 +202,32 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing, G):
     g : ndarray, shape (T*B, G*H)
         The input side in (LSTM: both biases added; GRU: ``b_ih``), the gate
         activations out.
-    hs, cs : ndarray, shape (T+1, B, H)
-        The states; ``hs[0]`` and (LSTM) ``cs[0]`` hold the initial state, the
-        rest is written.  ``cs`` is empty for the GRU.
+    hs : ndarray, shape (T+1, B, H)
+        The states; ``hs[0]`` holds the initial state, the rest is written.
+    cs : ndarray, shape (T+1, B, H), or an empty (0,)
+        The LSTM's cell states, ``cs[0]`` the initial one; the GRU has none.
     aux : ndarray, shape (T*B, H)
         Output: the LSTM's ``tanh(c)``, the GRU's ``q_n``.
     Whh : ndarray, shape (G*H, H)
     bhh : ndarray, shape (G*H,)
     tmp : ndarray, shape (B, G*H)
         Workspace: the recurrent product of a step.
-    packing : ndarray, 1-D
-        Room for ``W_hh.T`` packed (:mod:`.packed`); empty: BLAS.
+    packing : ndarray, 1-D, or None
+        Room for ``W_hh.T`` packed (:mod:`.packed`; empty: BLAS), or None for
+        one stream (B = 1).
+
+    The model and the kind of chunk are told apart by types, which Numba
+    knows at compile time (``cs.ndim``; None against an array): each model
+    compiles only its own cell, and one stream no batched recurrence.
     """
     T = hs.shape[0] - 1
     B, H = hs.shape[1], hs.shape[2]
+    lstm = cs.ndim == 3
     WhhT = Whh.T  # (H, G*H)
-    packed = pack(WhhT, packing)
+    packed = recurrent_weights(WhhT, packing)
     for t in range(T):
-        if B == 1:
-            if G == 4:  # accumulate into the gates: a = W_hh h + (input side)
+        if packing is None:
+            if lstm:  # accumulate into the gates: a = W_hh h + (input side)
                 matvec_add_tall(Whh, hs[t, 0], g[t], g[t], t % 2 == 1)  # (4H,)
             else:  # the GRU keeps q = W_hh h + b_hh apart (the reset gate scales q_n)
                 matvec_add_tall(Whh, hs[t, 0], bhh, tmp[0], t % 2 == 1)  # (3H,)
@@ -238,50 +237,53 @@ def _layer_forward(g, hs, cs, aux, Whh, bhh, tmp, packing, G):
             n = t * B + b
             a = g[n]
             r = tmp[b]
-            if G == 4:
-                if B > 1:
-                    for i in range(4 * H):
+            if lstm:
+                if packing is not None:
+                    for i in range(a.shape[0]):
                         a[i] += r[i]
                 lstm_cell(a, cs[t, b], cs[t + 1, b], hs[t + 1, b], aux[n], H)
             else:
-                if B > 1:
-                    for i in range(3 * H):
+                if packing is not None:
+                    for i in range(r.shape[0]):
                         r[i] += bhh[i]
                 gru_cell(a, r, hs[t, b], hs[t + 1, b], aux[n], H)
 
 
 @kernel
-def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, packing, G):
+def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, packing):
     """Backpropagate through one layer's recurrence (see :func:`_layer_forward`).
 
     ``g`` holds the gate activations in and the gradients w.r.t. the input
-    side out; the GRU writes the gradient w.r.t. ``W_hh h + b_hh`` into ``dq``
-    (the LSTM's is ``g`` itself).  ``dh (T*B, H)`` is the gradient reaching
-    each h from above; ``dhnext, dcnext (B, H)`` are workspace (the GRU keeps
-    the direct part of the gradient w.r.t. the previous h in ``dcnext``).
-    ``packing`` is room for ``W_hh`` packed, as for :func:`_layer_forward`.
+    side out; the GRU (``cs`` empty) writes the gradient w.r.t.
+    ``W_hh h + b_hh`` into ``dq`` (the LSTM's is ``g`` itself).  ``dh (T*B,
+    H)`` is the gradient reaching each h from above; ``dhnext, dcnext (B,
+    H)`` are workspace (the GRU keeps the direct part of the gradient w.r.t.
+    the previous h in ``dcnext``).  ``cs`` and ``packing`` are as for
+    :func:`_layer_forward`.
     """
     T = hs.shape[0] - 1
     B, H = hs.shape[1], hs.shape[2]
-    dA_rec = g if G == 4 else dq  # what flows back through W_hh
-    packed = pack(Whh, packing)
+    lstm = cs.ndim == 3
+    dA_rec = g if lstm else dq  # what flows back through W_hh
+    packed = recurrent_weights(Whh, packing)
     dhnext[:, :] = 0.0
     dcnext[:, :] = 0.0
     for t in range(T - 1, -1, -1):
         for b in range(B):
             n = t * B + b
-            if G == 4:
+            if lstm:
                 lstm_cell_backward(g[n], dh[n], dhnext[b], dcnext[b], cs[t, b], aux[n], H)
             else:
                 gru_cell_backward(g[n], dq[n], aux[n], hs[t, b], dh[n], dhnext[b], dcnext[b], H)
         if t > 0:
-            step_back(dA_rec[t * B:(t + 1) * B], Whh, packed, dhnext, t % 2 == 0)  # (B, H)
-            if G == 3:
+            step_back(dA_rec[t * B:(t + 1) * B], Whh, packing, packed, dhnext,
+                      t % 2 == 0)  # (B, H)
+            if not lstm:
                 dhnext += dcnext
 
 
 @kernel
-def forward(x, state, theta, ws, I, H, O, L, G):
+def forward(x, state, theta, ws, I, H, O, L, G, cells, packing):
     """Run every layer over the chunk, then the output layer (logits in ``zT``).
 
     Parameters
@@ -295,8 +297,19 @@ def forward(x, state, theta, ws, I, H, O, L, G):
         Flat workspace (:func:`workspace`), filled with the states.
     I, H, O, L, G : int
         Sizes; G = 4 for the LSTM, 3 for the GRU.
+    cells : ndarray, shape (L, T+1, B, H), or an empty (0,)
+        The LSTM's cell states (the workspace's :data:`.storage.CELLS` block);
+        the GRU has none.
+    packing : ndarray, 1-D, or None
+        Room for a layer's ``W_hh`` packed (the :data:`.storage.PACK` block),
+        or None for one stream.
+
+    ``cells`` and ``packing`` choose the code by their types (``cells.ndim``;
+    None against an array), which Numba knows at compile time: an LSTM
+    compiles no GRU cell and one stream no batched recurrence.
     """
     B, T = x.shape
+    lstm = cells.ndim == 4
     w = workspace(ws, B, T, H, O, L, G)
     for k in range(L):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
@@ -310,25 +323,30 @@ def forward(x, state, theta, ws, I, H, O, L, G):
         # The input side's bias: the LSTM adds both biases there, the GRU only
         # b_ih (its b_hh is inside the reset gate's product).
         bias = w.tmp[0]  # free until the recurrence
-        for i in range(G * H):
-            bias[i] = bih[i] + bhh[i] if G == 4 else bih[i]
+        if lstm:
+            for i in range(G * H):
+                bias[i] = bih[i] + bhh[i]
+        else:
+            bias[:] = bih
         input_projection(x, below, Wih, bias, g, w.dh.reshape(-1))  # dh: free until backward
-        cs = _cell_states(w, k, B, T, H, G)
-        if G == 4:
-            cs[0] = state[1, k]
-        _layer_forward(g, hs, cs, w.aux[k], Whh, bhh, w.tmp, w.pack, G)
+        if lstm:
+            cells[k, 0] = state[1, k]
+            _layer_forward(g, hs, cells[k], w.aux[k], Whh, bhh, w.tmp, packing)
+        else:
+            _layer_forward(g, hs, cells, w.aux[k], Whh, bhh, w.tmp, packing)
     Why, by = output_params(theta, I, H, O, L, G)
     output_forward(Why, by, layer_states(w.hs, L - 1, B, T, H)[1], w.zT, None)
 
 
 @kernel
-def backward(x, theta, grad, ws, I, H, O, L, G):
+def backward(x, theta, grad, ws, I, H, O, L, G, cells, packing):
     """BPTT through the output layer and every layer; fills ``grad`` (overwritten).
 
     Needs the states of :func:`forward` and the logits' gradient (from
-    :func:`.output.xent`) in ``ws``.
+    :func:`.output.xent`) in ``ws``; ``cells`` and ``packing`` as there.
     """
     B, T = x.shape
+    lstm = cells.ndim == 4
     w = workspace(ws, B, T, H, O, L, G)
     Why, by = output_params(theta, I, H, O, L, G)
     dWhy, dby = output_params(grad, I, H, O, L, G)
@@ -338,15 +356,16 @@ def backward(x, theta, grad, ws, I, H, O, L, G):
         dWih, dWhh, dbih, dbhh = layer_params(grad, k, I, H, O, L, G)
         hs, h_new, h_prev = layer_states(w.hs, k, B, T, H)
         g = w.gates[k]
-        cs = _cell_states(w, k, B, T, H, G)
-        _layer_backward(g, w.dq, hs, cs, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, w.pack, G)
-        # The gradient w.r.t. W_hh h + b_hh: the LSTM's is its gates', the GRU's dq.
-        dA_rec = g if G == 4 else w.dq
-        weight_gradients(dA_rec, h_prev, dWhh)
-        column_sums(g, dbih)
-        if G == 4:
+        if lstm:  # the gradient w.r.t. W_hh h + b_hh: the LSTM's is its gates'
+            _layer_backward(g, w.dq, hs, cells[k], w.aux[k], w.dh, w.dhnext, w.dcnext, Whh,
+                            packing)
+            weight_gradients(g, h_prev, dWhh)
+            column_sums(g, dbih)
             dbhh[:] = dbih
-        else:
+        else:  # the GRU's is dq
+            _layer_backward(g, w.dq, hs, cells, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, packing)
+            weight_gradients(w.dq, h_prev, dWhh)
+            column_sums(g, dbih)
             column_sums(w.dq, dbhh)
         if k == 0:
             scatter_columns(x, g, dWih, w.dh.reshape(-1))  # dh: used up by layer 0

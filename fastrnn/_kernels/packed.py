@@ -33,13 +33,13 @@ from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from fastrnn._jit import kernel
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.linalg import matvec_t
 
-__all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "packed_dot", "step_back",
-           "product"]
+__all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "recurrent_weights",
+           "packed_dot", "step_back", "product"]
 
 _ROWS = 8  # rows of the largest tile
 
@@ -135,20 +135,20 @@ def _make_tile(rows):
 _tile8, _tile4, _tile2, _tile1 = (_make_tile(rows) for rows in (8, 4, 2, 1))
 
 
-@kernel(inline="always")
+@sizes
 def _width(itemsize):
     """Columns of a panel for elements of ``itemsize`` bytes: two 512-bit vectors."""
     return 128 // itemsize
 
 
-@kernel(inline="always")
+@sizes
 def packed_size(K, N, itemsize):
     """Elements of :func:`pack`'s output for a (K, N) matrix: its panels and an edge tile."""
     width = _width(itemsize)
     return ((N + width - 1) // width * K + _ROWS) * width
 
 
-@kernel(inline="always")
+@sizes
 def recurrent_pack_size(B, H, GH, itemsize):
     """Room to pack a (G*H, H) recurrent weight either way for a batch of B streams.
 
@@ -196,6 +196,23 @@ def pack(W, out):
             for j in range(stop, width):
                 row[j] = 0.0
     return panels, edge
+
+
+def recurrent_weights(W, packing):
+    """``W`` packed into ``packing`` (:func:`pack`) for a batch; None for one stream.
+
+    ``packing`` is None for one stream, whose recurrence is a matrix-vector
+    product and packs nothing.  Inside a kernel the choice is made by the type
+    of ``packing`` (the overload below), so neither kind compiles the other's.
+    """
+    return None if packing is None else pack(W, packing)
+
+
+@overload(recurrent_weights)
+def _recurrent_weights(W, packing):
+    if isinstance(packing, types.NoneType):
+        return lambda W, packing: None
+    return lambda W, packing: pack(W, packing)
 
 
 @kernel(inline="always")
@@ -290,24 +307,28 @@ def packed_dot(A, packed, C, reverse):
 def product(A, W, packed, C, reverse):
     """``C = A @ W``: by :func:`packed_dot` when ``packed`` holds ``W`` packed, else by BLAS.
 
-    ``reverse`` is as for :func:`packed_dot` (BLAS ignores it).
+    ``reverse`` is as for :func:`packed_dot` (BLAS ignores it).  On a host
+    without AVX-512 the packed branch is pruned at compile time.
     """
-    if packed[0].shape[0] > 0:
+    if USE_PACKED and packed[0].shape[0] > 0:
         packed_dot(A, packed, C, reverse)
     else:
         np.dot(A, W, C)
 
 
 @kernel(inline="always")
-def step_back(dA, W, packed, out, reverse):
+def step_back(dA, W, packing, packed, out, reverse):
     """``out = dA @ W``: a step's gradient back through the recurrent weights.
 
     ``dA (B, G*H)`` is the gradient w.r.t. the step's recurrent product,
-    ``W (G*H, H)`` the recurrent weights and ``out (B, H)``.  One stream is a
-    matrix-vector product (:func:`.linalg.matvec_t`), a batch :func:`product`
-    (``packed``: ``W`` packed, or empty for BLAS); ``reverse`` as there.
+    ``W (G*H, H)`` the recurrent weights and ``out (B, H)``.  ``packing`` is
+    the caller's argument: None for one stream (B = 1), a matrix-vector
+    product (:func:`.linalg.matvec_t`), else the room ``packed`` (:func:`pack`)
+    was packed into, and a batch is :func:`product`.  A None ``packing`` is a
+    type of its own, so Numba drops the branch not taken at compile time.
+    ``reverse`` is as for :func:`packed_dot`.
     """
-    if dA.shape[0] == 1:
+    if packing is None:
         matvec_t(W, dA[0], out[0], reverse)
     else:
         product(dA, W, packed, out, reverse)

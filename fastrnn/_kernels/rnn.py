@@ -32,7 +32,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import (
     gather_column,
@@ -42,7 +42,7 @@ from fastrnn._kernels.linalg import (
     transpose_into,
 )
 from fastrnn._kernels.output import output_backward, output_forward
-from fastrnn._kernels.packed import pack, product, step_back
+from fastrnn._kernels.packed import pack, product, recurrent_weights, step_back
 from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
@@ -70,7 +70,7 @@ def params(theta, I, H, O):
     return Wxh, Whh, Why, bh, by
 
 
-@kernel(inline="always")
+@sizes
 def _sizes(B, T, H, O, itemsize):
     N = T * B
     return leading_sizes(B, T, H, O, 1, 1, itemsize) + (H * N, N * O, H * H)
@@ -80,7 +80,7 @@ def _sizes(B, T, H, O, itemsize):
 _HT, _DZ, _WHHT = range(8, 11)
 
 
-@kernel
+@sizes
 def workspace_size(B, T, H, O, itemsize):
     """Length of the flat workspace vector for a (B, T) chunk (blocks padded to 64 bytes)."""
     return total_size(_sizes(B, T, H, O, itemsize))
@@ -132,7 +132,7 @@ def workspace(ws, B, T, H, O):
 
 
 @kernel
-def forward(x, state, theta, ws, I, H, O):
+def forward(x, state, theta, ws, I, H, O, packing):
     """Run the recurrence and the output layer over a chunk, into the workspace.
 
     Parameters
@@ -150,6 +150,11 @@ def forward(x, state, theta, ws, I, H, O):
         for B = 1, ``Wxh.T`` for B > 1 (when T*B > I).
     I, H, O : int
         Input, hidden and output sizes.
+    packing : ndarray, 1-D, or None
+        Room for ``Whh`` packed for a batch's recurrence (the workspace's
+        :data:`.storage.PACK` block; empty where BLAS does it), or None for
+        one stream (B = 1), whose recurrence is a matrix-vector product per
+        step.  None is a type of its own: each kind compiles only its own loop.
     """
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
@@ -157,7 +162,7 @@ def forward(x, state, theta, ws, I, H, O):
     hs = w.hs
     bias = bh[:, 0]
     hs[0] = state[0, 0]
-    if B == 1:
+    if packing is None:
         for t in range(T):
             h = hs[t + 1, 0]
             matvec_add(Whh, hs[t, 0], bias, h, t % 2 == 1)  # (H,)
@@ -166,7 +171,7 @@ def forward(x, state, theta, ws, I, H, O):
                 h[i] += Wxh[i, col]
             tanh_(h)
     else:
-        packed = pack(Whh.T, w.pack)
+        packed = pack(Whh.T, packing)
         if packed[0].shape[0] == 0:
             transpose_into(Whh, w.WhhT)
         WxhT = input_rows(Wxh, T * B, w.hT.reshape(H * T * B))  # hT: free until the output
@@ -177,19 +182,20 @@ def forward(x, state, theta, ws, I, H, O):
                 row = a[b]
                 gather_column(Wxh, WxhT, x[b, t], bias, row, True)
                 tanh_(row)
-    if B == 1:
+    if packing is None:
         output_forward(Why, by, w.h_new, w.zT, w.hT)  # a short chunk: copy h_new.T
     else:
         output_forward(Why, by, w.h_new, w.zT, None)
 
 
 @kernel
-def backward(x, theta, grad, ws, I, H, O):
+def backward(x, theta, grad, ws, I, H, O, packing):
     """Backpropagation through time over a chunk; fills ``grad`` (overwritten).
 
     Needs the states of :func:`forward` and the gradient of the loss w.r.t.
     the logits (from :func:`.output.xent`, in ``zT``) in the workspace ``ws``;
     ``dz``, ``dh``, ``dhnext`` and ``hT`` (``dWxh.T`` for B > 1) are scratch.
+    ``packing`` is as for :func:`forward`.
     """
     B, T = x.shape
     Wxh, Whh, Why, bh, by = params(theta, I, H, O)
@@ -197,7 +203,7 @@ def backward(x, theta, grad, ws, I, H, O):
     w = workspace(ws, B, T, H, O)
     dh, dhnext = w.dh, w.dhnext
     dh3 = dh.reshape((T, B, H))
-    packed = pack(Whh, w.pack)
+    packed = recurrent_weights(Whh, packing)
     output_backward(Why, w.h_new, w.zT, dWhy, dby, dh, w.dz)  # dh: what reaches each h from above
     for t in range(T - 1, -1, -1):
         for b in range(B):
@@ -212,7 +218,7 @@ def backward(x, theta, grad, ws, I, H, O):
                 for i in range(H):
                     d[i] = d[i] * (1.0 - h[i] * h[i])
         if t > 0:
-            step_back(dh3[t], Whh, packed, dhnext, t % 2 == 0)  # (B, H)
+            step_back(dh3[t], Whh, packing, packed, dhnext, t % 2 == 0)  # (B, H)
     np.dot(dh.T, w.h_prev, dWhh)  # (H, H); BLAS packs the transposed operand itself
     bias = dbh[:, 0]
     bias[:] = 0.0
@@ -224,7 +230,7 @@ def backward(x, theta, grad, ws, I, H, O):
 
 
 @kernel
-def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
+def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O, packing):
     """BPTT from given states ``hs_in (B, T+1, H)`` and probabilities ``ps_in (B, T, O)``."""
     B, T = x.shape
     w = workspace(ws, B, T, H, O)
@@ -239,4 +245,4 @@ def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
     for t in range(T):
         for b in range(B):
             w.zT[y[b, t], t * B + b] -= scale
-    backward(x, theta, grad, ws, I, H, O)
+    backward(x, theta, grad, ws, I, H, O, packing)

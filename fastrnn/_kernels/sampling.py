@@ -1,7 +1,9 @@
 """Sampling: the autoregressive loop of every model, one kernel call, no Python per step.
 
 Models are described as in :mod:`.chunks` (sizes ``I, H, O, L, G``, G = 1 for
-the tanh RNN, 3 for the GRU, 4 for the LSTM).
+the tanh RNN, 3 for the GRU, 4 for the LSTM).  As there, the sampler is made
+per kind of model (:func:`sampler`), so that each compiles only its own loop,
+and the top-k / top-p draw only when it is asked for.
 
 Each step draws from the softmax of the logits, optionally restricted first to
 the ``top_k`` most probable indices, then to the smallest set of the most
@@ -10,16 +12,18 @@ ranked by logit, ties by the lower index; the draw is an inverse-CDF draw over
 the kept indices in that rank order, with their weights renormalised.
 """
 
+import functools
+
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.cells import gru_cell, lstm_cell
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 
-__all__ = ["scratch_size", "sample", "next_index", "draw", "argmax", "draw_filtered"]
+__all__ = ["scratch_size", "sampler", "next_index", "draw", "argmax", "draw_filtered"]
 
 
 @kernel
@@ -136,7 +140,7 @@ def next_index(z, w, inv_temperature, filters):
     return draw_filtered(z, w, total, top_k, top_p, u, rank, taken)
 
 
-@kernel(inline="always")
+@sizes
 def _scratch_sizes(H, O, G):
     # pre-activations a, the GRU's recurrent side q, the LSTM's tanh(c) or the
     # GRU's q_n, the logits z and their softmax weights w (apart from z, so the
@@ -144,79 +148,91 @@ def _scratch_sizes(H, O, G):
     return G * H, G * H, H, O, O, O, O
 
 
-@kernel
+@sizes
 def scratch_size(H, O, G):
-    """Length of the flat scratch vector :func:`sample` needs."""
+    """Length of the flat scratch vector of :func:`sampler`'s kernel."""
     return total_size(_scratch_sizes(H, O, G))
 
 
-@kernel
-def sample(start, state, theta, I, H, O, L, G, temperature, top_k, top_p, seed, out, scratch):
-    """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
+@functools.cache
+def sampler(G):
+    """The sampling kernel for models of ``G`` gate blocks (1, 3 or 4): see ``sample`` below.
 
-    Parameters
-    ----------
-    start : int
-        The first input index.
-    state : ndarray, shape (S, L, H)
-        The initial state of one stream (h, and c for the LSTM); modified in
-        place (the final state on return).
-    theta : ndarray
-        The flat parameter vector.
-    I, H, O, L, G : int
-        The model's sizes.
-    temperature : float
-        Softmax temperature; 0 (or one so small that 1/temperature overflows)
-        picks the most likely index (greedy).
-    top_k : int
-        Draw only from the ``top_k`` most probable indices; 0: from all.
-        1 is greedy.
-    top_p : float
-        In (0, 1]: draw only from the smallest set of the most probable
-        indices (after ``top_k``) whose probability reaches ``top_p``; 1: all.
-    seed : int
-        Seeds numba's generator, so the same seed gives the same draws in every
-        process (the stream equals ``numpy.random.RandomState(seed)``'s).
-    out : ndarray of int64, shape (n,)
-        Output: the sampled indices.
-    scratch : ndarray, shape (scratch_size(H, O, G),)
-        Workspace, 64-byte aligned.
+    Made once per G, so that G is a compile-time constant (see
+    :mod:`fastrnn._jit`): each model compiles only its own loop.
     """
-    # Numba's own generator, seeded here, is a Mersenne Twister with NumPy's
-    # legacy API (the only one numba offers inside njit): the same seed gives
-    # the same stream in every process, equal to numpy.random.RandomState(seed).
-    np.random.seed(seed)  # noqa: NPY002
-    # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
-    inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
-    s = _scratch_sizes(H, O, G)
-    a, q, aux, z, w = (block(scratch, s, 0), block(scratch, s, 1), block(scratch, s, 2),
-                       block(scratch, s, 3), block(scratch, s, 4))
-    if top_k == 1:  # the most probable index: greedy
-        inv_temperature = np.inf
-    # next_index's arguments after the logits' workspace: how each index is picked
-    if top_k == 0 and top_p >= 1.0:
-        pick = (inv_temperature, None)
-        _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
-    else:
-        filters = (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6))
-        _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, filters), out,
-                      a, q, aux, z, w)
+
+    @kernel
+    def sample(start, state, theta, I, H, O, L, temperature, filters, seed, out, scratch):
+        """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
+
+        Parameters
+        ----------
+        start : int
+            The first input index.
+        state : ndarray, shape (S, L, H)
+            The initial state of one stream (h, and c for the LSTM); modified in
+            place (the final state on return).
+        theta : ndarray
+            The flat parameter vector.
+        I, H, O, L : int
+            The model's sizes.
+        temperature : float
+            Softmax temperature; 0 (or one so small that 1/temperature overflows)
+            picks the most likely index (greedy).
+        filters : None or tuple (int, float)
+            None draws from every index.  ``(top_k, top_p)``: draw only from the
+            ``top_k`` most probable indices (0: all; 1 is greedy), then only from
+            the smallest set of the most probable of those whose probability
+            reaches ``top_p`` (in (0, 1]; 1: all).  Numba compiles the filtered
+            loop only for a call that passes them.
+        seed : int
+            Seeds numba's generator, so the same seed gives the same draws in every
+            process (the stream equals ``numpy.random.RandomState(seed)``'s).
+        out : ndarray of int64, shape (n,)
+            Output: the sampled indices.
+        scratch : ndarray, shape (scratch_size(H, O, G),)
+            Workspace, 64-byte aligned.
+        """
+        # Numba's own generator, seeded here, is a Mersenne Twister with NumPy's
+        # legacy API (the only one numba offers inside njit): the same seed gives
+        # the same stream in every process, equal to numpy.random.RandomState(seed).
+        np.random.seed(seed)  # noqa: NPY002
+        # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
+        inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
+        s = _scratch_sizes(H, O, G)
+        a, q, aux, z, w = (block(scratch, s, 0), block(scratch, s, 1), block(scratch, s, 2),
+                           block(scratch, s, 3), block(scratch, s, 4))
+        # next_index's arguments after the logits' workspace: how each index is picked
+        if filters is None:
+            _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, None), out,
+                          a, q, aux, z, w)
+        else:
+            top_k, top_p = filters
+            if top_k == 1:  # the most probable index: greedy
+                inv_temperature = np.inf
+            pick = (inv_temperature, (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6)))
+            _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
+
+    return sample
 
 
-@kernel
+@kernel(inline="always")
 def _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
-    """:func:`sample` once the arguments are sorted out; ``pick`` ends next_index's arguments."""
-    # One loop per kind of model: the tanh RNN's, kept apart from the gated
-    # models' code, runs ~10% faster at H = 100.
+    """:func:`sampler`'s loop once the arguments are sorted out; ``pick`` ends next_index's.
+
+    G is a constant here, so only the model's own loop is compiled.
+    """
     if G == 1:
         _sample_rnn(start, state[0, 0], theta, I, H, O, pick, out, a, z, w)
     else:
-        _sample_gated(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
+        cells = state[1] if G == 4 else state[0, 0, :0]  # the LSTM's c; the GRU has none
+        _sample_gated(start, state[0], cells, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
 
 
 @kernel
 def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
-    """:func:`sample` for the tanh RNN, from ``h (H,)``."""
+    """The sampling loop of the tanh RNN, from ``h (H,)``."""
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
     bias_h = bh[:, 0]
     bias_y = by[:, 0]
@@ -232,35 +248,48 @@ def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
 
 
 @kernel
-def _sample_gated(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
-    """:func:`sample` for the LSTM (G = 4) and the GRU (G = 3)."""
+def _sample_gated(start, hidden, cells, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
+    """The sampling loop of the LSTM and the GRU, from ``hidden (L, H)``.
+
+    ``cells (L, H)`` are the LSTM's cell states; the GRU, which has none,
+    passes an empty (0,).  Numba knows ``cells.ndim`` at compile time, so
+    each model compiles only its own cell.
+    """
+    lstm = cells.ndim == 2
     Why, by = gated.output_params(theta, I, H, O, L, G)
     bias_y = by[:, 0]
     ix = start
     for n in range(out.shape[0]):
         for k in range(L):
-            _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        matvec_add(Why, state[0, L - 1], bias_y, z, False)  # the logits
+            _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
+        matvec_add(Why, hidden[L - 1], bias_y, z, False)  # the logits
         ix = next_index(z, w, *pick)
         out[n] = ix
 
 
 @kernel(inline="always")
-def _gated_step(ix, state, k, theta, I, H, O, L, G, a, q, aux, reverse):
-    """Layer k of a gated model, one step: ``state[:, k]`` updated in place."""
+def _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, reverse):
+    """Layer k of a gated model, one step: ``hidden[k]`` (and ``cells[k]``) updated in place.
+
+    ``lstm`` is the caller's constant (:func:`_sample_gated`).
+    """
     Wih, Whh, bih, bhh = gated.layer_params(theta, k, I, H, O, L, G)
-    h = state[0, k]
+    h = hidden[k]
     if k == 0:
-        for i in range(G * H):
-            a[i] = Wih[i, ix] + (bih[i] + bhh[i] if G == 4 else bih[i])
+        if lstm:
+            for i in range(G * H):
+                a[i] = Wih[i, ix] + (bih[i] + bhh[i])
+        else:
+            for i in range(G * H):
+                a[i] = Wih[i, ix] + bih[i]
     else:
-        matvec_add(Wih, state[0, k - 1], bih, a, False)
-        if G == 4:
+        matvec_add(Wih, hidden[k - 1], bih, a, False)
+        if lstm:
             for i in range(G * H):
                 a[i] += bhh[i]
-    if G == 4:
+    if lstm:
         matvec_add_tall(Whh, h, a, a, reverse)
-        lstm_cell(a, state[1, k], state[1, k], h, aux, H)
+        lstm_cell(a, cells[k], cells[k], h, aux, H)
     else:
         matvec_add_tall(Whh, h, bhh, q, reverse)
         gru_cell(a, q, h, h, aux, H)

@@ -16,27 +16,27 @@ model, from those sizes alone; a model's own blocks follow.
 
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.packed import recurrent_pack_size
 
 __all__ = ["ALIGN", "padded", "total_size", "block", "float64_block", "STATES", "CELLS", "LOGITS",
            "LSE", "COL", "DH", "DHNEXT", "PACK", "leading_sizes", "shared_blocks", "layer_states",
-           "final_state", "top_layer"]
+           "final_state", "top_layer", "optional_blocks"]
 
 ALIGN = 16  # elements per 64 bytes of float32 (two cache lines of float64)
 
 
-@kernel(inline="always")
+@sizes
 def padded(n):
     """``n`` rounded up to a multiple of :data:`ALIGN` (whole cache lines in either dtype)."""
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-@kernel(inline="always")
-def total_size(sizes):
-    """The length of a vector holding blocks of ``sizes`` (a tuple of ints), each padded."""
+@sizes
+def total_size(blocks):
+    """The length of a vector holding blocks of sizes ``blocks`` (a tuple of ints), each padded."""
     total = 0
-    for size in sizes:
+    for size in blocks:
         total += padded(size)
     return total
 
@@ -70,7 +70,7 @@ def float64_block(ws, sizes, k, n):
 STATES, CELLS, LOGITS, LSE, COL, DH, DHNEXT, PACK = range(8)
 
 
-@kernel(inline="always")
+@sizes
 def leading_sizes(B, T, H, O, L, G, itemsize):
     """Sizes of the blocks every workspace of a (B, T) chunk begins with.
 
@@ -153,3 +153,19 @@ def top_layer(ws, B, T, H, O, L, G):
     return (layer_states(block(ws, s, STATES), L - 1, B, T, H)[0],
             block(ws, s, LOGITS).reshape((O, N)), float64_block(ws, s, LSE, N),
             float64_block(ws, s, COL, N))
+
+
+@kernel(inline="always")
+def optional_blocks(ws, B, T, H, O, L, G, one_stream):
+    """``(cells, packing)``: the blocks that only some models and chunks have.
+
+    ``cells`` is the LSTM's (G = 4) cell states, (L, T+1, B, H), and for
+    other models an empty (0,); ``packing`` the room to pack recurrent
+    weights for a batch, and None for one stream.  An entry point inlines
+    this with G and ``one_stream`` constant, so their types tell the kernels
+    below which code to compile (see :mod:`fastrnn._jit`).
+    """
+    s = leading_sizes(B, T, H, O, L, G, ws.itemsize)
+    cells = block(ws, s, CELLS).reshape((L, T + 1, B, H)) if G == 4 else block(ws, s, CELLS)
+    packing = None if one_stream else block(ws, s, PACK)
+    return cells, packing
