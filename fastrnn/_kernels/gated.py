@@ -45,7 +45,13 @@ import numpy as np
 
 from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
-from fastrnn._kernels.linalg import gather_column, input_rows, matvec_add_tall, scatter_columns
+from fastrnn._kernels.linalg import (
+    copy_into,
+    gather_column,
+    input_rows,
+    matvec_add_tall,
+    scatter_columns,
+)
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import product, recurrent_weights, step_back
 from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
@@ -279,7 +285,9 @@ def _layer_backward(g, dq, hs, cs, aux, dh, dhnext, dcnext, Whh, packing):
             step_back(dA_rec[t * B:(t + 1) * B], Whh, packing, packed, dhnext,
                       t % 2 == 0)  # (B, H)
             if not lstm:
-                dhnext += dcnext
+                for b in range(B):  # the direct part (a loop: see linalg.copy_into)
+                    for i in range(H):
+                        dhnext[b, i] += dcnext[b, i]
 
 
 @kernel
@@ -314,7 +322,7 @@ def forward(x, state, theta, ws, I, H, O, L, G, cells, packing):
     for k in range(L):
         Wih, Whh, bih, bhh = layer_params(theta, k, I, H, O, L, G)
         hs = layer_states(w.hs, k, B, T, H)[0]
-        hs[0] = state[0, k]
+        copy_into(hs[0], state[0, k])
         g = w.gates[k]  # (N, G*H)
         if k == 0:
             below = w.dh[:0]  # no layer below: one-hot inputs
@@ -327,10 +335,10 @@ def forward(x, state, theta, ws, I, H, O, L, G, cells, packing):
             for i in range(G * H):
                 bias[i] = bih[i] + bhh[i]
         else:
-            bias[:] = bih
+            copy_into(bias, bih)
         input_projection(x, below, Wih, bias, g, w.dh.reshape(-1))  # dh: free until backward
         if lstm:
-            cells[k, 0] = state[1, k]
+            copy_into(cells[k, 0], state[1, k])
             _layer_forward(g, hs, cells[k], w.aux[k], Whh, bhh, w.tmp, packing)
         else:
             _layer_forward(g, hs, cells, w.aux[k], Whh, bhh, w.tmp, packing)
@@ -361,7 +369,7 @@ def backward(x, theta, grad, ws, I, H, O, L, G, cells, packing):
                             packing)
             weight_gradients(g, h_prev, dWhh)
             column_sums(g, dbih)
-            dbhh[:] = dbih
+            copy_into(dbhh, dbih)
         else:  # the GRU's is dq
             _layer_backward(g, w.dq, hs, cells, w.aux[k], w.dh, w.dhnext, w.dcnext, Whh, packing)
             weight_gradients(w.dq, h_prev, dWhh)

@@ -13,7 +13,7 @@ next step needs, and they are still in cache (~8% faster at H = 512).
 from fastrnn._jit import kernel
 
 __all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "input_rows", "gather_column",
-           "scatter_columns", "transpose_into"]
+           "scatter_columns", "transpose_into", "copy_into"]
 
 
 @kernel
@@ -21,7 +21,7 @@ def matvec_add(W, v, b, out, reverse):
     """``out = W @ v + b`` for ``W (n, m)``, ``v (m,)``, ``b, out (n,)``, four rows at a time.
 
     ``out`` must not alias ``v`` (it may be ``b``); ``reverse`` visits the row
-    blocks last to first (the same result up to rounding order).
+    blocks last to first (the same result: each row sums over the columns in order).
     """
     _rows4(W, v, b, out, reverse, 0)
 
@@ -217,3 +217,18 @@ def transpose_into(A, out):
                 for j in range(j0, j1):
                     out[j, i] = A[i, j]
 
+
+
+@kernel(inline="always")
+def copy_into(dst, src):
+    """``dst[...] = src`` for two C-contiguous arrays of the same shape, element by element.
+
+    NumPy's array assignment would do, but in Numba it brings the formatting
+    of its shape-mismatch error (string and integer formatting, a dozen
+    functions, ~1 s of a first run's compilation); here the shapes are the
+    caller's to get right.
+    """
+    d = dst.reshape(dst.size)
+    s = src.reshape(src.size)
+    for i in range(d.shape[0]):
+        d[i] = s[i]

@@ -15,7 +15,7 @@ import numpy as np
 
 from fastrnn._jit import kernel
 from fastrnn._kernels.activations import softmax_columns
-from fastrnn._kernels.linalg import transpose_into
+from fastrnn._kernels.linalg import copy_into, transpose_into
 
 __all__ = ["output_forward", "xent", "output_backward", "probabilities_out"]
 
@@ -123,7 +123,7 @@ def probabilities_out(hs, zT, lse, col, hs_out, ps_out):
     softmax_columns(zT, 1.0, lse, col)
     for t in range(T + 1):
         for b in range(B):
-            hs_out[b, t] = hs[t, b]
+            copy_into(hs_out[b, t], hs[t, b])
     for k in range(O):
         for t in range(T):
             for b in range(B):

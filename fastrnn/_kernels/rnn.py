@@ -35,6 +35,7 @@ import numpy as np
 from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import (
+    copy_into,
     gather_column,
     input_rows,
     matvec_add,
@@ -161,7 +162,7 @@ def forward(x, state, theta, ws, I, H, O, packing):
     w = workspace(ws, B, T, H, O)
     hs = w.hs
     bias = bh[:, 0]
-    hs[0] = state[0, 0]
+    copy_into(hs[0], state[0, 0])
     if packing is None:
         for t in range(T):
             h = hs[t + 1, 0]
@@ -237,7 +238,7 @@ def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O, packing):
     scale = 1.0 / B
     for t in range(T + 1):
         for b in range(B):
-            w.hs[t, b] = hs_in[b, t]
+            copy_into(w.hs[t, b], hs_in[b, t])
     for k in range(O):
         for t in range(T):
             for b in range(B):

@@ -238,11 +238,13 @@ def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
     bias_y = by[:, 0]
     ix = start
     for n in range(out.shape[0]):
-        matvec_add(Whh, h, bias_h, a, n % 2 == 1)
+        reverse = n % 2 == 1  # see linalg: the order of the rows, not of any sum
+        matvec_add(Whh, h, bias_h, a, reverse)
         for i in range(H):
             a[i] += Wxh[i, ix]
         tanh_into(a, h)
-        matvec_add(Why, h, bias_y, z, False)  # the logits
+        # The logits: the same flag as above, so one compiled matvec_add serves both.
+        matvec_add(Why, h, bias_y, z, reverse)
         ix = next_index(z, w, *pick)
         out[n] = ix
 
@@ -260,9 +262,10 @@ def _sample_gated(start, hidden, cells, theta, I, H, O, L, G, pick, out, a, q, a
     bias_y = by[:, 0]
     ix = start
     for n in range(out.shape[0]):
+        reverse = n % 2 == 1  # see linalg: the order of the rows, not of any sum
         for k in range(L):
-            _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, n % 2 == 1)
-        matvec_add(Why, hidden[L - 1], bias_y, z, False)  # the logits
+            _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, reverse)
+        matvec_add(Why, hidden[L - 1], bias_y, z, reverse)  # the logits
         ix = next_index(z, w, *pick)
         out[n] = ix
 
@@ -283,7 +286,7 @@ def _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, rev
             for i in range(G * H):
                 a[i] = Wih[i, ix] + bih[i]
     else:
-        matvec_add(Wih, hidden[k - 1], bih, a, False)
+        matvec_add(Wih, hidden[k - 1], bih, a, reverse)
         if lstm:
             for i in range(G * H):
                 a[i] += bhh[i]

@@ -49,10 +49,15 @@ def block(ws, sizes, k):
     of a workspace takes just those (a reshape costs ~25 ns, a whole
     workspace of a dozen blocks ~400 ns: a measurable part of a small step).
     """
+    # ``sizes`` is indexed only by the loop's variable: indexing it by the
+    # constant k would compile one function per block (Numba's tuple getitem
+    # with a literal index), ~20 of them in a model's first call.
     start = 0
-    for i in range(k):
-        start += padded(sizes[i])
-    return ws[start:start + sizes[k]]
+    size = 0
+    for i in range(k + 1):
+        start += padded(size)
+        size = sizes[i]
+    return ws[start:start + size]
 
 
 @kernel(inline="always")
