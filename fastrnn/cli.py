@@ -200,6 +200,7 @@ def _parser():
         check_threads,
     )
     from fastrnn.config import TrainingConfig
+    from fastrnn.model import MODELS
 
     defaults = TrainingConfig()
     from fastrnn import __version__
@@ -264,7 +265,36 @@ def _parser():
     _add_sweep(commands, defaults)
 
     _command(commands, "hello", _commands.hello, help='the min-char-rnn demo: learn "hello world"')
+
+    compile_ = _command(
+        commands, "compile", _commands.compile_kernels,
+        help="compile and cache the kernels ahead of the first run",
+        description="Compile the chosen models' kernels and cache them on disk (Numba's "
+        "cache: next to the installed package, or NUMBA_CACHE_DIR), so that the first "
+        "training run or script in this environment starts at once: for container images "
+        "and cluster workers.",
+    )
+    compile_.add_argument("--model", type=_choices(MODELS), default=list(MODELS),
+                          metavar="MODELS", help="comma-separated models to compile "
+                          f"(default: {','.join(MODELS)})")
+    compile_.add_argument("--dtype", type=_choices(("float64", "float32")), default=["float64"],
+                          metavar="DTYPES", help="comma-separated dtypes: float64, float32 "
+                          "(default: float64)")
     return parser
+
+
+def _choices(allowed):
+    """An argparse type: a comma-separated list of names from ``allowed``, in order, unique."""
+
+    def parse(text):
+        names = [name.strip() for name in text.split(",")]
+        bad = [name for name in names if name not in allowed]
+        if bad or not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: choose from {', '.join(allowed)} (comma-separated)")
+        return list(dict.fromkeys(names))
+
+    return parse
 
 
 def main(argv=None):
@@ -288,7 +318,8 @@ def main(argv=None):
         command = args.command
         if args.command is None:
             parser.print_usage(sys.stderr)
-            print(f"{PROG}: error: choose a command: train, sample, eval, sweep or hello",
+            print(f"{PROG}: error: choose a command: train, sample, eval, sweep, hello or "
+                  "compile",
                   file=sys.stderr)
             return 2
         _set_threads(getattr(args, "threads", None))

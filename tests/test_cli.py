@@ -1,6 +1,7 @@
 """End-to-end tests: the ``fastrnn`` command line, run in a subprocess like a user would."""
 
 import importlib.util
+import json
 import math
 import os
 import signal
@@ -543,3 +544,61 @@ def test_top_k_top_p_errors_are_the_api_checks_naming_the_flag(capsys):
             main(["sample", "x", flag, value])
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert last == f"fastrnn sample: error: argument {flag}: {message}"
+
+
+# -- fastrnn compile -------------------------------------------------------------------
+
+# Run in a fresh process after ``fastrnn compile``: an RNN's training and sampling, as a
+# script and a batch trainer would call them; prints fastrnn's functions Numba compiled.
+_AFTER_COMPILE = """
+import json
+import numpy as np
+from numba.core import event
+import fastrnn
+
+compiled = set()
+
+class Count(event.Listener):
+    def on_start(self, ev):
+        f = ev.data["dispatcher"].py_func
+        if f.__module__.startswith("fastrnn"):
+            compiled.add(f.__module__ + "." + f.__qualname__)
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Count())
+m = fastrnn.GPT(4, 10, 4, seed=1)
+for _ in range(3):
+    m.train([0, 1, 2, 3], [1, 2, 3, 0], 0.1)
+m.predict(0, 20)
+x = np.random.default_rng(0).integers(0, 4, (32, 7))
+m.train(x, x, 0.1)
+m.train(x[:4], x[:4], 0.1, h0=m.last_hidden[:4])
+m.loss(x, x)
+m.predict(0, 20, top_k=2)
+print(json.dumps(sorted(compiled)))
+"""
+
+
+def test_compile_fills_the_cache_so_a_new_process_compiles_nothing(tmp_path):
+    env = {**cli_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # an empty cache
+    done = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--model", "rnn"],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=900)
+    stderr = stderr_of(done)
+    assert done.returncode == 0, stderr
+    assert "compiled rnn float64 in" in stderr and "lstm" not in stderr, stderr
+    assert "kernels compiled and cached in" in stderr.strip().splitlines()[-1]
+    after = subprocess.run([sys.executable, "-c", _AFTER_COMPILE], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == []
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["--model", "rnn,transformer"], ["--model", "transformer", "rnn, lstm, gru"]),
+    (["--model", ""], ["--model"]),
+    (["--dtype", "float16"], ["--dtype", "float16", "float64, float32"]),
+])
+def test_compile_rejects_unknown_models_and_dtypes(tmp_path, args, fragments):
+    assert_one_line_error(run_cli("compile", *args, cwd=tmp_path), 2, *fragments)
