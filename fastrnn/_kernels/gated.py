@@ -175,7 +175,7 @@ def input_projection(x, below, Wih, bias, out, scratch):
         gather_column(Wih, WT, x[p % B, p // B], bias, out[p], False)
 
 
-@kernel
+@kernel(inline="always")
 def weight_gradients(dA, prev, dW):
     """``dW = dA.T @ prev`` for ``dA (T*B, G*H)``, ``prev (T*B, m)``, ``dW (G*H, m)``.
 
@@ -185,7 +185,7 @@ def weight_gradients(dA, prev, dW):
     np.dot(dA.T, prev, dW)  # (G*H, N) x (N, m)
 
 
-@kernel
+@kernel(inline="always")
 def column_sums(dA, db):
     """``db = dA.sum(axis=0)`` for ``dA (T*B, G*H)``: a bias gradient."""
     db[:] = 0.0

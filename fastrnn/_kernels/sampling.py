@@ -26,7 +26,7 @@ from fastrnn._kernels.storage import block, total_size
 __all__ = ["scratch_size", "sampler", "next_index", "draw", "argmax", "draw_filtered"]
 
 
-@kernel
+@kernel(inline="always")
 def draw(weights, total, u):
     """Inverse-CDF draw: the first index whose cumulative weight exceeds ``u * total``."""
     threshold = u * total
@@ -39,7 +39,7 @@ def draw(weights, total, u):
     return last
 
 
-@kernel
+@kernel(inline="always")
 def argmax(v):
     best = 0
     for k in range(1, v.shape[0]):
@@ -226,11 +226,13 @@ def _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w
     if G == 1:
         _sample_rnn(start, state[0, 0], theta, I, H, O, pick, out, a, z, w)
     else:
-        cells = state[1] if G == 4 else state[0, 0, :0]  # the LSTM's c; the GRU has none
-        _sample_gated(start, state[0], cells, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
+        # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not compiled).
+        cells = state[1] if G == 4 else state[0, 0, :0]
+        _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, out, a, q, aux,
+                      z, w)
 
 
-@kernel
+@kernel(inline="always")
 def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
     """The sampling loop of the tanh RNN, from ``h (H,)``."""
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
@@ -249,15 +251,14 @@ def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
         out[n] = ix
 
 
-@kernel
-def _sample_gated(start, hidden, cells, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
-    """The sampling loop of the LSTM and the GRU, from ``hidden (L, H)``.
+@kernel(inline="always")
+def _sample_gated(start, hidden, cells, lstm, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
+    """The sampling loop of the LSTM (``lstm``) and the GRU, from ``hidden (L, H)``.
 
     ``cells (L, H)`` are the LSTM's cell states; the GRU, which has none,
-    passes an empty (0,).  Numba knows ``cells.ndim`` at compile time, so
-    each model compiles only its own cell.
+    passes an empty (0,).  ``lstm`` is a constant of the caller, so each model
+    compiles only its own cell.
     """
-    lstm = cells.ndim == 2
     Why, by = gated.output_params(theta, I, H, O, L, G)
     bias_y = by[:, 0]
     ix = start

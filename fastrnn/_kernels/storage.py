@@ -132,7 +132,7 @@ def layer_states(flat, k, B, T, H):
     return hs, new, prev
 
 
-@kernel
+@kernel(inline="always")
 def final_state(ws, B, T, H, O, L, G, state_last):
     """Copy the state after the chunk's last step into ``state_last (S, L, B, H)``.
 
