@@ -1,0 +1,218 @@
+"""The cold start: what a new user's first run costs, against the NumPy script it replaces.
+
+Usage, from the repository root::
+
+    python benchmarks/cold_start.py                         # 3 rounds, the table on stdout
+    python benchmarks/cold_start.py --json benchmarks/results/cold_start.json --readme README.md
+    python benchmarks/cold_start.py --rounds 1 --iterations 20   # CI's smoke run
+
+Each case runs as a fresh Python process, timed from start to exit, first with an
+empty ``NUMBA_CACHE_DIR`` (a new environment: every kernel it uses compiles) and
+then again with the cache that run filled (every later run).  The cases:
+
+- ``hello rnn``: the seed's hello world (a 20-unit ``GPT`` on "hello world",
+  1,000 ``train`` calls, two ``predict`` calls) with ``from fastrnn import GPT``;
+- ``hello lstm``: the same script with a one-layer ``fastrnn.LSTM``;
+- ``fastrnn train``: ``python -m fastrnn train`` on the built-in corpus for
+  ``--iterations`` steps (a new run directory each time).
+
+The NumPy script is the same hello world on :class:`fastrnn.reference.RNN`, the
+plain NumPy model, timed in the same round; every ratio is a case's time over
+the NumPy script's from that round, and the table gives the median over the
+rounds.  Importing ``fastrnn.reference`` runs the package's ``__init__``, which
+imports Numba; the table also gives the same script run without it ("NumPy
+script, standalone"), the time of a NumPy script with no fastrnn at all.
+
+Two counts of what the cold process compiled: the kernels Numba cached (one
+index file each in the empty cache; what ``NUMBA_DEBUG_CACHE=1`` lists as saved),
+and every fastrnn function Numba typed, the size helpers included (Numba's
+compile events, one per distinct function).  Rounds interleave the cases so
+that a busy machine slows all of them alike.
+
+With ``--readme FILE`` the table replaces what lies between the lines
+``<!-- cold-start:start -->`` and ``<!-- cold-start:end -->`` in FILE.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+START = "<!-- cold-start:start -->"
+END = "<!-- cold-start:end -->"
+
+HELLO = """
+{imports}
+data = "hello world"
+chars = sorted(set(data))
+char_to_ix = {{ch: i for i, ch in enumerate(chars)}}
+ix_to_char = {{i: ch for i, ch in enumerate(chars)}}
+model = GPT(len(chars), 20, len(chars))
+inputs = [char_to_ix[ch] for ch in data[:-1]]
+targets = [char_to_ix[ch] for ch in data[1:]]
+for epoch in range(1000):
+    loss = model.train(inputs, targets, learning_rate=0.1)
+print("".join(ix_to_char[i] for i in model.predict(char_to_ix["h"], 500)))
+print("".join(ix_to_char[i] for i in model.predict(char_to_ix["h"], 10, temperature=0)))
+"""
+IMPORTS = {
+    "numpy": "from fastrnn.reference import RNN as GPT",
+    # The same model without running the package's __init__ (which imports Numba and the
+    # trainer): what a NumPy script of its own costs.
+    "numpy standalone": "\n".join([
+        "import importlib.util, sys, types",
+        "package = types.ModuleType('fastrnn')",
+        "package.__path__ = list(importlib.util.find_spec('fastrnn').submodule_search_locations)",
+        "sys.modules['fastrnn'] = package",
+        "from fastrnn.reference import RNN as GPT"]),
+    "hello rnn": "from fastrnn import GPT",
+    "hello lstm": "from fastrnn import LSTM as GPT",
+}
+
+# Run before a case in the cold process: counts fastrnn's functions as Numba compiles them.
+COUNTER = """
+import atexit, json, os
+from numba.core import event
+_compiled = set()
+class _Count(event.Listener):
+    def on_start(self, ev):
+        f = ev.data["dispatcher"].py_func
+        if f.__module__.startswith("fastrnn"):
+            _compiled.add(f"{f.__module__}.{f.__qualname__}")
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", _Count())
+atexit.register(lambda: open(os.environ["COLD_START_COUNT"], "w").write(
+    json.dumps(sorted(_compiled))))
+"""
+
+
+def _command(case, iterations, out_dir):
+    if case == "fastrnn train":
+        return ["-m", "fastrnn", "train", "--out", out_dir, "--iterations", str(iterations),
+                "--eval-every", str(iterations), "--sample-every", "0"]
+    return ["-c", HELLO.format(imports=IMPORTS[case])]
+
+
+def _run(case, iterations, cache, count_to=None):
+    """Seconds from the start of a fresh process running ``case`` to its exit."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    with tempfile.TemporaryDirectory() as work:
+        args = _command(case, iterations, os.path.join(work, "run"))
+        if count_to is not None:  # the counter runs first, in the same process
+            env["COLD_START_COUNT"] = count_to
+            if args[0] == "-c":
+                args = ["-c", COUNTER + args[1]]
+            else:
+                args = ["-c", COUNTER + "import runpy, sys\nsys.argv = ['fastrnn'] + "
+                        f"{args[2:]!r}\nrunpy.run_module('fastrnn', run_name='__main__')"]
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                              cwd=work)
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"cold_start: {case} failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def measure(rounds, iterations):
+    """Per case: cold and warm seconds per round, and the functions compiled cold."""
+    cases = ["hello rnn", "hello lstm", "fastrnn train"]
+    result = {case: {"cold": [], "warm": [], "compiled": None, "cached": None}
+              for case in cases}
+    result["numpy"] = {"cold": [], "warm": []}
+    result["numpy standalone"] = {"cold": [], "warm": []}
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as cache:
+            result["numpy standalone"]["cold"].append(_run("numpy standalone", iterations, cache))
+        for case in cases:
+            with tempfile.TemporaryDirectory() as cache:
+                count = os.path.join(cache, "compiled.json")
+                result[case]["cold"].append(_run(case, iterations, cache, count))
+                with open(count) as f:
+                    result[case]["compiled"] = json.load(f)
+                result[case]["cached"] = sorted(  # one index file per cached kernel
+                    path.name.split("-")[0] for path in Path(cache).rglob("*.nbi"))
+                result[case]["warm"].append(_run(case, iterations, cache))
+            with tempfile.TemporaryDirectory() as cache:  # NumPy's, beside each case
+                result["numpy"]["cold"].append(_run("numpy", iterations, cache))
+    return result
+
+
+def table(result):
+    """The Markdown table of :func:`measure`'s result."""
+    numpy = result["numpy"]["cold"]
+    per_round = len(numpy) // len(result["hello rnn"]["cold"])
+
+    def ratios(times):  # each time over the NumPy script of its own round
+        return [t / statistics.median(numpy[i * per_round:(i + 1) * per_round])
+                for i, t in enumerate(times)]
+
+    lines = ["| case | kernels cached | functions compiled | empty cache | warm cache "
+             "| first run's extra |", "|---|---:|---:|---:|---:|---:|"]
+    lines.append(f"| NumPy script (`fastrnn.reference.RNN`) | - | - | "
+                 f"{statistics.median(numpy):.2f} s (1x) | | |")
+    standalone = result["numpy standalone"]["cold"]
+    lines.append(f"| NumPy script, standalone | - | - | {statistics.median(standalone):.2f} s "
+                 f"({statistics.median(ratios(standalone)):.2f}x) | | |")
+    for case in ("hello rnn", "hello lstm", "fastrnn train"):
+        r = result[case]
+        extra = [c - w for c, w in zip(r["cold"], r["warm"], strict=True)]
+        lines.append(
+            f"| {case} | {len(r['cached'])} | {len(r['compiled'])} | "
+            f"{statistics.median(r['cold']):.2f} s "
+            f"({statistics.median(ratios(r['cold'])):.1f}x) | "
+            f"{statistics.median(r['warm']):.2f} s ({statistics.median(ratios(r['warm'])):.2f}x) | "
+            f"{statistics.median(extra):.2f} s ({statistics.median(ratios(extra)):.1f}x) |")
+    return "\n".join(lines) + "\n"
+
+
+def _machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every case (default 3)")
+    parser.add_argument("--iterations", type=int, default=2000,
+                        help="steps of the fastrnn train case (default 2000)")
+    parser.add_argument("--json", help="write the measurements here")
+    parser.add_argument("--readme", help="replace the table between the cold-start markers")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.iterations < 1:
+        parser.error("--rounds and --iterations must be at least 1")
+    result = measure(args.rounds, args.iterations)
+    text = table(result)
+    note = (f"Medians of {args.rounds} round(s) on {_machine()}; `fastrnn train` ran "
+            f"{args.iterations:,} steps.  Ratios are to the NumPy script of the same round.\n")
+    print(text + "\n" + note)
+    for case in ("hello rnn", "hello lstm", "fastrnn train"):
+        print(f"{case}: compiled {', '.join(result[case]['compiled'])}\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": _machine(), "rounds": args.rounds,
+                                               "iterations": args.iterations, **result},
+                                              indent=1) + "\n")
+    if args.readme:
+        readme = Path(args.readme)
+        content = readme.read_text()
+        if START not in content or END not in content:
+            sys.exit(f"cold_start: {args.readme} lacks the {START} / {END} markers")
+        head, rest = content.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        readme.write_text(f"{head}{START}\n{text}\n{note}{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
