@@ -75,19 +75,11 @@ IMPORTS = {
     "hello lstm": "from fastrnn import LSTM as GPT",
 }
 
-# Run before a case in the cold process: counts fastrnn's functions as Numba compiles them.
+# Run before a case in the cold process: lists fastrnn's functions as Numba compiles them.
 COUNTER = """
 import atexit, json, os
-from numba.core import event
-_compiled = set()
-class _Count(event.Listener):
-    def on_start(self, ev):
-        f = ev.data["dispatcher"].py_func
-        if f.__module__.startswith("fastrnn"):
-            _compiled.add(f"{f.__module__}.{f.__qualname__}")
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", _Count())
+from fastrnn._compile import CompileLog
+_compiled = CompileLog().__enter__()
 atexit.register(lambda: open(os.environ["COLD_START_COUNT"], "w").write(
     json.dumps(sorted(_compiled))))
 """

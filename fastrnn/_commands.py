@@ -107,8 +107,9 @@ def compile_kernels(args):
 
     start = time.perf_counter()
 
-    def report(model, dtype, seconds):
-        print(f"compiled {model} {dtype} in {seconds:.1f} s", file=sys.stderr, flush=True)
+    def report(model, dtype, seconds, functions):
+        done = f"{len(functions)} functions compiled" if functions else "all in the cache already"
+        print(f"{model} {dtype}: {done} ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
     compile_all(args.model, args.dtype, report)
     print(f"{PROG}: kernels compiled and cached in {time.perf_counter() - start:.1f} s",

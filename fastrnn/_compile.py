@@ -11,15 +11,44 @@ compiles and caches exactly those kernels.
 import time
 
 import numpy as np
+from numba.core import event
 
 from fastrnn._validation import check_dtype
 from fastrnn.config import TrainingConfig
 from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
 
-__all__ = ["compile_kernels"]
+__all__ = ["CompileLog", "compile_kernels"]
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+
+
+class CompileLog(event.Listener):
+    """The fastrnn functions Numba compiles while this is entered, from its compile events.
+
+    ``with CompileLog() as names:`` gives the list, each function once in the
+    order of its first compilation (``module.qualname``; kernels and the size
+    helpers they call).  Loading a kernel from the cache compiles nothing.
+    """
+
+    def __init__(self):
+        self.names = []
+
+    def on_start(self, ev):
+        function = ev.data["dispatcher"].py_func
+        name = f"{function.__module__}.{function.__qualname__}"
+        if function.__module__.startswith("fastrnn.") and name not in self.names:
+            self.names.append(name)
+
+    def on_end(self, ev):
+        pass
+
+    def __enter__(self):
+        event.register("numba:compile", self)
+        return self.names
+
+    def __exit__(self, *exc):
+        event.unregister("numba:compile", self)
 
 
 def _exercise(model):
@@ -50,12 +79,14 @@ def compile_kernels(models=tuple(MODELS), dtypes=("float64",), report=None):
     models : sequence of {"rnn", "lstm", "gru"}, default all three
     dtypes : sequence of {"float64", "float32"}, default ("float64",)
     report : callable, optional
-        Called as ``report(model, dtype, seconds)`` after each pair.
+        Called as ``report(model, dtype, seconds, functions)`` after each pair,
+        ``functions`` the names of the functions compiled for it (none when the
+        cache had them all).
 
     Returns
     -------
-    list of tuple (str, str, float)
-        ``(model, dtype, seconds)`` for each pair, in order.
+    list of tuple (str, str, float, list of str)
+        ``(model, dtype, seconds, functions)`` for each pair, in order.
 
     Raises
     ------
@@ -73,9 +104,10 @@ def compile_kernels(models=tuple(MODELS), dtypes=("float64",), report=None):
     for name in models:
         for dtype in dtypes:
             start = time.perf_counter()
-            _exercise(MODELS[name](5, 8, 5, seed=0, dtype=dtype))
+            with CompileLog() as functions:
+                _exercise(MODELS[name](5, 8, 5, seed=0, dtype=dtype))
             seconds = time.perf_counter() - start
-            done.append((name, dtype, seconds))
+            done.append((name, dtype, seconds, functions))
             if report is not None:
-                report(name, dtype, seconds)
+                report(name, dtype, seconds, functions)
     return done
