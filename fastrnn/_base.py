@@ -26,6 +26,7 @@ from fastrnn._kernels import chunks as _chunks
 from fastrnn._kernels import sampling as _sampling
 from fastrnn._kernels.checks import chunk_ok as _chunk_ok
 from fastrnn._kernels.checks import index_bounds as _index_bounds
+from fastrnn._kernels.optimizers import sgd_ as _sgd
 from fastrnn._validation import (
     check_dimension,
     check_dtype,
@@ -535,10 +536,11 @@ class _Model:
         learning_rate, clip = sgd_options(learning_rate, clip)
         last = np.empty_like(state)
         clip = 0.0 if clip is None else clip
-        if x2.shape[0] <= _threads.SHARD_STREAMS:  # one shard, one kernel: gradient to update
-            value = self._kernels(x2.shape[0]).train_step(
+        if x2.shape[0] <= _threads.SHARD_STREAMS:  # one shard: the gradient, then the update
+            value = self._kernels(x2.shape[0]).value_and_grad(
                 x2, y2, state, self._theta, self._grad, self._workspace(*x2.shape), *self._dims,
-                last, learning_rate, clip)
+                last)
+            _sgd(self._theta, self._grad, learning_rate, clip)
         else:
             value = self._loss_and_gradient(x2, y2, state, last, True, (learning_rate, clip))
         self.last_hidden = self._state_out(last, single)

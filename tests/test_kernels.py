@@ -456,26 +456,23 @@ class TestRNNKernels:
 
     @pytest.mark.parametrize(("B", "T"), [(1, 6), (3, 4)])
     @pytest.mark.parametrize("clip", [5.0, 0.05, 0.0])
-    def test_train_step(self, B, T, clip):
+    def test_train_is_the_gradient_then_a_clipped_update(self, B, T, clip):
         I, H, O = 6, 5, 6
-        theta = _twins(I, H, O, 3)[0].parameter_vector
+        model = _twins(I, H, O, 3)[0]
+        theta = model.parameter_vector
         x, y, h0 = random_data("rnn", np.random.default_rng(3), I, O, 1, H, (B, T), True)
         ws = np.zeros(chunks.workspace_size(B, T, H, O, 1, 1, 8))
-        kernels = chunks.entry_points(1, B == 1)
         grad = np.zeros_like(theta)
-        state = h0[None, None]
-        want_loss = kernels.value_and_grad(x, y, state, theta, grad, ws, I, H, O, 1,
-                                           np.empty((1, 1, B, H)))
-        raw = grad.copy()
-        step = np.clip(grad, -clip, clip) if clip > 0 else grad.copy()
+        want_loss = chunks.entry_points(1, B == 1).value_and_grad(
+            x, y, h0[None, None], theta, grad, ws, I, H, O, 1, np.empty((1, 1, B, H)))
+        step = np.clip(grad, -clip, clip) if clip > 0 else grad
         if clip == 0.05:
-            assert np.abs(raw).max() > clip  # the case really clips
+            assert np.abs(grad).max() > clip  # the case really clips
         want = theta - 0.1 * step
-        h_last = np.empty((1, 1, B, H))
-        loss = kernels.train_step(x, y, state, theta, grad, ws, I, H, O, 1, h_last, 0.1, clip)
+        loss = model.train(x, y, 0.1, clip=clip if clip > 0 else None, h0=h0)
         assert loss == want_loss
         np.testing.assert_allclose(theta, want, rtol=1e-15, atol=1e-16)
-        np.testing.assert_array_equal(grad, raw)  # clipped on the fly, not in place
+        np.testing.assert_array_equal(model.gradient_vector, grad)  # clipped on the fly
 
     @pytest.mark.parametrize(("B", "T"), [(1, 4), (3, 2)])
     @pytest.mark.parametrize("grad", [False, True])

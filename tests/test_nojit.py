@@ -42,7 +42,7 @@ def test_kernels_are_plain_python_without_the_jit(repo_root):
         "from fastrnn._kernels import (activations, cells, chunks, checks, gated, linalg,\n"
         "    optimizers, rnn, sampling)\n"
         "assert numba.config.DISABLE_JIT\n"
-        "fs = [linalg.matvec_add, rnn.forward, chunks.entry_points(1, True).train_step,\n"
+        "fs = [linalg.matvec_add, rnn.forward, chunks.entry_points(1, True).loss,\n"
         "      sampling.sampler(4),\n"
         "      gated.backward, cells.lstm_cell, cells.gru_cell_backward, optimizers.sgd_,\n"
         "      checks.index_bounds, activations.tanh_]\n"

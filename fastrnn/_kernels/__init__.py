@@ -22,7 +22,7 @@ a kernel compiles once per dtype.
 
 Numba's on-disk cache checks only the source file that defines a cached
 function, not the files it calls into: after an edit of ``linalg.py`` the
-cached ``chunks.train_step`` would keep the old matrix-vector code.  So that no
+cached entry points of :mod:`.chunks` would keep the old matrix-vector code.  So that no
 stale machine code ever runs, importing this package drops the cache next to
 these sources whenever any of them (or ``_jit.py``) changed since it was
 written.  A cache elsewhere (``NUMBA_CACHE_DIR``) is not watched: clear it by

@@ -67,21 +67,13 @@ def _xent(ws, y, grad, H, O, L, G):
     return xent(zT, y, grad, lse, col)
 
 
-@kernel(inline="always")
-def _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream, state_last):
-    B, T = x.shape
-    _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
-    value = _xent(ws, y, True, H, O, L, G)
-    _backward(x, theta, grad, ws, I, H, O, L, G, one_stream)
-    final_state(ws, B, T, H, O, L, G, state_last)
-    return value
-
-
 EntryPoints = namedtuple("EntryPoints",
-                         ["loss", "value_and_grad", "train_step", "forward_probs", "backward_from"])
+                         ["loss", "value_and_grad", "forward_probs", "backward_from"])
 EntryPoints.__doc__ = """The kernels a model calls, compiled for its kind (:func:`entry_points`).
 
-``backward_from`` is the tanh RNN's only (None for the gated models).
+``backward_from`` is the tanh RNN's only (None for the gated models).  A
+training step is :func:`value_and_grad` and then the optimizer's kernel: one
+compiled entry point serves ``train``, ``gradients`` and a trainer's steps.
 """
 
 
@@ -135,15 +127,11 @@ def entry_points(G, one_stream):
     @kernel
     def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, state_last):
         """:func:`loss` and its gradient, by BPTT, into ``grad`` (the layout of ``theta``)."""
-        return _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream,
-                               state_last)
-
-    @kernel
-    def train_step(x, y, state, theta, grad, ws, I, H, O, L, state_last, learning_rate, clip):
-        """:func:`value_and_grad`, then element-wise clipping (``clip <= 0``: none) and SGD."""
-        value = _value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, G, one_stream,
-                                state_last)
-        sgd_(theta, grad, learning_rate, clip)
+        B, T = x.shape
+        _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
+        value = _xent(ws, y, True, H, O, L, G)
+        _backward(x, theta, grad, ws, I, H, O, L, G, one_stream)
+        final_state(ws, B, T, H, O, L, G, state_last)
         return value
 
     @kernel
@@ -165,8 +153,7 @@ def entry_points(G, one_stream):
         cells, packing = optional_blocks(ws, B, T, H, O, 1, 1, one_stream)
         rnn.backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O, packing)
 
-    return EntryPoints(loss, value_and_grad, train_step, forward_probs,
-                       backward_from if G == 1 else None)
+    return EntryPoints(loss, value_and_grad, forward_probs, backward_from if G == 1 else None)
 
 
 @kernel
