@@ -59,7 +59,7 @@ def _indices(inputs, targets, input_dim, output_dim, state=_NO_STATE):
     if (type(inputs) is np.ndarray and type(targets) is np.ndarray
             and inputs.dtype == np.int64 and targets.dtype == np.int64
             and inputs.shape == targets.shape and 1 <= inputs.ndim <= 2 and inputs.size
-            and inputs.flags.c_contiguous and targets.flags.c_contiguous
+            and inputs.flags.carray and targets.flags.carray  # contiguous, writeable
             and _chunk_ok(inputs, targets, input_dim, output_dim, state)):
         if inputs.ndim == 1:
             return True, inputs[None], targets[None], True
@@ -395,7 +395,7 @@ class _Model:
         # is checked together with the indices, in one kernel call; this runs
         # on every training step, so it is written for speed.
         carried = (type(h0) is np.ndarray and self._STATE_ARRAYS == 1
-                   and h0.dtype == self.dtype and h0.flags.c_contiguous)
+                   and h0.dtype == self.dtype and h0.flags.carray)
         single, x2, y2, finite = _indices(inputs, targets, self.input_dim, self.output_dim,
                                           h0 if carried else _NO_STATE)
         B = x2.shape[0]

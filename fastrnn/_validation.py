@@ -34,6 +34,7 @@ __all__ = [
     "check_index",
     "integer_vector",
     "float_array",
+    "kernel_array",
     "hidden_state",
     "check_instance",
     "argument_type",
@@ -253,8 +254,7 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if kind == "u" and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds index {int(arr.max())}, outside [0, {upper - 1}]")
-    if arr.dtype != np.int64 or not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr, dtype=np.int64)
+    arr = kernel_array(arr, np.int64)
     low, high = bounds(arr.reshape(-1))
     if low < 0 or high >= upper:
         bad = low if low < 0 else high
@@ -315,6 +315,19 @@ def float_array(name, value, shape=None, dtype=np.float64):
     return arr
 
 
+def kernel_array(arr, dtype):
+    """``arr`` as the kernels take it: C-contiguous, writeable, of ``dtype``; a copy if need be.
+
+    Itself when it is one already.  A read-only array (``np.frombuffer``, a
+    memory map, ``flags.writeable = False``) is a type of its own to Numba:
+    passed as it is, it would compile every kernel the model uses a second
+    time; the copy costs far less.
+    """
+    if arr.dtype == dtype and arr.flags.carray:  # C-contiguous, aligned and writeable
+        return arr
+    return np.array(arr, dtype=dtype, order="C")
+
+
 def _numpy_all_finite(flat):
     return bool(np.isfinite(flat).all())
 
@@ -337,7 +350,7 @@ def hidden_state(h0, batch, hidden_dim, name="h0", all_finite=_numpy_all_finite,
     else:
         arr = float_array(name, h0, dtype=dtype)
     if arr.shape == (batch, hidden_dim) or (batch == 1 and arr.shape == (hidden_dim,)):
-        out = np.ascontiguousarray(arr).reshape(batch, hidden_dim)  # no copy when possible
+        out = kernel_array(arr, dtype).reshape(batch, hidden_dim)  # no copy when possible
     elif arr.shape in ((hidden_dim,), (hidden_dim, 1)):
         out = np.empty((batch, hidden_dim), dtype)
         out[:] = arr.reshape(hidden_dim)

@@ -18,6 +18,7 @@ from fastrnn._validation import (
     check_learning_rate,
     float_array,
     hidden_state,
+    kernel_array,
     layered_state,
     paired_indices,
 )
@@ -146,9 +147,10 @@ class RNN(_Model):
         )
         lead = xs.shape[:-1]
         T = xs.shape[-1]
-        hs = np.ascontiguousarray(float_array("hs", hs, lead + (T + 1, self.hidden_dim),
-                                              self.dtype))
-        ps = np.ascontiguousarray(float_array("ps", ps, lead + (T, self.output_dim), self.dtype))
+        hs = kernel_array(float_array("hs", hs, lead + (T + 1, self.hidden_dim), self.dtype),
+                          self.dtype)
+        ps = kernel_array(float_array("ps", ps, lead + (T, self.output_dim), self.dtype),
+                          self.dtype)
         x2, y2 = xs.reshape(-1, T), ys.reshape(-1, T)
         B = x2.shape[0]
         self._kernels(B).backward_from(x2, y2, hs.reshape(B, T + 1, -1), ps.reshape(B, T, -1),

@@ -598,3 +598,25 @@ def test_valid_h0_in_any_layout_gives_the_same_numbers(h0):
     xa, ya = np.array(X, dtype=np.int64), np.array(Y, dtype=np.int64)
     assert a.train(xa, ya, 0.1, h0=state) == b.train(X, Y, 0.1, h0=list(base))
     np.testing.assert_array_equal(a.last_hidden, b.last_hidden)
+
+
+def test_read_only_arrays_are_copied_not_compiled_for():
+    """Numba types a read-only array apart from a writeable one: passed on as it is, it would
+    compile every kernel of the model a second time."""
+    from numba import types
+
+    from fastrnn._kernels import chunks
+
+    model = fastrnn.RNN(I, H, O, seed=2)
+    xb, yb = np.array(XB, dtype=np.int64), np.array(YB, dtype=np.int64)
+    h0 = np.zeros((xb.shape[0], H))
+    for arr in (xb, yb, h0):
+        arr.flags.writeable = False
+    model.train(xb, yb, 0.1, h0=h0)
+    model.loss(xb, yb)
+    model.forward(xb)
+    kernels = chunks.entry_points(1, False)
+    signatures = [*kernels.value_and_grad.signatures, *kernels.loss.signatures,
+                  *kernels.forward_probs.signatures]
+    assert signatures
+    assert all(arg.mutable for sig in signatures for arg in sig if isinstance(arg, types.Array))
