@@ -33,13 +33,15 @@ No kernel uses ``parallel=True``: see the README section on threads.
 What compiles, and when.  Numba compiles every branch of a run-time ``if``,
 and every function a compiled function calls is compiled too.  So what is
 fixed for a model (its cell, one stream or a batch) is chosen where Numba
-sees it as a constant: entry points are made per kind of model
-(:func:`fastrnn._kernels.chunks.entry_points`), their choices are closure
-constants, and the passes below them are inlined (``inline="always"``) so
-that those constants reach every branch and Numba's dead-branch pruning
-removes what the model does not use before anything is typed.  Sizes that
-Python needs too (workspace lengths) are :func:`sizes` functions, plain
-Python when called from Python, so asking for a size compiles nothing.
+sees it at compile time: the entry points are made per kind of model
+(:func:`fastrnn._kernels.chunks.entry_points`) with their choices as closure
+constants, and below them the choice travels in argument types (None
+against an array, an array's ``ndim``).  Numba's dead-branch pruning removes
+the branches those decide before anything is typed.  ``inline="always"`` is
+for small helpers only: Numba copies the callee's IR into each caller, at a
+cost that grows with the callee.  Sizes that Python needs too (workspace
+lengths) are :func:`sizes` functions, plain Python when called from Python,
+so asking for a size compiles nothing.
 """
 
 from numba import njit

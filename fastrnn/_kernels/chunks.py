@@ -1,4 +1,4 @@
-"""The entry points every model calls: a chunk's loss, gradients, training step and probabilities.
+"""The entry points every model calls: a chunk's loss, its gradients, its probabilities.
 
 A model is described by its sizes ``I, H, O, L, G``: G is the number of gate
 blocks of a layer (1 for the tanh RNN, 3 for the GRU, 4 for the LSTM) and L
@@ -10,9 +10,10 @@ otherwise; the loss and the update are the same for every model.
 The entry points are written once and made per kind of model by
 :func:`entry_points`: G and whether the chunk is one stream are constants
 there, so that Numba compiles only that model's passes (an RNN no gated
-code, an LSTM no GRU cell, one stream no batched recurrence; see
-:mod:`fastrnn._jit`).  Everything below an entry point that depends on them
-is inlined into it: one compiled unit per entry point and model.
+code, an LSTM no GRU cell, one stream no batched recurrence).  Below them
+the choice travels in the types of the arguments the passes get (see
+:mod:`fastrnn._jit`).  A training step is :func:`entry_points`'s
+``value_and_grad`` and then an optimizer's kernel.
 
 Arguments are few and flat (the parameter and gradient vectors, one flat
 workspace ``ws`` of :func:`workspace_size` elements of the model's dtype, 64-byte aligned):
@@ -194,7 +195,7 @@ _BLOCK = 2048  # elements summed, then applied while they are still in L1
 
 @kernel
 def combine_sgd_(grads, weights, out, theta, learning_rate, clip, start, stop):
-    """:func:`combine`, then the SGD of :func:`train_step` with the sum, on ``[start, stop)``.
+    """:func:`combine`, then SGD with the sum (:func:`.optimizers.sgd_`), on ``[start, stop)``.
 
     Block by block, so that each block of ``out`` is applied to ``theta``
     while still in L1: one pass over the gradients instead of two.
