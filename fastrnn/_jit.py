@@ -47,7 +47,7 @@ so asking for a size compiles nothing.
 from numba import njit
 from numba.extending import register_jitable
 
-__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel", "sizes"]
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel", "kernel_named", "sizes"]
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
@@ -82,6 +82,34 @@ def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
     if function is None:
         return decorate
     return decorate(function)
+
+
+def kernel_named(name):
+    """A decorator: :func:`kernel` for a function made by a factory, cached as ``name``.
+
+    Numba names a kernel's cache files after its qualified name, which is the
+    same for every closure one factory makes: all kinds of model would then
+    rewrite one index file, and processes compiling different models at once
+    (a sweep's trials) could drop each other's entries.  Giving each closure a
+    name of its own (``"lstm_batch"`` and the function's) gives it files of
+    its own.
+
+    Parameters
+    ----------
+    name : str
+        Prefixed to the function's name as its qualified name.
+
+    Returns
+    -------
+    callable
+        A decorator returning the compiled dispatcher.
+    """
+
+    def decorate(function):
+        function.__qualname__ = f"{name}.{function.__name__}"
+        return kernel(function)
+
+    return decorate
 
 
 def sizes(function):

@@ -24,13 +24,14 @@ step is tens of microseconds.
 import functools
 from collections import namedtuple
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent
 from fastrnn._kernels.storage import final_state, optional_blocks, top_layer
 
-__all__ = ["workspace_size", "EntryPoints", "entry_points", "combine", "combine_sgd_"]
+__all__ = ["workspace_size", "MODEL_NAMES", "EntryPoints", "entry_points", "combine",
+           "combine_sgd_"]
 
 
 @sizes
@@ -78,6 +79,10 @@ compiled entry point serves ``train``, ``gradients`` and a trainer's steps.
 """
 
 
+MODEL_NAMES = {1: "rnn", 3: "gru", 4: "lstm"}
+"""The kind of model of each G, as the names of its kernels' cache files say it."""
+
+
 @functools.cache
 def entry_points(G, one_stream):
     """The entry points for models of ``G`` gate blocks, on one stream or on a batch.
@@ -96,8 +101,9 @@ def entry_points(G, one_stream):
         per dtype, and is cached on disk like every kernel.  Their arguments
         are those below (the sizes ``I, H, O, L`` without G).
     """
+    entry_point = kernel_named(f"{MODEL_NAMES[G]}_{'stream' if one_stream else 'batch'}")
 
-    @kernel
+    @entry_point
     def loss(x, y, state, theta, ws, I, H, O, L, state_last):
         """The loss of a chunk (sum over time, mean over streams), without gradients.
 
@@ -125,7 +131,7 @@ def entry_points(G, one_stream):
         final_state(ws, B, T, H, O, L, G, state_last)
         return _xent(ws, y, False, H, O, L, G)
 
-    @kernel
+    @entry_point
     def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, state_last):
         """:func:`loss` and its gradient, by BPTT, into ``grad`` (the layout of ``theta``)."""
         B, T = x.shape
@@ -135,7 +141,7 @@ def entry_points(G, one_stream):
         final_state(ws, B, T, H, O, L, G, state_last)
         return value
 
-    @kernel
+    @entry_point
     def forward_probs(x, state, theta, ws, I, H, O, L, hs_out, ps_out):
         """The forward pass and softmax.
 
@@ -147,7 +153,7 @@ def entry_points(G, one_stream):
         hs, zT, lse, col = top_layer(ws, B, T, H, O, L, G)
         probabilities_out(hs, zT, lse, col, hs_out, ps_out)
 
-    @kernel
+    @entry_point
     def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O):
         """The tanh RNN's BPTT from given states and probabilities (:func:`.rnn.backward_from`)."""
         B, T = x.shape

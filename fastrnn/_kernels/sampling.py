@@ -16,10 +16,11 @@ import functools
 
 import numpy as np
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_into
 from fastrnn._kernels.cells import gru_cell, lstm_cell
+from fastrnn._kernels.chunks import MODEL_NAMES
 from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 
@@ -162,7 +163,7 @@ def sampler(G):
     :mod:`fastrnn._jit`): each model compiles only its own loop.
     """
 
-    @kernel
+    @kernel_named(MODEL_NAMES[G])
     def sample(start, state, theta, I, H, O, L, temperature, filters, seed, out, scratch):
         """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
 
