@@ -13,7 +13,7 @@ import time
 import numpy as np
 from numba.core import event
 
-from fastrnn._validation import check_dtype
+from fastrnn._validation import DTYPES, check_dtype
 from fastrnn.config import TrainingConfig
 from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
@@ -71,7 +71,7 @@ def _exercise(model):
         optimizer.step(theta, grad, 0.01, 5.0)
 
 
-def compile_kernels(models=tuple(MODELS), dtypes=("float64",), report=None):
+def compile_kernels(models=tuple(MODELS), dtypes=DTYPES[:1], report=None):
     """Compile (or load from the cache) the kernels of ``models`` in ``dtypes``.
 
     Parameters

@@ -193,6 +193,7 @@ def _add_top_k_top_p(sample):
 
 def _parser():
     from fastrnn._validation import (
+        DTYPES,
         argument_type,
         check_num_chars,
         check_seed,
@@ -277,9 +278,9 @@ def _parser():
     compile_.add_argument("--model", type=_choices(MODELS), default=list(MODELS),
                           metavar="MODELS", help="comma-separated models to compile "
                           f"(default: {','.join(MODELS)})")
-    compile_.add_argument("--dtype", type=_choices(("float64", "float32")), default=["float64"],
-                          metavar="DTYPES", help="comma-separated dtypes: float64, float32 "
-                          "(default: float64)")
+    compile_.add_argument("--dtype", type=_choices(DTYPES), default=list(DTYPES[:1]),
+                          metavar="DTYPES", help=f"comma-separated dtypes: {', '.join(DTYPES)} "
+                          f"(default: {DTYPES[0]})")
     return parser
 
 
