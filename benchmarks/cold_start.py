@@ -44,6 +44,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _bench
+from _bench import vector_isa  # noqa: E402
+
 START = "<!-- cold-start:start -->"
 END = "<!-- cold-start:end -->"
 
@@ -166,13 +169,8 @@ def table(result):
 
 
 def _machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cpu, isa = vector_isa()  # the CPU as the JIT compiles for it
+    return f"{cpu} ({isa}), {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def main(argv=None):
