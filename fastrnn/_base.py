@@ -170,6 +170,14 @@ class _Model:
             )
         # The sizes every entry point takes: I, H, O, L (G is the entry points' own).
         self._dims = (self.input_dim, self.hidden_dim, self.output_dim, self.num_layers)
+        self._allocate()
+        # The public shape of one stream's state: the batch shape without B.
+        self._one_stream = self._packed_shape(1)[:-2] + (self.hidden_dim,)
+        self.last_hidden = None
+        return rng
+
+    def _allocate(self):
+        """The storage (zeroed): the aligned flat vectors, their views, the workspaces."""
         shapes = self._shapes()
         total = sum(math.prod(s) for s in shapes.values())
         self._theta = _aligned_zeros(total, self.dtype)  # every parameter, one vector
@@ -179,10 +187,29 @@ class _Model:
         self._workspaces = OrderedDict()
         self._shard_grads = None  # (K, P): the gradients of a batch's K shards
         _threads.limit_blas()
-        # The public shape of one stream's state: the batch shape without B.
-        self._one_stream = self._packed_shape(1)[:-2] + (self.hidden_dim,)
-        self.last_hidden = None
-        return rng
+
+    # Made again by _allocate: the flat vectors' views and the scratch.
+    _REBUILT = ("_theta", "_grad", "_params", "_grads", "_workspaces", "_shard_grads")
+
+    def __getstate__(self):
+        """What pickle and :mod:`copy` keep: the attributes, the two flat vectors as copies.
+
+        The parameter arrays are views of one aligned vector that the kernels
+        update; pickled as they are they would come back as arrays of their
+        own, no longer seen by the kernels.  So the vectors are kept and
+        :meth:`__setstate__` lays the views out again.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+        state["_theta"], state["_grad"] = self._theta.copy(), self._grad.copy()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        theta, grad = state.pop("_theta"), state.pop("_grad")
+        self.__dict__.update(state)
+        self._allocate()
+        self._theta[...] = theta
+        self._grad[...] = grad
 
     # -- storage -----------------------------------------------------------------
 
