@@ -16,7 +16,9 @@ it is converted to and from the public form (an RNN's (B, H), an LSTM's pair
 ``(h, c)``) once, at the boundary.
 """
 
+import functools
 import math
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -84,6 +86,24 @@ def _sample_buffer(num_chars):
 _MAX_WORKSPACES = 4
 
 
+def _serialised(method):
+    """Run ``method`` holding the model's lock: one call at a time on a model.
+
+    A model's calls share its workspaces, its gradient buffer and
+    ``last_hidden``, and the kernels run without the GIL, so two threads
+    calling one model at once would mix their intermediate results.  The lock
+    is re-entrant and, uncontended, costs well under a microsecond; different
+    models run in parallel.
+    """
+
+    @functools.wraps(method)
+    def serialised(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return serialised
+
+
 class _Parameter:
     """A model attribute backed by a view into the model's flat parameter vector.
 
@@ -100,7 +120,8 @@ class _Parameter:
         return model._params[self.name]
 
     def __set__(self, model, value):
-        model._assign(self.name, value)
+        with model._lock:
+            model._assign(self.name, value)
 
 
 def _aligned_zeros(n, dtype=np.float64):
@@ -177,7 +198,7 @@ class _Model:
         return rng
 
     def _allocate(self):
-        """The storage (zeroed): the aligned flat vectors, their views, the workspaces."""
+        """The storage (zeroed): the aligned flat vectors, their views, workspaces, the lock."""
         shapes = self._shapes()
         total = sum(math.prod(s) for s in shapes.values())
         self._theta = _aligned_zeros(total, self.dtype)  # every parameter, one vector
@@ -186,10 +207,11 @@ class _Model:
         self._grads = _flat_views(shapes, self._layout(), self._grad)
         self._workspaces = OrderedDict()
         self._shard_grads = None  # (K, P): the gradients of a batch's K shards
+        self._lock = threading.RLock()  # see _serialised
         _threads.limit_blas()
 
-    # Made again by _allocate: the flat vectors' views and the scratch.
-    _REBUILT = ("_theta", "_grad", "_params", "_grads", "_workspaces", "_shard_grads")
+    # Made again by _allocate: views of the flat vectors, scratch, the lock.
+    _REBUILT = ("_theta", "_grad", "_params", "_grads", "_workspaces", "_shard_grads", "_lock")
 
     def __getstate__(self):
         """What pickle and :mod:`copy` keep: the attributes, the two flat vectors as copies.
@@ -199,8 +221,9 @@ class _Model:
         own, no longer seen by the kernels.  So the vectors are kept and
         :meth:`__setstate__` lays the views out again.
         """
-        state = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
-        state["_theta"], state["_grad"] = self._theta.copy(), self._grad.copy()
+        with self._lock:
+            state = {k: v for k, v in self.__dict__.items() if k not in self._REBUILT}
+            state["_theta"], state["_grad"] = self._theta.copy(), self._grad.copy()
         return state
 
     def __setstate__(self, state):
@@ -213,6 +236,7 @@ class _Model:
 
     # -- storage -----------------------------------------------------------------
 
+    @_serialised
     def astype(self, dtype):
         """An independent copy of the model that computes in ``dtype``.
 
@@ -401,11 +425,21 @@ class _Model:
 
         Leaves the final state in ``last_hidden``.
         """
+        value, self.last_hidden = self._loss_and_state(inputs, targets, h0, with_gradient)
+        return value
+
+    @_serialised
+    def _loss_and_state(self, inputs, targets, h0=None, with_gradient=False):
+        """The loss of a chunk and its final state (public form); ``last_hidden`` untouched.
+
+        What a reader of a text in chunks (:func:`fastrnn.evaluate`, the prime
+        of :func:`fastrnn.generate`) carries from one chunk to the next,
+        without writing the model's ``last_hidden`` that another thread may read.
+        """
         single, x2, y2, state = self._chunk(inputs, targets, h0)
         last = np.empty_like(state)
         value = self._loss_and_gradient(x2, y2, state, last, with_gradient)
-        self.last_hidden = self._state_out(last, single)
-        return float(value)
+        return float(value), self._state_out(last, single)
 
     # -- the state ---------------------------------------------------------------
 
@@ -477,6 +511,7 @@ class _Model:
 
     # -- the methods on chunks ---------------------------------------------------
 
+    @_serialised
     def forward(self, inputs, h0=None):
         """Run the model over a sequence or a batch of sequences (no state is kept).
 
@@ -515,6 +550,7 @@ class _Model:
             return xs, hs[0], ps[0]
         return xs, hs, ps
 
+    @_serialised
     def loss(self, inputs, targets, h0=None):
         """The loss of :meth:`train` (sum over time, mean over streams), no update.
 
@@ -523,6 +559,7 @@ class _Model:
         """
         return self._scored(inputs, targets, h0, False)
 
+    @_serialised
     def gradients(self, inputs, targets, h0=None):
         """The loss and its gradients, without an update.
 
@@ -539,6 +576,7 @@ class _Model:
         """
         return self._scored(inputs, targets, h0, True), dict(self._grads)
 
+    @_serialised
     def train(self, inputs, targets, learning_rate=0.1, *, clip=5.0, h0=None):
         """One step of truncated BPTT with SGD: forward, backward, clip, update.
 
@@ -573,6 +611,7 @@ class _Model:
         self.last_hidden = self._state_out(last, single)
         return float(value)
 
+    @_serialised
     def predict(self, start_index, num_chars, *, temperature=1.0, seed=None, h0=None,
                 top_k=None, top_p=None):
         """Sample a continuation, one index at a time, each fed back as the next input.

@@ -197,11 +197,7 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     h0 = None
     if prime:
         if len(indices) > 1:
-            # loss() leaves the whole final state (every layer, an LSTM's c) in
-            # last_hidden; the caller's last_hidden is put back afterwards.
-            kept = model.last_hidden
-            model.loss(indices[:-1], indices[1:])
-            h0, model.last_hidden = model.last_hidden, kept
+            h0 = _read(model, indices, _EVAL_CHUNK)[1]  # every layer's state, an LSTM's c
         start = int(indices[-1])
     elif "\n" in vocab:
         start = int(vocab.encode("\n")[0])
@@ -276,14 +272,21 @@ def evaluate(model, vocab, text, *, chunk_length=_EVAL_CHUNK, name="the text"):
     if n < 1:
         raise ValueError(f"{name} has {len(ids)} character{'s' if len(ids) != 1 else ''}: "
                          f"scoring needs at least 2")
-    kept = model.last_hidden  # the caller's, put back afterwards
-    total, state = 0.0, None
-    try:
-        for lo in range(0, n, chunk_length):
-            hi = min(lo + chunk_length, n)
-            total += model.loss(ids[lo:hi], ids[lo + 1:hi + 1], h0=state)
-            state = model.last_hidden
-    finally:
-        model.last_hidden = kept
-    loss = total / n
+    loss = _read(model, ids, chunk_length)[0] / n
     return Evaluation(loss, loss / math.log(2), len(ids))
+
+
+def _read(model, ids, chunk_length):
+    """The summed loss of predicting ``ids[1:]`` from ``ids[:-1]``, and the final state.
+
+    ``chunk_length`` characters per kernel call, from a zero state, the state
+    carried from one call to the next: memory bounded by the chunk, the
+    result that of one pass.  The model's ``last_hidden`` is not touched.
+    """
+    total, state = 0.0, None
+    n = len(ids) - 1
+    for lo in range(0, n, chunk_length):
+        hi = min(lo + chunk_length, n)
+        value, state = model._loss_and_state(ids[lo:hi], ids[lo + 1:hi + 1], state)
+        total += value
+    return total, state

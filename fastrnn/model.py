@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from fastrnn._base import _Model, _Parameter
+from fastrnn._base import _Model, _Parameter, _serialised
 from fastrnn._kernels.checks import all_finite as _all_finite
 from fastrnn._kernels.checks import index_bounds as _index_bounds
 from fastrnn._validation import (
@@ -120,6 +120,7 @@ class RNN(_Model):
         # What every training step calls: the general form's work in one index.
         return state[0, 0, 0] if single else state[0, 0]
 
+    @_serialised
     def backward(self, xs, hs, ps, targets):
         """Exact gradients of the loss by backpropagation through time.
 
@@ -158,6 +159,7 @@ class RNN(_Model):
                                        *self._dims[:3])
         return tuple(g.copy() for g in self._grads.values())
 
+    @_serialised
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
         """In-place SGD on every parameter: ``p -= learning_rate * g``.
 

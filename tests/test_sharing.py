@@ -1,12 +1,14 @@
-"""Models shared: pickled, copied, sent to a spawned process.
+"""Models shared: pickled, copied, sent to a spawned process, called from several threads.
 
 A model's parameter arrays are views of one aligned vector that the kernels
-update: a copy must lay the views out again.
+update, and its calls share workspaces: a copy must lay the views out again,
+and two threads must never mix their intermediate results.
 """
 
 import copy
 import multiprocessing
 import pickle
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -82,3 +84,66 @@ def test_a_trainer_run_in_a_spawned_process_saves_what_it_trained(kind, tmp_path
         assert list(saved) == list(trained)
         for key, array in trained.items():
             np.testing.assert_array_equal(saved[key], array, err_msg=f"{name}: {key}")
+
+
+def _in_threads(calls, count=2):
+    """Run each thread's calls at once (a barrier before each), return their results."""
+    barrier = threading.Barrier(count)
+    results = [None] * count
+    errors = []
+
+    def work(k):
+        try:
+            out = []
+            for call in calls[k]:
+                barrier.wait(timeout=60)
+                out.append(call())
+            results[k] = out
+        except BaseException as error:  # reported in the main thread
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_two_threads_calling_one_model_get_the_results_of_serial_calls(kind, rng):
+    model = KINDS[kind](5, 64, 5, seed=2)  # calls of about a millisecond: they overlap
+    chunks = [[_chunk(rng, batch=3, steps=300) for _ in range(20)] for _ in range(2)]
+    expected = [[model.loss(x, y) for x, y in mine] for mine in chunks]
+
+    calls = [[(lambda x=x, y=y: model.loss(x, y)) for x, y in mine] for mine in chunks]
+    assert _in_threads(calls) == expected
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_two_threads_generating_from_one_model_get_the_serial_samples(kind):
+    vocab = fastrnn.Vocabulary("abcde")
+    model = KINDS[kind](5, 128, 5, seed=4)
+    primes = ["abcdeabcdeabcde" * 60, "edcbaedcba" * 90]  # one length: one workspace
+
+    def sample(k, seed):
+        return fastrnn.generate(model, vocab, 60, prime=primes[k], seed=seed)
+
+    expected = [[sample(k, seed) for seed in range(20)] for k in range(2)]
+    calls = [[(lambda k=k, seed=seed: sample(k, seed)) for seed in range(20)] for k in range(2)]
+    assert _in_threads(calls) == expected
+
+
+def test_two_threads_training_one_model_apply_every_step_once(rng):
+    model = fastrnn.RNN(5, 64, 5, seed=5)
+    x, y = _chunk(rng, steps=500)
+    twin = copy.deepcopy(model)
+    for _ in range(2 * 30):
+        twin.train(x, y, 0.01)
+
+    calls = [[(lambda: model.train(x, y, 0.01))] * 30 for _ in range(2)]
+    _in_threads(calls)
+    # The same chunk each step: every order of the 60 steps gives the same sequence.
+    np.testing.assert_array_equal(model.parameter_vector, twin.parameter_vector)
