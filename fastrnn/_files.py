@@ -1,10 +1,18 @@
-"""Opening the files fastrnn reads: regular files only, never blocked on, of a bounded size.
+"""Opening files: regular files only, never blocked on, of a bounded size, links where allowed.
 
 A text or a checkpoint named on the command line, or recorded in a checkpoint,
 may be anything the file system holds.  A FIFO would block the first read
 forever and a device (``/dev/zero``) never ends, so the file is opened
 non-blocking and its kind and size come from ``fstat`` of the very file
 opened, before a byte is read.
+
+The files of a run or sweep directory (its lock, history, records and logs)
+are the run's own: a symbolic link or a special file there is refused, never
+followed (``O_NOFOLLOW``) or waited on, so nothing outside the directory is
+ever written and no command hangs on a FIFO.  Files the run replaces whole go
+through :func:`fastrnn.checkpoint.atomic_write` (a rename, which replaces a
+link instead of writing through it); :func:`refuse_special` checks their
+names first, so that a link there is refused rather than silently replaced.
 """
 
 import errno
@@ -19,7 +27,93 @@ _KINDS = (
 )
 
 
-def open_regular(path, error, max_bytes, what):
+class RunFileError(ValueError):
+    """A symbolic link or a special file where a run or a sweep keeps one of its files."""
+
+
+def _link_refusal(error, name, what):
+    return error(f"{name} is a symbolic link, where fastrnn keeps {what}: it writes nothing "
+                 f"through a link; remove the link, or use another directory")
+
+
+def _kind(mode):
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def refuse_special(path, error, what):
+    """Refuse a symbolic link or a special file at ``path``, where fastrnn keeps ``what``.
+
+    A missing file, a regular file or a directory (refused by the callers in
+    their own words) passes.  Nothing is opened.
+
+    Raises
+    ------
+    error
+        A one-line message naming the file and what it is.
+    """
+    name = os.fspath(path)
+    try:
+        st = os.lstat(name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise _link_refusal(error, name, what)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise error(f"{name} is {_kind(st.st_mode)}, where fastrnn keeps {what} in a regular "
+                    f"file; remove it, or use another directory")
+
+
+def open_own(path, flags, error, what):
+    """Open a file of a run's directory as a descriptor: never through a link, never blocked on.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    flags : int
+        ``os.O_RDWR | os.O_CREAT`` (a lock), ``os.O_WRONLY | os.O_APPEND |
+        os.O_CREAT`` (a log), ...; no-follow, non-blocking and close-on-exec
+        are added.
+    error : type
+        The exception (a ValueError class) for a link or a special file.
+    what : str
+        What the file holds, for the messages (e.g. ``"the run's lock"``).
+
+    Returns
+    -------
+    int
+        A descriptor of a regular file (created with mode 0666 less the
+        umask), blocking again.
+
+    Raises
+    ------
+    error
+        If a symbolic link or a special file is there.
+    OSError
+        If it cannot be opened for another reason (no permission, a directory).
+    """
+    name = os.fspath(path)
+    extra = (getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        fd = os.open(name, flags | extra, 0o666)
+    except OSError:
+        refuse_special(name, error, what)  # ELOOP for a link, ENXIO for a FIFO nobody reads
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
+            raise error(f"{name} is {_kind(st.st_mode)}, where fastrnn keeps {what} in a "
+                        f"regular file; remove it, or use another directory")
+        os.set_blocking(fd, True)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_regular(path, error, max_bytes, what, *, follow_links=True):
     """Open a regular file of at most ``max_bytes`` bytes for reading, unbuffered.
 
     Parameters
@@ -32,6 +126,9 @@ def open_regular(path, error, max_bytes, what):
         The largest size accepted.
     what : str
         What the file should be, for the messages (e.g. ``"a text file"``).
+    follow_links : bool, default True
+        False for a file of a run's own directory: a symbolic link there is
+        refused (``error``), not read through.
 
     Returns
     -------
@@ -47,14 +144,21 @@ def open_regular(path, error, max_bytes, what):
     """
     name = os.fspath(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(name, flags | getattr(os, "O_BINARY", 0))  # a FIFO opens at once, unread
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(name, flags | getattr(os, "O_BINARY", 0))  # a FIFO opens at once, unread
+    except OSError as failure:
+        if failure.errno == errno.ELOOP and not follow_links and os.path.islink(name):
+            raise _link_refusal(error, name, what) from None
+        raise
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
         if not stat.S_ISREG(st.st_mode):
-            kind = next((kind for test, kind in _KINDS if test(st.st_mode)), "not a regular file")
-            raise error(f"{name} is {kind}, not {what}: fastrnn reads only regular files")
+            raise error(f"{name} is {_kind(st.st_mode)}, not {what}: fastrnn reads only "
+                        f"regular files")
         if st.st_size > max_bytes:
             raise error(f"{name} is {st.st_size:,} bytes, more than the {max_bytes:,} "
                         f"fastrnn reads as {what}")

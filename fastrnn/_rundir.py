@@ -21,6 +21,7 @@ import re
 import signal
 import threading
 
+from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
 from fastrnn.checkpoint import atomic_write, file_identity
 
 __all__ = [
@@ -31,10 +32,12 @@ __all__ = [
     "PLOT_NAME",
     "PLOT_HINT",
     "LOCK_NAME",
+    "MAX_HISTORY_BYTES",
     "STOP_SIGNALS",
     "AnotherRunError",
     "DirectoryLockedError",
     "TargetPassedError",
+    "RunFileError",
     "StopSignal",
     "as_path",
     "resolve_checkpoint",
@@ -52,6 +55,11 @@ LOCK_NAME = ".fastrnn.lock"
 # The files a run writes, and the temporary files atomic_write makes for them
 # (mkstemp: "." + name + "." + 8 random characters + ".tmp").
 _RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, HISTORY_NAME, PLOT_NAME)
+_WHAT = {CHECKPOINT_NAME: "the run's checkpoint", BEST_NAME: "the run's best model",
+         HISTORY_NAME: "the run's history", PLOT_NAME: "the run's plot",
+         LOCK_NAME: "the run's lock"}
+# A history is a short row per evaluation: this is millions of them.
+MAX_HISTORY_BYTES = 1 << 30
 _STALE_TMP = re.compile(r"\.(?:" + "|".join(map(re.escape, _RUN_FILES))
                         + r")\.[A-Za-z0-9_]{8}\.tmp")
 # Signals that stop a run cleanly, as Ctrl-C does: a terminal's interrupt, a
@@ -214,6 +222,7 @@ class RunDirectory:
         names = [*_RUN_FILES, LOCK_NAME]
         for name in names:
             path = os.path.join(self.out_dir, name)
+            refuse_special(path, RunFileError, _WHAT[name])  # a link would be replaced, a FIFO hang
             if source is not None and _same_file(source, path):
                 raise FileExistsError(f"the training text {source} is {path}, a file the run "
                                       f"writes; move the text out of {self.out_dir}")
@@ -242,8 +251,10 @@ class RunDirectory:
         """Raise :class:`DirectoryLockedError` if a process holds the lock now; touch nothing."""
         if self._lock_fd is not None:
             return
+        refuse_special(self.lock_path, RunFileError, _WHAT[LOCK_NAME])
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
         try:
-            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(self.lock_path, flags)
         except OSError:
             return  # no lock file: nobody has ever trained here
         try:
@@ -265,9 +276,12 @@ class RunDirectory:
         ------
         DirectoryLockedError
             If another process (or another run in this one) holds it.
+        RunFileError
+            If a symbolic link or a special file stands where the lock goes:
+            it is not written through.
         """
         os.makedirs(self.out_dir, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = open_own(self.lock_path, os.O_RDWR | os.O_CREAT, RunFileError, _WHAT[LOCK_NAME])
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -336,20 +350,37 @@ class RunDirectory:
         rows = []
         if iteration == 0 or not os.path.exists(self.history_path):
             return rows
+        raw, _ = open_regular(self.history_path, RunFileError, MAX_HISTORY_BYTES,
+                              _WHAT[HISTORY_NAME], follow_links=False)
         try:
-            with open(self.history_path, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f):
+            with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f)
+                for row in reader:
                     try:
-                        if int(row["iteration"]) <= iteration:
-                            rows.append({k: row.get(k) or "" for k in HISTORY_COLUMNS})
+                        if int(row["iteration"]) > iteration:
+                            continue
                     except (KeyError, TypeError, ValueError):
                         continue  # a torn last line after a crash
+                    row = {k: row.get(k) or "" for k in HISTORY_COLUMNS}
+                    self._check_row(row, reader.line_num)
+                    rows.append(row)
         except (csv.Error, UnicodeDecodeError) as error:
             # Not a torn line but a damaged file: rewriting it would lose its
             # rows, so nothing is touched and the user decides.
             raise ValueError(f"{self.history_path} is not a readable history ({error}); move "
                              f"it away to continue with a new one") from None
         return rows
+
+    def _check_row(self, row, line):
+        """Refuse a row whose cells are not numbers: the plot and the table read them as such."""
+        for key, value in row.items():
+            try:
+                if value:
+                    float(value)
+            except ValueError:
+                raise ValueError(f"{self.history_path}, line {line}: {key} is {value!r}, not a "
+                                 f"number; correct the line or move the file away to continue "
+                                 f"with a new history") from None
 
     def _write_history(self):
         buf = io.StringIO()

@@ -10,6 +10,7 @@ failed trial does not stop the others.
 """
 
 import csv
+import io
 import json
 import math
 import os
@@ -17,29 +18,49 @@ import threading
 import time
 from dataclasses import replace
 
-from fastrnn._rundir import CHECKPOINT_NAME, HISTORY_NAME
+from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
+from fastrnn._rundir import CHECKPOINT_NAME, HISTORY_NAME, MAX_HISTORY_BYTES
 from fastrnn._threads import set_num_threads
 from fastrnn.checkpoint import atomic_write, load_checkpoint
 from fastrnn.config import TrainingConfig
 
-__all__ = ["TRIAL_NAME", "TRIAL_LOG", "run_trial", "finished_outcome", "read_json", "write_json",
-           "curve", "describe_error"]
+__all__ = ["TRIAL_NAME", "TRIAL_LOG", "RECORD", "run_trial", "finished_outcome", "read_json",
+           "write_json", "curve", "describe_error"]
 
 TRIAL_NAME = "trial.json"
 TRIAL_LOG = "train.log"
+RECORD = "the trial's record"
 
 
-def read_json(path):
-    """A JSON object from ``path``, or None when it is missing or unreadable."""
+# A record holds a trial's options or a sweep's grid: small.
+_MAX_RECORD_BYTES = 16 << 20
+
+
+def read_json(path, what):
+    """A JSON object from ``path``, or None when it is missing or unreadable.
+
+    Raises
+    ------
+    RunFileError
+        If a symbolic link, a special file or a file too large to be a record
+        stands there (where the sweep writes ``what``): refused, never read
+        through or waited on.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
-    except (OSError, ValueError):
+        f, _ = open_regular(path, RunFileError, _MAX_RECORD_BYTES, what, follow_links=False)
+    except OSError:  # missing, or no permission: as if there were no record
+        return None
+    try:
+        with f:
+            value = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
 
-def write_json(path, value):
+def write_json(path, value, what):
+    """Replace ``path`` with ``value`` as JSON; a link or a special file there is refused."""
+    refuse_special(path, RunFileError, what)  # a rename would replace it without a word
     data = (json.dumps(value, indent=1) + "\n").encode("utf-8")
     atomic_write(path, lambda f: f.write(data))
 
@@ -90,10 +111,12 @@ def finished_outcome(task, record):
 def curve(path):
     """``[(iteration, validation loss), ...]`` from a run's history, as far as it can be read."""
     try:
-        with open(os.path.join(path, HISTORY_NAME), newline="", encoding="utf-8") as f:
+        raw, _ = open_regular(os.path.join(path, HISTORY_NAME), RunFileError, MAX_HISTORY_BYTES,
+                              "the run's history", follow_links=False)
+        with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="") as f:
             return [(int(row["iteration"]), float(row["val_loss"]))
                     for row in csv.DictReader(f) if row.get("val_loss")]
-    except (OSError, ValueError, KeyError, TypeError, csv.Error):
+    except (OSError, ValueError, KeyError, TypeError, csv.Error):  # RunFileError included
         return []
 
 
@@ -134,7 +157,12 @@ def run_trial(text, task):
     # (its results are the same on any number, so nothing else changes).
     set_num_threads(1)
     path, record_path = task["path"], os.path.join(task["path"], TRIAL_NAME)
-    record = read_json(record_path) or {}
+    try:
+        record = read_json(record_path, RECORD) or {}
+    except RunFileError as error:
+        return {"trial": task["name"], "options": task["options"], "grid": task["grid"],
+                "status": "failed", "iterations": 0, "seconds": 0.0, "best_val_loss": None,
+                "message": describe_error(error), "curve": [], "ran": False}
     finished = finished_outcome(task, record)
     if finished is not None:
         return finished
@@ -149,13 +177,15 @@ def run_trial(text, task):
         if watcher.stop.is_set():
             return {**outcome, "curve": curve(path), "ran": False}
         os.makedirs(path, exist_ok=True)
-        write_json(record_path, {**outcome, "status": "running", "message": ""})
+        write_json(record_path, {**outcome, "status": "running", "message": ""}, RECORD)
         started = time.perf_counter()
         trainer = None
         try:
             trainer = _trainer(text, task, spent)
             if trainer is not None:
-                with open(os.path.join(path, TRIAL_LOG), "a", encoding="utf-8") as log:
+                fd = open_own(os.path.join(path, TRIAL_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                              RunFileError, "the trial's log")
+                with os.fdopen(fd, "a", encoding="utf-8") as log:
                     trainer.run(path, progress=False, log=log, handle_sigint=False,
                                 stop=watcher.stop)
             status, message = "finished", ""
@@ -174,7 +204,7 @@ def run_trial(text, task):
                 outcome.update(iterations=ckpt.iteration, best_val_loss=best)
             except (OSError, ValueError):
                 pass
-        write_json(record_path, outcome)
+        write_json(record_path, outcome, RECORD)
     finally:
         watcher.close()
     return {**outcome, "curve": curve(path), "ran": True}

@@ -36,6 +36,7 @@ import uuid
 from contextlib import contextmanager
 from random import Random
 
+from fastrnn._files import RunFileError, refuse_special
 from fastrnn._rundir import (
     BEST_NAME,
     CHECKPOINT_NAME,
@@ -57,6 +58,7 @@ from fastrnn._sweep_results import (
     write_results,
 )
 from fastrnn._trial import (
+    RECORD,
     TRIAL_NAME,
     describe_error,
     finished_outcome,
@@ -193,7 +195,10 @@ def _describe_grid(grid):
 
 def _check_directory(out, spec):
     """Refuse a directory holding another sweep, or files this sweep did not write."""
-    stored = read_json(os.path.join(out, SWEEP_NAME))
+    for name, what in ((SWEEP_NAME, "the sweep's description"), (RESULTS_CSV, "the results"),
+                       (RESULTS_MD, "the results table"), (SWEEP_PLOT, "the results plot")):
+        refuse_special(os.path.join(out, name), RunFileError, what)
+    stored = read_json(os.path.join(out, SWEEP_NAME), "the sweep's description")
     if stored is None:
         if os.path.exists(os.path.join(out, SWEEP_NAME)):
             raise ValueError(f"{os.path.join(out, SWEEP_NAME)} is not a readable sweep "
@@ -427,7 +432,8 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
     tasks = _tasks(out, options, combinations, source)
     outcomes, todo = [], []
     for task in tasks:  # the finished ones need no cluster
-        finished = finished_outcome(task, read_json(os.path.join(task["path"], TRIAL_NAME)) or {})
+        finished = finished_outcome(task, read_json(os.path.join(task["path"], TRIAL_NAME),
+                                                       RECORD) or {})
         if finished is None:
             todo.append(task)
         else:
@@ -441,7 +447,7 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
             lock.lock()
             try:
                 _check_directory(out, spec)
-                write_json(os.path.join(out, SWEEP_NAME), spec)
+                write_json(os.path.join(out, SWEEP_NAME), spec, "the sweep's description")
                 if todo:
                     outcomes += _submit(distributed, client, text, todo, stop, say)
                 results = results_of(outcomes, out)
