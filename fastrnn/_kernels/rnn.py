@@ -230,7 +230,7 @@ def backward(x, theta, grad, ws, I, H, O, packing):
     scatter_columns(x, dh, dWxh, w.hT.reshape(H * T * B))  # hT is free: scratch
 
 
-@kernel
+@kernel(inline="always")
 def backward_from(x, y, hs_in, ps_in, theta, grad, ws, I, H, O, packing):
     """BPTT from given states ``hs_in (B, T+1, H)`` and probabilities ``ps_in (B, T, O)``."""
     B, T = x.shape
