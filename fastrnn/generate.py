@@ -107,7 +107,12 @@ def model_from_checkpoint(ckpt, where):
             raise CheckpointError(
                 f"{where}: weight {name} has shape {value.shape}, expected {params[name].shape}"
             )
-        params[name][...] = value
+        with np.errstate(over="ignore"):
+            cast = value.astype(model.dtype)  # a float64 1e39 is inf in float32
+        if not np.all(np.isfinite(cast)):  # checked again as the model computes
+            raise CheckpointError(f"{where}: weight {name} holds values beyond the range of "
+                                  f"the model's {model.dtype.name}")
+        params[name][...] = cast
     return model
 
 

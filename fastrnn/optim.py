@@ -19,6 +19,7 @@ __all__ = ["Optimizer", "sgd_step"]
 
 # The state vectors of each optimizer, by name; adam also counts its steps.
 _STATE = {"sgd": (), "adagrad": ("mem",), "rmsprop": ("cache",), "adam": ("m", "v")}
+_SQUARES = ("mem", "cache", "v")  # accumulated squares of gradients: never negative
 
 
 def sgd_step(theta, grad, learning_rate, clip):
@@ -87,7 +88,18 @@ class Optimizer:
                     f"the optimizer state {name!r} has shape {value.shape} and dtype "
                     f"{value.dtype}, expected {target.shape} and {target.dtype}"
                 )
-            self.state[name] = np.array(value, dtype=target.dtype, order="C")
+            with np.errstate(over="ignore"):
+                value = np.array(value, dtype=target.dtype, order="C")
+            if name == "step":
+                if value < 0:
+                    raise ValueError(f"the optimizer state 'step' is {int(value)}, not a count")
+            elif not np.all(np.isfinite(value)):  # after the cast: 1e39 is inf in float32
+                raise ValueError(f"the optimizer state {name!r} holds NaN or infinite values, or "
+                                 f"values beyond the range of {target.dtype}")
+            elif name in _SQUARES and np.any(value < 0):
+                raise ValueError(f"the optimizer state {name!r} holds negative values: it is a "
+                                 f"running mean of squares")
+            self.state[name] = value
 
     def step(self, theta, grad, learning_rate, clip):
         """Update ``theta`` in place from ``grad``, advancing the state.

@@ -296,6 +296,9 @@ class Trainer:
         _check_fits(ckpt, config, self.model, where)
         self.iteration = ckpt.iteration
         self.hidden = self.model.unpack_state(ckpt.hidden)
+        if not math.isfinite(ckpt.loss_ema):  # else the first log line would blame the rate
+            raise CheckpointError(f"{where}: the smoothed training loss (loss_ema) is "
+                                  f"{ckpt.loss_ema}")
         self._loss_ema = ckpt.loss_ema
         self.best_val_loss = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
         self._rng = np.random.default_rng(config.seed)
@@ -307,7 +310,7 @@ class Trainer:
             self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0],
                                         ckpt.optimizer_state, self.model.dtype)
         except ValueError as error:
-            raise CheckpointError(str(error)) from None
+            raise CheckpointError(f"{where}: {error}") from None
         self._own_checkpoint = own_checkpoint
         return self
 

@@ -300,3 +300,43 @@ def test_the_text_is_held_once_in_its_smallest_type_and_cut_into_int64_chunks():
     assert inputs.dtype == targets.dtype == np.int64 and inputs.flags.c_contiguous
     np.testing.assert_array_equal(inputs, parts[:, :25])
     assert json.dumps(trainer.checkpoint().config)  # unchanged checkpoints
+
+
+# -- values that load but cannot be computed with ---------------------------------------
+
+
+@pytest.fixture
+def saved32(tmp_path):
+    """A float32 run's checkpoint after two steps (adam: every kind of optimizer state)."""
+    trainer = Trainer(TEXT, TrainingConfig(hidden_size=8, iterations=4, eval_every=2,
+                                           sample_length=0, dtype="float32", optimizer="adam"))
+    trainer.step()
+    trainer.step()
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / "checkpoint.npz"
+    trainer.save(path)
+    return path
+
+
+def test_a_float64_weight_beyond_float32s_range_is_refused(saved32, tmp_path):
+    with np.load(saved32, allow_pickle=False) as npz:
+        why = npz["Why"].astype(np.float64)
+    why[0, 0] = 1e39  # finite in float64, inf once cast to the model's float32
+    rewrite(saved32, Why=why)
+    (tmp_path / "t.txt").write_text(TEXT)
+    line = one_error_line(run_cli("eval", saved32, "t.txt", cwd=tmp_path))
+    assert str(saved32) in line and "Why" in line and "float32" in line
+
+
+@pytest.mark.parametrize("name, change", [
+    ("optimizer.v", lambda v: -np.abs(v) - 1.0),  # a mean of squares: never negative
+    ("optimizer.m", lambda v: np.full_like(v, np.nan)),
+    ("optimizer.m", lambda v: np.full(v.shape, 1e39)),  # inf in float32
+    ("loss_ema", lambda v: np.array(np.nan)),
+])
+def test_an_optimizer_state_or_smoothed_loss_that_cannot_be_right_is_refused(saved32, name,
+                                                                            change):
+    with np.load(saved32, allow_pickle=False) as npz:
+        rewrite(saved32, **{name: change(npz[name].astype(np.float64))})
+    with pytest.raises(CheckpointError, match=f"{saved32}: .*{name.split('.')[-1]}"):
+        Trainer.from_checkpoint(saved32, TEXT)
