@@ -112,6 +112,7 @@ class RunLoop:
         self.handle_sigint = handle_sigint
         self.stop_event = stop_event
         self.deadline = math.inf  # perf_counter() time at which the time limit is reached
+        self.started, self.base_seconds = time.perf_counter(), trainer.seconds  # see clock()
         self.saved_iteration = None
         self.stepping = False  # inside Trainer.step: its state may be half updated
         self.val_loss = None
@@ -147,7 +148,8 @@ class RunLoop:
         trainer = self.trainer
         if self.saved_iteration is not None:
             self.repair_best()
-        started = time.perf_counter()
+        started = self.started = time.perf_counter()
+        self.base_seconds = trainer.seconds
         if trainer.config.time_limit is not None:
             self.deadline = started + trainer.config.time_limit
         with StopFlag(self.handle_sigint, self.say) as stop, progress_bar(
@@ -245,6 +247,7 @@ class RunLoop:
         # Not interruptible: a signal meanwhile takes effect after the save, so
         # every evaluation that was due is in the history (it is short).
         trainer = self.trainer
+        self.clock()
         self.check_weights()  # before anything is written
         train_loss = self.interval_sum / self.interval_steps
         self.check_training(train_loss, "mean training loss since the last evaluation")
@@ -289,7 +292,12 @@ class RunLoop:
     def check_weights(self):
         self._guarded(self.trainer._check_weights)
 
+    def clock(self):
+        """Bring the trainer's seconds up to now, for the checkpoint about to be written."""
+        self.trainer.seconds = self.base_seconds + (time.perf_counter() - self.started)
+
     def save(self):
+        self.clock()
         self.check_weights()
         if self.trainer.iteration and self.saved_iteration != self.trainer.iteration:
             self.check_training(self.trainer.smooth_loss, "smoothed training loss")

@@ -131,17 +131,26 @@ def describe_error(error):
 
 
 def _trainer(text, task, spent):
-    """The trial's trainer: resumed from its checkpoint, or new; None when its time is spent."""
+    """The trial's trainer and the seconds it has spent: resumed from its checkpoint, or new.
+
+    ``spent`` is what the trial's record says; the checkpoint's own count,
+    saved with it, covers a trial killed (SIGKILL, a dead worker) before it
+    could update the record.  The trainer is None when the time is spent.
+    """
     from fastrnn.training import Trainer
 
     config = TrainingConfig(**task["options"])  # a bad combination fails here
+    path = os.path.join(task["path"], CHECKPOINT_NAME)
+    ckpt = load_checkpoint(path) if os.path.exists(path) else None
+    if ckpt is not None:
+        spent = max(spent, ckpt.seconds)
     remaining = None if config.time_limit is None else config.time_limit - spent
     if remaining is not None and remaining <= 0:
-        return None
-    if os.path.exists(os.path.join(task["path"], CHECKPOINT_NAME)):
-        return Trainer.from_checkpoint(task["path"], text, source=task["source"],
-                                       time_limit=remaining)
-    return Trainer(text, replace(config, time_limit=remaining), source=task["source"])
+        return None, spent
+    if ckpt is not None:
+        return Trainer.from_checkpoint(ckpt, text, source=task["source"],
+                                       time_limit=remaining), spent
+    return Trainer(text, replace(config, time_limit=remaining), source=task["source"]), spent
 
 
 def run_trial(text, task):
@@ -181,10 +190,11 @@ def run_trial(text, task):
         started = time.perf_counter()
         trainer = None
         try:
-            trainer = _trainer(text, task, spent)
+            trainer, spent = _trainer(text, task, spent)
             if trainer is not None:
-                fd = open_own(os.path.join(path, TRIAL_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                              RunFileError, "the trial's log")
+                fd = open_own(os.path.join(path, TRIAL_LOG),
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT, RunFileError,
+                              "the trial's log")
                 with os.fdopen(fd, "a", encoding="utf-8") as log:
                     trainer.run(path, progress=False, log=log, handle_sigint=False,
                                 stop=watcher.stop)

@@ -25,6 +25,8 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
 ``best_val_loss``          lowest validation loss per character so far (NaN: none yet)
 ``text_sha256``            fingerprint of the training text; ``text_length`` its length
                            in characters; ``text_source`` where it came from
+``seconds``                seconds the run has trained, over all its resumes (a file
+                           without it reads as 0)
 =========================  ===============================================================
 
 Files are written atomically (:func:`atomic_write`): a crash at any moment
@@ -58,7 +60,7 @@ _OPT_PREFIX = "optimizer."
 _META = (
     "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
-    "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source",
+    "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source", "seconds",
 )  # fmt: skip
 
 
@@ -115,6 +117,9 @@ class Checkpoint:
         Its length in characters.
     text_source : str
         Where it came from: a file path, or ``"<builtin>"``.
+    seconds : float
+        Seconds the run has trained (:attr:`fastrnn.Trainer.seconds`), over
+        all its resumes up to this checkpoint.
     """
 
     model_kind: str
@@ -134,6 +139,7 @@ class Checkpoint:
     text_sha256: str = ""
     text_length: int = 0
     text_source: str = ""
+    seconds: float = 0.0
 
 
 def _new_file_mode(path):
@@ -234,6 +240,7 @@ def save_checkpoint(path, checkpoint):
         text_sha256=np.array(checkpoint.text_sha256),
         text_length=np.array(checkpoint.text_length, dtype=np.int64),
         text_source=np.array(checkpoint.text_source),
+        seconds=np.array(checkpoint.seconds, dtype=np.float64),
     )
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -500,7 +507,10 @@ def _read_checkpoint(r):
     hidden = r.floats("hidden", 8 * _MAX_STATE_VALUES)
     if hidden.ndim < 2:
         r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
+    seconds = r.real("seconds") if r.has("seconds") else 0.0  # older files: not recorded
+    if not 0.0 <= seconds < math.inf:
+        r.fail(f"entry 'seconds' is {seconds}, not a time spent")
     return Checkpoint(
         parameters=parameters, vocab=vocab, hidden=hidden, optimizer_state=optimizer_state,
-        **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
+        seconds=seconds, **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
     )

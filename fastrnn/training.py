@@ -178,6 +178,9 @@ class Trainer:
         Characters held out for validation (0: none).
     iteration : int
         Optimizer steps taken.
+    seconds : float
+        Seconds spent in :meth:`run`, over the run's whole life (saved in
+        checkpoints and carried by a resume), as of the last checkpoint.
     hidden : ndarray or tuple of ndarray
         The state carried into the next chunk, in the model's batch form
         (``model.zero_state(B)``): (B, H) for an rnn, (L, B, H) for a gru,
@@ -207,6 +210,7 @@ class Trainer:
             self.model_args["dtype"] = config.dtype
         self.model = build_model(config.model, self.model_args, seed=config.seed)
         self.iteration = 0
+        self.seconds = 0.0  # training time over the run's life, resumes included
         self.hidden = self.model.zero_state(config.batch_size)
         self._loss_ema = 0.0  # before bias correction
         self.best_val_loss = None
@@ -295,6 +299,7 @@ class Trainer:
         self.model_args = dict(ckpt.model_args)
         _check_fits(ckpt, config, self.model, where)
         self.iteration = ckpt.iteration
+        self.seconds = ckpt.seconds
         self.hidden = self.model.unpack_state(ckpt.hidden)
         if not math.isfinite(ckpt.loss_ema):  # else the first log line would blame the rate
             raise CheckpointError(f"{where}: the smoothed training loss (loss_ema) is "
@@ -431,6 +436,7 @@ class Trainer:
             text_sha256=self.text_sha256,
             text_length=self.text_length,
             text_source=self.source,
+            seconds=self.seconds,
         )
 
     def save(self, path):

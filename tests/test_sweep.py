@@ -392,3 +392,44 @@ def test_combinations_are_in_grid_order_and_random_draws_are_reproducible():
     assert _combinations(grid, 6, 1) == every
     with pytest.raises(ValueError, match="random is 7 but the grid has only 6"):
         _combinations(grid, 7, 0)
+
+
+# -- a kill without warning ---------------------------------------------------------------
+
+
+def test_a_trial_killed_outright_gets_only_the_rest_of_its_time_on_the_rerun(tmp_path,
+                                                                            text_file):
+    # SIGKILL (a dead worker, an out-of-memory kill) leaves trial.json at "running" with the
+    # seconds it started with; the checkpoint's own count is what the rerun goes by.
+    out = tmp_path / "out"
+    limit = 6.0
+    options = ["--grid", "hidden-size=8", "--iterations", HUGE, "--time-limit", str(limit),
+               "--seq-length", "10", "--eval-every", "200", "--sample-every", "0"]
+    command = [sys.executable, "-m", "fastrnn", "sweep", str(text_file), "--out", str(out),
+               "--workers", "1", *map(str, options)]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_trials_to_train(out, proc, 1, time.monotonic() + 240)
+        time.sleep(1.0)  # a few more checkpoints
+        os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker, with no warning
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    trial = out / "trial-001"
+    assert trial_record(trial)["status"] == "running"
+    assert trial_record(trial)["seconds"] == 0.0
+    killed = load_checkpoint(trial / "checkpoint.npz")
+    assert 0.0 < killed.seconds < limit
+
+    again = run_cli("sweep", text_file, "--out", out, "--workers", "1", *options, cwd=tmp_path)
+
+    assert again.returncode == 0, stderr_of(again)
+    final = load_checkpoint(trial / "checkpoint.npz")
+    assert killed.iteration < final.iteration
+    # One budget in all: what the killed run trained, then only the rest (a step and an
+    # evaluation may run past the limit, far less than the budget granted twice).
+    assert limit <= final.seconds < limit + 0.5 * limit
+    (row,) = read_rows(out / "results.csv")
+    assert row["status"] == "finished" and float(row["seconds"]) >= final.seconds
