@@ -7,6 +7,8 @@ tables of training options are here because both the parser and the handlers
 (a resumed run, a sweep's grid) read them.
 """
 
+import errno
+import io
 import math
 import os
 import shlex
@@ -397,6 +399,47 @@ def evaluate(args):
         print(f"{result.loss_nats:.4f} nats ({result.bits_per_char:.4f} bits) per character "
               f"on {result.characters:,} characters of {path}")
     return 0
+
+
+class _ClosedStream(io.TextIOBase):
+    """What ``sys.stdout`` becomes when the command starts with it closed (``>&-``).
+
+    Python leaves such a stream None and ``print`` then writes nothing without
+    a word: a result (``eval``'s, ``sample``'s) would be computed and lost
+    with exit status 0.  Writing here fails instead, as writing to a closed
+    file does, so the command says so and exits 1.
+    """
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        raise OSError(errno.EBADF, f"the standard {self.name} is closed: nothing can be "
+                                   f"printed there")
+
+
+def usable_streams():
+    """Make the standard streams fit for the commands, whatever the shell gave them.
+
+    A closed stderr (``2>&-``) becomes /dev/null: nothing can be said, and the
+    work is still done (a run still trains and saves).  A closed stdout fails
+    on the first write (:class:`_ClosedStream`).  Both stop raising on
+    characters their encoding lacks (``PYTHONIOENCODING=ascii`` and a file
+    name in Greek): those are written as escapes, and no result is lost.
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (until exit)
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream("output")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text file of its own
+            pass
 
 
 def discard(stream):

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import sys
 import threading
 
 from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
@@ -40,6 +41,7 @@ __all__ = [
     "RunFileError",
     "StopSignal",
     "as_path",
+    "default_log",
     "resolve_checkpoint",
     "check_target",
     "RunDirectory",
@@ -128,6 +130,21 @@ class TargetPassedError(ValueError):
         self.iteration, self.target = iteration, target
         super().__init__(f"the run is already at iteration {iteration}, beyond the {target} "
                          f"iterations asked for")
+
+
+class _Nowhere(io.TextIOBase):
+    """A log that keeps nothing: where messages go when there is no stderr."""
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        return len(text)
+
+
+def default_log():
+    """``sys.stderr``; a log that keeps nothing when there is none (``2>&-``, ``pythonw``)."""
+    return _Nowhere() if sys.stderr is None else sys.stderr
 
 
 def as_path(name, value):

@@ -39,6 +39,7 @@ from fastrnn._commands import (
     fail,
     hello_world,
     print_error,
+    usable_streams,
 )
 
 __all__ = ["main", "hello_world"]
@@ -313,6 +314,7 @@ def main(argv=None):
         128 + the signal's number after Ctrl-C (130), SIGTERM (143) or SIGHUP (129).
     """
     command = None
+    usable_streams()
     try:
         parser = _parser()
         args = parser.parse_args(argv)

@@ -29,7 +29,6 @@ import math
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -44,6 +43,7 @@ from fastrnn._rundir import (
     RunDirectory,
     StopFlag,
     as_path,
+    default_log,
 )
 from fastrnn._sweep_results import (
     BEST_LINK,
@@ -411,7 +411,7 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
     combinations = _combinations(grid, random, options.get("seed", 0))
     if log is not None and not callable(getattr(log, "write", None)):
         raise ValueError(f"log must be a writable text file, got {log!r}")
-    say = _say(sys.stderr if log is None else log)
+    say = _say(default_log() if log is None else log)
     distributed = _import_distributed()
     if scheduler is not None:
         from distributed.comm import get_address_host_port

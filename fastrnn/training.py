@@ -23,7 +23,6 @@ checkpointed.
 
 import math
 import signal
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from fastrnn._rundir import (
     RunDirectory,
     as_path,
     check_target,
+    default_log,
     resolve_checkpoint,
 )
 from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
@@ -534,7 +534,7 @@ class Trainer:
         # The loop module uses this one's exceptions, so it is imported here, not above.
         from fastrnn._runloop import RunLoop
 
-        return RunLoop(self, out_dir, bool(progress), sys.stderr if log is None else log,
+        return RunLoop(self, out_dir, bool(progress), default_log() if log is None else log,
                        bool(handle_sigint), stop).train()
 
     def _check_run(self, out_dir):

@@ -593,3 +593,41 @@ def test_compile_fills_the_cache_so_a_new_process_compiles_nothing(tmp_path):
 ])
 def test_compile_rejects_unknown_models_and_dtypes(tmp_path, args, fragments):
     assert_one_line_error(run_cli("compile", *args, cwd=tmp_path), 2, *fragments)
+
+
+# -- closed streams and an ASCII console ----------------------------------------------------
+
+
+def _run_closed(args, fd, cwd, env=None):
+    """``python -m fastrnn ARGS`` started with file descriptor ``fd`` closed (``2>&-``, ``>&-``)."""
+    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd,
+                          env=env or cli_env(), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL if fd == 1 else subprocess.PIPE,
+                          stderr=subprocess.DEVNULL if fd == 2 else subprocess.PIPE,
+                          preexec_fn=lambda: os.close(fd), timeout=300)
+
+
+def test_train_with_stderr_closed_trains_and_saves(tmp_path, text_file):
+    out = tmp_path / "run"
+    done = _run_closed(["train", text_file, "--out", out, "--iterations", "3", "--eval-every",
+                        "3", "--sample-every", "0", *FAST], 2, tmp_path)
+    assert done.returncode == 0
+    assert done.stdout == b""  # the log did not move to stdout
+    assert load_checkpoint(out / "checkpoint.npz").iteration == 3
+
+
+def test_eval_with_stdout_closed_fails_saying_so(tmp_path, trained, text_file):
+    done = _run_closed(["eval", trained[0], text_file], 1, tmp_path)
+    assert done.returncode == 1
+    assert b"standard output is closed" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_eval_under_an_ascii_console_prints_a_non_ascii_name_escaped(tmp_path, trained,
+                                                                      text_file):
+    named = tmp_path / "τεστ.txt"
+    named.write_bytes(text_file.read_bytes())
+    env = {**cli_env(), "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "fastrnn", "eval", str(trained[0]), str(named)],
+                          cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert b"nats" in done.stdout and b"\\u03c4\\u03b5\\u03c3\\u03c4.txt" in done.stdout
