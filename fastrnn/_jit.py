@@ -11,6 +11,8 @@ Why these options:
     next to the source files (``__pycache__``) and, where that directory is
     read-only, falls back to a per-user cache directory.  Setting the
     ``NUMBA_CACHE_DIR`` environment variable chooses the directory explicitly.
+    Where none of them can be written (a read-only container), the kernels
+    are compiled uncached, with one :class:`UncachedWarning`.
 
 ``fastmath=FASTMATH``
     Reassociation lets LLVM vectorise the dot-product reductions of the
@@ -44,10 +46,12 @@ lengths) are :func:`sizes` functions, plain Python when called from Python,
 so asking for a size compiles nothing.
 """
 
+import warnings
+
 from numba import njit
 from numba.extending import register_jitable
 
-__all__ = ["FASTMATH", "EXACT_FASTMATH", "kernel", "kernel_named", "sizes"]
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "UncachedWarning", "kernel", "kernel_named", "sizes"]
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
@@ -75,13 +79,37 @@ def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
     """
 
     def decorate(fn):
-        return njit(
-            cache=True, fastmath=set(fastmath), error_model="numpy", nogil=True, inline=inline
-        )(fn)
+        options = dict(fastmath=set(fastmath), error_model="numpy", nogil=True, inline=inline)
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError as error:  # Numba found no directory it may write its cache to
+            if "no locator available" not in str(error):
+                raise
+            _warn_uncached()
+            return njit(**options)(fn)
 
     if function is None:
         return decorate
     return decorate(function)
+
+
+class UncachedWarning(RuntimeWarning):
+    """No directory for compiled code could be written: kernels compile in every process."""
+
+
+_warned = []
+
+
+def _warn_uncached():
+    """Say once per process that the kernels are not cached, and how to change that."""
+    if _warned:
+        return
+    _warned.append(True)
+    warnings.warn_explicit(
+        "no writable directory for compiled code (the install, NUMBA_CACHE_DIR and "
+        "the user's cache are read-only), so every process compiles the kernels it uses; "
+        "set NUMBA_CACHE_DIR to a writable directory to keep them",
+        UncachedWarning, filename="fastrnn", lineno=0)
 
 
 def kernel_named(name):

@@ -92,3 +92,25 @@ def test_a_second_process_compiles_nothing(repo_root):
 
     run()  # compiles what the cache lacks (nothing, when an earlier test already ran it)
     assert run() == []
+
+
+def test_with_no_writable_cache_the_kernels_run_uncached_after_one_warning(tmp_path, repo_root):
+    # Numba's only place to cache is then NUMBA_CACHE_DIR, which cannot be created: what a
+    # read-only install, HOME and cache directory amount to (root may write anywhere else).
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin",
+           "NUMBA_CACHE_LOCATOR_CLASSES": "UserProvidedCacheLocator",
+           "NUMBA_CACHE_DIR": "/dev/null/cache"}
+    version = subprocess.run([sys.executable, "-m", "fastrnn", "--version"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith("fastrnn ")
+    (line,) = version.stderr.strip().splitlines()
+    assert "UncachedWarning" in line and "NUMBA_CACHE_DIR" in line
+    call = subprocess.run(
+        [sys.executable, "-c", "import numpy as np\n"
+         "from fastrnn._kernels.checks import index_bounds\n"
+         "print(index_bounds(np.array([4, 1, 9])))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert call.returncode == 0, call.stderr
+    assert call.stdout.strip() == "(1, 9)"
+    assert len(call.stderr.strip().splitlines()) == 1
