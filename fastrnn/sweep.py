@@ -282,8 +282,12 @@ def _connect(distributed, workers, scheduler, trials):
     # Dask's default configuration (distributed.nanny.pre-spawn-environ) starts each
     # worker with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS at 1: one
     # thread per trial, no oversubscription.
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    # No dashboard: Dask's scheduler still serves its HTTP routes, on a port of its
+    # own choosing on this machine only (not 8787, which another sweep may hold).
+    cluster = distributed.LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+        silence_logs=logging.ERROR)
     try:
         client = distributed.Client(cluster, set_as_default=False)
         client.register_plugin(_ignore_terminal_signals_plugin(distributed))
@@ -416,6 +420,11 @@ def sweep(text, out_dir, grid, *, options=None, random=None, workers=None, sched
     if scheduler is not None:
         from distributed.comm import get_address_host_port
 
+        scheme = scheduler.split("://", 1)[0] if "://" in scheduler else "tcp"
+        if scheme != "tcp":  # tls:// needs certificates, inproc:// this very process
+            raise ValueError(f"scheduler {scheduler!r}: fastrnn sweep connects to a Dask "
+                             f"scheduler over tcp:// only, not {scheme}://; give its "
+                             f"tcp://host:port address")
         try:
             get_address_host_port(scheduler)  # a malformed address never reaches Client
         except ValueError as error:

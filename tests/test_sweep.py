@@ -299,6 +299,10 @@ def test_bad_options_are_one_line_naming_the_option(capsys, args, message):
      "random is 3 but the grid has only 2 combinations"),
     (["--grid", "hidden-size=8,16", "--iterations", "5", "--scheduler", "nonsense"],
      "scheduler 'nonsense' is not the address of a Dask scheduler"),
+    (["--grid", "hidden-size=8,16", "--iterations", "5", "--scheduler", "tls://127.0.0.1:1"],
+     "over tcp:// only, not tls://"),
+    (["--grid", "hidden-size=8,16", "--iterations", "5", "--scheduler", "inproc://x/1/2"],
+     "over tcp:// only, not inproc://"),
 ])
 def test_conflicting_options_are_one_line_before_anything_runs(tmp_path, capsys, args,
                                                                 message, monkeypatch):
@@ -433,3 +437,19 @@ def test_a_trial_killed_outright_gets_only_the_rest_of_its_time_on_the_rerun(tmp
     assert limit <= final.seconds < limit + 0.5 * limit
     (row,) = read_rows(out / "results.csv")
     assert row["status"] == "finished" and float(row["seconds"]) >= final.seconds
+
+
+def test_the_local_cluster_holds_no_fixed_port_and_listens_on_this_machine_only():
+    import distributed
+
+    from fastrnn.sweep import _connect
+
+    client, cluster, _ = _connect(distributed, 1, None, 1)
+    try:
+        # Dask's HTTP routes (it calls them "dashboard") on a port of its own, this machine only
+        port = client.scheduler_info()["services"]["dashboard"]
+        assert port != 8787
+        assert cluster.dashboard_link.startswith(f"http://127.0.0.1:{port}/")
+    finally:
+        client.close()
+        cluster.close()
