@@ -389,7 +389,7 @@ def evaluate(args):
     try:
         if os.path.getsize(path) == 0:
             raise UserError(f"{path} is empty: there is nothing to score")
-        text = read_text(path)
+        text = read_text(path, "score")
     except OSError as error:
         raise UserError(f"cannot read the text file: {describe_os_error(error)}") from None
     result = evaluate(model, vocab, text, name=path)
@@ -425,14 +425,16 @@ class _ClosedStream(io.TextIOBase):
 def usable_streams():
     """Make the standard streams fit for the commands, whatever the shell gave them.
 
-    A closed stderr (``2>&-``) becomes /dev/null: nothing can be said, and the
-    work is still done (a run still trains and saves).  A closed stdout fails
+    A closed stderr (``2>&-``) becomes a log that keeps nothing: nothing can
+    be said, and the work is still done (a run still trains and saves).  A closed stdout fails
     on the first write (:class:`_ClosedStream`).  Both stop raising on
     characters their encoding lacks (``PYTHONIOENCODING=ascii`` and a file
     name in Greek): those are written as escapes, and no result is lost.
     """
     if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (until exit)
+        from fastrnn._rundir import default_log
+
+        sys.stderr = default_log()  # a log that keeps nothing
     if sys.stdout is None:
         sys.stdout = _ClosedStream("output")
     for stream in (sys.stdout, sys.stderr):

@@ -21,6 +21,7 @@ import time
 
 from fastrnn._rundir import RunDirectory, StopFlag, check_target, progress_bar
 from fastrnn.checkpoint import CheckpointError, file_identity, load_checkpoint
+from fastrnn.generate import nonnegative
 from fastrnn.training import RunSummary, TrainingDiverged, TrainingInterrupted
 
 __all__ = ["RunLoop"]
@@ -249,7 +250,7 @@ class RunLoop:
         trainer = self.trainer
         self.clock()
         self.check_weights()  # before anything is written
-        train_loss = self.interval_sum / self.interval_steps
+        train_loss = nonnegative(self.interval_sum / self.interval_steps)
         self.check_training(train_loss, "mean training loss since the last evaluation")
         val = trainer._evaluate()
         if val is not None:

@@ -69,7 +69,7 @@ class CorpusError(ValueError):
     """A text that cannot be trained on: empty, not UTF-8, too short, or missing sources."""
 
 
-def read_text(path):
+def read_text(path, use="train on"):
     """Read a UTF-8 text file, exactly (line endings are kept; a BOM is dropped).
 
     Only a regular file of at most :data:`MAX_TEXT_BYTES` is read: a FIFO, a
@@ -78,6 +78,8 @@ def read_text(path):
     Parameters
     ----------
     path : str or os.PathLike
+    use : str, default "train on"
+        What the text is for, as an empty file's message says it.
 
     Returns
     -------
@@ -95,7 +97,7 @@ def read_text(path):
     with f:
         raw = read_exactly(f, size, CorpusError, os.fspath(path))
     if not raw:
-        raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
+        raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to {use}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -104,7 +106,8 @@ def read_text(path):
             f"{error.start} is invalid); fastrnn reads UTF-8 files"
         ) from None
     if not text:
-        raise CorpusError(f"{os.fspath(path)} is empty: there is nothing to train on")
+        raise CorpusError(f"{os.fspath(path)} holds only a UTF-8 byte-order mark: there is "
+                          f"nothing to {use}")
     return text
 
 

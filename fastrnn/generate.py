@@ -277,8 +277,13 @@ def evaluate(model, vocab, text, *, chunk_length=_EVAL_CHUNK, name="the text"):
     if n < 1:
         raise ValueError(f"{name} has {len(ids)} character{'s' if len(ids) != 1 else ''}: "
                          f"scoring needs at least 2")
-    loss = _read(model, ids, chunk_length)[0] / n
+    loss = nonnegative(_read(model, ids, chunk_length)[0] / n)
     return Evaluation(loss, loss / math.log(2), len(ids))
+
+
+def nonnegative(loss):
+    """A cross-entropy as it is, but a rounding below zero (-1e-17, -0.0) as 0.0 (NaN stays)."""
+    return max(loss, 0.0) + 0.0
 
 
 def _read(model, ids, chunk_length):

@@ -54,7 +54,13 @@ from fastrnn.config import (
 )
 from fastrnn.config import MAX_SAMPLE_LENGTH as MAX_SAMPLE_LENGTH  # importable from here too
 from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
-from fastrnn.generate import build_model, generate, load_model, model_from_checkpoint
+from fastrnn.generate import (
+    build_model,
+    generate,
+    load_model,
+    model_from_checkpoint,
+    nonnegative,
+)
 from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
 from fastrnn.vocab import Vocabulary
@@ -324,7 +330,7 @@ class Trainer:
         """Exponentially smoothed training loss per character (nats); NaN before any step."""
         if self.iteration == 0:
             return float("nan")
-        return self._loss_ema / (1.0 - _SMOOTHING**self.iteration)
+        return nonnegative(self._loss_ema / (1.0 - _SMOOTHING**self.iteration))
 
     # -- one step -----------------------------------------------------------
 
@@ -382,7 +388,7 @@ class Trainer:
             y = np.ascontiguousarray(parts[:, start + 1:stop_at + 1])
             total += self.model.loss(x, y, h) * B  # summed over the streams
             h = self.model.last_hidden  # carried into the next chunk
-        return total / (B * (L - 1))
+        return nonnegative(total / (B * (L - 1)))
 
     def sample(self, length=200, *, temperature=1.0, seed=None):
         """Continue the training text from where stream 0 is, as min-char-rnn does.

@@ -1,13 +1,14 @@
 """``evaluate`` and ``fastrnn eval``: a model's loss on a text, read as one stream."""
 
+import io
 import json
 import math
 
 import numpy as np
 import pytest
-from helpers import KINDS, random_state, twin_models
+from helpers import KINDS, random_state, read_rows, twin_models
 
-from fastrnn import LSTM, RNN, Vocabulary
+from fastrnn import LSTM, RNN, Trainer, TrainingConfig, Vocabulary, load_model
 from fastrnn.checkpoint import Checkpoint, save_checkpoint
 from fastrnn.cli import main
 from fastrnn.generate import evaluate
@@ -117,6 +118,8 @@ def test_eval_prints_the_loss(run_dir, capsys):
     (lambda d: d / "missing.txt", ["cannot read the text file", "No such file"]),
     (lambda d: d, ["is a directory, not a text file"]),
     (lambda d: _write(d / "empty.txt", ""), ["empty.txt is empty"]),
+    (lambda d: _write(d / "bom.txt", "\ufeff"),
+     ["bom.txt holds only a UTF-8 byte-order mark: there is nothing to score"]),
     (lambda d: _write(d / "one.txt", "t"), ["one.txt has 1 character"]),
     (lambda d: _write(d / "new.txt", "the zebra quizzed"),
      ["new.txt holds 6 characters outside the vocabulary: 'b', 'i', 'q', 'r', 'u', 'z'"]),
@@ -139,3 +142,18 @@ def test_eval_checkpoint_errors_are_those_of_sample(run_dir, tmp_path, capsys):
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_a_perfect_prediction_scores_zero_not_minus_zero(tmp_path):
+    # One symbol: every prediction is certain, and the rounding of log(1) must not show.
+    text = "a" * 300
+    trainer = Trainer(text, TrainingConfig(hidden_size=8, iterations=2, eval_every=2,
+                                           sample_length=0))
+    summary = trainer.run(tmp_path / "run", progress=False, log=io.StringIO())
+    assert math.copysign(1.0, summary.train_loss) == 1.0 and summary.train_loss < 1e-12
+    model, vocab = load_model(tmp_path / "run")
+    result = evaluate(model, vocab, text)
+    assert f"{result.loss_nats:.4f} {result.bits_per_char:.4f}" == "0.0000 0.0000"
+    rows = read_rows(tmp_path / "run" / "history.csv")
+    assert not rows[-1]["train_loss"].startswith("-")
+
