@@ -154,6 +154,41 @@ _MAX_PARAMETERS = 2**31
 _LAYER_OVERHEAD = 1024  # parameters' worth of memory (8 KiB) each layer's objects take
 
 
+class _SamplingRun:
+    """A sample taken in pieces (see :meth:`_Model._sampling`); ``remaining`` indices to go."""
+
+    def __init__(self, model, start, num_chars, temperature, seed, state, top_k, top_p):
+        S, L, _, H = model._state_shape(1)
+        self.model, self.start, self.remaining = model, start, num_chars
+        self.temperature = temperature
+        self.state = _aligned_zeros(S * L * H, model.dtype).reshape(S, L, H)  # updated in place
+        self.state[...] = state[:, :, 0]
+        self.scratch = _aligned_zeros(_sampling.scratch_size(H, model.output_dim, model._GATES),
+                                      model.dtype)
+        # None: no filter, and none compiled (see fastrnn._kernels.sampling.sampler).
+        self.filters = None if top_k == 0 and top_p >= 1.0 else (top_k, top_p)
+        # Greedy picks draw nothing; draws take one number each, in order, from the
+        # generator of the reference (fastrnn.reference.sample).
+        greedy = top_k == 1 or temperature == 0.0 or 1.0 / temperature == math.inf
+        self.rng = None if greedy else np.random.RandomState(seed)  # noqa: NPY002
+
+    def fill(self, out):
+        """Sample the next ``len(out)`` indices into ``out`` (int64), holding the model's lock."""
+        n = out.shape[0]
+        uniforms = _NO_DRAWS if self.rng is None else self.rng.random_sample(n)
+        model = self.model
+        with model._lock:
+            _sampling.sampler(model._GATES)(self.start, self.state, model._theta, *model._dims,
+                                            self.temperature, self.filters, uniforms, out,
+                                            self.scratch)
+        if n:
+            self.start = int(out[-1])
+        self.remaining -= n
+
+
+_NO_DRAWS = np.empty(0)
+
+
 class _Model:
     """What every model shares: storage, workspaces, and every public method but the layout.
 
@@ -648,17 +683,21 @@ class _Model:
         the kept indices in that order.  Without them the draws are those of
         plain softmax sampling, index by index; temperature 0 ignores both.
         """
+        run = self._sampling(start_index, num_chars, temperature, seed, h0, top_k, top_p)
+        out = _sample_buffer(run.remaining)
+        run.fill(out)
+        return out.tolist()
+
+    def _sampling(self, start_index, num_chars, temperature, seed, h0, top_k, top_p):
+        """A sampling run of :meth:`predict`'s arguments (checked here), to take in pieces.
+
+        Its :meth:`_SamplingRun.fill` samples the next indices into a buffer,
+        the state, the last index and the generator carried from one piece to
+        the next: the pieces together are what one call of :meth:`predict`
+        returns, and a long sample needs memory for a piece only.
+        """
         start, num_chars, temperature, seed = sampling_arguments(
             self, start_index, num_chars, temperature, seed)
         top_k, top_p = sampling_filters(self, top_k, top_p)
-        S, L, _, H = self._state_shape(1)
-        state = _aligned_zeros(S * L * H, self.dtype).reshape(S, L, H)  # updated in place
-        state[...] = self._state_in(h0, 1)[:, :, 0]
-        out = _sample_buffer(num_chars)
-        scratch = _aligned_zeros(_sampling.scratch_size(H, self.output_dim, self._GATES),
-                                 self.dtype)
-        # None: no filter, and none compiled (see fastrnn._kernels.sampling.sampler).
-        filters = None if top_k == 0 and top_p >= 1.0 else (top_k, top_p)
-        _sampling.sampler(self._GATES)(start, state, self._theta, *self._dims, temperature,
-                                       filters, seed, out, scratch)
-        return out.tolist()
+        return _SamplingRun(self, start, num_chars, temperature, seed, self._state_in(h0, 1),
+                            top_k, top_p)

@@ -345,10 +345,8 @@ def _load(given):
 
 
 def sample(args):
-    from fastrnn.training import generate
+    from fastrnn.generate import pieces
 
-    if sys.stdout is None:  # started with stdout closed (``>&-``)
-        raise UserError("standard output is closed: there is nowhere to write the sample")
     if args.checkpoint is None:
         from fastrnn.pretrained import PRETRAINED_DESCRIPTION, load_pretrained
 
@@ -357,18 +355,22 @@ def sample(args):
         model, vocab = load_pretrained()
     else:
         model, vocab = _load(args.checkpoint)
-    text = generate(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
-                    seed=args.seed, top_k=args.top_k, top_p=args.top_p)
-    data = text.encode("utf-8", "surrogateescape")
-    if sys.stdout.isatty() and not text.endswith("\n"):
-        data += b"\n"
+    # Written piece by piece as it is sampled: memory does not grow with --length,
+    # Ctrl-C stops within a piece, and a reader that goes away ends the sampling.
+    text = pieces(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
+                  seed=args.seed, top_k=args.top_k, top_p=args.top_p)
     stream = getattr(sys.stdout, "buffer", None)
+    last = ""
     try:
-        if stream is None:  # a replaced text stream (tests, IDEs)
-            sys.stdout.write(text)
-        else:
-            sys.stdout.flush()
-            stream.write(data)
+        sys.stdout.flush()  # what was printed before goes first
+        for piece in text:
+            if stream is None:  # a replaced text stream (tests, IDEs)
+                sys.stdout.write(piece)
+            else:
+                stream.write(piece.encode("utf-8", "surrogateescape"))
+            last = piece or last
+        if sys.stdout.isatty() and not last.endswith("\n"):
+            sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``fastrnn sample DIR | head``): not an error.

@@ -27,7 +27,7 @@ from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["load_model", "generate", "evaluate", "Evaluation", "build_model",
+__all__ = ["load_model", "generate", "pieces", "evaluate", "Evaluation", "build_model",
            "model_from_checkpoint"]
 
 
@@ -160,9 +160,9 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
              top_p=None):
     """Sample text from a model: the prime text, then ``length`` new characters.
 
-    The model reads the prime text (all of it but the last character, scored
-    with :meth:`loss` to get its final state) and continues from its last
-    character.  Without a prime text it starts after a newline when the
+    The model reads the prime text (all of it but the last character, a piece
+    at a time as :func:`evaluate` reads a text, for its final state) and
+    continues from its last character.  Without a prime text it starts after a newline when the
     vocabulary has one (as at the start of a line), otherwise after a
     character drawn uniformly from the vocabulary; that start is not part of
     the result.
@@ -192,6 +192,46 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     str
         ``prime`` followed by the generated characters.
     """
+    return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
+                          seed=seed, top_k=top_k, top_p=top_p))
+
+
+# Characters sampled per kernel call of pieces(): a fraction of a second, and
+# memory (8 bytes each, then the text) that does not grow with the length.
+SAMPLE_PIECE = 1 << 16
+
+
+def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
+           top_p=None, piece=SAMPLE_PIECE):
+    """:func:`generate`'s text in pieces, as it is sampled: memory bounded at any length.
+
+    The arguments are checked before the first piece.  The pieces joined
+    are what :func:`generate` returns for the same arguments: the prime text
+    (when given), then the sample in pieces of ``piece`` characters, the
+    state and the random draws carried from one to the next.  A consumer
+    that stops early (a closed pipe, Ctrl-C between two pieces) costs no more
+    than one piece of sampling.
+
+    Yields
+    ------
+    str
+    """
+    piece = check_int("piece", piece, 1)
+    run = _sampling_run(model, vocab, length, prime, temperature, seed, top_k, top_p)
+    return _pieces(run, vocab, prime, piece)
+
+
+def _pieces(run, vocab, prime, piece):
+    if prime:
+        yield prime
+    while run is not None and run.remaining:
+        out = np.empty(min(piece, run.remaining), dtype=np.int64)
+        run.fill(out)
+        yield vocab.decode(out)
+
+
+def _sampling_run(model, vocab, length, prime, temperature, seed, top_k, top_p):
+    """The sampling run of :func:`generate`'s arguments, checked; None for no new characters."""
     _check_pair(model, vocab)
     length = check_num_chars(length, "length")
     temperature = check_temperature(temperature)
@@ -209,10 +249,8 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     else:
         start = int(np.random.default_rng(seed).integers(vocab.size))
     if length == 0:
-        return prime
-    out = model.predict(start, length, temperature=temperature, seed=seed, h0=h0, top_k=top_k,
-                        top_p=top_p)
-    return prime + vocab.decode(out)
+        return None
+    return model._sampling(start, length, temperature, seed, h0, top_k, top_p)
 
 
 class Evaluation(NamedTuple):

@@ -17,10 +17,11 @@ import pytest
 from helpers import cli_env, run_cli
 
 import fastrnn.corpus as corpus
-from fastrnn import LSTM, RNN
+from fastrnn import LSTM, RNN, Vocabulary
 from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.config import TrainingConfig
 from fastrnn.corpus import CorpusError, read_text
+from fastrnn.generate import generate, pieces
 from fastrnn.training import Trainer
 
 TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 40
@@ -340,3 +341,51 @@ def test_an_optimizer_state_or_smoothed_loss_that_cannot_be_right_is_refused(sav
         rewrite(saved32, **{name: change(npz[name].astype(np.float64))})
     with pytest.raises(CheckpointError, match=f"{saved32}: .*{name.split('.')[-1]}"):
         Trainer.from_checkpoint(saved32, TEXT)
+
+
+# -- a long sample, a long prime --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [RNN, LSTM])
+@pytest.mark.parametrize("options", [{}, {"temperature": 0}, {"top_k": 3, "top_p": 0.9},
+                                     {"prime": "the cat sat"}])
+def test_a_sample_in_pieces_is_the_sample_of_one_call(kind, options):
+    vocab = Vocabulary.from_text(TEXT)
+    model = kind(vocab.size, 16, vocab.size, seed=4)
+    whole = generate(model, vocab, 300, seed=9, **options)
+    assert "".join(pieces(model, vocab, 300, seed=9, piece=7, **options)) == whole
+    if "prime" not in options:
+        assert whole == vocab.decode(model.predict(vocab.encode("\n")[0], 300, seed=9,
+                                                   **options))
+
+
+def _peak_bytes(work):
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_long_sample_in_pieces_holds_one_piece_at_a_time():
+    vocab = Vocabulary.from_text(TEXT)
+    model = RNN(vocab.size, 16, vocab.size, seed=4)
+    list(pieces(model, vocab, 100, seed=1))  # compiled before the count
+
+    def consume():
+        for _ in pieces(model, vocab, 400_000, seed=1, piece=5_000):
+            pass
+
+    # one call holds 400,000 int64 indices and then their list: over 6 MB
+    assert _peak_bytes(consume) < 1_000_000
+
+
+def test_generate_reads_a_long_prime_a_piece_at_a_time():
+    vocab = Vocabulary.from_text(TEXT)
+    model = LSTM(vocab.size, 32, vocab.size, seed=4)
+    prime = TEXT * 100  # 192,000 characters
+    generate(model, vocab, 5, prime=TEXT[:50], seed=1)  # compiled before the count
+
+    # read in one call, the prime's states and gates take over 400 MB
+    assert _peak_bytes(lambda: generate(model, vocab, 5, prime=prime, seed=1)) < 40_000_000

@@ -358,12 +358,45 @@ def test_sample_output_can_be_cut_short(trained):
     assert "Traceback" not in stderr
 
 
-def test_sample_of_more_characters_than_memory_holds(trained):
+@pytest.mark.parametrize("length", [2**62, 2**63])  # beyond any memory; beyond int64
+def test_sample_of_more_characters_than_memory_holds_streams_until_its_reader_goes(trained,
+                                                                                  length):
     out, _ = trained
-    for length in (2**62, 2**63):  # beyond NumPy's largest array; beyond int64
-        result = run_cli("sample", out, "--length", length, cwd=out)
-        assert_one_line_error(result, 1, "more than memory")
-        assert "--hidden-size" not in stderr_of(result)
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "sample", str(out), "--length",
+                             str(length)], cwd=out, env=cli_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        head = proc.stdout.read(200_000)  # several pieces, as `| head -c 200000` reads
+        proc.stdout.close()  # the reader goes away: the sampling ends within a piece
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert len(head) == 200_000
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
+def test_ctrl_c_stops_a_long_sample_within_a_piece(trained):
+    out, _ = trained
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "sample", str(out), "--length",
+                             str(10**12)], cwd=out, env=cli_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert len(proc.stdout.read(100_000)) == 100_000  # it is sampling
+        proc.send_signal(signal.SIGINT)
+        proc.stdout.read()  # drain until it ends
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert stderr.strip().splitlines()[-1] == "fastrnn: interrupted", stderr
+    assert "Traceback" not in stderr
 
 
 def test_sample_with_stdout_closed(trained):

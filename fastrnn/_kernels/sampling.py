@@ -119,19 +119,18 @@ def draw_filtered(z, w, total, top_k, top_p, u, rank, taken):
 
 
 @kernel
-def next_index(z, w, inv_temperature, filters):
-    """The next index from the logits ``z (O,)``: their argmax, or a draw.
+def next_index(z, w, u, inv_temperature, filters):
+    """The next index from the logits ``z (O,)``: their argmax, or a draw decided by ``u``.
 
     ``w (O,)`` is workspace for the softmax weights; an infinite
-    ``inv_temperature`` means greedy.  The draw
-    uses numba's generator as seeded by the calling sampler: over every index
-    when ``filters`` is None, otherwise restricted as :func:`draw_filtered`
-    describes, ``filters`` holding its ``(top_k, top_p, rank, taken)``.
+    ``inv_temperature`` means greedy (``u`` unused).  The draw, with the
+    uniform number ``u`` in [0, 1), is over every index when ``filters`` is
+    None, otherwise restricted as :func:`draw_filtered` describes,
+    ``filters`` holding its ``(top_k, top_p, rank, taken)``.
     """
     if inv_temperature == np.inf:
         return argmax(z)
     total = softmax_weights(z, w, inv_temperature)
-    u = np.random.random()  # noqa: NPY002
     # None is a type of its own: numba compiles this function once per kind of
     # ``filters`` and drops the branch that cannot run, so the unfiltered loop
     # is the plain draw alone (a filtered branch in it costs ~5% at H = 100).
@@ -164,7 +163,7 @@ def sampler(G):
     """
 
     @kernel_named(MODEL_NAMES[G])
-    def sample(start, state, theta, I, H, O, L, temperature, filters, seed, out, scratch):
+    def sample(start, state, theta, I, H, O, L, temperature, filters, uniforms, out, scratch):
         """Feed ``start``, then sample ``out.shape[0]`` indices, each fed back in.
 
         Parameters
@@ -187,18 +186,17 @@ def sampler(G):
             the smallest set of the most probable of those whose probability
             reaches ``top_p`` (in (0, 1]; 1: all).  Numba compiles the filtered
             loop only for a call that passes them.
-        seed : int
-            Seeds numba's generator, so the same seed gives the same draws in every
-            process (the stream equals ``numpy.random.RandomState(seed)``'s).
+        uniforms : ndarray of float64, shape (n,)
+            The uniform numbers in [0, 1) that decide the draws, ``uniforms[i]``
+            the i-th (unread when greedy).  The caller draws them
+            (``numpy.random.RandomState(seed)``, as the reference does), so
+            that a long sample taken in several calls, the state and the
+            generator carried from one to the next, is the sample of one call.
         out : ndarray of int64, shape (n,)
             Output: the sampled indices.
         scratch : ndarray, shape (scratch_size(H, O, G),)
             Workspace, 64-byte aligned.
         """
-        # Numba's own generator, seeded here, is a Mersenne Twister with NumPy's
-        # legacy API (the only one numba offers inside njit): the same seed gives
-        # the same stream in every process, equal to numpy.random.RandomState(seed).
-        np.random.seed(seed)  # noqa: NPY002
         # 1 / temperature overflows for subnormal temperatures: their limit, greedy.
         inv_temperature = 1.0 / temperature if temperature > 0.0 else np.inf
         s = _scratch_sizes(H, O, G)
@@ -206,35 +204,36 @@ def sampler(G):
                            block(scratch, s, 3), block(scratch, s, 4))
         # next_index's arguments after the logits' workspace: how each index is picked
         if filters is None:
-            _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, None), out,
-                          a, q, aux, z, w)
+            _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, None), uniforms,
+                          out, a, q, aux, z, w)
         else:
             top_k, top_p = filters
             if top_k == 1:  # the most probable index: greedy
                 inv_temperature = np.inf
             pick = (inv_temperature, (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6)))
-            _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w)
+            _sample_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z,
+                          w)
 
     return sample
 
 
 @kernel(inline="always")
-def _sample_model(start, state, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
+def _sample_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z, w):
     """:func:`sampler`'s loop once the arguments are sorted out; ``pick`` ends next_index's.
 
     G is a constant here, so only the model's own loop is compiled.
     """
     if G == 1:
-        _sample_rnn(start, state[0, 0], theta, I, H, O, pick, out, a, z, w)
+        _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
     else:
         # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not compiled).
         cells = state[1] if G == 4 else state[0, 0, :0]
-        _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, out, a, q, aux,
-                      z, w)
+        _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, uniforms, out,
+                      a, q, aux, z, w)
 
 
 @kernel(inline="always")
-def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
+def _sample_rnn(start, h, theta, I, H, O, pick, uniforms, out, a, z, w):
     """The sampling loop of the tanh RNN, from ``h (H,)``."""
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
     bias_h = bh[:, 0]
@@ -248,12 +247,13 @@ def _sample_rnn(start, h, theta, I, H, O, pick, out, a, z, w):
         tanh_into(a, h)
         # The logits: the same flag as above, so one compiled matvec_add serves both.
         matvec_add(Why, h, bias_y, z, reverse)
-        ix = next_index(z, w, *pick)
+        ix = next_index(z, w, uniforms[n] if pick[0] != np.inf else 0.0, *pick)
         out[n] = ix
 
 
 @kernel(inline="always")
-def _sample_gated(start, hidden, cells, lstm, theta, I, H, O, L, G, pick, out, a, q, aux, z, w):
+def _sample_gated(start, hidden, cells, lstm, theta, I, H, O, L, G, pick, uniforms, out, a, q,
+                  aux, z, w):
     """The sampling loop of the LSTM (``lstm``) and the GRU, from ``hidden (L, H)``.
 
     ``cells (L, H)`` are the LSTM's cell states; the GRU, which has none,
@@ -268,7 +268,7 @@ def _sample_gated(start, hidden, cells, lstm, theta, I, H, O, L, G, pick, out, a
         for k in range(L):
             _gated_step(ix, hidden, cells, lstm, k, theta, I, H, O, L, G, a, q, aux, reverse)
         matvec_add(Why, hidden[L - 1], bias_y, z, reverse)  # the logits
-        ix = next_index(z, w, *pick)
+        ix = next_index(z, w, uniforms[n] if pick[0] != np.inf else 0.0, *pick)
         out[n] = ix
 
 
