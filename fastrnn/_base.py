@@ -384,19 +384,20 @@ class _Model:
             grads = self._shard_grads = _aligned_zeros(count * P, self.dtype).reshape(count, P)
         return grads
 
-    def _sharded(self, call, parts, steps, state, last=None):
-        """Run ``call`` on every shard of a batch; their results and their weights.
+    def _sharded(self, call, parts, steps, state, last=None, largest=None):
+        """Run ``call`` on every shard in ``parts``; their results, in shard order.
 
-        ``call(k, rows, state_k, last_k, ws)`` runs the kernel on shard k: the
-        streams ``rows`` (a slice), their contiguous initial state and a
-        buffer for their final state, and the workspace of the runner it runs
-        on (:func:`fastrnn._threads.run_shards`).  The final states are
-        gathered into ``last`` (S, L, B, H) when given.  ``parts`` are the
-        shards, :func:`fastrnn._threads.shards` of the batch.  Returns the
-        results in shard order and each shard's share of the batch.
+        ``call(k, rows, state_k, last_k, ws)`` runs the kernel on shard k of
+        ``parts``: the streams ``rows`` (a slice), their contiguous initial
+        state and a buffer for their final state, and the workspace of the
+        runner it runs on (:func:`fastrnn._threads.run_shards`).  The final
+        states are gathered into ``last`` (S, L, B, H) when given.  ``parts``
+        are shards of a batch (:func:`fastrnn._threads.shards`, or some of
+        them), the workspaces those of chunks of ``largest`` streams (by
+        default the largest part's).
         """
-        batch = parts[-1][1]
-        largest = max(stop - start for start, stop in parts)
+        if largest is None:
+            largest = max(stop - start for start, stop in parts)
         workspaces = self._cached_workspaces(largest, steps)
 
         def work(k):
@@ -409,9 +410,7 @@ class _Model:
                 last[:, :, rows] = last_k
             return value
 
-        values = _threads.run_shards(work, len(parts))
-        weights = np.array([(b1 - b0) / batch for b0, b1 in parts])
-        return values, weights
+        return _threads.run_shards(work, len(parts))
 
     def _loss_and_gradient(self, x2, y2, state, last, with_gradient, sgd=None):
         """The loss of a (B, T) chunk; with ``with_gradient`` its gradient in ``_grad`` too.
@@ -420,7 +419,13 @@ class _Model:
         batch runs shard by shard (:mod:`fastrnn._threads`), the loss and the
         gradient the shards' weighted sums.  ``sgd = (learning_rate, clip)``
         (batches of several shards only) also applies the update, in the same
-        pass as the sum.
+        pass as the last of the sum.
+
+        The shards' gradients are summed in shard order, whatever ran them, so
+        the result is the same on any number of threads.  They run in waves of
+        one shard per thread, each wave's gradients added to the sum before
+        the next wave runs: the buffers are one gradient per thread, however
+        large the batch.
         """
         B, T = x2.shape
         theta, dims, kernels = self._theta, self._dims, self._kernels(B)
@@ -430,28 +435,44 @@ class _Model:
                 return kernels.value_and_grad(x2, y2, state, theta, self._grad, ws, *dims, last)
             return kernels.loss(x2, y2, state, theta, ws, *dims, last)
         parts = _threads.shards(B)
-        grads = self._shard_gradients(len(parts)) if with_gradient else None
+        weights = np.array([(b1 - b0) / B for b0, b1 in parts])
+        largest = max(b1 - b0 for b0, b1 in parts)
+        if not with_gradient:
 
-        def call(k, rows, state_k, last_k, ws):
-            if with_gradient:
-                return kernels.value_and_grad(x2[rows], y2[rows], state_k, theta, grads[k], ws,
-                                              *dims, last_k)
-            return kernels.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
+            def loss(k, rows, state_k, last_k, ws):
+                return kernels.loss(x2[rows], y2[rows], state_k, theta, ws, *dims, last_k)
 
-        values, weights = self._sharded(call, parts, T, state, last)
-        if with_gradient:
-            self._combine(grads, weights, sgd)
+            values = self._sharded(loss, parts, T, state, last, largest)
+        else:
+            wave = min(len(parts), _threads.get_num_threads())
+            grads = self._shard_gradients(wave)
+            values = []
+            for first in range(0, len(parts), wave):
+                group = parts[first:first + wave]
+
+                def gradient(k, rows, state_k, last_k, ws):
+                    return kernels.value_and_grad(x2[rows], y2[rows], state_k, theta, grads[k],
+                                                  ws, *dims, last_k)
+
+                values += self._sharded(gradient, group, T, state, last, largest)
+                final = first + wave >= len(parts)
+                self._combine(grads[:len(group)], weights[first:first + len(group)], first == 0,
+                              sgd if final else None)
         return float(sum(w * v for w, v in zip(weights, values, strict=True)))
 
-    def _combine(self, grads, weights, sgd):
-        """Sum the shards' gradients into ``_grad`` (then SGD), element ranges on the threads."""
+    def _combine(self, grads, weights, fresh, sgd):
+        """Add shards' gradients to ``_grad`` (``fresh``: into zeros; then SGD), on the threads.
+
+        The element ranges run at once; within each the shards are added one
+        after another, in order (:func:`fastrnn._kernels.chunks.combine`).
+        """
         theta, grad = self._theta, self._grad
 
         def part(start, stop):
             if sgd is None:
-                _chunks.combine(grads, weights, grad, start, stop)
+                _chunks.combine(grads, weights, grad, start, stop, fresh)
             else:
-                _chunks.combine_sgd_(grads, weights, grad, theta, *sgd, start, stop)
+                _chunks.combine_sgd_(grads, weights, grad, theta, *sgd, start, stop, fresh)
 
         _threads.run_slices(part, grad.shape[0])
 

@@ -389,3 +389,23 @@ def test_generate_reads_a_long_prime_a_piece_at_a_time():
 
     # read in one call, the prime's states and gates take over 400 MB
     assert _peak_bytes(lambda: generate(model, vocab, 5, prime=prime, seed=1)) < 40_000_000
+
+
+def test_a_large_batch_holds_one_shard_gradient_per_thread():
+    import fastrnn
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 40, (512, 2)), rng.integers(0, 40, (512, 2))  # 32 shards
+    threads = fastrnn.get_num_threads()
+    try:
+        fastrnn.set_num_threads(2)
+        RNN(40, 256, 40, seed=4).train(x, y, 0.1)  # compiled before the count
+
+        def first_step():  # 86,312 parameters: 690 KB a gradient
+            RNN(40, 256, 40, seed=4).train(x, y, 0.1)
+
+        # The model, its states (1 MB each at B = 512) and a gradient per thread: 7.6 MB;
+        # a gradient per shard would add 32 of them, 22 MB.
+        assert _peak_bytes(first_step) < 12_000_000
+    finally:
+        fastrnn.set_num_threads(threads)

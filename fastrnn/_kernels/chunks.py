@@ -164,32 +164,39 @@ def entry_points(G, one_stream):
 
 
 @kernel
-def combine(grads, weights, out, start, stop):
-    """``out[i] = sum_k weights[k] * grads[k, i]`` for ``start <= i < stop``, added k = 0, 1, ...
+def combine(grads, weights, out, start, stop, fresh):
+    """``out[i] (+)= sum_k weights[k] * grads[k, i]`` for ``start <= i < stop``, added k = 0, 1, ...
 
     The gradient of a batch from its shards' (each the mean over its own
     streams, weighted by its share of the batch); a fixed order, so the sum
     is the same whatever ran the shards, and element-wise, so the same
-    however ``[0, P)`` is cut into ranges for threads.
+    however ``[0, P)`` is cut into ranges for threads.  The shards may come
+    in groups: the first ``fresh`` (``out`` overwritten), the others added
+    to it, which gives the sum of all of them at once, bit for bit.
 
     Parameters
     ----------
     grads : ndarray, shape (K, P)
     weights : ndarray of float64, shape (K,)
     out : ndarray, shape (P,)
-        Output (overwritten in the range).
+        Output (overwritten in the range when ``fresh``, added to otherwise).
     start, stop : int
         The range of elements, ``0 <= start <= stop <= P``.
+    fresh : bool
+        Whether these are the first shards of the sum.
     """
     # Loops from 0 over slices: an index from ``start`` may be negative as far
     # as Numba knows, and its wraparound check kept LLVM from vectorising the
     # loop (float32 ran 3x slower, float64 1.4x).
     part = out[start:stop]
-    w0 = weights[0]
-    first = grads[0, start:stop]
-    for i in range(part.shape[0]):
-        part[i] = w0 * first[i]
-    for k in range(1, grads.shape[0]):
+    k0 = 0
+    if fresh:
+        w0 = weights[0]
+        first = grads[0, start:stop]
+        for i in range(part.shape[0]):
+            part[i] = w0 * first[i]
+        k0 = 1
+    for k in range(k0, grads.shape[0]):
         w = weights[k]
         row = grads[k, start:stop]
         for i in range(part.shape[0]):
@@ -200,13 +207,14 @@ _BLOCK = 2048  # elements summed, then applied while they are still in L1
 
 
 @kernel
-def combine_sgd_(grads, weights, out, theta, learning_rate, clip, start, stop):
-    """:func:`combine`, then SGD with the sum (:func:`.optimizers.sgd_`), on ``[start, stop)``.
+def combine_sgd_(grads, weights, out, theta, learning_rate, clip, start, stop, fresh):
+    """:func:`combine` (the last shards of the sum), then SGD with the sum, on ``[start, stop)``.
 
     Block by block, so that each block of ``out`` is applied to ``theta``
-    while still in L1: one pass over the gradients instead of two.
+    while still in L1: one pass over the gradients instead of two.  The
+    update is :func:`.optimizers.sgd_`'s.
     """
     for lo in range(start, stop, _BLOCK):
         hi = min(lo + _BLOCK, stop)
-        combine(grads, weights, out, lo, hi)
+        combine(grads, weights, out, lo, hi, fresh)
         sgd_(theta[lo:hi], out[lo:hi], learning_rate, clip)
