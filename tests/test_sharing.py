@@ -147,3 +147,26 @@ def test_two_threads_training_one_model_apply_every_step_once(rng):
     _in_threads(calls)
     # The same chunk each step: every order of the 60 steps gives the same sequence.
     np.testing.assert_array_equal(model.parameter_vector, twin.parameter_vector)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+def test_a_copied_trainer_continues_exactly_as_the_original(how, tmp_path):
+    text = "the quick brown fox jumps over the lazy dog. " * 20
+    config = fastrnn.TrainingConfig(model="gru", hidden_size=8, seq_length=8, batch_size=3,
+                                     iterations=12, eval_every=6, sample_every=0, seed=5,
+                                     dtype="float32", optimizer="adam")
+    trainer = fastrnn.Trainer(text, config)
+    for _ in range(3):
+        trainer.step()
+    clone = COPIES[how](trainer)
+
+    trainer.run(tmp_path / "a", progress=False, handle_sigint=False)
+    clone.run(tmp_path / "b", progress=False, handle_sigint=False)
+
+    a = load_checkpoint(tmp_path / "a" / "checkpoint.npz")
+    b = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert a.iteration == b.iteration == 12
+    for name in a.parameters:
+        np.testing.assert_array_equal(a.parameters[name], b.parameters[name], err_msg=name)
+    for name in a.optimizer_state:
+        np.testing.assert_array_equal(a.optimizer_state[name], b.optimizer_state[name])
