@@ -241,7 +241,7 @@ class _Model:
         self._params = _flat_views(shapes, self._layout(), self._theta)
         self._grads = _flat_views(shapes, self._layout(), self._grad)
         self._workspaces = OrderedDict()
-        self._shard_grads = None  # (K, P): the gradients of a batch's K shards
+        self._shard_grads = None  # (W, P): the gradients of a wave of W shards, one per thread
         self._lock = threading.RLock()  # see _serialised
         _threads.limit_blas()
 
@@ -377,7 +377,7 @@ class _Model:
         return ws
 
     def _shard_gradients(self, count):
-        """The (count, P) buffer the shards of a batch write their gradients into."""
+        """The (count, P) buffer the shards of a wave write their gradients into."""
         grads = self._shard_grads
         if grads is None or grads.shape[0] != count:
             P = self._theta.shape[0]
