@@ -428,10 +428,11 @@ def usable_streams():
     """Make the standard streams fit for the commands, whatever the shell gave them.
 
     A closed stderr (``2>&-``) becomes a log that keeps nothing: nothing can
-    be said, and the work is still done (a run still trains and saves).  A closed stdout fails
-    on the first write (:class:`_ClosedStream`).  Both stop raising on
-    characters their encoding lacks (``PYTHONIOENCODING=ascii`` and a file
-    name in Greek): those are written as escapes, and no result is lost.
+    be said, and the work is still done (a run still trains and saves).  A
+    closed stdout fails on the first write (:class:`_ClosedStream`).  Both
+    stop raising on characters their encoding lacks (``PYTHONIOENCODING=ascii``
+    and a file name in Greek): those are written as escapes, and no result
+    is lost.
     """
     if sys.stderr is None:
         from fastrnn._rundir import default_log
