@@ -359,6 +359,19 @@ def test_a_sample_in_pieces_is_the_sample_of_one_call(kind, options):
                                                    **options))
 
 
+def test_samples_taken_at_once_draw_from_generators_of_their_own():
+    vocab = Vocabulary.from_text(TEXT)
+    model = LSTM(vocab.size, 16, vocab.size, seed=4)
+    whole = generate(model, vocab, 300, seed=9)
+    runs = [pieces(model, vocab, 300, seed=9, piece=50) for _ in range(3)]
+    taken = [[] for _ in runs]
+    for _ in range(6):  # interleaved, with single calls in between
+        for run, got in zip(runs, taken, strict=True):
+            got.append(next(run))
+        assert generate(model, vocab, 30, seed=9) == whole[:30]
+    assert ["".join(got) for got in taken] == [whole] * 3
+
+
 def _peak_bytes(work):
     tracemalloc.start()
     try:
