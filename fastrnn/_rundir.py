@@ -269,7 +269,8 @@ class RunDirectory:
         if self._lock_fd is not None:
             return
         refuse_special(self.lock_path, RunFileError, _WHAT[LOCK_NAME])
-        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+        flags = (os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_NONBLOCK", 0))
         try:
             fd = os.open(self.lock_path, flags)
         except OSError:
