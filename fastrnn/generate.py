@@ -162,8 +162,8 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
 
     The model reads the prime text (all of it but the last character, a piece
     at a time as :func:`evaluate` reads a text, for its final state) and
-    continues from its last character.  Without a prime text it starts after a newline when the
-    vocabulary has one (as at the start of a line), otherwise after a
+    continues from its last character.  Without a prime text it starts after
+    a newline when the vocabulary has one (as at the start of a line), otherwise after a
     character drawn uniformly from the vocabulary; that start is not part of
     the result.
 
@@ -212,9 +212,9 @@ def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, to
     that stops early (a closed pipe, Ctrl-C between two pieces) costs no more
     than one piece of sampling.
 
-    Yields
-    ------
-    str
+    Returns
+    -------
+    iterator of str
     """
     piece = check_int("piece", piece, 1)
     run = _sampling_run(model, vocab, length, prime, temperature, seed, top_k, top_p)
