@@ -163,9 +163,9 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     The model reads the prime text (all of it but the last character, a piece
     at a time as :func:`evaluate` reads a text, for its final state) and
     continues from its last character.  Without a prime text it starts after
-    a newline when the vocabulary has one (as at the start of a line), otherwise after a
-    character drawn uniformly from the vocabulary; that start is not part of
-    the result.
+    a newline when the vocabulary has one (as at the start of a line),
+    otherwise after a character drawn uniformly from the vocabulary; that
+    start is not part of the result.
 
     Parameters
     ----------
