@@ -18,7 +18,9 @@ it is converted to and from the public form (an RNN's (B, H), an LSTM's pair
 
 import functools
 import math
+import os
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -84,6 +86,21 @@ def _sample_buffer(num_chars):
 # shards) per distinct chunk shape; a trainer uses two (training chunks, validation
 # chunks), an interactive user a few more.
 _MAX_WORKSPACES = 4
+
+
+# Every model, so that a forked child can give each a new lock: a lock held by
+# another thread at the fork would stay held in the child, where that thread
+# does not exist, and the child's first call on the model would wait forever.
+_models = weakref.WeakSet()
+
+
+def _new_locks_after_fork():
+    for model in list(_models):
+        model._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def _serialised(method):
@@ -190,6 +207,7 @@ class _SamplingRun:
 
 
 _NO_DRAWS = np.empty(0)
+_SAMPLE_PIECE = 1 << 16  # indices per kernel call of predict: its draws, 8 bytes each
 
 # Generators of finished runs.  Making a RandomState costs ~90 us (its
 # MT19937 is seeded from the OS first), a quarter of a 200-character predict
@@ -262,6 +280,7 @@ class _Model:
         self._workspaces = OrderedDict()
         self._shard_grads = None  # (W, P): the gradients of a wave of W shards, one per thread
         self._lock = threading.RLock()  # see _serialised
+        _models.add(self)
         _threads.limit_blas()
 
     # Made again by _allocate: views of the flat vectors, scratch, the lock.
@@ -725,7 +744,8 @@ class _Model:
         """
         run = self._sampling(start_index, num_chars, temperature, seed, h0, top_k, top_p)
         out = _sample_buffer(run.remaining)
-        run.fill(out)
+        for lo in range(0, out.shape[0], _SAMPLE_PIECE):  # the draws a piece at a time
+            run.fill(out[lo:lo + _SAMPLE_PIECE])
         return out.tolist()
 
     def _sampling(self, start_index, num_chars, temperature, seed, h0, top_k, top_p):

@@ -192,8 +192,10 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     str
         ``prime`` followed by the generated characters.
     """
-    return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
-                          seed=seed, top_k=top_k, top_p=top_p))
+    _check_pair(model, vocab)
+    with model._lock:  # one call: no other thread's call on the model in between
+        return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
+                              seed=seed, top_k=top_k, top_p=top_p))
 
 
 # Characters sampled per kernel call of pieces(): a fraction of a second, and
@@ -210,7 +212,9 @@ def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, to
     (when given), then the sample in pieces of ``piece`` characters, the
     state and the random draws carried from one to the next.  A consumer
     that stops early (a closed pipe, Ctrl-C between two pieces) costs no more
-    than one piece of sampling.
+    than one piece of sampling.  Each piece holds the model's lock while it
+    is sampled, not in between: another thread that trains the model
+    meanwhile changes the pieces still to come.
 
     Returns
     -------
@@ -333,8 +337,9 @@ def _read(model, ids, chunk_length):
     """
     total, state = 0.0, None
     n = len(ids) - 1
-    for lo in range(0, n, chunk_length):
-        hi = min(lo + chunk_length, n)
-        value, state = model._loss_and_state(ids[lo:hi], ids[lo + 1:hi + 1], state)
-        total += value
+    with model._lock:  # every chunk of the same weights, whatever other threads do
+        for lo in range(0, n, chunk_length):
+            hi = min(lo + chunk_length, n)
+            value, state = model._loss_and_state(ids[lo:hi], ids[lo + 1:hi + 1], state)
+            total += value
     return total, state

@@ -186,7 +186,8 @@ class Trainer:
         Optimizer steps taken.
     seconds : float
         Seconds spent in :meth:`run`, over the run's whole life (saved in
-        checkpoints and carried by a resume), as of the last checkpoint.
+        checkpoints and carried by a resume), as of the last evaluation or
+        checkpoint.
     hidden : ndarray or tuple of ndarray
         The state carried into the next chunk, in the model's batch form
         (``model.zero_state(B)``): (B, H) for an rnn, (L, B, H) for a gru,
@@ -349,13 +350,14 @@ class Trainer:
             before this step.
         """
         inputs, targets = self.streams.chunk()  # (B, T) each
-        loss, _ = self.model.gradients(inputs, targets, self.hidden)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(self.iteration + 1, loss)
-        self._optimizer.step(self.model.parameter_vector, self.model.gradient_vector,
-                             self.config.learning_rate_at(self.iteration), self.config.clip)
         model = self.model
-        self.hidden = model.unpack_state(model.pack_state(model.last_hidden))  # a copy
+        with model._lock:  # the gradient and the update as one call on the model
+            loss, _ = model.gradients(inputs, targets, self.hidden)
+            if not math.isfinite(loss):
+                raise TrainingDiverged(self.iteration + 1, loss)
+            self._optimizer.step(model.parameter_vector, model.gradient_vector,
+                                 self.config.learning_rate_at(self.iteration), self.config.clip)
+            self.hidden = model.unpack_state(model.pack_state(model.last_hidden))  # a copy
         if self.streams.advance():
             # a new pass starts from a blank state
             self.hidden = model.zero_state(self.config.batch_size)

@@ -7,8 +7,11 @@ and two threads must never mix their intermediate results.
 
 import copy
 import multiprocessing
+import os
 import pickle
+import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -16,6 +19,7 @@ import pytest
 
 import fastrnn
 from fastrnn.checkpoint import load_checkpoint
+from fastrnn.generate import evaluate
 
 KINDS = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
 COPIES = {
@@ -170,3 +174,72 @@ def test_a_copied_trainer_continues_exactly_as_the_original(how, tmp_path):
         np.testing.assert_array_equal(a.parameters[name], b.parameters[name], err_msg=name)
     for name in a.optimizer_state:
         np.testing.assert_array_equal(a.optimizer_state[name], b.optimizer_state[name])
+
+
+def _train_forever(model, stop, rng):
+    x, y = _chunk(rng, batch=3, steps=50)
+    while not stop.is_set():
+        model.train(x, y, 0.01)
+
+
+@pytest.mark.parametrize("reader", ["evaluate", "generate"])
+def test_a_long_read_sees_one_version_of_the_weights_while_another_thread_trains(reader, rng):
+    vocab = fastrnn.Vocabulary("abcde")
+    model = fastrnn.LSTM(5, 32, 5, seed=6)
+    text = "abcdeedcba" * 3000  # read in 3 chunks of 10,000 characters
+    seen = []
+    read_chunk = model._loss_and_state
+
+    def recording(*args, **kwargs):  # the weights each chunk is read with
+        seen.append(model.parameter_vector.tobytes())
+        return read_chunk(*args, **kwargs)
+
+    model._loss_and_state = recording
+    stop = threading.Event()
+    trainer = threading.Thread(target=_train_forever, args=(model, stop, rng))
+    trainer.start()
+    try:
+        for _ in range(3):
+            seen.clear()
+            if reader == "evaluate":
+                evaluate(model, vocab, text)
+            else:
+                fastrnn.generate(model, vocab, 10, prime=text, seed=1)
+            assert len(seen) == 3 and len(set(seen)) == 1
+    finally:
+        stop.set()
+        trainer.join()
+
+
+def test_a_forked_child_can_call_a_model_another_thread_was_using(rng):
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    model = fastrnn.RNN(5, 64, 5, seed=7)
+    x, y = _chunk(rng)
+    model.loss(x, y)
+    stop = threading.Event()
+    busy = threading.Thread(target=_train_forever, args=(model, stop, rng))
+    busy.start()
+    try:
+        for _ in range(5):  # most forks come while the other thread holds the lock
+            pid = os.fork()
+            if pid == 0:  # the child: this thread only, the model as the fork found it
+                code = 1
+                try:
+                    code = 0 if np.isfinite(model.loss(x, y)) else 1
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    pytest.fail("the forked child's call never returned")
+                time.sleep(0.01)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        busy.join()
