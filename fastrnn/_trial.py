@@ -214,7 +214,10 @@ def run_trial(text, task):
                 outcome.update(iterations=ckpt.iteration, best_val_loss=best)
             except (OSError, ValueError):
                 pass
-        write_json(record_path, outcome, RECORD)
+        try:
+            write_json(record_path, outcome, RECORD)
+        except RunFileError as error:  # replaced by a link or a FIFO while the trial ran
+            outcome.update(status="failed", message=describe_error(error))
     finally:
         watcher.close()
     return {**outcome, "curve": curve(path), "ran": True}
