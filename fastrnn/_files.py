@@ -40,6 +40,11 @@ def _kind(mode):
     return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
 
 
+def _special_refusal(error, name, mode, what):
+    return error(f"{name} is {_kind(mode)}, where fastrnn keeps {what} in a regular file; "
+                 f"remove it, or use another directory")
+
+
 def refuse_special(path, error, what):
     """Refuse a symbolic link or a special file at ``path``, where fastrnn keeps ``what``.
 
@@ -59,8 +64,7 @@ def refuse_special(path, error, what):
     if stat.S_ISLNK(st.st_mode):
         raise _link_refusal(error, name, what)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        raise error(f"{name} is {_kind(st.st_mode)}, where fastrnn keeps {what} in a regular "
-                    f"file; remove it, or use another directory")
+        raise _special_refusal(error, name, st.st_mode, what)
 
 
 def open_own(path, flags, error, what):
@@ -104,8 +108,7 @@ def open_own(path, flags, error, what):
         if not stat.S_ISREG(st.st_mode):
             if stat.S_ISDIR(st.st_mode):
                 raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), name)
-            raise error(f"{name} is {_kind(st.st_mode)}, where fastrnn keeps {what} in a "
-                        f"regular file; remove it, or use another directory")
+            raise _special_refusal(error, name, st.st_mode, what)
         os.set_blocking(fd, True)
         return fd
     except BaseException:

@@ -42,6 +42,7 @@ __all__ = [
     "StopSignal",
     "as_path",
     "default_log",
+    "open_history",
     "resolve_checkpoint",
     "check_target",
     "RunDirectory",
@@ -130,6 +131,22 @@ class TargetPassedError(ValueError):
         self.iteration, self.target = iteration, target
         super().__init__(f"the run is already at iteration {iteration}, beyond the {target} "
                          f"iterations asked for")
+
+
+def open_history(out_dir):
+    """A run's ``history.csv``, open for reading as CSV text; never through a link or a FIFO.
+
+    Raises
+    ------
+    RunFileError
+        If a link or a special file stands there, or it is over
+        :data:`MAX_HISTORY_BYTES`.
+    OSError
+        If it cannot be opened.
+    """
+    raw, _ = open_regular(os.path.join(out_dir, HISTORY_NAME), RunFileError, MAX_HISTORY_BYTES,
+                          _WHAT[HISTORY_NAME], follow_links=False)
+    return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
 
 
 class _Nowhere(io.TextIOBase):
@@ -368,10 +385,8 @@ class RunDirectory:
         rows = []
         if iteration == 0 or not os.path.exists(self.history_path):
             return rows
-        raw, _ = open_regular(self.history_path, RunFileError, MAX_HISTORY_BYTES,
-                              _WHAT[HISTORY_NAME], follow_links=False)
         try:
-            with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="") as f:
+            with open_history(self.out_dir) as f:
                 reader = csv.DictReader(f)
                 for row in reader:
                     try:

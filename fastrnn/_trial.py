@@ -10,7 +10,6 @@ failed trial does not stop the others.
 """
 
 import csv
-import io
 import json
 import math
 import os
@@ -19,7 +18,7 @@ import time
 from dataclasses import replace
 
 from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
-from fastrnn._rundir import CHECKPOINT_NAME, HISTORY_NAME, MAX_HISTORY_BYTES
+from fastrnn._rundir import CHECKPOINT_NAME, open_history
 from fastrnn._threads import set_num_threads
 from fastrnn.checkpoint import atomic_write, load_checkpoint
 from fastrnn.config import TrainingConfig
@@ -111,9 +110,7 @@ def finished_outcome(task, record):
 def curve(path):
     """``[(iteration, validation loss), ...]`` from a run's history, as far as it can be read."""
     try:
-        raw, _ = open_regular(os.path.join(path, HISTORY_NAME), RunFileError, MAX_HISTORY_BYTES,
-                              "the run's history", follow_links=False)
-        with io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="") as f:
+        with open_history(path) as f:
             return [(int(row["iteration"]), float(row["val_loss"]))
                     for row in csv.DictReader(f) if row.get("val_loss")]
     except (OSError, ValueError, KeyError, TypeError, csv.Error):  # RunFileError included
