@@ -389,8 +389,6 @@ def evaluate(args):
     if os.path.isdir(path):
         raise UserError(f"{path} is a directory, not a text file")
     try:
-        if os.path.getsize(path) == 0:
-            raise UserError(f"{path} is empty: there is nothing to score")
         text = read_text(path, "score")
     except OSError as error:
         raise UserError(f"cannot read the text file: {describe_os_error(error)}") from None
