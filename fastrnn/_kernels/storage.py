@@ -19,9 +19,9 @@ import numpy as np
 from fastrnn._jit import kernel, sizes
 from fastrnn._kernels.packed import recurrent_pack_size
 
-__all__ = ["ALIGN", "padded", "total_size", "block", "float64_block", "STATES", "CELLS", "LOGITS",
-           "LSE", "COL", "DH", "DHNEXT", "PACK", "leading_sizes", "shared_blocks", "layer_states",
-           "final_state", "top_layer", "optional_blocks"]
+__all__ = ["ALIGN", "padded", "total_size", "span", "block", "float64_block", "STATES", "CELLS",
+           "LOGITS", "LSE", "COL", "DH", "DHNEXT", "PACK", "leading_sizes", "shared_blocks",
+           "layer_states", "final_state", "top_layer", "optional_blocks"]
 
 ALIGN = 16  # elements per 64 bytes of float32 (two cache lines of float64)
 
@@ -41,14 +41,9 @@ def total_size(blocks):
     return total
 
 
-@kernel(inline="always")
-def block(ws, sizes, k):
-    """Block ``k`` of the vector ``ws`` of blocks of ``sizes``: a 1-D view of ``sizes[k]``.
-
-    Only integer arithmetic and one slice, so a kernel that needs two blocks
-    of a workspace takes just those (a reshape costs ~25 ns, a whole
-    workspace of a dozen blocks ~400 ns: a measurable part of a small step).
-    """
+@sizes
+def span(sizes, k):
+    """``(start, length)`` of block ``k`` in a vector of blocks of ``sizes``."""
     # ``sizes`` is indexed only by the loop's variable: indexing it by the
     # constant k would compile one function per block (Numba's tuple getitem
     # with a literal index), ~20 of them in a model's first call.
@@ -57,6 +52,21 @@ def block(ws, sizes, k):
     for i in range(k + 1):
         start += padded(size)
         size = sizes[i]
+    return start, size
+
+
+@kernel(inline="always")
+def block(ws, sizes, k):
+    """Block ``k`` of the vector ``ws`` of blocks of ``sizes``: a 1-D view of ``sizes[k]``.
+
+    Only a call and one slice, so a kernel that needs two blocks of a
+    workspace takes just those (a reshape costs ~25 ns, a whole workspace of a
+    dozen blocks ~400 ns: a measurable part of a small step).  The arithmetic
+    is :func:`span`'s, compiled once: a loop here would be copied into every
+    caller at each of its dozens of call sites, and Numba's inlining and
+    lowering of those copies was ~1 s of a model's first call.
+    """
+    start, size = span(sizes, k)
     return ws[start:start + size]
 
 
