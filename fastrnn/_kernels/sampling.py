@@ -159,8 +159,12 @@ def sampler(G):
     """The sampling kernel for models of ``G`` gate blocks (1, 3 or 4): see ``sample`` below.
 
     Made once per G, so that G is a compile-time constant (see
-    :mod:`fastrnn._jit`): each model compiles only its own loop.
+    :mod:`fastrnn._jit`): each model compiles only its own loop.  The loop is
+    chosen here, in Python, rather than by a branch on G in a function the
+    kernel inlines: Numba inlines what both branches call before it drops the
+    one that cannot run.
     """
+    _sample_model = _sample_rnn_model if G == 1 else _sample_gated_model
 
     @kernel_named(MODEL_NAMES[G])
     def sample(start, state, theta, I, H, O, L, temperature, filters, uniforms, out, scratch):
@@ -218,18 +222,19 @@ def sampler(G):
 
 
 @kernel(inline="always")
-def _sample_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z, w):
-    """:func:`sampler`'s loop once the arguments are sorted out; ``pick`` ends next_index's.
+def _sample_rnn_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z, w):
+    """:func:`sampler`'s loop for the tanh RNN once the arguments are sorted out."""
+    _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
 
-    G is a constant here, so only the model's own loop is compiled.
-    """
-    if G == 1:
-        _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
-    else:
-        # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not compiled).
-        cells = state[1] if G == 4 else state[0, 0, :0]
-        _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, uniforms, out,
-                      a, q, aux, z, w)
+
+@kernel(inline="always")
+def _sample_gated_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z,
+                        w):
+    """:func:`sampler`'s loop for the LSTM (G = 4) and the GRU once the arguments are sorted out."""
+    # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not compiled).
+    cells = state[1] if G == 4 else state[0, 0, :0]
+    _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, uniforms, out, a, q,
+                  aux, z, w)
 
 
 @kernel(inline="always")
