@@ -18,10 +18,10 @@ import numpy as np
 
 from fastrnn._jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
-from fastrnn._kernels.activations import softmax_weights, tanh_into
+from fastrnn._kernels.activations import softmax_weights, tanh_
 from fastrnn._kernels.cells import gru_cell, lstm_cell
 from fastrnn._kernels.chunks import MODEL_NAMES
-from fastrnn._kernels.linalg import matvec_add, matvec_add_tall
+from fastrnn._kernels.linalg import copy_into, matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 
 __all__ = ["scratch_size", "sampler", "next_index", "draw", "argmax", "draw_filtered"]
@@ -249,7 +249,8 @@ def _sample_rnn(start, h, theta, I, H, O, pick, uniforms, out, a, z, w):
         matvec_add(Whh, h, bias_h, a, reverse)
         for i in range(H):
             a[i] += Wxh[i, ix]
-        tanh_into(a, h)
+        tanh_(a)  # in place, then copied: the tanh_ that training compiles, not a second loop
+        copy_into(h, a)
         # The logits: the same flag as above, so one compiled matvec_add serves both.
         matvec_add(Why, h, bias_y, z, reverse)
         ix = next_index(z, w, uniforms[n] if pick[0] != np.inf else 0.0, *pick)
