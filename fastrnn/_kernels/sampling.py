@@ -160,11 +160,10 @@ def sampler(G):
 
     Made once per G, so that G is a compile-time constant (see
     :mod:`fastrnn._jit`): each model compiles only its own loop.  The loop is
-    chosen here, in Python, rather than by a branch on G in a function the
-    kernel inlines: Numba inlines what both branches call before it drops the
-    one that cannot run.
+    chosen by a branch on G in the kernel itself, where Numba drops the branch
+    that cannot run before it inlines anything; in a function it inlines, G is
+    an argument, and it would inline what both branches call first.
     """
-    _sample_model = _sample_rnn_model if G == 1 else _sample_gated_model
 
     @kernel_named(MODEL_NAMES[G])
     def sample(start, state, theta, I, H, O, L, temperature, filters, uniforms, out, scratch):
@@ -206,23 +205,26 @@ def sampler(G):
         s = _scratch_sizes(H, O, G)
         a, q, aux, z, w = (block(scratch, s, 0), block(scratch, s, 1), block(scratch, s, 2),
                            block(scratch, s, 3), block(scratch, s, 4))
-        # next_index's arguments after the logits' workspace: how each index is picked
+        # next_index's arguments after the logits' workspace: how each index is picked.  Each
+        # call compiles one branch of each ``if`` (filters' type and G are known to Numba).
         if filters is None:
-            _sample_model(start, state, theta, I, H, O, L, G, (inv_temperature, None), uniforms,
-                          out, a, q, aux, z, w)
+            pick = (inv_temperature, None)
         else:
             top_k, top_p = filters
             if top_k == 1:  # the most probable index: greedy
                 inv_temperature = np.inf
             pick = (inv_temperature, (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6)))
-            _sample_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z,
-                          w)
+        if G == 1:
+            _sample_rnn_model(start, state, theta, I, H, O, pick, uniforms, out, a, z, w)
+        else:
+            _sample_gated_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q,
+                                aux, z, w)
 
     return sample
 
 
 @kernel(inline="always")
-def _sample_rnn_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z, w):
+def _sample_rnn_model(start, state, theta, I, H, O, pick, uniforms, out, a, z, w):
     """:func:`sampler`'s loop for the tanh RNN once the arguments are sorted out."""
     _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
 
