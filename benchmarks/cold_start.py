@@ -16,6 +16,11 @@ then again with the cache that run filled (every later run).  The cases:
 - ``fastrnn train``: ``python -m fastrnn train`` on the built-in corpus for
   ``--iterations`` steps (a new run directory each time).
 
+- ``plain numba``: the floor for a Numba char-RNN, the same hello world
+  written the plainest way (one ``@njit`` training step and one sampler, NumPy
+  calls inside, no fastrnn): what compiling any Numba version of the model
+  costs, with none of fastrnn's kernels.
+
 The NumPy script is the same hello world on :class:`fastrnn.reference.RNN`, the
 plain NumPy model, timed in the same round; every ratio is a case's time over
 the NumPy script's from that round, and the table gives the median over the
@@ -77,6 +82,82 @@ IMPORTS = {
     "hello rnn": "from fastrnn import GPT",
     "hello lstm": "from fastrnn import LSTM as GPT",
 }
+# The plain Numba hello world: a module of its own (Numba caches only functions defined in a
+# file), written beside the case's cache so that its warm run finds what its cold run cached.
+PLAIN_MODULE = """
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def train(x, y, Wxh, Whh, Why, bh, by, lr):
+    T, H, O = x.shape[0], Whh.shape[0], Why.shape[0]
+    hs = np.zeros((T + 1, H))
+    ps = np.zeros((T, O))
+    loss = 0.0
+    for t in range(T):
+        hs[t + 1] = np.tanh(Wxh[:, x[t]] + Whh @ hs[t] + bh)
+        z = Why @ hs[t + 1] + by
+        e = np.exp(z - z.max())
+        ps[t] = e / e.sum()
+        loss -= np.log(ps[t, y[t]])
+    dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)
+    dbh, dby, dhnext = np.zeros_like(bh), np.zeros_like(by), np.zeros(H)
+    for t in range(T - 1, -1, -1):
+        dy = ps[t].copy()
+        dy[y[t]] -= 1.0
+        dWhy += np.outer(dy, hs[t + 1])
+        dby += dy
+        dhraw = (1.0 - hs[t + 1] ** 2) * (Why.T @ dy + dhnext)
+        dbh += dhraw
+        dWxh[:, x[t]] += dhraw
+        dWhh += np.outer(dhraw, hs[t])
+        dhnext = Whh.T @ dhraw
+    for p, d in ((Wxh, dWxh), (Whh, dWhh), (Why, dWhy)):
+        p -= lr * np.clip(d, -5.0, 5.0)
+    for p, d in ((bh, dbh), (by, dby)):
+        p -= lr * np.clip(d, -5.0, 5.0)
+    return loss
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def predict(ix, n, Wxh, Whh, Why, bh, by, u, greedy):
+    h = np.zeros(Whh.shape[0])
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        h = np.tanh(Wxh[:, ix] + Whh @ h + bh)
+        z = Why @ h + by
+        if greedy:
+            ix = np.argmax(z)
+        else:
+            e = np.exp(z - z.max())
+            ix = min(np.searchsorted(np.cumsum(e / e.sum()), u[i]), z.shape[0] - 1)
+        out[i] = ix
+    return out
+"""
+PLAIN_HELLO = """
+import sys
+sys.path.insert(0, {folder!r})
+import numpy as np
+from plain_rnn import predict, train
+data = "hello world"
+chars = sorted(set(data))
+char_to_ix = {{ch: i for i, ch in enumerate(chars)}}
+ix_to_char = {{i: ch for i, ch in enumerate(chars)}}
+V, H = len(chars), 20
+rng = np.random.default_rng(0)
+Wxh, Whh, Why = (rng.standard_normal(shape) * 0.01 for shape in ((H, V), (H, H), (V, H)))
+bh, by = np.zeros(H), np.zeros(V)
+inputs = np.array([char_to_ix[ch] for ch in data[:-1]])
+targets = np.array([char_to_ix[ch] for ch in data[1:]])
+for epoch in range(1000):
+    loss = train(inputs, targets, Wxh, Whh, Why, bh, by, 0.1)
+weights = (Wxh, Whh, Why, bh, by)
+print("".join(ix_to_char[i] for i in predict(char_to_ix["h"], 500, *weights, rng.random(500),
+                                             False)))
+print("".join(ix_to_char[i] for i in predict(char_to_ix["h"], 10, *weights, np.zeros(10), True)))
+"""
+
 
 # Run before a case in the cold process: lists fastrnn's functions as Numba compiles them.
 COUNTER = """
@@ -88,7 +169,12 @@ atexit.register(lambda: open(os.environ["COLD_START_COUNT"], "w").write(
 """
 
 
-def _command(case, iterations, out_dir):
+def _command(case, iterations, out_dir, cache):
+    if case == "plain numba":
+        folder = os.path.join(cache, "plain")
+        os.makedirs(folder, exist_ok=True)
+        Path(folder, "plain_rnn.py").write_text(PLAIN_MODULE)
+        return ["-c", PLAIN_HELLO.format(folder=folder)]
     if case == "fastrnn train":
         return ["-m", "fastrnn", "train", "--out", out_dir, "--iterations", str(iterations),
                 "--eval-every", str(iterations), "--sample-every", "0"]
@@ -99,7 +185,7 @@ def _run(case, iterations, cache, count_to=None):
     """Seconds from the start of a fresh process running ``case`` to its exit."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
     with tempfile.TemporaryDirectory() as work:
-        args = _command(case, iterations, os.path.join(work, "run"))
+        args = _command(case, iterations, os.path.join(work, "run"), cache)
         if count_to is not None:  # the counter runs first, in the same process
             env["COLD_START_COUNT"] = count_to
             if args[0] == "-c":
@@ -118,7 +204,7 @@ def _run(case, iterations, cache, count_to=None):
 
 def measure(rounds, iterations):
     """Per case: cold and warm seconds per round, and the functions compiled cold."""
-    cases = ["hello rnn", "hello lstm", "fastrnn train"]
+    cases = ["hello rnn", "hello lstm", "fastrnn train", "plain numba"]
     result = {case: {"cold": [], "warm": [], "compiled": None, "cached": None}
               for case in cases}
     result["numpy"] = {"cold": [], "warm": []}
@@ -128,10 +214,12 @@ def measure(rounds, iterations):
             result["numpy standalone"]["cold"].append(_run("numpy standalone", iterations, cache))
         for case in cases:
             with tempfile.TemporaryDirectory() as cache:
-                count = os.path.join(cache, "compiled.json")
+                # The counter imports fastrnn: not in the script that does without it.
+                count = None if case == "plain numba" else os.path.join(cache, "compiled.json")
                 result[case]["cold"].append(_run(case, iterations, cache, count))
-                with open(count) as f:
-                    result[case]["compiled"] = json.load(f)
+                if count is not None:
+                    with open(count) as f:
+                        result[case]["compiled"] = json.load(f)
                 result[case]["cached"] = sorted(  # one index file per cached kernel
                     path.name.split("-")[0] for path in Path(cache).rglob("*.nbi"))
                 result[case]["warm"].append(_run(case, iterations, cache))
@@ -156,11 +244,12 @@ def table(result):
     standalone = result["numpy standalone"]["cold"]
     lines.append(f"| NumPy script, standalone | - | - | {statistics.median(standalone):.2f} s "
                  f"({statistics.median(ratios(standalone)):.2f}x) | | |")
-    for case in ("hello rnn", "hello lstm", "fastrnn train"):
+    for case in ("hello rnn", "hello lstm", "fastrnn train", "plain numba"):
         r = result[case]
         extra = [c - w for c, w in zip(r["cold"], r["warm"], strict=True)]
+        compiled = "-" if r["compiled"] is None else len(r["compiled"])
         lines.append(
-            f"| {case} | {len(r['cached'])} | {len(r['compiled'])} | "
+            f"| {case} | {len(r['cached'])} | {compiled} | "
             f"{statistics.median(r['cold']):.2f} s "
             f"({statistics.median(ratios(r['cold'])):.1f}x) | "
             f"{statistics.median(r['warm']):.2f} s ({statistics.median(ratios(r['warm'])):.2f}x) | "
