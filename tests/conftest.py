@@ -5,12 +5,25 @@ test modules use these fixtures rather than importing conftest.
 """
 
 import os
+import signal
 
 import numpy as np
 import pytest
 from helpers import assert_params_close, twin_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+    """Let the processes the tests start get Ctrl-C, however the suite itself was started.
+
+    A shell starts a background job (``pytest &``, a CI step run so) with SIGINT
+    ignored, and a child inherits an ignored signal: the tests that press Ctrl-C
+    on a fastrnn process would then wait on one that never hears it.  A handled
+    signal is reset to its default in a child, so handling it here is enough.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

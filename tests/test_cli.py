@@ -386,15 +386,13 @@ def test_ctrl_c_stops_a_long_sample_within_a_piece(trained):
     try:
         assert len(proc.stdout.read(100_000)) == 100_000  # it is sampling
         proc.send_signal(signal.SIGINT)
-        proc.stdout.read()  # drain until it ends
-        assert proc.wait(timeout=60) == 130
+        _, stderr = proc.communicate(timeout=60)  # drain until it ends
+        assert proc.returncode == 130
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    stderr = proc.stderr.read().decode()
-    proc.stdout.close()
-    proc.stderr.close()
+            proc.communicate()
+    stderr = stderr.decode()
     assert stderr.strip().splitlines()[-1] == "fastrnn: interrupted", stderr
     assert "Traceback" not in stderr
 
