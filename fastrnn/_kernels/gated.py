@@ -140,9 +140,12 @@ pack : (:func:`.packed.recurrent_pack_size`,)
 """
 
 
-@kernel(inline="always")
+@kernel
 def workspace(ws, B, T, H, O, L, G):
-    """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``."""
+    """Carve the :class:`Workspace` of a (B, T) chunk out of the flat vector ``ws``.
+
+    Compiled once and called, not inlined into both passes (as :func:`.rnn.workspace`).
+    """
     s = _sizes(B, T, H, O, L, G, ws.itemsize)
     N, GH = T * B, G * H
     states, cells, zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
