@@ -240,23 +240,28 @@ def _sample_gated_model(start, state, theta, I, H, O, L, G, pick, uniforms, out,
 
 
 @kernel(inline="always")
-def _sample_rnn(start, h, theta, I, H, O, pick, uniforms, out, a, z, w):
-    """The sampling loop of the tanh RNN, from ``h (H,)``."""
+def _sample_rnn(start, state, theta, I, H, O, pick, uniforms, out, a, z, w):
+    """The sampling loop of the tanh RNN, from ``state (H,)``, left holding the final state."""
     Wxh, Whh, Why, bh, by = rnn.params(theta, I, H, O)
     bias_h = bh[:, 0]
     bias_y = by[:, 0]
+    # The step computes the next state in ``a`` in place (the tanh_ that training compiles,
+    # not a second loop), then the two buffers swap roles: no copy per step.
+    h = state
     ix = start
     for n in range(out.shape[0]):
         reverse = n % 2 == 1  # see linalg: the order of the rows, not of any sum
         matvec_add(Whh, h, bias_h, a, reverse)
         for i in range(H):
             a[i] += Wxh[i, ix]
-        tanh_(a)  # in place, then copied: the tanh_ that training compiles, not a second loop
-        copy_into(h, a)
+        tanh_(a)
+        h, a = a, h
         # The logits: the same flag as above, so one compiled matvec_add serves both.
         matvec_add(Why, h, bias_y, z, reverse)
         ix = next_index(z, w, uniforms[n] if pick[0] != np.inf else 0.0, *pick)
         out[n] = ix
+    if out.shape[0] % 2 == 1:  # the final state is in the scratch buffer
+        copy_into(state, h)
 
 
 @kernel(inline="always")
