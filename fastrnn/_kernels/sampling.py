@@ -215,28 +215,15 @@ def sampler(G):
                 inv_temperature = np.inf
             pick = (inv_temperature, (top_k, top_p, block(scratch, s, 5), block(scratch, s, 6)))
         if G == 1:
-            _sample_rnn_model(start, state, theta, I, H, O, pick, uniforms, out, a, z, w)
+            _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
         else:
-            _sample_gated_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q,
-                                aux, z, w)
+            # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not
+            # compiled).
+            cells = state[1] if G == 4 else state[0, 0, :0]
+            _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, uniforms,
+                          out, a, q, aux, z, w)
 
     return sample
-
-
-@kernel(inline="always")
-def _sample_rnn_model(start, state, theta, I, H, O, pick, uniforms, out, a, z, w):
-    """:func:`sampler`'s loop for the tanh RNN once the arguments are sorted out."""
-    _sample_rnn(start, state[0, 0], theta, I, H, O, pick, uniforms, out, a, z, w)
-
-
-@kernel(inline="always")
-def _sample_gated_model(start, state, theta, I, H, O, L, G, pick, uniforms, out, a, q, aux, z,
-                        w):
-    """:func:`sampler`'s loop for the LSTM (G = 4) and the GRU once the arguments are sorted out."""
-    # The LSTM's c; the GRU has none (G == 4 is a constant: the other cell is not compiled).
-    cells = state[1] if G == 4 else state[0, 0, :0]
-    _sample_gated(start, state[0], cells, G == 4, theta, I, H, O, L, G, pick, uniforms, out, a, q,
-                  aux, z, w)
 
 
 @kernel(inline="always")
