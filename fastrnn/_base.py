@@ -207,7 +207,10 @@ class _SamplingRun:
 
 
 _NO_DRAWS = np.empty(0)
-_SAMPLE_PIECE = 1 << 16  # indices per kernel call of predict: its draws, 8 bytes each
+# Indices sampled per kernel call, by predict and by fastrnn.generate.pieces: a
+# fraction of a second, and memory (the draws, 8 bytes each) that does not grow
+# with the length of the sample.
+SAMPLE_PIECE = 1 << 16
 
 # Generators of finished runs.  Making a RandomState costs ~90 us (its
 # MT19937 is seeded from the OS first), a quarter of a 200-character predict
@@ -744,8 +747,8 @@ class _Model:
         """
         run = self._sampling(start_index, num_chars, temperature, seed, h0, top_k, top_p)
         out = _sample_buffer(run.remaining)
-        for lo in range(0, out.shape[0], _SAMPLE_PIECE):  # the draws a piece at a time
-            run.fill(out[lo:lo + _SAMPLE_PIECE])
+        for lo in range(0, out.shape[0], SAMPLE_PIECE):  # the draws a piece at a time
+            run.fill(out[lo:lo + SAMPLE_PIECE])
         return out.tolist()
 
     def _sampling(self, start_index, num_chars, temperature, seed, h0, top_k, top_p):

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastrnn._base import SAMPLE_PIECE
 from fastrnn._rundir import resolve_checkpoint
 from fastrnn._threads import get_num_threads
 from fastrnn._validation import (
@@ -196,11 +197,6 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
     with model._lock:  # one call: no other thread's call on the model in between
         return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
                               seed=seed, top_k=top_k, top_p=top_p))
-
-
-# Characters sampled per kernel call of pieces(): a fraction of a second, and
-# memory (8 bytes each, then the text) that does not grow with the length.
-SAMPLE_PIECE = 1 << 16
 
 
 def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
