@@ -41,7 +41,8 @@ constants, and below them the choice travels in argument types (None
 against an array, an array's ``ndim``).  Numba's dead-branch pruning removes
 the branches those decide before anything is typed.  ``inline="always"`` is
 for small helpers only: Numba copies the callee's IR into each caller, at a
-cost that grows with the callee.  Sizes that Python needs too (workspace
+cost that grows with the callee.  A large kernel that one caller should
+inline is made a second time for it by :func:`inlined`.  Sizes that Python needs too (workspace
 lengths) are :func:`sizes` functions, plain Python when called from Python,
 so asking for a size compiles nothing.
 """
@@ -51,7 +52,8 @@ import warnings
 from numba import njit
 from numba.extending import register_jitable
 
-__all__ = ["FASTMATH", "EXACT_FASTMATH", "UncachedWarning", "kernel", "kernel_named", "sizes"]
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "UncachedWarning", "kernel", "kernel_named", "inlined",
+           "sizes"]
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
@@ -138,6 +140,30 @@ def kernel_named(name):
         return kernel(function)
 
     return decorate
+
+
+def inlined(compiled, *, fastmath=FASTMATH):
+    """The kernel ``compiled``, defined once, as a second kernel that its callers inline.
+
+    For a large kernel that one caller should inline and the others call.  A
+    kernel called from another is optimised and compiled on its own, then
+    linked into the caller and optimised and compiled again there; where a
+    caller's first call matters more, inlining skips the first round.  Only
+    callers compile the inlined kernel, so it has no cache files of its own.
+    Under ``NUMBA_DISABLE_JIT=1`` both are the plain function.
+
+    Parameters
+    ----------
+    compiled : numba.core.registry.CPUDispatcher or callable
+        A kernel made by :func:`kernel`.
+    fastmath : frozenset of str, optional
+        As given to :func:`kernel` for ``compiled``.
+
+    Returns
+    -------
+    numba.core.registry.CPUDispatcher or callable
+    """
+    return kernel(getattr(compiled, "py_func", compiled), fastmath=fastmath, inline="always")
 
 
 def sizes(function):

@@ -135,9 +135,14 @@ def entry_points(G, one_stream):
     def value_and_grad(x, y, state, theta, grad, ws, I, H, O, L, state_last):
         """:func:`loss` and its gradient, by BPTT, into ``grad`` (the layout of ``theta``)."""
         B, T = x.shape
-        _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
-        value = _xent(ws, y, True, H, O, L, G)
-        _backward(x, theta, grad, ws, I, H, O, L, G, one_stream)
+        if G == 1 and one_stream:  # a script's train(): the passes inlined (see rnn)
+            rnn.forward_inlined(x, state, theta, ws, I, H, O, None)
+            value = _xent(ws, y, True, H, O, L, G)
+            rnn.backward_inlined(x, theta, grad, ws, I, H, O, None)
+        else:
+            _forward(x, state, theta, ws, I, H, O, L, G, one_stream)
+            value = _xent(ws, y, True, H, O, L, G)
+            _backward(x, theta, grad, ws, I, H, O, L, G, one_stream)
         final_state(ws, B, T, H, O, L, G, state_last)
         return value
 

@@ -32,7 +32,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._jit import inlined, kernel, sizes
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import (
     copy_into,
@@ -47,7 +47,7 @@ from fastrnn._kernels.packed import pack, product, recurrent_weights, step_back
 from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
-           "backward_from"]
+           "forward_inlined", "backward_inlined", "backward_from"]
 
 
 @kernel(inline="always")
@@ -231,6 +231,14 @@ def backward(x, theta, grad, ws, I, H, O, packing):
         for i in range(H):
             bias[i] += d[i]
     scatter_columns(x, dh, dWxh, w.hT.reshape(H * T * B))  # hT is free: scratch
+
+
+# The same two passes as kernels their caller inlines: the one-stream training step
+# (:mod:`.chunks`) calls these, with ``packing`` None, which Numba's dead-branch pruning then
+# follows into the inlined code.  Called as separate kernels, each was optimised and compiled
+# once on its own and again inside the step.  The other entry points call them as they are.
+forward_inlined = inlined(forward)
+backward_inlined = inlined(backward)
 
 
 @kernel(inline="always")
