@@ -52,12 +52,14 @@ class CompileLog(event.Listener):
 
 
 def _exercise(model):
-    """Call every kernel the model's training runs and sampling use, on tiny inputs."""
+    """Call every kernel the model's training runs, sampling and script API use, on tiny inputs."""
     rng = np.random.default_rng(0)
     for shape in ((3,), (2, 3), (20, 3)):  # one stream, one shard, two shards
         x = rng.integers(0, model.input_dim, shape)
         y = rng.integers(0, model.output_dim, shape)
-        model.forward(x)
+        xs, hs, ps = model.forward(x)
+        if hasattr(model, "backward"):  # the tanh RNN's, from given states (min-char-rnn's)
+            model.backward(xs, hs, ps, y)
         model.loss(x, y)
         model.gradients(x, y)
         model.train(x, y, 0.01)
