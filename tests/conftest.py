@@ -1,7 +1,8 @@
 """Shared fixtures: the repository root, a fixed-seed generator and RNN twin models.
 
 The helpers behind them live in ``helpers.py`` (``from helpers import ...``);
-test modules use these fixtures rather than importing conftest.
+test modules use these fixtures rather than importing conftest.  One test,
+:data:`COMPILE_ALL_TEST`, runs before all others.
 """
 
 import os
@@ -12,6 +13,11 @@ import pytest
 from helpers import assert_params_close, twin_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ``fastrnn compile`` of every model and dtype, then a new process that must compile nothing.
+# It runs first: in a clean checkout it starts from an empty cache, and the rest of the suite
+# then loads what it compiled.
+COMPILE_ALL_TEST = "tests/test_cache.py::test_fastrnn_compile_fills_the_cache_a_new_process_needs"
 
 
 def pytest_configure(config):
@@ -24,6 +30,11 @@ def pytest_configure(config):
     """
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run :data:`COMPILE_ALL_TEST` first (see there)."""
+    items.sort(key=lambda item: item.nodeid != COMPILE_ALL_TEST)
 
 
 @pytest.fixture

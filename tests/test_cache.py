@@ -1,4 +1,4 @@
-"""The compiled-code cache: a second process compiles nothing, and a changed source drops it.
+"""The compiled-code cache: filled ahead, a new process compiles nothing; a changed source drops it.
 
 Numba checks only the file defining a cached function; fastrnn._kernels adds
 the check for the files it calls into (see its docstring).
@@ -82,16 +82,24 @@ print(json.dumps(compiled))
 """
 
 
-def test_a_second_process_compiles_nothing(repo_root):
-    def run():
-        done = subprocess.run([sys.executable, "-c", _WORKLOAD], cwd=repo_root,
-                              env={"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"},
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    run()  # compiles what the cache lacks (nothing, when an earlier test already ran it)
-    assert run() == []
+def test_fastrnn_compile_fills_the_cache_a_new_process_needs(repo_root):
+    # ``fastrnn compile`` of every model and dtype, then a new process running every model's
+    # every method compiles nothing.  The suite runs this test first (conftest), so in a clean
+    # checkout the compile starts from an empty cache.
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--model", "rnn,lstm,gru",
+                           "--dtype", "float64,float32"],
+                          cwd=repo_root, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    for model in ("rnn", "lstm", "gru"):
+        for dtype in ("float64", "float32"):
+            assert len([line for line in lines if line.startswith(f"{model} {dtype}: ")]) == 1
+    assert "kernels compiled and cached in" in lines[-1], done.stderr
+    after = subprocess.run([sys.executable, "-c", _WORKLOAD], cwd=repo_root, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == []
 
 
 def test_with_no_writable_cache_the_kernels_run_uncached_after_one_warning(tmp_path, repo_root):

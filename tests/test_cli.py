@@ -1,7 +1,6 @@
 """End-to-end tests: the ``fastrnn`` command line, run in a subprocess like a user would."""
 
 import importlib.util
-import json
 import math
 import os
 import signal
@@ -580,41 +579,15 @@ def test_top_k_top_p_errors_are_the_api_checks_naming_the_flag(capsys):
 
 # -- fastrnn compile -------------------------------------------------------------------
 
-# Run in a fresh process after ``fastrnn compile``: an RNN's training and sampling, as a
-# script and a batch trainer would call them; prints fastrnn's functions Numba compiled.
-_AFTER_COMPILE = """
-import json
-import numpy as np
-import fastrnn
-from fastrnn._compile import CompileLog
+def test_compile_compiles_the_models_and_dtypes_asked_for(capsys):
+    # What it compiles, and that a new process then compiles nothing: test_cache's test.
+    from fastrnn.cli import main
 
-with CompileLog() as compiled:
-    m = fastrnn.GPT(4, 10, 4, seed=1)
-    for _ in range(3):
-        m.train([0, 1, 2, 3], [1, 2, 3, 0], 0.1)
-    m.predict(0, 20)
-    x = np.random.default_rng(0).integers(0, 4, (32, 7))
-    m.train(x, x, 0.1)
-    m.train(x[:4], x[:4], 0.1, h0=m.last_hidden[:4])
-    m.loss(x, x)
-    m.predict(0, 20, top_k=2)
-print(json.dumps(compiled))
-"""
-
-
-def test_compile_fills_the_cache_so_a_new_process_compiles_nothing(tmp_path):
-    env = {**cli_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # an empty cache
-    done = subprocess.run([sys.executable, "-m", "fastrnn", "compile", "--model", "rnn"],
-                          cwd=tmp_path, env=env, capture_output=True, timeout=900)
-    stderr = stderr_of(done)
-    assert done.returncode == 0, stderr
-    assert "rnn float64: " in stderr and " functions compiled (" in stderr, stderr
-    assert "lstm" not in stderr, stderr
-    assert "kernels compiled and cached in" in stderr.strip().splitlines()[-1]
-    after = subprocess.run([sys.executable, "-c", _AFTER_COMPILE], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=900)
-    assert after.returncode == 0, after.stderr
-    assert json.loads(after.stdout) == []
+    assert main(["compile", "--model", "rnn"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("rnn float64: ") and lines[0].endswith(" s)"), lines
+    assert lines[1].startswith("fastrnn: kernels compiled and cached in "), lines
 
 
 @pytest.mark.parametrize(("args", "fragments"), [
