@@ -42,9 +42,9 @@ against an array, an array's ``ndim``).  Numba's dead-branch pruning removes
 the branches those decide before anything is typed.  ``inline="always"`` is
 for small helpers only: Numba copies the callee's IR into each caller, at a
 cost that grows with the callee.  A large kernel that one caller should
-inline is made a second time for it by :func:`inlined`.  Sizes that Python needs too (workspace
-lengths) are :func:`sizes` functions, plain Python when called from Python,
-so asking for a size compiles nothing.
+inline is made a second time for it by :func:`inlined`.  Sizes that Python
+needs too (workspace lengths) are :func:`sizes` functions, plain Python when
+called from Python, so asking for a size compiles nothing.
 """
 
 import warnings

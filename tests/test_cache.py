@@ -94,7 +94,8 @@ def test_fastrnn_compile_fills_the_cache_a_new_process_needs(repo_root):
     lines = done.stderr.strip().splitlines()
     for model in ("rnn", "lstm", "gru"):
         for dtype in ("float64", "float32"):
-            assert len([line for line in lines if line.startswith(f"{model} {dtype}: ")]) == 1
+            reports = [line for line in lines if line.startswith(f"{model} {dtype}: ")]
+            assert len(reports) == 1, done.stderr
     assert "kernels compiled and cached in" in lines[-1], done.stderr
     after = subprocess.run([sys.executable, "-c", _WORKLOAD], cwd=repo_root, env=env,
                            capture_output=True, text=True, timeout=600)
