@@ -142,28 +142,29 @@ def kernel_named(name):
     return decorate
 
 
-def inlined(compiled, *, fastmath=FASTMATH):
+def inlined(compiled):
     """The kernel ``compiled``, defined once, as a second kernel that its callers inline.
 
     For a large kernel that one caller should inline and the others call.  A
     kernel called from another is optimised and compiled on its own, then
     linked into the caller and optimised and compiled again there; where a
-    caller's first call matters more, inlining skips the first round.  Only
-    callers compile the inlined kernel, so it has no cache files of its own.
-    Under ``NUMBA_DISABLE_JIT=1`` both are the plain function.
+    caller's first call matters more, inlining skips the first round.  The
+    copy keeps ``compiled``'s fast-math flags, so its arithmetic is the same.
+    Only callers compile it, so it has no cache files of its own.  Under
+    ``NUMBA_DISABLE_JIT=1`` both are the plain function.
 
     Parameters
     ----------
     compiled : numba.core.registry.CPUDispatcher or callable
         A kernel made by :func:`kernel`.
-    fastmath : frozenset of str, optional
-        As given to :func:`kernel` for ``compiled``.
 
     Returns
     -------
     numba.core.registry.CPUDispatcher or callable
     """
-    return kernel(getattr(compiled, "py_func", compiled), fastmath=fastmath, inline="always")
+    options = getattr(compiled, "targetoptions", {})  # none under NUMBA_DISABLE_JIT
+    return kernel(getattr(compiled, "py_func", compiled),
+                  fastmath=options.get("fastmath", FASTMATH), inline="always")
 
 
 def sizes(function):
