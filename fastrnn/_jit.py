@@ -12,7 +12,8 @@ Why these options:
     read-only, falls back to a per-user cache directory.  Setting the
     ``NUMBA_CACHE_DIR`` environment variable chooses the directory explicitly.
     Where none of them can be written (a read-only container), the kernels
-    are compiled uncached, with one :class:`UncachedWarning`.
+    are compiled uncached, with one :class:`UncachedWarning`.  Processes may
+    compile into one cache at once (see :class:`SharedCache`).
 
 ``fastmath=FASTMATH``
     Reassociation lets LLVM vectorise the dot-product reductions of the
@@ -47,13 +48,16 @@ needs too (workspace lengths) are :func:`sizes` functions, plain Python when
 called from Python, so asking for a size compiles nothing.
 """
 
+import os
 import warnings
 
+from filelock import FileLock, Timeout
 from numba import njit
+from numba.core.caching import FunctionCache
 from numba.extending import register_jitable
 
-__all__ = ["FASTMATH", "EXACT_FASTMATH", "UncachedWarning", "kernel", "kernel_named", "inlined",
-           "sizes"]
+__all__ = ["FASTMATH", "EXACT_FASTMATH", "UncachedWarning", "SharedCache", "kernel",
+           "kernel_named", "inlined", "sizes"]
 
 FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 EXACT_FASTMATH = frozenset({"contract", "nsz", "arcp"})
@@ -81,14 +85,18 @@ def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
     """
 
     def decorate(fn):
-        options = dict(fastmath=set(fastmath), error_model="numpy", nogil=True, inline=inline)
+        compiled = njit(fastmath=set(fastmath), error_model="numpy", nogil=True,
+                        inline=inline)(fn)
+        if not hasattr(compiled, "enable_caching"):  # NUMBA_DISABLE_JIT: the plain function
+            return compiled
         try:
-            return njit(cache=True, **options)(fn)
+            # What ``cache=True`` does (Dispatcher.enable_caching), with the cache class below.
+            compiled._cache = SharedCache(fn)
         except RuntimeError as error:  # Numba found no directory it may write its cache to
             if "no locator available" not in str(error):
                 raise
             _warn_uncached()
-            return njit(**options)(fn)
+        return compiled
 
     if function is None:
         return decorate
@@ -97,6 +105,38 @@ def kernel(function=None, *, fastmath=FASTMATH, inline="never"):
 
 class UncachedWarning(RuntimeWarning):
     """No directory for compiled code could be written: kernels compile in every process."""
+
+
+LOCK_NAME = "fastrnn-cache.lock"
+SAVE_TIMEOUT = 120.0  # seconds to wait for another process's save before skipping this one
+
+
+class SharedCache(FunctionCache):
+    """Numba's on-disk cache of a kernel, safe for processes that compile into it at once.
+
+    Numba saves a compiled signature by reading the kernel's index file,
+    adding the signature under the first free data-file number, then writing
+    the index and the data file, with no lock between processes (numba issue
+    #10128).  Two processes compiling one kernel at once (``fastrnn compile
+    --jobs``, a sweep's trials, a cluster's workers on one shared cache) can
+    then lose each other's entries, or both take data file 1, leaving an
+    entry that names the other signature's machine code.  Here every save
+    holds a lock file in the cache directory (:data:`LOCK_NAME`).  Loading
+    takes no lock: Numba replaces index and data files atomically, and an
+    entry whose data file is not there yet is a miss.  A save that waits more
+    than :data:`SAVE_TIMEOUT` seconds (a process stopped while it held the
+    lock) is skipped, with a warning: the kernel works, uncached.
+    """
+
+    def _save_overload(self, sig, data):
+        self._impl.locator.ensure_cache_path()
+        try:
+            with FileLock(os.path.join(self._cache_path, LOCK_NAME), timeout=SAVE_TIMEOUT):
+                super()._save_overload(sig, data)
+        except Timeout:
+            warnings.warn(f"the compiled-code cache in {self._cache_path} stayed locked for "
+                          f"{SAVE_TIMEOUT:.0f} s; {self._py_func.__qualname__} was not cached "
+                          "this time", UncachedWarning, stacklevel=2)
 
 
 _warned = []

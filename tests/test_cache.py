@@ -5,9 +5,15 @@ the check for the files it calls into (see its docstring).
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
+
+from filelock import FileLock
+
+from fastrnn._jit import LOCK_NAME
 
 
 def _import(root):
@@ -123,3 +129,56 @@ def test_with_no_writable_cache_the_kernels_run_uncached_after_one_warning(tmp_p
     assert call.returncode == 0, call.stderr
     assert call.stdout.strip() == "(1, 9)"
     assert len(call.stderr.strip().splitlines()) == 1
+
+
+# Compiles one kernel into an empty cache: says where the cache is, waits for a line, then
+# says when the compile is done; the save into the cache comes after that.
+_COMPILE_ONE = """
+import sys
+import numpy as np
+from numba.core import event
+from fastrnn._kernels.optimizers import sgd_
+
+class Compiled(event.Listener):
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        if ev.data["dispatcher"] is sgd_:
+            print("compiled", flush=True)
+
+print(sgd_._cache.cache_path, flush=True)
+sys.stdin.readline()
+event.register("numba:compile", Compiled())
+sgd_(np.ones(3), np.ones(3), 0.1, 5.0)
+print("returned", flush=True)
+"""
+
+
+def test_a_kernel_is_saved_into_the_cache_only_under_its_lock(tmp_path, repo_root):
+    # Numba's own save is unlocked: processes compiling into one cache at once could lose
+    # each other's entries or take the same data file.  While another process holds the
+    # lock, a compiled kernel waits to be saved, then is.
+    env = {"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin",
+           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    child = subprocess.Popen([sys.executable, "-c", _COMPILE_ONE], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    try:
+        cache = child.stdout.readline().strip()
+        os.makedirs(cache, exist_ok=True)  # Numba may have made it already
+        with FileLock(os.path.join(cache, LOCK_NAME)):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "compiled\n"
+            time.sleep(0.5)  # an unlocked save takes milliseconds
+            assert child.poll() is None
+            assert not [name for name in os.listdir(cache) if name.endswith((".nbi", ".nbc"))]
+        out, err = child.communicate(timeout=120)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert out == "returned\n"
+    saved = sorted(name.split("-")[0] + name[-4:] for name in os.listdir(cache)
+                   if name.endswith((".nbi", ".nbc")))
+    assert saved == ["optimizers.sgd_.nbc", "optimizers.sgd_.nbi"], os.listdir(cache)
