@@ -113,7 +113,10 @@ def compile_kernels(args):
         done = f"{len(functions)} functions compiled" if functions else "all in the cache already"
         print(f"{model} {dtype}: {done} ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
-    compile_all(args.model, args.dtype, report)
+    from fastrnn._threads import get_num_threads
+
+    compile_all(args.model, args.dtype, report,
+                jobs=get_num_threads() if args.jobs is None else args.jobs)
     print(f"{PROG}: kernels compiled and cached in {time.perf_counter() - start:.1f} s",
           file=sys.stderr)
     return 0

@@ -5,15 +5,19 @@ environment pays the compile once, on its first run.  A container image or a
 cluster's workers can pay it at build time instead: this runs each chosen
 model's kernels once on tiny inputs, in the paths a training run and sampling
 take (one stream, a batch, a batch of several shards; every optimizer), which
-compiles and caches exactly those kernels.
+compiles and caches exactly those kernels.  Several processes can share the
+work (``jobs``), one model and dtype each at a time: they save into the same
+cache, which takes that safely (:class:`fastrnn._jit.SharedCache`).
 """
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from numba.core import event
 
-from fastrnn._validation import DTYPES, check_dtype
+from fastrnn._validation import DTYPES, check_dtype, check_int
 from fastrnn.config import TrainingConfig
 from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
@@ -73,7 +77,15 @@ def _exercise(model):
         optimizer.step(theta, grad, 0.01, 5.0)
 
 
-def compile_kernels(models=tuple(MODELS), dtypes=DTYPES[:1], report=None):
+def _compile_pair(name, dtype):
+    """Compile one model's kernels in one dtype: ``(name, dtype, seconds, functions)``."""
+    start = time.perf_counter()
+    with CompileLog() as functions:
+        _exercise(MODELS[name](5, 8, 5, seed=0, dtype=dtype))
+    return name, dtype, time.perf_counter() - start, functions
+
+
+def compile_kernels(models=tuple(MODELS), dtypes=DTYPES[:1], report=None, jobs=1):
     """Compile (or load from the cache) the kernels of ``models`` in ``dtypes``.
 
     Parameters
@@ -82,18 +94,25 @@ def compile_kernels(models=tuple(MODELS), dtypes=DTYPES[:1], report=None):
     dtypes : sequence of {"float64", "float32"}, default ("float64",)
     report : callable, optional
         Called as ``report(model, dtype, seconds, functions)`` after each pair,
-        ``functions`` the names of the functions compiled for it (none when the
-        cache had them all).
+        in order, ``functions`` the names of the functions compiled for it
+        (none when the cache had them all).
+    jobs : int, default 1
+        Processes to compile in: with more than one (and more than one pair),
+        each pair compiles in a new process, up to ``jobs`` at once; with one,
+        in this process.  Each process takes a pair's whole time, so two
+        halve the time of four pairs, not of one.
 
     Returns
     -------
     list of tuple (str, str, float, list of str)
-        ``(model, dtype, seconds, functions)`` for each pair, in order.
+        ``(model, dtype, seconds, functions)`` for each pair, in order;
+        ``seconds`` the pair's own time, in whichever process compiled it.
 
     Raises
     ------
     ValueError
-        For an unknown model or dtype (before anything compiles).
+        For an unknown model or dtype or a ``jobs`` below 1 (before anything
+        compiles).
     """
     models = list(models)
     unknown = [m for m in models if m not in MODELS]
@@ -102,14 +121,28 @@ def compile_kernels(models=tuple(MODELS), dtypes=DTYPES[:1], report=None):
     dtypes = [check_dtype(d).name for d in dtypes]
     if not dtypes:
         raise ValueError("dtypes must name at least one dtype")
+    jobs = check_int("jobs", jobs, low=1)
+    # Model by model, each in every dtype: pairs side by side then compile the same kernels
+    # for different dtypes, not the same compile twice.
+    pairs = [(name, dtype) for name in models for dtype in dtypes]
     done = []
-    for name in models:
-        for dtype in dtypes:
-            start = time.perf_counter()
-            with CompileLog() as functions:
-                _exercise(MODELS[name](5, 8, 5, seed=0, dtype=dtype))
-            seconds = time.perf_counter() - start
-            done.append((name, dtype, seconds, functions))
-            if report is not None:
-                report(name, dtype, seconds, functions)
+    for result in _compiled(pairs, min(jobs, len(pairs))):
+        done.append(result)
+        if report is not None:
+            report(*result)
     return done
+
+
+def _compiled(pairs, jobs):
+    """:func:`_compile_pair` of each pair, in order: here, or in up to ``jobs`` new processes."""
+    if jobs == 1:
+        for pair in pairs:
+            yield _compile_pair(*pair)
+        return
+    # New processes by "spawn": a fork of a process that has run Numba's compiler (and its
+    # threads) is not safe.
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(_compile_pair, *zip(*pairs, strict=True))
+    finally:
+        pool.shutdown(cancel_futures=True)

@@ -282,6 +282,9 @@ def _parser():
     compile_.add_argument("--dtype", type=_choices(DTYPES), default=list(DTYPES[:1]),
                           metavar="DTYPES", help=f"comma-separated dtypes: {', '.join(DTYPES)} "
                           f"(default: {DTYPES[0]})")
+    compile_.add_argument("--jobs", type=argument_type(check_threads, int), default=None,
+                          metavar="N", help="processes to compile in, each one model in one "
+                          "dtype at a time (default: every CPU, FASTRNN_NUM_THREADS)")
     return parser
 
 

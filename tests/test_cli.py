@@ -594,8 +594,9 @@ def test_compile_compiles_the_models_and_dtypes_asked_for(capsys):
     (["--model", "rnn,transformer"], ["--model", "transformer", "rnn, lstm, gru"]),
     (["--model", ""], ["--model"]),
     (["--dtype", "float16"], ["--dtype", "float16", "float64, float32"]),
+    (["--jobs", "0"], ["--jobs", ">= 1", "0"]),
 ])
-def test_compile_rejects_unknown_models_and_dtypes(tmp_path, args, fragments):
+def test_compile_rejects_unknown_models_dtypes_and_jobs(tmp_path, args, fragments):
     assert_one_line_error(run_cli("compile", *args, cwd=tmp_path), 2, *fragments)
 
 
