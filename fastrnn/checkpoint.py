@@ -120,6 +120,12 @@ class Checkpoint:
     seconds : float
         Seconds the run has trained (:attr:`fastrnn.Trainer.seconds`), over
         all its resumes up to this checkpoint.
+    origin : tuple (str, object) or None
+        The file it was read from and which version of that file, set by
+        :func:`load_checkpoint`; None for one built in memory.  A trainer
+        resumed from it may overwrite that version of the file and no other
+        (:meth:`fastrnn.training.Trainer.from_checkpoint`).  Not written to a
+        file, not compared; :func:`dataclasses.replace` keeps it.
     """
 
     model_kind: str
@@ -140,6 +146,7 @@ class Checkpoint:
     text_length: int = 0
     text_source: str = ""
     seconds: float = 0.0
+    origin: tuple | None = field(default=None, compare=False, repr=False)
 
 
 def _new_file_mode(path):
@@ -460,7 +467,7 @@ def load_checkpoint(path):
         checkpoint = _read_checkpoint(_Reader(path, archive))
     # Which file, and which version of it, this is: a trainer resumed from it
     # may overwrite that version and no other (see Trainer.from_checkpoint).
-    checkpoint._origin = (path, identity)
+    checkpoint.origin = (path, identity)
     return checkpoint
 
 

@@ -277,7 +277,7 @@ class Trainer:
             checkpoint = load_checkpoint(resolve_checkpoint(checkpoint))
         # One read from a file continues that very version of it (see
         # RunDirectory.check); one built in memory continues no file.
-        where, own_checkpoint = getattr(checkpoint, "_origin", ("checkpoint", None))
+        where, own_checkpoint = checkpoint.origin or ("checkpoint", None)
         ckpt = checkpoint
         check_instance("text", text, str)
         try:

@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.util
 import io
 import math
@@ -435,6 +436,21 @@ def test_a_log_that_breaks_stops_the_run_with_a_checkpoint(tmp_path, progress):
     ckpt = load_checkpoint(tmp_path / "checkpoint.npz")
     assert ckpt.iteration == t.iteration  # not one step is lost
     assert_same_state(state_of(Trainer.from_checkpoint(tmp_path, TEXT)), state_of(t))
+
+
+def test_a_checkpoint_remembers_its_file_through_replace(tmp_path):
+    Trainer(TEXT, small(iterations=2, eval_every=2, sample_length=0)).run(
+        tmp_path, progress=False, log=io.StringIO())
+    path = str(tmp_path / "checkpoint.npz")
+    ckpt = load_checkpoint(path)
+    assert ckpt.origin[0] == path
+    changed = dataclasses.replace(ckpt, config={**ckpt.config, "learning_rate": "fast"})
+    assert changed.origin == ckpt.origin
+    with pytest.raises(CheckpointError, match=f"^{re.escape(path)}: bad training configuration"):
+        Trainer.from_checkpoint(changed, TEXT)
+    in_memory = dataclasses.replace(changed, origin=None)  # continues no file
+    with pytest.raises(CheckpointError, match="^checkpoint: bad training configuration"):
+        Trainer.from_checkpoint(in_memory, TEXT)
 
 
 def test_a_log_that_breaks_keeps_the_last_checkpoint_if_weights_went_bad(tmp_path):
