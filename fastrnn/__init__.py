@@ -10,11 +10,12 @@ benchmarked against.
 Training on a text and sampling from the result (the API under the ``fastrnn``
 command line)::
 
-    from fastrnn import Trainer, TrainingConfig, generate, load_model
+    from fastrnn import Trainer, TrainingConfig, evaluate, generate, load_model
 
     Trainer(text, TrainingConfig(iterations=20_000)).run("run")
     model, vocab = load_model("run")
     print(generate(model, vocab, 300, prime="def "))
+    print(evaluate(model, vocab, other_text).loss_nats)  # nats per character
 
 ``fastrnn.set_num_threads(n)`` and ``fastrnn.get_num_threads()`` govern the
 threads a batch runs on (every CPU by default, ``FASTRNN_NUM_THREADS`` at
@@ -30,7 +31,7 @@ combination of option values on a Dask cluster and returns the table of results
 
 from fastrnn._threads import get_num_threads, set_num_threads
 from fastrnn.config import TrainingConfig
-from fastrnn.generate import generate, load_model
+from fastrnn.generate import evaluate, generate, load_model
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
 from fastrnn.pretrained import load_pretrained
@@ -39,6 +40,6 @@ from fastrnn.training import Trainer
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",
-           "generate", "from_torch", "load_pretrained", "sweep", "set_num_threads",
+           "generate", "evaluate", "from_torch", "load_pretrained", "sweep", "set_num_threads",
            "get_num_threads"]
 __version__ = "0.1.0"
