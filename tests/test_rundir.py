@@ -7,6 +7,7 @@ with a tiny model; the rest runs in-process.
 import io
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -286,11 +287,13 @@ def test_a_validation_loss_several_times_the_best_is_a_blow_up(tmp_path):
 # -- the run loop ----------------------------------------------------------------------
 
 
-def test_sample_every_0_means_no_samples(tmp_path):
+@pytest.mark.parametrize("sample_every", [0, 3])
+def test_sample_every_0_means_no_samples(tmp_path, sample_every):
     log = io.StringIO()
-    config = TrainingConfig(hidden_size=8, iterations=6, eval_every=3, sample_every=0)
+    config = TrainingConfig(hidden_size=8, iterations=6, eval_every=3, sample_every=sample_every)
     Trainer(TEXT, config).run(tmp_path, progress=False, log=log)
-    assert "sample" not in log.getvalue()
+    samples = re.findall(r"----- sample at iteration (\d+) -----", log.getvalue())
+    assert samples == ([] if sample_every == 0 else ["3", "6"])  # the positive control: 3
 
 
 def test_train_loss_is_the_mean_over_the_interval_and_restarts_at_a_resume(tmp_path):
