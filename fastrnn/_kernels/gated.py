@@ -1,9 +1,10 @@
 """The stacked gated models (LSTM, GRU): layers, storage and the passes over a chunk.
 
-The cells and their loops over time are in :mod:`.cells`; this
-module holds what the two share: the parameter layout, the workspace, the
-input projections and weight gradients, and the passes through the stack of
-layers (:func:`forward`, :func:`backward`) that :mod:`.chunks` calls.
+The cells (one time step, forward and back) are in :mod:`.cells`; this
+module holds what the two models share: the parameter layout, the workspace,
+the input projections and weight gradients, the loops over time around the
+cells, and the passes through the stack of layers (:func:`forward`,
+:func:`backward`) that :mod:`.chunks` calls.
 
 Storage, as in :mod:`.rnn`: one flat parameter vector ``theta`` (gradients in
 ``grad``, same layout) carved by :func:`layer_params` and
@@ -18,7 +19,7 @@ the output layer ``Why`` (O, H) and ``by`` (O, 1).  In memory the order is
 
 so that the square recurrent matrices, streamed on every time step, start on
 a cache line when H is a multiple of 8 (``theta`` itself is 64-byte aligned).
-The order must match ``_LAYOUT`` of the model classes in ``fastrnn.model``.
+The order must match ``_layout()`` of the gated model classes in ``fastrnn.model``.
 
 Layout of the chunk: time-major, position ``n = t*B + b``.  Everything that is
 not sequential is one GEMM over the chunk with C-ordered operands:

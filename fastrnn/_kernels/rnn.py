@@ -57,7 +57,7 @@ def params(theta, I, H, O):
     In memory the order is Whh, Why, Wxh, bh, by: Whh, streamed once per time
     step, comes first so that it starts where ``theta`` starts, on a cache line
     (a misaligned Whh makes the matrix-vector loops ~25% slower).  The order
-    must match ``fastrnn.model.RNN._LAYOUT``.
+    must match ``fastrnn.model.RNN._layout()``.
     """
     a = H * H
     b = a + O * H
