@@ -159,10 +159,10 @@ def kernel_named(name):
 
     Numba names a kernel's cache files after its qualified name, which is the
     same for every closure one factory makes: all kinds of model would then
-    rewrite one index file, and processes compiling different models at once
-    (a sweep's trials) could drop each other's entries.  Giving each closure a
-    name of its own (``"lstm_batch"`` and the function's) gives it files of
-    its own.
+    share one index file, read whole by every load and rewritten by every
+    save (:class:`SharedCache` keeps those saves safe, not small).  Giving
+    each closure a name of its own (``"lstm_batch"`` and the function's)
+    gives it files of its own.
 
     Parameters
     ----------
