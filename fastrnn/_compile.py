@@ -7,7 +7,7 @@ model's kernels once on tiny inputs, in the paths a training run and sampling
 take (one stream, a batch, a batch of several shards; every optimizer), which
 compiles and caches exactly those kernels.  Several processes can share the
 work (``jobs``), one model and dtype each at a time: they save into the same
-cache, which takes that safely (:class:`fastrnn._jit.SharedCache`).
+cache, which takes that safely (:class:`fastrnn._kernels.jit.SharedCache`).
 """
 
 import multiprocessing

@@ -13,7 +13,7 @@ import time
 
 from filelock import FileLock
 
-from fastrnn._jit import LOCK_NAME
+from fastrnn._kernels.jit import LOCK_NAME
 
 
 def _import(root):

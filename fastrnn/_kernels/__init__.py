@@ -14,7 +14,8 @@ Modules, one per concern:
 - :mod:`.linalg` -- the single-stream matrix-vector products, transposes, the input scatter;
 - :mod:`.packed` -- the batched recurrence's matrix product, its weights packed once;
 - :mod:`.storage` -- the aligned blocks that parameters and workspaces are carved from;
-- :mod:`.checks` -- the argument checks as kernels: index ranges, finiteness.
+- :mod:`.checks` -- the argument checks as kernels: index ranges, finiteness;
+- :mod:`.jit` -- how every kernel compiles and is cached.
 
 Callers (the model classes) validate and normalise every argument once; kernels
 trust their inputs: C-contiguous float64 (or float32) arrays, int64 indices in range;
@@ -24,7 +25,7 @@ Numba's on-disk cache checks only the source file that defines a cached
 function, not the files it calls into: after an edit of ``linalg.py`` the
 cached entry points of :mod:`.chunks` would keep the old matrix-vector code.  So that no
 stale machine code ever runs, importing this package drops the cache next to
-these sources whenever any of them (or ``_jit.py``) changed since it was
+these sources whenever any of them changed since it was
 written.  A cache elsewhere (``NUMBA_CACHE_DIR``) is not watched: clear it by
 hand after changing kernels.
 """
@@ -37,7 +38,6 @@ import os
 def _drop_stale_cache():
     here = os.path.dirname(os.path.abspath(__file__))
     sources = sorted(glob.glob(os.path.join(here, "*.py")))
-    sources.append(os.path.join(os.path.dirname(here), "_jit.py"))
     digest = hashlib.sha256()
     for path in sources:
         with open(path, "rb") as f:

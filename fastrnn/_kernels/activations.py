@@ -6,7 +6,7 @@ here are straight-line arithmetic (range reduction, a polynomial, an exponent
 built from bits) that LLVM turns into AVX-512 code, an order of magnitude
 cheaper, and accurate to a few units in the last place.
 
-All functions here are compiled with :data:`fastrnn._jit.EXACT_FASTMATH` (no
+All functions here are compiled with :data:`fastrnn._kernels.jit.EXACT_FASTMATH` (no
 reassociation), so the careful order of the range reduction is kept.
 
 Each element-wise function has a float64 and a float32 version, chosen by the
@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba import config, types
 from numba.extending import intrinsic, overload
 
-from fastrnn._jit import EXACT_FASTMATH, kernel
+from fastrnn._kernels.jit import EXACT_FASTMATH, kernel
 
 __all__ = [
     "exp_",

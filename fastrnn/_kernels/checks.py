@@ -2,7 +2,7 @@
 
 import math
 
-from fastrnn._jit import kernel
+from fastrnn._kernels.jit import kernel
 
 __all__ = ["index_bounds", "all_finite", "chunk_ok"]
 

@@ -12,7 +12,7 @@ The entry points are written once and made per kind of model by
 there, so that Numba compiles only that model's passes (an RNN no gated
 code, an LSTM no GRU cell, one stream no batched recurrence).  Below them
 the choice travels in the types of the arguments the passes get (see
-:mod:`fastrnn._jit`).  A training step is :func:`entry_points`'s
+:mod:`fastrnn._kernels.jit`).  A training step is :func:`entry_points`'s
 ``value_and_grad`` and then an optimizer's kernel.
 
 Arguments are few and flat (the parameter and gradient vectors, one flat
@@ -24,7 +24,7 @@ step is tens of microseconds.
 import functools
 from collections import namedtuple
 
-from fastrnn._jit import kernel, kernel_named, sizes
+from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.optimizers import sgd_
 from fastrnn._kernels.output import probabilities_out, xent

@@ -44,7 +44,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.linalg import (
     copy_into,

@@ -10,7 +10,7 @@ L2 (H = 512 is 2 MB), the rows used last by one step are the first ones the
 next step needs, and they are still in cache (~8% faster at H = 512).
 """
 
-from fastrnn._jit import kernel
+from fastrnn._kernels.jit import kernel
 
 __all__ = ["matvec_add", "matvec_add_tall", "matvec_t", "input_rows", "gather_column",
            "scatter_columns", "transpose_into", "copy_into"]

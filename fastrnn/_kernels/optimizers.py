@@ -21,7 +21,7 @@ clip : float
 
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._kernels.jit import kernel
 
 __all__ = ["sgd_", "adagrad_", "rmsprop_", "adam_"]
 

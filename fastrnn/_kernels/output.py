@@ -13,7 +13,7 @@ array compile to separate specialisations, so the choice costs nothing.
 
 import numpy as np
 
-from fastrnn._jit import kernel
+from fastrnn._kernels.jit import kernel
 from fastrnn._kernels.activations import softmax_columns
 from fastrnn._kernels.linalg import copy_into, transpose_into
 

@@ -35,7 +35,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.linalg import matvec_t
 
 __all__ = ["USE_PACKED", "packed_size", "recurrent_pack_size", "pack", "recurrent_weights",

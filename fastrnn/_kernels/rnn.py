@@ -32,7 +32,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._jit import inlined, kernel, sizes
+from fastrnn._kernels.jit import inlined, kernel, sizes
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.linalg import (
     copy_into,

@@ -16,7 +16,7 @@ import functools
 
 import numpy as np
 
-from fastrnn._jit import kernel, kernel_named, sizes
+from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_
 from fastrnn._kernels.cells import gru_cell, lstm_cell
@@ -159,7 +159,7 @@ def sampler(G):
     """The sampling kernel for models of ``G`` gate blocks (1, 3 or 4): see ``sample`` below.
 
     Made once per G, so that G is a compile-time constant (see
-    :mod:`fastrnn._jit`): each model compiles only its own loop.  The loop is
+    :mod:`fastrnn._kernels.jit`): each model compiles only its own loop.  The loop is
     chosen by a branch on G in the kernel itself, where Numba drops the branch
     that cannot run before it inlines anything; in a function it inlines, G is
     an argument, and it would inline what both branches call first.

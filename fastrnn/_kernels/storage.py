@@ -16,7 +16,7 @@ model, from those sizes alone; a model's own blocks follow.
 
 import numpy as np
 
-from fastrnn._jit import kernel, sizes
+from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.packed import recurrent_pack_size
 
 __all__ = ["ALIGN", "padded", "total_size", "span", "block", "float64_block", "STATES", "CELLS",
@@ -178,7 +178,7 @@ def optional_blocks(ws, B, T, H, O, L, G, one_stream):
     other models an empty (0,); ``packing`` the room to pack recurrent
     weights for a batch, and None for one stream.  An entry point inlines
     this with G and ``one_stream`` constant, so their types tell the kernels
-    below which code to compile (see :mod:`fastrnn._jit`).
+    below which code to compile (see :mod:`fastrnn._kernels.jit`).
     """
     s = leading_sizes(B, T, H, O, L, G, ws.itemsize)
     cells = block(ws, s, CELLS).reshape((L, T + 1, B, H)) if G == 4 else block(ws, s, CELLS)
