@@ -30,13 +30,12 @@ combination of option values on a Dask cluster and returns the table of results
 """
 
 from fastrnn._threads import get_num_threads, set_num_threads
-from fastrnn.config import TrainingConfig
-from fastrnn.generate import evaluate, generate, load_model
+from fastrnn.inference import evaluate, generate
 from fastrnn.interop import from_torch
 from fastrnn.model import GPT, GRU, LSTM, RNN
 from fastrnn.pretrained import load_pretrained
-from fastrnn.sweep import sweep
-from fastrnn.training import Trainer
+from fastrnn.sweeps import sweep
+from fastrnn.training import Trainer, TrainingConfig, load_model
 from fastrnn.vocab import Vocabulary
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "Vocabulary", "TrainingConfig", "Trainer", "load_model",

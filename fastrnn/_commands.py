@@ -15,6 +15,8 @@ import shlex
 import signal
 import sys
 
+from fastrnn._files import describe_os_error
+
 __all__ = ["hello_world"]
 
 PROG = "fastrnn"
@@ -126,11 +128,6 @@ class UserError(Exception):
     """A problem to report in one line, without a traceback."""
 
 
-def describe_os_error(error):
-    where = f"{error.filename}: " if error.filename else ""
-    return f"{where}{error.strerror or error}"
-
-
 def _read_training_text(path):
     from fastrnn.corpus import builtin_corpus, read_text
 
@@ -174,7 +171,7 @@ def _make_out_dir(out):
             pass
     except OSError as error:
         raise UserError(f"cannot write into the output directory {out}: "
-                         f"{error.strerror or error}") from None
+                         f"{describe_os_error(error, with_name=False)}") from None
 
 
 def train(args):
@@ -208,14 +205,9 @@ def train(args):
 
 
 def sweep(args):
-    from fastrnn.sweep import (
-        BEST_LINK,
-        BUDGET_OPTIONS,
-        RESULTS_MD,
-        SweepInterrupted,
-        markdown_table,
-        sweep,
-    )
+    from fastrnn.sweeps import SweepInterrupted, markdown_table, sweep
+    from fastrnn.sweeps.grid import BUDGET_OPTIONS
+    from fastrnn.sweeps.results import BEST_LINK, RESULTS_MD
 
     grid = {}
     for field, values in args.grid:
@@ -259,9 +251,9 @@ def sweep(args):
 
 def _resume(args, given):
     """The trainer of ``--resume``: the checkpoint read once, the options it refuses named."""
-    from fastrnn.checkpoint import load_checkpoint
-    from fastrnn.config import FixedOptionError
     from fastrnn.training import CHECKPOINT_NAME, Trainer
+    from fastrnn.training.checkpoint import load_checkpoint
+    from fastrnn.training.errors import FixedOptionError
 
     try:
         ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT_NAME))
@@ -279,10 +271,10 @@ def _resume(args, given):
 
 def _check_run(trainer, args):
     """Ask the trainer whether it may run into --out, before the run is announced."""
-    from fastrnn._rundir import AnotherRunError, TargetPassedError
+    from fastrnn.training.errors import AnotherRunError, TargetPassedError
 
     try:
-        trainer._check_run(args.out)
+        trainer.check_run(args.out)
     except TargetPassedError as error:
         raise UserError(f"--iterations {error.target} is below the checkpoint's iteration "
                          f"{error.iteration}; it counts all iterations of the run") from None
@@ -348,7 +340,7 @@ def _load(given):
 
 
 def sample(args):
-    from fastrnn.generate import pieces
+    from fastrnn.inference import pieces
 
     if args.checkpoint is None:
         from fastrnn.pretrained import PRETRAINED_DESCRIPTION, load_pretrained
@@ -385,7 +377,7 @@ def evaluate(args):
     import json
 
     from fastrnn.corpus import read_text
-    from fastrnn.generate import evaluate
+    from fastrnn.inference import evaluate
 
     model, vocab = _load(args.checkpoint)
     path = args.text_file
@@ -436,7 +428,7 @@ def usable_streams():
     is lost.
     """
     if sys.stderr is None:
-        from fastrnn._rundir import default_log
+        from fastrnn.training.signals import default_log
 
         sys.stderr = default_log()  # a log that keeps nothing
     if sys.stdout is None:

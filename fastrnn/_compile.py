@@ -18,9 +18,9 @@ import numpy as np
 from numba.core import event
 
 from fastrnn._validation import DTYPES, check_dtype, check_int
-from fastrnn.config import TrainingConfig
 from fastrnn.model import MODELS
 from fastrnn.optim import Optimizer
+from fastrnn.training.config import TrainingConfig
 
 __all__ = ["CompileLog", "compile_kernels"]
 

@@ -10,7 +10,7 @@ The files of a run or sweep directory (its lock, history, records and logs)
 are the run's own: a symbolic link or a special file there is refused, never
 followed (``O_NOFOLLOW``) or waited on, so nothing outside the directory is
 ever written and no command hangs on a FIFO.  Files the run replaces whole go
-through :func:`fastrnn.checkpoint.atomic_write` (a rename, which replaces a
+through :func:`atomic_write` (a rename, which replaces a
 link instead of writing through it); :func:`refuse_special` checks their
 names first, so that a link there is refused rather than silently replaced.
 """
@@ -18,6 +18,7 @@ names first, so that a link there is refused rather than silently replaced.
 import errno
 import os
 import stat
+import tempfile
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -186,3 +187,97 @@ def read_exactly(f, size, error, name):
     if f.read(1):
         raise error(f"{name} grew while it was read; read it again when it is complete")
     return buf
+
+
+def _new_file_mode(path):
+    try:
+        return os.stat(path).st_mode & 0o7777  # keep the mode of the file replaced
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def atomic_write(path, write):
+    """Write a file so that it is replaced whole or not at all.
+
+    ``write(f)`` fills a temporary file (opened ``"wb"``) in the same directory;
+    it is flushed and fsynced, then renamed over ``path`` with :func:`os.replace`.
+    On any error the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    write : callable
+        Takes the open binary file object.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not possible on every platform
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def file_identity(path):
+    """What tells one version of a file from another (None when it cannot be read).
+
+    An atomic save (:func:`atomic_write`) makes a new inode, so two versions
+    of a checkpoint never share an identity even when their sizes and times do.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; a missing or unreadable one has no identity.
+
+    Returns
+    -------
+    tuple or None
+        ``(st_dev, st_ino, st_mtime_ns, st_size)``.
+    """
+    try:
+        return stat_identity(os.stat(path))
+    except OSError:
+        return None
+
+
+def stat_identity(st):
+    """The identity (see :func:`file_identity`) of a file's ``os.stat`` result."""
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def describe_os_error(error, *, with_name=True):
+    """An OSError as one line: ``"NAME: reason"`` (or the reason alone), never a traceback.
+
+    Parameters
+    ----------
+    error : OSError
+    with_name : bool, default True
+        Start with the file the error names, when it names one.
+    """
+    reason = error.strerror or str(error).strip() or type(error).__name__
+    if with_name and error.filename:
+        return f"{error.filename}: {reason}"
+    return reason

@@ -10,9 +10,9 @@ import numbers
 
 import numpy as np
 
+from fastrnn._limits import MAX_DIMENSION, MAX_SEED
+
 __all__ = [
-    "MAX_DIMENSION",
-    "MAX_STEPS",
     "check_int",
     "check_real",
     "check_dimension",
@@ -40,19 +40,8 @@ __all__ = [
     "argument_type",
 ]
 
-MAX_SEED = 2**32 - 1
 
-MAX_DIMENSION = 2**63 - 1
-"""The largest size (of a layer, a vocabulary, a stack, a batch, a chunk) anything accepts:
-an int64, as the kernels take it.  What a size must fit is checked where it is used (a
-model's parameter count, a text's length)."""
-
-MAX_STEPS = 10**12
-"""The largest count of optimizer steps (or of passes over a text) anything accepts:
-far beyond any run, and far below the int64 a checkpoint stores it as."""
-
-
-def _short(value):
+def short_repr(value):
     if isinstance(value, int) and abs(value) >= 10**18:  # repr refuses over 4300 digits
         return f"an integer of {len(format(abs(value), 'x')) * 4} bits"
     text = repr(value)
@@ -63,11 +52,11 @@ def _number(name, value, fast_type, abc, convert, what):
     if type(value) is fast_type:  # the common case, without the slower ABC checks
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, abc):
-        raise ValueError(f"{name} must be {what}, got {_short(value)} ({type(value).__name__})")
+        raise ValueError(f"{name} must be {what}, got {short_repr(value)} ({type(value).__name__})")
     try:
         return convert(value)
     except OverflowError:  # float(10**400)
-        raise ValueError(f"{name} is out of range, got {_short(value)}") from None
+        raise ValueError(f"{name} is out of range, got {short_repr(value)}") from None
 
 
 def _integer(name, value):
@@ -82,9 +71,9 @@ def check_int(name, value, low=None, high=None):
     """An integer, at least ``low`` and at most ``high`` when given."""
     value = _integer(name, value)
     if low is not None and value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {_short(value)}")
+        raise ValueError(f"{name} must be an integer >= {low}, got {short_repr(value)}")
     if high is not None and value > high:
-        raise ValueError(f"{name} must be an integer <= {high:,}, got {_short(value)}")
+        raise ValueError(f"{name} must be an integer <= {high:,}, got {short_repr(value)}")
     return value
 
 
@@ -112,9 +101,9 @@ def check_dimension(name, value, high=MAX_DIMENSION):
     """A positive integer size (``input_dim``, ``hidden_dim``, ...), at most ``high``."""
     value = _integer(name, value)
     if value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {_short(value)}")
+        raise ValueError(f"{name} must be a positive integer, got {short_repr(value)}")
     if value > high:
-        raise ValueError(f"{name} must be a positive integer <= {high:,}, got {_short(value)}")
+        raise ValueError(f"{name} must be a positive integer <= {high:,}, got {short_repr(value)}")
     return value
 
 
@@ -199,7 +188,7 @@ def check_dtype(value, name="dtype"):
     elif isinstance(value, np.dtype) and value.name in DTYPES and value.isnative:
         return value
     raise ValueError(f'{name} must be "float64" or "float32" (or np.float64, np.float32), '
-                     f"got {_short(value)}")
+                     f"got {short_repr(value)}")
 
 
 def check_threads(name, value):
@@ -233,7 +222,7 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
     if isinstance(values, np.ndarray):
         arr = values
     elif isinstance(values, (str, bytes)):
-        raise ValueError(f"{name} must be a sequence of integer indices, got {_short(values)}")
+        raise ValueError(f"{name} must be a sequence of integer indices, got {short_repr(values)}")
     else:
         try:
             arr = np.asarray(values)
@@ -246,7 +235,7 @@ def index_array(name, values, upper, bounds=_numpy_bounds):
     kind = arr.dtype.kind
     if kind not in "iu":
         raise ValueError(
-            f"{name} must hold integer indices, got dtype {arr.dtype} ({_short(values)})"
+            f"{name} must hold integer indices, got dtype {arr.dtype} ({short_repr(values)})"
         )
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must have shape (T,) or (B, T), got shape {arr.shape}")
@@ -306,7 +295,7 @@ def float_array(name, value, shape=None, dtype=np.float64):
     try:
         arr = np.asarray(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an array of numbers, got {_short(value)}") from None
+        raise ValueError(f"{name} must be an array of numbers, got {short_repr(value)}") from None
     if arr.dtype.kind not in "iuf":
         raise ValueError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
     arr = arr.astype(dtype, copy=False)

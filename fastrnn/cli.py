@@ -12,7 +12,7 @@ Commands:
     Print the model's loss on a text, in nats and bits per character.
 ``fastrnn sweep [TEXT_FILE] --out DIR --grid OPTION=V1,V2 ...``
     Train one run per combination of option values on a Dask cluster
-    (:func:`fastrnn.sweep.sweep`) and print the table of results.
+    (:func:`fastrnn.sweep`) and print the table of results.
 ``fastrnn --version``
     Print the version.
 ``fastrnn hello``
@@ -33,7 +33,6 @@ from fastrnn._commands import (
     PROG,
     SCHEDULE_OPTIONS,
     UserError,
-    describe_os_error,
     discard,
     exit_status,
     fail,
@@ -41,6 +40,7 @@ from fastrnn._commands import (
     print_error,
     usable_streams,
 )
+from fastrnn._files import describe_os_error
 
 __all__ = ["main", "hello_world"]
 
@@ -53,7 +53,7 @@ def _option_argument(field):
     from dataclasses import fields
 
     from fastrnn._validation import argument_type
-    from fastrnn.config import OPTION_CHECKS, OPTION_CHOICES, TrainingConfig
+    from fastrnn.training.config import OPTION_CHECKS, OPTION_CHOICES, TrainingConfig
 
     if field in OPTION_CHOICES:
         return {"choices": OPTION_CHOICES[field]}
@@ -123,8 +123,9 @@ def _add_checkpoint(parser, more="", **options):
 
 
 def _add_sweep(commands, defaults):
+    from fastrnn._limits import MAX_TRIALS
     from fastrnn._validation import argument_type, check_int
-    from fastrnn.sweep import MAX_TRIALS, check_workers
+    from fastrnn.sweeps.grid import check_workers
 
     sweep = _command(
         commands, "sweep", _commands.sweep,
@@ -201,8 +202,8 @@ def _parser():
         check_temperature,
         check_threads,
     )
-    from fastrnn.config import TrainingConfig
     from fastrnn.model import MODELS
+    from fastrnn.training.config import TrainingConfig
 
     defaults = TrainingConfig()
     from fastrnn import __version__

@@ -30,6 +30,7 @@ import sysconfig
 import numpy as np
 
 from fastrnn._files import open_regular, read_exactly
+from fastrnn._limits import MAX_TEXT_BYTES
 from fastrnn._validation import check_instance, check_int, check_real, integer_vector
 
 __all__ = [
@@ -57,9 +58,6 @@ All are single-file, pure-Python modules present in CPython 3.10 and later.
 """
 
 
-MAX_TEXT_BYTES = 2**30
-"""The largest text file read (1 GiB): training holds about two bytes per byte
-of text, and a larger file is refused, with its size, before it is read."""
 
 # Characters encoded or hashed at a time, so that no copy of the whole text is made.
 _BLOCK = 1 << 20

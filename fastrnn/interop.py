@@ -13,23 +13,15 @@ PyTorch is optional: it is imported only when one of these functions is
 called, never by ``import fastrnn``.
 """
 
-import numpy as np
+from fastrnn._optional import import_torch
+from fastrnn.model import GRU, LSTM
 
 __all__ = ["from_torch", "to_torch"]
 
-_HINT = "PyTorch is needed to convert models to and from torch: pip install torch"
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(_HINT) from None
-    return torch
-
-
 def to_torch(model):
     """The model as a ``torch.nn.LSTM`` (or ``GRU``) and a ``torch.nn.Linear``, of its dtype.
+
+    The same as ``model.to_torch()`` (see :meth:`fastrnn.LSTM.to_torch`).
 
     Parameters
     ----------
@@ -38,27 +30,11 @@ def to_torch(model):
     Returns
     -------
     module : torch.nn.LSTM or torch.nn.GRU
-        ``(input_dim, hidden_dim, num_layers)``, sequence-first, with the
-        model's weights (copies).  It takes one-hot inputs of shape (T, B, I).
     linear : torch.nn.Linear
-        ``(hidden_dim, output_dim)``: ``Why`` and ``by``.
     """
-    from fastrnn.model import GRU, LSTM
-
     if not isinstance(model, (LSTM, GRU)):
         raise ValueError(f"model must be a fastrnn.LSTM or fastrnn.GRU, got {type(model).__name__}")
-    torch = _torch()
-    kind = torch.nn.LSTM if isinstance(model, LSTM) else torch.nn.GRU
-    dtype = torch.float32 if model.dtype == np.float32 else torch.float64
-    module = kind(model.input_dim, model.hidden_dim, model.num_layers, dtype=dtype)
-    linear = torch.nn.Linear(model.hidden_dim, model.output_dim, dtype=dtype)
-    params = model.parameters()
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.copy_(torch.from_numpy(params[name].copy()))
-        linear.weight.copy_(torch.from_numpy(params["Why"].copy()))
-        linear.bias.copy_(torch.from_numpy(params["by"].ravel().copy()))
-    return module, linear
+    return model.to_torch()
 
 
 def from_torch(rnn_module, linear_module):
@@ -79,9 +55,7 @@ def from_torch(rnn_module, linear_module):
         whose one-hot vectors the module would read.  float64 for a float64
         module, float32 otherwise.
     """
-    from fastrnn.model import GRU, LSTM
-
-    torch = _torch()
+    torch = import_torch()
     if isinstance(rnn_module, torch.nn.LSTM):
         cls = LSTM
     elif isinstance(rnn_module, torch.nn.GRU):

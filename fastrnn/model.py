@@ -3,31 +3,33 @@
 Each supplies only what is its own: its parameter layout and initial
 weights, and the public form of its state.  Every method they share
 (``forward``, ``loss``, ``gradients``, ``train``, ``predict``, the state
-methods) is defined once, in :class:`fastrnn._base._Model`.
+methods) is defined once, in :class:`fastrnn._base.Model`.
 """
 
 from collections import OrderedDict
 
 import numpy as np
 
-from fastrnn._base import _Model, _Parameter, _serialised
+from fastrnn._base import Model, Parameter
 from fastrnn._kernels.checks import all_finite as _all_finite
 from fastrnn._kernels.checks import index_bounds as _index_bounds
+from fastrnn._locks import serialised
+from fastrnn._optional import import_torch
 from fastrnn._validation import (
-    _short,
     check_learning_rate,
     float_array,
     hidden_state,
     kernel_array,
     layered_state,
     paired_indices,
+    short_repr,
 )
 from fastrnn.optim import sgd_step
 
 __all__ = ["RNN", "GPT", "LSTM", "GRU", "MODELS"]
 
 
-class RNN(_Model):
+class RNN(Model):
     """A vanilla tanh RNN with a softmax output, compiled with Numba.
 
     The drop-in replacement for the classic min-char-rnn ``GPT`` class: the same
@@ -79,11 +81,11 @@ class RNN(_Model):
     _GATES = 1
     _PACKED_FROM = 2  # the public state (B, H) drops the S and L axes
 
-    Wxh = _Parameter()
-    Whh = _Parameter()
-    Why = _Parameter()
-    bh = _Parameter()
-    by = _Parameter()
+    Wxh = Parameter()
+    Whh = Parameter()
+    Why = Parameter()
+    bh = Parameter()
+    by = Parameter()
 
     def __init__(self, input_dim, hidden_dim, output_dim, *, seed=None, dtype="float64"):
         rng = self._setup(input_dim, hidden_dim, output_dim, 1, seed, dtype)
@@ -120,7 +122,7 @@ class RNN(_Model):
         # What every training step calls: the general form's work in one index.
         return state[0, 0, 0] if single else state[0, 0]
 
-    @_serialised
+    @serialised
     def backward(self, xs, hs, ps, targets):
         """Exact gradients of the loss by backpropagation through time.
 
@@ -159,7 +161,7 @@ class RNN(_Model):
                                        *self._dims[:3])
         return tuple(g.copy() for g in self._grads.values())
 
-    @_serialised
+    @serialised
     def update(self, dWxh, dWhh, dWhy, dbh, dby, learning_rate):
         """In-place SGD on every parameter: ``p -= learning_rate * g``.
 
@@ -182,7 +184,7 @@ class RNN(_Model):
 GPT = RNN
 
 
-class _Gated(_Model):
+class _Gated(Model):
     """The shared shell of :class:`LSTM` and :class:`GRU`: PyTorch's parameters.
 
     Subclasses set ``_GATES`` (G) and ``_STATE_ARRAYS``, and convert their
@@ -230,21 +232,39 @@ class _Gated(_Model):
                 + tuple(f"bias_{s}_l{k}" for k in range(L) for s in ("ih", "hh"))
                 + ("by",))
 
-    Why = _Parameter()
-    by = _Parameter()
+    Why = Parameter()
+    by = Parameter()
 
     def _layered(self, name, value, batch):
         return layered_state(name, value, self.num_layers, batch, self.hidden_dim, _all_finite,
                              self.dtype)
 
     def to_torch(self):
-        """Return ``(torch.nn.LSTM or GRU, torch.nn.Linear)`` with these weights.
+        """Return ``(torch.nn.LSTM or GRU, torch.nn.Linear)`` with copies of these weights.
 
-        See :func:`fastrnn.interop.to_torch`; needs PyTorch.
+        Needs PyTorch (see :mod:`fastrnn.interop`, and :func:`fastrnn.from_torch`
+        for the way back).
+
+        Returns
+        -------
+        module : torch.nn.LSTM or torch.nn.GRU
+            ``(input_dim, hidden_dim, num_layers)``, sequence-first, of the
+            model's dtype.  It takes one-hot inputs of shape (T, B, I).
+        linear : torch.nn.Linear
+            ``(hidden_dim, output_dim)``: ``Why`` and ``by``.
         """
-        from fastrnn.interop import to_torch
-
-        return to_torch(self)
+        torch = import_torch()
+        kind = torch.nn.LSTM if isinstance(self, LSTM) else torch.nn.GRU
+        dtype = torch.float32 if self.dtype == np.float32 else torch.float64
+        module = kind(self.input_dim, self.hidden_dim, self.num_layers, dtype=dtype)
+        linear = torch.nn.Linear(self.hidden_dim, self.output_dim, dtype=dtype)
+        params = self.parameters()
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                p.copy_(torch.from_numpy(params[name].copy()))
+            linear.weight.copy_(torch.from_numpy(params["Why"].copy()))
+            linear.bias.copy_(torch.from_numpy(params["by"].ravel().copy()))
+        return module, linear
 
 
 class LSTM(_Gated):
@@ -293,7 +313,7 @@ class LSTM(_Gated):
         if h0 is None:
             return np.zeros(self._state_shape(batch), self.dtype)
         if isinstance(h0, np.ndarray) or not isinstance(h0, (tuple, list)) or len(h0) != 2:
-            raise ValueError(f"h0 of an LSTM must be a pair (h, c), got {_short(h0)}")
+            raise ValueError(f"h0 of an LSTM must be a pair (h, c), got {short_repr(h0)}")
         return np.stack([self._layered("h0[0] (h)", h0[0], batch),
                          self._layered("h0[1] (c)", h0[1], batch)])
 
@@ -303,7 +323,7 @@ class LSTM(_Gated):
 
     def _joined(self, state):
         if not isinstance(state, tuple) or len(state) != 2:
-            raise ValueError(f"state must be a pair (h, c), got {_short(state)}")
+            raise ValueError(f"state must be a pair (h, c), got {short_repr(state)}")
         return np.stack([float_array("h", state[0], dtype=self.dtype),
                          float_array("c", state[1], dtype=self.dtype)])
 

@@ -12,7 +12,7 @@ same for any thread count.
 
 import numpy as np
 
-from fastrnn._kernels import optimizers as _kernels
+from fastrnn._kernels import updates as _kernels
 from fastrnn._threads import run_slices
 
 __all__ = ["Optimizer", "sgd_step"]

@@ -18,11 +18,11 @@ from helpers import cli_env, run_cli
 
 import fastrnn.corpus as corpus
 from fastrnn import LSTM, RNN, Vocabulary
-from fastrnn.checkpoint import CheckpointError, load_checkpoint
-from fastrnn.config import TrainingConfig
 from fastrnn.corpus import CorpusError, read_text
-from fastrnn.generate import generate, pieces
+from fastrnn.inference import generate, pieces
 from fastrnn.training import Trainer
+from fastrnn.training.checkpoint import CheckpointError, load_checkpoint
+from fastrnn.training.config import TrainingConfig
 
 TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 40
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")

@@ -50,7 +50,7 @@ import json
 import numba.core.registry
 import numpy as np
 import fastrnn
-from fastrnn._kernels import (activations, cells, checks, chunks, gated, linalg, optimizers,
+from fastrnn._kernels import (activations, cells, checks, chunks, gated, linalg, updates,
                               output, packed, rnn, sampling)
 
 rng = np.random.default_rng(0)
@@ -70,11 +70,11 @@ for cls, dtype in itertools.product((fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU),
     m.predict(1, 5, temperature=0, seed=3)
 for dtype in (np.float64, np.float32):
     v, z = np.ones(8, dtype), np.zeros(8, dtype)
-    optimizers.sgd_(v, v.copy(), 0.1, 5.0)
-    optimizers.adagrad_(v, v.copy(), z.copy(), 0.1, 1e-8, 5.0)
-    optimizers.rmsprop_(v, v.copy(), z.copy(), 0.1, 0.95, 1e-8, 5.0)
-    optimizers.adam_(v, v.copy(), z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
-modules = (activations, cells, checks, chunks, gated, linalg, optimizers, output, packed, rnn,
+    updates.sgd_(v, v.copy(), 0.1, 5.0)
+    updates.adagrad_(v, v.copy(), z.copy(), 0.1, 1e-8, 5.0)
+    updates.rmsprop_(v, v.copy(), z.copy(), 0.1, 0.95, 1e-8, 5.0)
+    updates.adam_(v, v.copy(), z.copy(), z.copy(), 0.1, 0.9, 0.999, 1e-8, 1, 5.0)
+modules = (activations, cells, checks, chunks, gated, linalg, updates, output, packed, rnn,
            sampling)
 kernels = [(f"{mod.__name__}.{name}", f) for mod in modules for name, f in vars(mod).items()]
 for G, one_stream in itertools.product((1, 3, 4), (True, False)):  # the per-model entry points
@@ -137,7 +137,7 @@ _COMPILE_ONE = """
 import sys
 import numpy as np
 from numba.core import event
-from fastrnn._kernels.optimizers import sgd_
+from fastrnn._kernels.updates import sgd_
 
 class Compiled(event.Listener):
     def on_start(self, ev):
@@ -181,4 +181,4 @@ def test_a_kernel_is_saved_into_the_cache_only_under_its_lock(tmp_path, repo_roo
     assert out == "returned\n"
     saved = sorted(name.split("-")[0] + name[-4:] for name in os.listdir(cache)
                    if name.endswith((".nbi", ".nbc")))
-    assert saved == ["optimizers.sgd_.nbc", "optimizers.sgd_.nbi"], os.listdir(cache)
+    assert saved == ["updates.sgd_.nbc", "updates.sgd_.nbi"], os.listdir(cache)

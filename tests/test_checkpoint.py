@@ -5,7 +5,7 @@ import stat
 import numpy as np
 import pytest
 
-from fastrnn.checkpoint import (
+from fastrnn.training.checkpoint import (
     Checkpoint,
     CheckpointError,
     atomic_write,

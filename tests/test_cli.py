@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, cli_env, make_text, read_rows, run_cli, stderr_of
 
-from fastrnn.checkpoint import load_checkpoint
+from fastrnn.training.checkpoint import load_checkpoint
 
 # loss.png is written only where the optional matplotlib is installed
 PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fastrnn import GRU, LSTM, RNN
-from fastrnn.config import (
+from fastrnn.model import MODELS
+from fastrnn.training.config import (
     FIXED_OPTIONS,
     OPTIMIZERS,
     OPTION_CHECKS,
@@ -15,7 +16,6 @@ from fastrnn.config import (
     resumed_config,
     saved_config,
 )
-from fastrnn.model import MODELS
 
 
 def test_config_defaults_are_min_char_rnn():

@@ -9,8 +9,8 @@ import pytest
 from helpers import KINDS, random_state, read_rows, twin_models
 
 from fastrnn import LSTM, RNN, Trainer, TrainingConfig, Vocabulary, evaluate, load_model
-from fastrnn.checkpoint import Checkpoint, save_checkpoint
 from fastrnn.cli import main
+from fastrnn.training.checkpoint import Checkpoint, save_checkpoint
 
 TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 7
 

@@ -17,7 +17,7 @@ import pytest
 GROUPS = {
     "kernels-linalg-checks": [
         "tests/test_kernels.py", "-k", "TestLinalg or TestIndexBounds or chunk_ok or all_finite"],
-    "optimizers": ["tests/test_optimizers.py"],
+    "updates": ["tests/test_optimizers.py"],
     "kernels-activations": ["tests/test_kernels.py", "-k", "TestActivations"],
     "kernels-rnn-sampling": ["tests/test_kernels.py", "-k", "TestRNNKernels or TestSampling"],
     # a representative subset: every method, single and batched, h0, H=1, I != O
@@ -40,11 +40,11 @@ def test_kernels_are_plain_python_without_the_jit(repo_root):
     code = (
         "import types, numba\n"
         "from fastrnn._kernels import (activations, cells, chunks, checks, gated, linalg,\n"
-        "    optimizers, rnn, sampling)\n"
+        "    updates, rnn, sampling)\n"
         "assert numba.config.DISABLE_JIT\n"
         "fs = [linalg.matvec_add, rnn.forward, chunks.entry_points(1, True).loss,\n"
         "      sampling.sampler(4),\n"
-        "      gated.backward, cells.lstm_cell, cells.gru_cell_backward, optimizers.sgd_,\n"
+        "      gated.backward, cells.lstm_cell, cells.gru_cell_backward, updates.sgd_,\n"
         "      checks.index_bounds, activations.tanh_]\n"
         "bad = [f for f in fs if not isinstance(f, types.FunctionType)]\n"
         "assert not bad, bad\n"

@@ -7,10 +7,10 @@ import pytest
 
 import fastrnn
 from fastrnn import _threads
-from fastrnn._kernels import optimizers as opt
-from fastrnn.config import OPTIMIZERS, TrainingConfig
+from fastrnn._kernels import updates as opt
 from fastrnn.optim import Optimizer, sgd_step
 from fastrnn.training import Trainer
+from fastrnn.training.config import OPTIMIZERS, TrainingConfig
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 

@@ -7,7 +7,7 @@ kernel, the "jit" cases' included, is its Python body.
 import numpy as np
 import pytest
 
-from fastrnn._kernels import optimizers as opt
+from fastrnn._kernels import updates as opt
 
 N = 37
 

@@ -9,7 +9,7 @@ import pytest
 import fastrnn
 from fastrnn.cli import main
 from fastrnn.corpus import BUILTIN_MODULES
-from fastrnn.generate import evaluate
+from fastrnn.inference import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "fastrnn" / "pretrained"

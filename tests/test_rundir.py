@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from helpers import assert_one_line_error, cli_env, make_text, read_rows, run_cli, stderr_of
 
-from fastrnn.checkpoint import load_checkpoint
 from fastrnn.cli import main
 from fastrnn.training import Trainer, TrainingConfig, TrainingDiverged
+from fastrnn.training.checkpoint import load_checkpoint
 
 TEXT = "the quick brown fox jumps over the lazy dog. naïve café, 日本語! " * 40
 TINY = ["--hidden-size", "8", "--seq-length", "10"]
@@ -152,7 +152,7 @@ def test_two_runs_started_together_never_share_a_directory(tmp_path, text_file):
 
 
 def test_a_directory_locked_in_process_refuses_a_run_and_changes_nothing(tmp_path):
-    from fastrnn._rundir import DirectoryLockedError, RunDirectory
+    from fastrnn.training.rundir import DirectoryLockedError, RunDirectory
 
     holder = RunDirectory(str(tmp_path))
     holder.lock()
@@ -277,7 +277,7 @@ def test_a_loss_back_above_the_uniform_guess_after_learning_is_a_blow_up(tmp_pat
 
 def test_a_validation_loss_several_times_the_best_is_a_blow_up(tmp_path):
     t = Trainer(TEXT, TrainingConfig(hidden_size=8, iterations=4, eval_every=2, sample_every=0))
-    t._evaluate = lambda: 0.5 if t.iteration < 4 else 2.0  # below ln V, 4 times the best
+    t.evaluate = lambda: 0.5 if t.iteration < 4 else 2.0  # below ln V, 4 times the best
     with pytest.raises(TrainingDiverged, match="validation loss at iteration 4 .*above 3 times "
                                                "the best validation loss"):
         t.run(tmp_path, progress=False, log=io.StringIO())

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn.checkpoint import load_checkpoint
-from fastrnn.generate import evaluate
+from fastrnn.inference import evaluate
+from fastrnn.training.checkpoint import load_checkpoint
 
 KINDS = {"rnn": fastrnn.RNN, "lstm": fastrnn.LSTM, "gru": fastrnn.GRU}
 COPIES = {
@@ -188,13 +188,13 @@ def test_a_long_read_sees_one_version_of_the_weights_while_another_thread_trains
     model = fastrnn.LSTM(5, 32, 5, seed=6)
     text = "abcdeedcba" * 3000  # read in 3 chunks of 10,000 characters
     seen = []
-    read_chunk = model._loss_and_state
+    read_chunk = model.loss_and_state
 
     def recording(*args, **kwargs):  # the weights each chunk is read with
         seen.append(model.parameter_vector.tobytes())
         return read_chunk(*args, **kwargs)
 
-    model._loss_and_state = recording
+    model.loss_and_state = recording
     stop = threading.Event()
     trainer = threading.Thread(target=_train_forever, args=(model, stop, rng))
     trainer.start()

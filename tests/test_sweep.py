@@ -28,8 +28,9 @@ from helpers import (  # noqa: E402
 )
 
 import fastrnn  # noqa: E402
-from fastrnn.checkpoint import load_checkpoint  # noqa: E402
-from fastrnn.sweep import TrialResult, _check_grid, _combinations, markdown_table  # noqa: E402
+from fastrnn.sweeps.grid import check_grid, combinations
+from fastrnn.sweeps.results import TrialResult, markdown_table  # noqa: E402
+from fastrnn.training.checkpoint import load_checkpoint  # noqa: E402
 
 TINY = ["--seq-length", "10", "--eval-every", "50", "--sample-every", "0"]
 GRID = ["--grid", "hidden-size=8,16", "learning-rate=0.03,0.3"]
@@ -259,7 +260,8 @@ def test_without_dask_the_command_says_how_to_install_it(tmp_path, text_file):
         [sys.executable, "-c", "import sys, fastrnn; print(fastrnn.sweep.__module__, "
          "'distributed' in sys.modules, 'dask' in sys.modules)"],
         env=cli_env([fake]), capture_output=True, cwd=tmp_path)
-    assert imported.stdout.split() == [b"fastrnn.sweep", b"False", b"False"], imported.stderr
+    assert imported.stdout.split() == [b"fastrnn.sweeps.driver", b"False", b"False"], \
+        imported.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -365,37 +367,37 @@ def test_the_api_returns_the_table_and_leaves_no_worker_behind(tmp_path):
     ({"hidden_size": [8]}, {"time_limit": None}, "give each trial a budget"),
 ])
 def test_the_api_checks_the_grid_like_the_config(grid, options, message):
-    from fastrnn.sweep import _check_options
+    from fastrnn.sweeps.grid import check_options
 
     with pytest.raises(ValueError) as error:
-        _check_grid(grid, _check_options(options))
+        check_grid(grid, check_options(options))
     assert message in str(error.value)
 
 
 def test_every_choice_option_can_be_fixed_or_swept():
     """model, optimizer and dtype: the sweep checks them by the config's own table."""
-    from fastrnn.sweep import _check_options
+    from fastrnn.sweeps.grid import check_options
 
-    fixed = _check_options({"dtype": "float32", "optimizer": "adam", "iterations": 5})
+    fixed = check_options({"dtype": "float32", "optimizer": "adam", "iterations": 5})
     assert fixed["dtype"] == "float32" and fixed["optimizer"] == "adam"
-    grid = _check_grid({"dtype": ["float64", "float32"], "model": ["gru", "lstm"]},
+    grid = check_grid({"dtype": ["float64", "float32"], "model": ["gru", "lstm"]},
                        {"iterations": 5})
     assert grid == (("dtype", ("float64", "float32")), ("model", ("gru", "lstm")))
 
 
 def test_combinations_are_in_grid_order_and_random_draws_are_reproducible():
-    grid = _check_grid({"hidden_size": [8, 16, 32], "learning_rate": [0.1, 0.3]},
+    grid = check_grid({"hidden_size": [8, 16, 32], "learning_rate": [0.1, 0.3]},
                        {"iterations": 5})
-    every = _combinations(grid, None, 0)
+    every = combinations(grid, None, 0)
     assert [tuple(c.values()) for c in every] == [(8, 0.1), (8, 0.3), (16, 0.1), (16, 0.3),
                                                   (32, 0.1), (32, 0.3)]
-    drawn = _combinations(grid, 4, 7)
-    assert drawn == _combinations(grid, 4, 7)
+    drawn = combinations(grid, 4, 7)
+    assert drawn == combinations(grid, 4, 7)
     assert len({tuple(c.values()) for c in drawn}) == 4
     assert [c for c in every if c in drawn] == drawn  # numbered in grid order
-    assert _combinations(grid, 6, 1) == every
+    assert combinations(grid, 6, 1) == every
     with pytest.raises(ValueError, match="random is 7 but the grid has only 6"):
-        _combinations(grid, 7, 0)
+        combinations(grid, 7, 0)
 
 
 # -- a kill without warning ---------------------------------------------------------------
@@ -442,9 +444,9 @@ def test_a_trial_killed_outright_gets_only_the_rest_of_its_time_on_the_rerun(tmp
 def test_the_local_cluster_holds_no_fixed_port_and_listens_on_this_machine_only():
     import distributed
 
-    from fastrnn.sweep import _connect
+    from fastrnn.sweeps.cluster import connect
 
-    client, cluster, _ = _connect(distributed, 1, None, 1)
+    client, cluster, _ = connect(distributed, 1, None, 1)
     try:
         # Dask's HTTP routes (it calls them "dashboard") on a port of its own, this machine only
         port = client.scheduler_info()["services"]["dashboard"]

@@ -12,8 +12,8 @@ from helpers import KINDS, MODELS, random_state, reference_gradients, rel_error,
 
 import fastrnn
 from fastrnn import _threads
-from fastrnn.config import TrainingConfig
 from fastrnn.training import Trainer
+from fastrnn.training.config import TrainingConfig
 
 
 @pytest.fixture(autouse=True)
@@ -272,7 +272,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def test_a_resume_may_name_the_saved_dtype_any_way():
-    from fastrnn.config import resumed_config
+    from fastrnn.training.config import resumed_config
 
     saved = TrainingConfig(dtype="float32")
     for spelling in ("float32", np.float32, np.dtype("float32")):

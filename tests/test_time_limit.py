@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import read_rows
 
-from fastrnn.checkpoint import load_checkpoint
-from fastrnn.config import FIXED_OPTIONS, RUN_OPTIONS, TrainingConfig, resumed_config
 from fastrnn.training import Trainer
+from fastrnn.training.checkpoint import load_checkpoint
+from fastrnn.training.config import FIXED_OPTIONS, RUN_OPTIONS, TrainingConfig, resumed_config
 
 PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
 REPO = Path(__file__).resolve().parents[1]

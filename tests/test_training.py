@@ -13,7 +13,6 @@ import pytest
 from helpers import read_rows
 
 from fastrnn import RNN
-from fastrnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.corpus import CorpusError
 from fastrnn.training import (
     MODELS,
@@ -25,6 +24,7 @@ from fastrnn.training import (
     generate,
     load_model,
 )
+from fastrnn.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from fastrnn.vocab import Vocabulary
 
 # loss.png is written only where the optional matplotlib is installed
@@ -911,10 +911,10 @@ def test_check_run_refuses_what_run_would_without_touching_anything(tmp_path):
                                                          log=io.StringIO())
     files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(FileExistsError, match="already holds a checkpoint of another run"):
-        Trainer(TEXT, small())._check_run(tmp_path)
+        Trainer(TEXT, small()).check_run(tmp_path)
     with pytest.raises(ValueError, match="already at iteration 4, beyond the 2"):
-        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2)._check_run(tmp_path)
-    Trainer.from_checkpoint(tmp_path, TEXT, iterations=8)._check_run(tmp_path)
-    Trainer(TEXT, small())._check_run(tmp_path / "new")
+        Trainer.from_checkpoint(tmp_path, TEXT, iterations=2).check_run(tmp_path)
+    Trainer.from_checkpoint(tmp_path, TEXT, iterations=8).check_run(tmp_path)
+    Trainer(TEXT, small()).check_run(tmp_path / "new")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
     assert not (tmp_path / "new").exists()

@@ -9,7 +9,7 @@ Modules, one per concern:
 - :mod:`.cells` -- the LSTM and GRU cells, one step forward and back;
 - :mod:`.output` -- the output layer every model shares: logits, softmax cross-entropy;
 - :mod:`.sampling` -- every model's autoregressive sampling loop and its draw;
-- :mod:`.optimizers` -- in-place parameter updates with gradient clipping;
+- :mod:`.updates` -- the optimizers' in-place parameter updates, with gradient clipping;
 - :mod:`.activations` -- vectorisable ``exp``, ``tanh``, ``sigmoid`` and the stable softmax;
 - :mod:`.linalg` -- the single-stream matrix-vector products, transposes, the input scatter;
 - :mod:`.packed` -- the batched recurrence's matrix product, its weights packed once;

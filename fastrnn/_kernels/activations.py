@@ -164,7 +164,7 @@ def _pow2(k):
     those bits into the exponent field makes 2**k.  Only an addition, a
     reinterpretation and an integer shift: a float-to-int64 conversion would
     do the same, but AVX2 has no vector instruction for it, and LLVM then
-    converts one element at a time (tanh and exp ran 14-18% slower so).
+    converts one element at a time (tanh and exp were measurably slower so).
     """
     return _bits_to_float(_float_to_bits(k + _POW2_SHIFT) << 52)
 

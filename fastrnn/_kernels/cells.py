@@ -16,8 +16,8 @@ and the recurrent side ``q = W_hh h + b_hh``, each split in three blocks of H::
 The loops over time and layers around the cells are in :mod:`.gated`.
 """
 
-from fastrnn._kernels.jit import kernel
 from fastrnn._kernels.activations import sigmoid_, tanh_, tanh_into
+from fastrnn._kernels.jit import kernel
 
 __all__ = ["lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward"]
 

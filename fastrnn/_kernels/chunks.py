@@ -24,11 +24,11 @@ step is tens of microseconds.
 import functools
 from collections import namedtuple
 
-from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
-from fastrnn._kernels.optimizers import sgd_
+from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels.output import probabilities_out, xent
 from fastrnn._kernels.storage import final_state, optional_blocks, top_layer
+from fastrnn._kernels.updates import sgd_
 
 __all__ = ["workspace_size", "MODEL_NAMES", "EntryPoints", "entry_points", "combine",
            "combine_sgd_"]
@@ -217,7 +217,7 @@ def combine_sgd_(grads, weights, out, theta, learning_rate, clip, start, stop, f
 
     Block by block, so that each block of ``out`` is applied to ``theta``
     while still in L1: one pass over the gradients instead of two.  The
-    update is :func:`.optimizers.sgd_`'s.
+    update is :func:`.updates.sgd_`'s.
     """
     for lo in range(start, stop, _BLOCK):
         hi = min(lo + _BLOCK, stop)

@@ -44,8 +44,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
+from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.linalg import (
     copy_into,
     gather_column,
@@ -55,7 +55,14 @@ from fastrnn._kernels.linalg import (
 )
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import product, recurrent_weights, step_back
-from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
+from fastrnn._kernels.storage import (
+    LEADING,
+    block,
+    layer_states,
+    leading_sizes,
+    shared_blocks,
+    total_size,
+)
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
            "input_projection", "weight_gradients", "column_sums", "forward", "backward"]
@@ -101,7 +108,7 @@ def _sizes(B, T, H, O, L, G, itemsize):
 
 
 # The model's own blocks, after storage's leading ones, in the order of _sizes.
-_GATES, _AUX, _DQ, _DCNEXT, _TMP = range(8, 13)
+_PREACTS, _AUX, _DQ, _DCNEXT, _TMP = range(LEADING, LEADING + 5)
 
 
 @sizes
@@ -150,7 +157,7 @@ def workspace(ws, B, T, H, O, L, G):
     s = _sizes(B, T, H, O, L, G, ws.itemsize)
     N, GH = T * B, G * H
     states, cells, zT, lse, col, dh, dhnext, pack = shared_blocks(ws, s, B, T, H, O)
-    return Workspace(states, cells, block(ws, s, _GATES).reshape((L, N, GH)),
+    return Workspace(states, cells, block(ws, s, _PREACTS).reshape((L, N, GH)),
                      block(ws, s, _AUX).reshape((L, N, H)),
                      block(ws, s, _DQ).reshape((s[_DQ] // GH, GH)), zT, dh, dhnext,
                      block(ws, s, _DCNEXT).reshape((B, H)), block(ws, s, _TMP).reshape((B, GH)),

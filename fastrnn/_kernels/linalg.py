@@ -31,9 +31,9 @@ def matvec_add_tall(W, v, b, out, reverse):
     """:func:`matvec_add` in blocks of eight rows, for the gated models' ``W_hh``.
 
     With 3H or 4H rows of H, eight rows per block (each element of ``v`` then
-    feeding twice as many multiply-adds) ran ~10% faster than four with AVX2
-    and ~13% with AVX-512; for square matrices eight rows were no faster with
-    AVX2 and slower with AVX-512, which is why :func:`matvec_add` keeps four.
+    feeding twice as many multiply-adds) are faster than four, with AVX2 and
+    with AVX-512; for square matrices eight rows are no faster with AVX2 and
+    slower with AVX-512, which is why :func:`matvec_add` keeps four.
     Rows left over (n % 8) are done as there.  Same parameters.
     """
     done = _rows8(W, v, b, out, reverse)

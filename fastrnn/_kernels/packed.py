@@ -3,10 +3,10 @@
 A batched step of a recurrent layer multiplies the states of its streams by the
 same weight matrix, ``C (M, N) = A (M, K) @ W (K, N)``, 25 times a chunk with
 M = 16 streams a shard.  BLAS repacks ``W`` into its own panel layout at every
-call, and at M = 16 that costs as much as the arithmetic: on one core of an
-AVX-512 host (Emerald Rapids) OpenBLAS's SGEMM ran at 54-61 GF/s there and its
-DGEMM at 33-36, against 144-148 and 55-59 for this product with ``W`` packed
-once per chunk (``benchmarks/packed_product.py``).
+call, and at M = 16 that costs as much as the arithmetic; packed once per
+chunk, ``W`` serves every step of it (the measurements against BLAS:
+``benchmarks/studies/packed_product.py``, its results in
+``benchmarks/results/packed_product.json``).
 
 The layout: ``W`` in panels of ``NR`` columns (two 512-bit vectors: 32 float32s
 or 16 float64s), each panel k-major, ``Wp[p, k, j] = W[k, NR*p + j]``, the last
@@ -172,10 +172,9 @@ def pack(W, out):
 
     The full panels are copied in the order of ``W``'s memory: along its
     rows, or, for a transposed view such as ``W_hh.T``, along its columns in
-    blocks of 16 rows of a panel.  Measured on one core of a 2-core AVX-512
-    host (Zen 4), packing a 512 x 512 matrix took 34 us in float32 and 54-86
-    in float64 from a C-contiguous ``W``, and 114-118 from a transposed one,
-    against 145-412 us for a single loop in the panels' order.
+    blocks of 16 rows of a panel, so that the reads stream through memory
+    (a single loop in the panels' order strides across it and was several
+    times slower).
     """
     K, N = W.shape
     width = _width(out.itemsize)
@@ -272,17 +271,14 @@ def packed_dot(A, packed, C, reverse):
 
     All C-contiguous, of one dtype.  Panels go outermost: a panel (128 * K
     bytes) serves every row tile while it is still in L1 or L2, so ``W``
-    comes in from further out once a call instead of once a row tile
-    (measured at M = 16 and 32: 9-17% faster in float64, 0-6% in float32).
+    comes in from further out once a call instead of once a row tile.
 
     ``reverse`` takes the full panels last to first; the result is the same
     to the bit.  The recurrence alternates it from one time step to the next,
     as the matrix-vector products of one stream do (:mod:`.linalg`): when
     the packed ``W`` outgrows L2 (a float64 LSTM 1x256 packs 2 MB), the
     panels a step used last are the first the next step needs, and they are
-    still there.  Measured on one core of a 2-core AVX-512 host, 25 float64
-    products with 2 MB packed ran 5-10% faster (3-5% with both cores busy);
-    float32's 1 MB fits in L2 either way.
+    still there (float32's 1 MB fits in L2 either way).
     """
     Wp, edge = packed
     M = A.shape[0]

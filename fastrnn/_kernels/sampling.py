@@ -16,11 +16,11 @@ import functools
 
 import numpy as np
 
-from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels import gated, rnn
 from fastrnn._kernels.activations import softmax_weights, tanh_
 from fastrnn._kernels.cells import gru_cell, lstm_cell
 from fastrnn._kernels.chunks import MODEL_NAMES
+from fastrnn._kernels.jit import kernel, kernel_named, sizes
 from fastrnn._kernels.linalg import copy_into, matvec_add, matvec_add_tall
 from fastrnn._kernels.storage import block, total_size
 

@@ -20,8 +20,8 @@ from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.packed import recurrent_pack_size
 
 __all__ = ["ALIGN", "padded", "total_size", "span", "block", "float64_block", "STATES", "CELLS",
-           "LOGITS", "LSE", "COL", "DH", "DHNEXT", "PACK", "leading_sizes", "shared_blocks",
-           "layer_states", "final_state", "top_layer", "optional_blocks"]
+           "LOGITS", "LSE", "COL", "DH", "DHNEXT", "PACK", "LEADING", "leading_sizes",
+           "shared_blocks", "layer_states", "final_state", "top_layer", "optional_blocks"]
 
 ALIGN = 16  # elements per 64 bytes of float32 (two cache lines of float64)
 
@@ -81,8 +81,10 @@ def float64_block(ws, sizes, k, n):
     return block(ws, sizes, k).view(np.float64)[:n]
 
 
-# The blocks every workspace begins with, in this order.
+# The blocks every workspace begins with, in this order; a model's own blocks follow,
+# numbered from LEADING.
 STATES, CELLS, LOGITS, LSE, COL, DH, DHNEXT, PACK = range(8)
+LEADING = PACK + 1
 
 
 @sizes

@@ -34,7 +34,7 @@ def load_pretrained():
     >>> model, vocab = load_pretrained()
     >>> text = generate(model, vocab, 200, prime="def ", seed=0)
     """
-    from fastrnn.generate import load_model
+    from fastrnn.training.loading import load_model
 
     with resources.as_file(resources.files(__name__) / _FILE) as path:
         return load_model(path)

@@ -1,29 +1,32 @@
-"""The directory of a training run: its files, the guards that protect them, the run's signals.
+"""The directory of a training run: its files and the guards that protect them.
 
 :class:`RunDirectory` knows the files a run writes (``checkpoint.npz``,
 ``best.npz``, ``history.csv``, ``loss.png``), holds the directory's lock
 (``.fastrnn.lock``) while a run writes into it, refuses a directory that holds
 another run's files, removes the temporary files of a killed save, keeps the
-history and draws the plot.  :class:`StopFlag` turns Ctrl-C, SIGTERM and
-SIGHUP into a clean stop; :func:`progress_bar` is the bar on the log.  The
-guards raise :class:`AnotherRunError`, :class:`DirectoryLockedError` and
-:class:`TargetPassedError`, whose attributes let the command line say the same
-in terms of its flags.
+history and draws the plot.  The guards raise :class:`AnotherRunError`,
+:class:`DirectoryLockedError` and :class:`TargetPassedError`, whose attributes
+let the command line say the same in terms of its flags.
 """
 
 import csv
-import errno
 import fcntl
 import io
 import math
 import os
 import re
-import signal
-import sys
-import threading
 
-from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
-from fastrnn.checkpoint import atomic_write, file_identity
+from fastrnn._files import (
+    RunFileError,
+    atomic_write,
+    file_identity,
+    open_own,
+    open_regular,
+    refuse_special,
+)
+from fastrnn._limits import MAX_HISTORY_BYTES
+from fastrnn._optional import plot_figure
+from fastrnn.training.errors import AnotherRunError, DirectoryLockedError, TargetPassedError
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -31,23 +34,15 @@ __all__ = [
     "BEST_NAME",
     "HISTORY_NAME",
     "PLOT_NAME",
-    "PLOT_HINT",
     "LOCK_NAME",
-    "MAX_HISTORY_BYTES",
-    "STOP_SIGNALS",
     "AnotherRunError",
     "DirectoryLockedError",
     "TargetPassedError",
-    "RunFileError",
-    "StopSignal",
     "as_path",
-    "default_log",
     "open_history",
     "resolve_checkpoint",
     "check_target",
     "RunDirectory",
-    "StopFlag",
-    "progress_bar",
 ]
 
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -61,76 +56,10 @@ _RUN_FILES = (CHECKPOINT_NAME, BEST_NAME, HISTORY_NAME, PLOT_NAME)
 _WHAT = {CHECKPOINT_NAME: "the run's checkpoint", BEST_NAME: "the run's best model",
          HISTORY_NAME: "the run's history", PLOT_NAME: "the run's plot",
          LOCK_NAME: "the run's lock"}
-# A history is a short row per evaluation: this is millions of them.
-MAX_HISTORY_BYTES = 1 << 30
 _STALE_TMP = re.compile(r"\.(?:" + "|".join(map(re.escape, _RUN_FILES))
                         + r")\.[A-Za-z0-9_]{8}\.tmp")
-# Signals that stop a run cleanly, as Ctrl-C does: a terminal's interrupt, a
-# polite kill (systemd, docker stop, a batch scheduler) and a closed terminal.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HISTORY_COLUMNS = ("iteration", "train_loss", "val_loss", "chars_per_sec", "val_bpc",
                    "learning_rate", "epoch")
-PLOT_HINT = 'pip install "fastrnn[plot]"'
-
-
-class AnotherRunError(FileExistsError):
-    """The directory holds a checkpoint that the trainer did not load or save last.
-
-    Attributes
-    ----------
-    out_dir : str
-    """
-
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
-        super().__init__(f"{out_dir} already holds a checkpoint of another run; resume it or "
-                         f"train into another directory")
-
-
-class DirectoryLockedError(BlockingIOError):
-    """Another process is training into the directory now.
-
-    Attributes
-    ----------
-    out_dir : str
-    pid : int or None
-        The process holding the lock, when it could be read.
-    """
-
-    def __init__(self, out_dir, pid):
-        self.out_dir, self.pid = out_dir, pid
-        holder = "another process" if pid is None else f"process {pid}"
-        super().__init__(errno.EAGAIN, f"{out_dir} is in use: {holder} is training into it "
-                                       f"(it holds {os.path.join(out_dir, LOCK_NAME)}); wait "
-                                       f"for it to end or train into another directory")
-
-    def __str__(self):
-        return self.strerror
-
-
-class StopSignal(KeyboardInterrupt):
-    """A second stop signal (``signum``): the run ends at once, keeping the last checkpoint."""
-
-    def __init__(self, signum):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-class TargetPassedError(ValueError):
-    """The run is already beyond the number of iterations asked for.
-
-    Attributes
-    ----------
-    iteration : int
-        Where the run is.
-    target : int
-        The iterations asked for.
-    """
-
-    def __init__(self, iteration, target):
-        self.iteration, self.target = iteration, target
-        super().__init__(f"the run is already at iteration {iteration}, beyond the {target} "
-                         f"iterations asked for")
 
 
 def open_history(out_dir):
@@ -147,21 +76,6 @@ def open_history(out_dir):
     raw, _ = open_regular(os.path.join(out_dir, HISTORY_NAME), RunFileError, MAX_HISTORY_BYTES,
                           _WHAT[HISTORY_NAME], follow_links=False)
     return io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8", newline="")
-
-
-class _Nowhere(io.TextIOBase):
-    """A log that keeps nothing: where messages go when there is no stderr."""
-
-    def writable(self):
-        return True
-
-    def write(self, text):
-        return len(text)
-
-
-def default_log():
-    """``sys.stderr``; a log that keeps nothing when there is none (``2>&-``, ``pythonw``)."""
-    return _Nowhere() if sys.stderr is None else sys.stderr
 
 
 def as_path(name, value):
@@ -233,7 +147,7 @@ class RunDirectory:
         Parameters
         ----------
         own_checkpoint : tuple or None
-            :func:`~fastrnn.checkpoint.file_identity` of the checkpoint the
+            :func:`~fastrnn._files.file_identity` of the checkpoint the
             trainer loaded or saved last; None for a fresh trainer.
         source : str, optional
             The training text's path: it may not be one of the files the run writes.
@@ -295,7 +209,7 @@ class RunDirectory:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise DirectoryLockedError(self.out_dir, _read_pid(fd)) from None
+            raise DirectoryLockedError(self.out_dir, _read_pid(fd), self.lock_path) from None
         except OSError:
             pass  # a file system without flock: the lock taken for the run says so
         finally:
@@ -322,7 +236,7 @@ class RunDirectory:
         except BlockingIOError:
             pid = _read_pid(fd)
             os.close(fd)
-            raise DirectoryLockedError(self.out_dir, pid) from None
+            raise DirectoryLockedError(self.out_dir, pid, self.lock_path) from None
         except BaseException:
             os.close(fd)
             raise
@@ -342,7 +256,7 @@ class RunDirectory:
     def remove_stale_temporaries(self):
         """Remove temporary files left by a save that was killed (``kill -9``, power loss).
 
-        Only the names :func:`~fastrnn.checkpoint.atomic_write` gives the run's
+        Only the names :func:`~fastrnn._files.atomic_write` gives the run's
         own files, and only while this process holds the lock, so that no
         other run's save in progress is touched.
         """
@@ -436,12 +350,9 @@ class RunDirectory:
         """Draw ``loss.png`` from the history; without matplotlib, ``say`` so once."""
         if self.plot_failed or not self.rows:
             return
-        try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-        except ImportError:
+        fig = plot_figure(PLOT_NAME, say, (7, 4.2))
+        if fig is None:
             self.plot_failed = True
-            say(f"matplotlib is not installed, so no {PLOT_NAME} is drawn; for plots: {PLOT_HINT}")
             return
 
         def number(text):
@@ -450,8 +361,6 @@ class RunDirectory:
         iterations = [int(r["iteration"]) for r in self.rows]
         train = [number(r["train_loss"]) for r in self.rows]
         val = [number(r["val_loss"]) for r in self.rows]
-        fig = Figure(figsize=(7, 4.2), dpi=100)
-        FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
         ax = fig.add_subplot()
         marker = "o" if len(iterations) < 30 else None
         ax.plot(iterations, train, label="training (mean since the last row)", marker=marker)
@@ -466,72 +375,3 @@ class RunDirectory:
         atomic_write(self.plot_path, lambda f: fig.savefig(f, format="png"))
 
 
-class StopFlag:
-    """Turns SIGINT, SIGTERM and SIGHUP into a flag checked between iterations (main thread only).
-
-    The first signal asks the loop to stop after the current step and save; it
-    says so, since a step can take a while (the first one compiles kernels).
-    A second one gives up at once with :class:`StopSignal` (a
-    KeyboardInterrupt), without saving: the last checkpoint on disk is
-    complete (writes are atomic) and is kept.
-
-    Parameters
-    ----------
-    enabled : bool
-        False leaves the signals alone (as does any thread but the main one).
-    notify : callable
-        ``notify(message)`` tells the user that a stop was asked for.
-
-    Attributes
-    ----------
-    raised : bool
-        Whether a stop signal came.
-    signum : int or None
-        The first one.
-    """
-
-    def __init__(self, enabled, notify):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.notify = notify
-        self.raised = False
-        self.signum = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if self.raised:
-            self._restore()
-            raise StopSignal(signum)
-        self.raised = True
-        self.signum = signum
-        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        try:
-            self.notify(f"stopping after this step to save a checkpoint ({again} again: stop "
-                        f"now, keeping the last checkpoint)")
-        except (OSError, ValueError):
-            # The log is gone (Ctrl-C often ends a `| tee` too, and SIGHUP
-            # comes with a closed terminal).  Raising here would stop the step
-            # half done; the flag alone stops the run.
-            pass
-
-    def _restore(self):
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous = {}
-
-    def __enter__(self):
-        if self.enabled:
-            for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        self._restore()
-        return False
-
-
-def progress_bar(total, initial, log, enabled):
-    """The run's progress bar (tqdm) on ``log``, counting iterations; a no-op when disabled."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="training", unit="it", file=log,
-                disable=not enabled, dynamic_ncols=True, mininterval=0.5, smoothing=0.05)

@@ -1,21 +1,22 @@
-"""A sweep's results: the table (CSV and Markdown), the plot of every trial and ``DIR/best``.
+"""A sweep's results: each trial's outcome, the table (CSV and Markdown), the plot, ``DIR/best``.
 
-:func:`fastrnn.sweep.sweep` collects each trial's outcome (a dict from
-:func:`fastrnn._trial.run_trial`) and hands them here to be written into the
-sweep's directory.
+A trial's outcome is one :class:`TrialResult`, made by
+:mod:`fastrnn.sweeps.trial` in the worker that ran it (or for a trial its
+worker never reported); :func:`fastrnn.sweep` collects them and hands them
+here to be ranked and written into the sweep's directory.
 """
 
 import csv
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from fastrnn._rundir import PLOT_HINT
-from fastrnn.checkpoint import atomic_write
+from fastrnn._files import atomic_write
+from fastrnn._optional import plot_figure
 
-__all__ = ["TrialResult", "markdown_table", "results_of", "write_results", "flag", "show",
-           "RESULTS_CSV", "RESULTS_MD", "SWEEP_PLOT", "BEST_LINK"]
+__all__ = ["TrialResult", "markdown_table", "ranked", "progress_line", "write_results", "flag",
+           "show", "RESULTS_CSV", "RESULTS_MD", "SWEEP_PLOT", "BEST_LINK"]
 
 RESULTS_CSV = "results.csv"
 RESULTS_MD = "results.md"
@@ -25,7 +26,7 @@ BEST_LINK = "best"
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One row of a sweep's results.
+    """How one trial went: one row of a sweep's results.
 
     Attributes
     ----------
@@ -46,6 +47,9 @@ class TrialResult:
         Its run directory.
     curve : tuple of (int, float)
         ``(iteration, validation loss)`` of each history row with one.
+    ran : bool
+        Whether this call of the sweep ran it (False: found finished, or
+        stopped before it started).
     """
 
     name: str
@@ -57,6 +61,7 @@ class TrialResult:
     message: str
     path: str
     curve: tuple = ()
+    ran: bool = field(default=True, compare=False)
 
     @property
     def bits_per_char(self):
@@ -64,12 +69,13 @@ class TrialResult:
         return None if self.best_val_loss is None else self.best_val_loss / math.log(2)
 
 
-def flag(field):
+def flag(name):
     """An option as the command line names it: hidden_size -> hidden-size."""
-    return field.replace("_", "-")
+    return name.replace("_", "-")
 
 
 def show(value):
+    """A value as the table shows it: floats in ``%g``."""
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -86,20 +92,27 @@ def _link_best(out, best):
         raise
 
 
-def results_of(outcomes, out):
-    """The outcomes as TrialResults, sorted for the table: by best validation loss, failed last."""
-    results = [TrialResult(
-        name=o["trial"], options=dict(o["grid"]), status=o["status"],
-        iterations=int(o.get("iterations") or 0), seconds=float(o.get("seconds") or 0.0),
-        best_val_loss=o.get("best_val_loss"), message=o.get("message", ""),
-        path=os.path.join(out, o["trial"]), curve=tuple(map(tuple, o.get("curve", ()))),
-    ) for o in outcomes]
-
+def ranked(results):
+    """The results sorted for the table: by best validation loss, failed trials last."""
     def key(r):
         loss = r.best_val_loss
         return (r.status == "failed", loss is None, loss if loss is not None else 0.0, r.name)
 
     return sorted(results, key=key)
+
+
+def progress_line(result):
+    """The line a sweep prints as a trial ends: status, numbers and options."""
+    status = result.status
+    if status == "finished" and not result.ran:
+        status = "already finished"
+    line = f"{result.name} {status}: {result.iterations} iterations, {result.seconds:.1f} s"
+    if result.best_val_loss is not None:
+        best = result.best_val_loss
+        line += f", best validation loss {best:.4f} ({result.bits_per_char:.4f} bits/char)"
+    if result.message and result.status != "finished":
+        line += f"; {result.message}"
+    return line + f"  [{' '.join(f'{flag(k)}={show(v)}' for k, v in result.options.items())}]"
 
 
 def markdown_table(results):
@@ -143,14 +156,9 @@ def _write_csv(path, results, fields):
 
 def _plot(path, results, say):
     """Draw every trial's validation curve into ``path``; without matplotlib, say so."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        say(f"matplotlib is not installed, so no {SWEEP_PLOT} is drawn; for plots: {PLOT_HINT}")
+    fig = plot_figure(SWEEP_PLOT, say, (7.5, 4.5))
+    if fig is None:
         return
-    fig = Figure(figsize=(7.5, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     drawn = [r for r in results if r.curve]
     for rank, r in enumerate(drawn):

@@ -29,7 +29,7 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
                            without it reads as 0)
 =========================  ===============================================================
 
-Files are written atomically (:func:`atomic_write`): a crash at any moment
+Files are written atomically (:func:`fastrnn._files.atomic_write`): a crash at any moment
 leaves either the old checkpoint or the new one, never a mixture.
 """
 
@@ -37,45 +37,41 @@ import json
 import math
 import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastrnn._base import _MAX_PARAMETERS
-from fastrnn._files import open_regular
-from fastrnn._validation import MAX_STEPS, check_instance
-from fastrnn.corpus import MAX_TEXT_BYTES
+from fastrnn._files import atomic_write, open_regular, stat_identity
+from fastrnn._limits import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_META_BYTES,
+    MAX_NPY_HEADER,
+    MAX_OPTIMIZER_ARRAYS,
+    MAX_PARAMETERS,
+    MAX_STATE_VALUES,
+    MAX_STEPS,
+    MAX_TEXT_BYTES,
+    MAX_VOCAB_BYTES,
+)
+from fastrnn._validation import check_instance
+from fastrnn.training.errors import CheckpointError
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint", "atomic_write",
-           "file_identity"]
+__all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
 FORMAT = "fastrnn-checkpoint"
 FORMAT_VERSION = 1
 _OPT_PREFIX = "optimizer."
 
-# Entries besides the weights; a model parameter may not use one of these names.
+# Entries besides the weights; a model parameter may not use one of these names.  What is
+# read is bounded (fastrnn._limits), each bound checked before anything is inflated.
 _META = (
     "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
     "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source", "seconds",
 )  # fmt: skip
-
-
-# Bounds on what is read, each checked before anything is inflated (see _read_member).
-_MAX_META_BYTES = 1 << 20  # a string, a number or a JSON entry
-_MAX_VOCAB_BYTES = 8 * (0x10FFFF + 1)  # every code point once, as int64
-_MAX_STATE_VALUES = 2**28  # the carried state (S, L, B, H): 2 GiB of float64
-_MAX_OPTIMIZER_ARRAYS = 4  # adam's m, v and step, with room to spare
-_MAX_NPY_HEADER = 1 << 16
-_MAX_JSON_DEPTH = 32
-_MAX_FILE_BYTES = 8 * (4 * _MAX_PARAMETERS + _MAX_STATE_VALUES) + _MAX_VOCAB_BYTES + (1 << 30)
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable fastrnn checkpoint (damaged, truncated or foreign)."""
 
 
 @dataclass
@@ -149,58 +145,6 @@ class Checkpoint:
     origin: tuple | None = field(default=None, compare=False, repr=False)
 
 
-def _new_file_mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777  # keep the mode of the file replaced
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def atomic_write(path, write):
-    """Write a file so that it is replaced whole or not at all.
-
-    ``write(f)`` fills a temporary file (opened ``"wb"``) in the same directory;
-    it is flushed and fsynced, then renamed over ``path`` with :func:`os.replace`.
-    On any error the temporary file is removed and ``path`` is left as it was.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    write : callable
-        Takes the open binary file object.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, _new_file_mode(path))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def _json(value):
     return np.array(json.dumps(value, sort_keys=True, allow_nan=True))
 
@@ -212,7 +156,7 @@ def _float_entry(value):
 
 
 def save_checkpoint(path, checkpoint):
-    """Write a checkpoint atomically (see :func:`atomic_write`).
+    """Write a checkpoint atomically (see :func:`fastrnn._files.atomic_write`).
 
     Parameters
     ----------
@@ -252,37 +196,11 @@ def save_checkpoint(path, checkpoint):
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def file_identity(path):
-    """What tells one version of a file from another (None when it cannot be read).
-
-    An atomic save (:func:`atomic_write`) makes a new inode, so two versions
-    of a checkpoint never share an identity even when their sizes and times do.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file; a missing or unreadable one has no identity.
-
-    Returns
-    -------
-    tuple or None
-        ``(st_dev, st_ino, st_mtime_ns, st_size)``.
-    """
-    try:
-        return _identity(os.stat(path))
-    except OSError:
-        return None
-
-
-def _identity(st):
-    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
-
-
 def _open_archive(path):
     """The open checkpoint file, its zip directory and the identity of the version opened."""
-    f, _ = open_regular(path, CheckpointError, _MAX_FILE_BYTES, "a checkpoint")
+    f, _ = open_regular(path, CheckpointError, MAX_CHECKPOINT_BYTES, "a checkpoint")
     try:
-        identity = _identity(os.fstat(f.fileno()))
+        identity = stat_identity(os.fstat(f.fileno()))
         try:
             return f, zipfile.ZipFile(f), identity
         except Exception:
@@ -313,7 +231,7 @@ def _read_member(archive, info, max_bytes, fail):
     checks its CRC).
     """
     name = info.filename[:-4]
-    if info.file_size > max_bytes + _MAX_NPY_HEADER:
+    if info.file_size > max_bytes + MAX_NPY_HEADER:
         fail(f"entry {name!r} is {info.file_size:,} bytes, more than the {max_bytes:,} it "
              f"may hold")
     with archive.open(info) as member:
@@ -362,7 +280,7 @@ class _Reader:
     def has(self, name):
         return name in self.members
 
-    def get(self, name, max_bytes=_MAX_META_BYTES):
+    def get(self, name, max_bytes=MAX_META_BYTES):
         if name not in self.entries:
             if name not in self.members:
                 self.fail(f"entry {name!r} is missing")
@@ -404,8 +322,8 @@ class _Reader:
 
     def json(self, name, kind=dict):
         text = self.text(name)
-        if _json_depth(text) > _MAX_JSON_DEPTH:
-            self.fail(f"entry {name!r} nests deeper than {_MAX_JSON_DEPTH} levels")
+        if _json_depth(text) > MAX_JSON_DEPTH:
+            self.fail(f"entry {name!r} nests deeper than {MAX_JSON_DEPTH} levels")
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):  # bad syntax, a number of too many digits
@@ -493,25 +411,25 @@ def _read_checkpoint(r):
     for name in names:
         if not r.has(name):
             r.fail(f"entry {name!r} is missing")
-        declared += max(r.members[name].file_size - _MAX_NPY_HEADER, 0)
-    if declared > 8 * _MAX_PARAMETERS:
+        declared += max(r.members[name].file_size - MAX_NPY_HEADER, 0)
+    if declared > 8 * MAX_PARAMETERS:
         r.fail(f"the parameters declare {declared:,} bytes, more than a model of "
-               f"{_MAX_PARAMETERS:,} parameters holds")
-    parameters = {name: r.floats(name, 8 * _MAX_PARAMETERS) for name in names}
+               f"{MAX_PARAMETERS:,} parameters holds")
+    parameters = {name: r.floats(name, 8 * MAX_PARAMETERS) for name in names}
     count = sum(value.size for value in parameters.values())
     try:
-        vocab = Vocabulary.from_code_points(r.get("vocab", _MAX_VOCAB_BYTES))
+        vocab = Vocabulary.from_code_points(r.get("vocab", MAX_VOCAB_BYTES))
     except ValueError as error:
         r.fail(f"bad vocabulary ({error})")
     state_names = [name for name in r.members if name.startswith(_OPT_PREFIX)]
-    if len(state_names) > _MAX_OPTIMIZER_ARRAYS:
+    if len(state_names) > MAX_OPTIMIZER_ARRAYS:
         r.fail(f"it has {len(state_names)} optimizer state entries, more than any optimizer "
                f"keeps")
     optimizer_state = {  # each a vector of one value per parameter, or a step count
-        name[len(_OPT_PREFIX):]: np.array(r.get(name, max(8 * count, _MAX_META_BYTES)))
+        name[len(_OPT_PREFIX):]: np.array(r.get(name, max(8 * count, MAX_META_BYTES)))
         for name in state_names
     }
-    hidden = r.floats("hidden", 8 * _MAX_STATE_VALUES)
+    hidden = r.floats("hidden", 8 * MAX_STATE_VALUES)
     if hidden.ndim < 2:
         r.fail(f"entry 'hidden' has shape {hidden.shape}, expected (B, H) or a layered state")
     seconds = r.real("seconds") if r.has("seconds") else 0.0  # older files: not recorded

@@ -1,9 +1,14 @@
 """The loop of :meth:`fastrnn.training.Trainer.run`: steps, the periodic work, timing, saves.
 
+The loop uses the trainer through its public interface only: ``step``,
+``evaluate``, ``sample``, ``save``, ``check_weights``, its ``config``,
+``streams``, ``iteration``, ``seconds``, ``best_val_loss`` and
+``own_checkpoint`` (which it brings up to date after each save).
+
 It ends at ``config.iterations`` or, sooner, at ``config.time_limit`` seconds
 after it started (:meth:`RunLoop.ending`, the one place that decides), either
 way with an evaluation and a save; a stop signal or the caller's stop event
-ends it with a save too, and :class:`~fastrnn.training.TrainingInterrupted`.
+ends it with a save too, and :class:`~fastrnn.training.errors.TrainingInterrupted`.
 
 Every ``eval_every`` iterations (and at the end) it evaluates, saves
 ``checkpoint.npz``, then ``best.npz`` when the validation loss improved (the
@@ -18,13 +23,16 @@ A loss that blows up stops the run before anything more is saved
 
 import math
 import time
+from dataclasses import dataclass
 
-from fastrnn._rundir import RunDirectory, StopFlag, check_target, progress_bar
-from fastrnn.checkpoint import CheckpointError, file_identity, load_checkpoint
-from fastrnn.generate import nonnegative
-from fastrnn.training import RunSummary, TrainingDiverged, TrainingInterrupted
+from fastrnn._files import describe_os_error, file_identity
+from fastrnn.inference import nonnegative
+from fastrnn.training.checkpoint import load_checkpoint
+from fastrnn.training.errors import CheckpointError, TrainingDiverged, TrainingInterrupted
+from fastrnn.training.rundir import RunDirectory, check_target
+from fastrnn.training.signals import StopFlag, progress_bar
 
-__all__ = ["RunLoop"]
+__all__ = ["RunLoop", "RunSummary"]
 
 # A smoothed training loss below this fraction of the uniform guess ln V shows
 # that the model has learned: from then on, a loss above ln V (worse than
@@ -34,6 +42,37 @@ __all__ = ["RunLoop"]
 # too-large learning rate without clipping passes them by orders of magnitude.
 _LEARNED = 0.9
 _FAR_ABOVE = 3.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What :meth:`Trainer.run` reports at the end.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done in total.
+    train_loss : float
+        Smoothed training loss per character (nats).
+    val_loss : float or None
+        The last validation loss per character (nats); None without validation.
+    best_val_loss : float or None
+    checkpoint : str
+        Path of the final checkpoint.
+    seconds : float
+        Wall time of this run.
+    chars_per_sec : float
+        Training throughput of this run (characters of training text per
+        second, evaluation excluded).
+    """
+
+    iteration: int
+    train_loss: float
+    val_loss: float
+    best_val_loss: float
+    checkpoint: str
+    seconds: float
+    chars_per_sec: float
 
 
 class _BlowUpGuard:
@@ -100,7 +139,7 @@ class RunLoop:
     log : file
     handle_sigint : bool
         Turn Ctrl-C, SIGTERM and SIGHUP into a clean stop (see
-        :class:`~fastrnn._rundir.StopFlag`).
+        :class:`~fastrnn.training.signals.StopFlag`).
     stop_event : threading.Event, optional
         Once set (from any thread), the run stops as after a stop signal.
     """
@@ -128,6 +167,7 @@ class RunLoop:
         self.guard = _BlowUpGuard(trainer)
 
     def say(self, message):
+        """Write ``message`` to the log, above the progress bar."""
         if self.bar is not None:
             self.bar.write(message, file=self.log)
         else:
@@ -138,7 +178,7 @@ class RunLoop:
         trainer = self.trainer
         target = trainer.config.iterations
         check_target(trainer.iteration, target)  # before anything in the directory is touched
-        if self.files.claim(trainer._own_checkpoint, trainer.iteration, trainer.source):
+        if self.files.claim(trainer.own_checkpoint, trainer.iteration, trainer.source):
             self.saved_iteration = trainer.iteration
         try:
             return self._train_locked(target)
@@ -235,6 +275,7 @@ class RunLoop:
         return stop.raised
 
     def check_training(self, loss, what):
+        """Stop the run (:meth:`diverged`) if the training ``loss`` blew up."""
         self._guarded(self.guard.check_training, loss, what)
 
     def _guarded(self, check, *args):
@@ -245,6 +286,7 @@ class RunLoop:
             raise self.diverged(error) from None
 
     def eval_and_save(self, chars_per_sec):
+        """The periodic work: validate, save, keep the best, add a history row, draw the plot."""
         # Not interruptible: a signal meanwhile takes effect after the save, so
         # every evaluation that was due is in the history (it is short).
         trainer = self.trainer
@@ -252,7 +294,7 @@ class RunLoop:
         self.check_weights()  # before anything is written
         train_loss = nonnegative(self.interval_sum / self.interval_steps)
         self.check_training(train_loss, "mean training loss since the last evaluation")
-        val = trainer._evaluate()
+        val = trainer.evaluate()
         if val is not None:
             self._guarded(self.guard.check_validation, val)
         self.val_loss = val
@@ -291,13 +333,15 @@ class RunLoop:
         return streams.epoch + streams.position / (streams.chunks_per_epoch * streams.seq_length)
 
     def check_weights(self):
-        self._guarded(self.trainer._check_weights)
+        """Stop the run (:meth:`diverged`) if a weight is not finite."""
+        self._guarded(self.trainer.check_weights)
 
     def clock(self):
         """Bring the trainer's seconds up to now, for the checkpoint about to be written."""
         self.trainer.seconds = self.base_seconds + (time.perf_counter() - self.started)
 
     def save(self):
+        """Save ``checkpoint.npz``, checked first; the trainer then continues that file."""
         self.clock()
         self.check_weights()
         if self.trainer.iteration and self.saved_iteration != self.trainer.iteration:
@@ -307,7 +351,7 @@ class RunLoop:
         self.saved_iteration = self.trainer.iteration
         # The trainer's state now continues this checkpoint: running it again
         # into this directory (after a Ctrl-C, say) resumes the same run.
-        self.trainer._own_checkpoint = file_identity(path)
+        self.trainer.own_checkpoint = file_identity(path)
 
     def write(self, path, save):
         """Call ``save()``, which writes ``path``; an OSError then names it and what is kept."""
@@ -324,7 +368,7 @@ class RunLoop:
             else:
                 kept = (f"{self.files.checkpoint_path} (iteration {self.saved_iteration}) is "
                         f"complete and resumes the run")
-            reason = error.strerror or str(error)
+            reason = describe_os_error(error, with_name=False)
             raise _SaveError(error.errno, f"cannot be written ({reason}); {kept}",
                              path) from error
 
@@ -348,7 +392,7 @@ class RunLoop:
             return  # not ours to judge: the next improvement replaces it
         if best <= trainer.best_val_loss:
             return
-        if trainer._evaluate() == trainer.best_val_loss:
+        if trainer.evaluate() == trainer.best_val_loss:
             self.write(self.files.best_path, lambda: trainer.save(self.files.best_path))
         else:
             trainer.best_val_loss = None if math.isnan(best) else best
@@ -368,6 +412,7 @@ class RunLoop:
             pass
 
     def postfix(self, chars_per_sec):
+        """The progress bar's text: the losses and the speed."""
         parts = [f"loss={self.trainer.smooth_loss:.3f}"]
         if self.val_loss is not None:
             parts.append(f"val={self.val_loss:.3f}")
@@ -375,6 +420,7 @@ class RunLoop:
         return ", ".join(parts)
 
     def diverged(self, error):
+        """``error`` told in terms of the run: what is kept on disk, and what to try."""
         if self.saved_iteration is None:
             kept = "no checkpoint was written"
         else:

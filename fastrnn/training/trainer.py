@@ -4,9 +4,8 @@ A :class:`Trainer` is one run: the model, its optimizer state, the streams over
 the text, the carried hidden state; :meth:`Trainer.step` takes one optimizer
 step, :meth:`Trainer.run` trains to ``config.iterations`` while writing
 checkpoints, ``history.csv`` and ``loss.png`` into a directory.  Its options
-are a :class:`~fastrnn.config.TrainingConfig`; sampling from the result is
-:func:`~fastrnn.generate.load_model` and :func:`~fastrnn.generate.generate`
-(both importable from here too).
+are a :class:`~fastrnn.training.config.TrainingConfig`; sampling from the
+result is :func:`fastrnn.load_model` and :func:`fastrnn.generate`.
 
 Truncated BPTT as char-rnn does it: the training text (the part before the
 validation split) is cut into ``batch_size`` contiguous parts, read in chunks of
@@ -17,58 +16,30 @@ streams), element-wise clipping to ``[-clip, clip]``, then the update.  All
 reported losses are per character, in nats; bits per character are nats / ln 2.
 
 Models are used through their public methods only and are found by name in
-:data:`MODELS`, so any model with the same interface can be trained and
-checkpointed.
+:data:`fastrnn.model.MODELS`, so any model with the same interface can be
+trained and checkpointed.  :meth:`Trainer.run`'s loop is
+:class:`~fastrnn.training.loop.RunLoop`, which uses the trainer through its
+public methods.
 """
 
 import math
-import signal
-from dataclasses import dataclass
 
 import numpy as np
 
-from fastrnn._rundir import (
-    BEST_NAME,
-    CHECKPOINT_NAME,
-    HISTORY_NAME,
-    PLOT_NAME,
-    RunDirectory,
-    as_path,
-    check_target,
-    default_log,
-    resolve_checkpoint,
-)
 from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
-from fastrnn.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
-from fastrnn.config import (
-    DEFAULT_ITERATIONS,
-    OPTIMIZERS,
-    TrainingConfig,
-    resumed_config,
-    saved_config,
-)
-from fastrnn.config import MAX_SAMPLE_LENGTH as MAX_SAMPLE_LENGTH  # importable from here too
 from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
-from fastrnn.generate import (
-    build_model,
-    generate,
-    load_model,
-    model_from_checkpoint,
-    nonnegative,
-)
-from fastrnn.model import MODELS
+from fastrnn.inference import nonnegative
 from fastrnn.optim import Optimizer
+from fastrnn.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fastrnn.training.config import TrainingConfig, resumed_config, saved_config
+from fastrnn.training.errors import CheckpointError, TrainingDiverged
+from fastrnn.training.loading import build_model, model_from_checkpoint
+from fastrnn.training.loop import RunLoop, RunSummary
+from fastrnn.training.rundir import RunDirectory, as_path, check_target, resolve_checkpoint
+from fastrnn.training.signals import default_log
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["MODELS", "OPTIMIZERS", "DEFAULT_ITERATIONS", "TrainingConfig", "Trainer", "RunSummary",
-           "TrainingDiverged", "TrainingInterrupted", "load_model", "generate",
-           # the names of a run's files, from fastrnn._rundir
-           "CHECKPOINT_NAME", "BEST_NAME", "HISTORY_NAME", "PLOT_NAME"]
+__all__ = ["Trainer", "RunSummary", "TrainingDiverged"]
 
 # The smoothed training loss is an exponential moving average with this factor,
 # bias-corrected as in Adam so that it means something from the first step
@@ -78,84 +49,6 @@ _SMOOTHING = 0.99
 # longer chunks make larger matrix products, which multi-threaded BLAS slows
 # down on small machines.
 _VAL_CHUNK = 100
-
-
-class TrainingDiverged(FloatingPointError):
-    """The loss blew up (NaN, infinite or far above where it was); nothing was saved after it.
-
-    Attributes
-    ----------
-    iteration : int
-        The iteration (1-based) whose loss was not finite, or after which the
-        weights were not.
-    loss : float or None
-        The loss, or None when it is the weights that are not finite.
-    what : str
-        Which loss: ``"loss"`` (training), ``"validation loss"``, ...
-    detail : str
-        Why it counts as a blow-up, and what was kept.
-    """
-
-    def __init__(self, iteration, loss=None, detail="", what="loss"):
-        self.iteration, self.loss, self.what, self.detail = iteration, loss, what, detail
-        if loss is None:
-            message = f"training diverged: the weights are not finite after iteration {iteration}"
-        else:
-            message = f"training diverged: the {what} at iteration {iteration} is {loss}"
-        super().__init__(message + (f"; {detail}" if detail else ""))
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped (Ctrl-C, SIGTERM or SIGHUP) after a checkpoint was saved.
-
-    Attributes
-    ----------
-    iteration : int
-        The iteration the checkpoint holds.
-    checkpoint : str
-        Its path.
-    signum : int or None
-        The signal that stopped it (``signal.SIGINT`` for Ctrl-C); None when
-        it was the ``stop`` event of :meth:`Trainer.run`.
-    """
-
-    def __init__(self, iteration, checkpoint, signum=signal.SIGINT):
-        self.iteration = iteration
-        self.checkpoint = checkpoint
-        self.signum = signum
-        super().__init__(f"training interrupted at iteration {iteration}; "
-                         f"checkpoint saved to {checkpoint}")
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What :meth:`Trainer.run` reports at the end.
-
-    Attributes
-    ----------
-    iteration : int
-        Iterations done in total.
-    train_loss : float
-        Smoothed training loss per character (nats).
-    val_loss : float or None
-        The last validation loss per character (nats); None without validation.
-    best_val_loss : float or None
-    checkpoint : str
-        Path of the final checkpoint.
-    seconds : float
-        Wall time of this run.
-    chars_per_sec : float
-        Training throughput of this run (characters of training text per
-        second, evaluation excluded).
-    """
-
-    iteration: int
-    train_loss: float
-    val_loss: float
-    best_val_loss: float
-    checkpoint: str
-    seconds: float
-    chars_per_sec: float
 
 
 class Trainer:
@@ -176,7 +69,7 @@ class Trainer:
     ----------
     config : TrainingConfig
     model : RNN, LSTM or GRU
-        The model being trained (any class of :data:`MODELS`).
+        The model being trained (any class of :data:`fastrnn.model.MODELS`).
     vocab : Vocabulary
     streams : fastrnn.corpus.Streams
         Where training is in the text.
@@ -197,6 +90,11 @@ class Trainer:
         the first step.
     best_val_loss : float or None
         Lowest validation loss per character so far.
+    own_checkpoint : tuple or None
+        :func:`~fastrnn._files.file_identity` of the checkpoint file this
+        trainer's state continues (the one it was loaded from or saved last);
+        None for a new run.  :meth:`run` refuses a directory holding any other
+        checkpoint.
 
     See Also
     --------
@@ -208,38 +106,46 @@ class Trainer:
         check_instance("config", config, TrainingConfig)
         check_instance("source", source, str)
         vocab = Vocabulary.from_text(text)  # validates text
-        self._setup(text, vocab, config, source)
         V, H = vocab.size, config.hidden_size
-        self.model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
+        model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
         if config.model != "rnn":
-            self.model_args["num_layers"] = config.num_layers
+            model_args["num_layers"] = config.num_layers
         if config.dtype != "float64":  # a float64 checkpoint reads as it always has
-            self.model_args["dtype"] = config.dtype
-        self.model = build_model(config.model, self.model_args, seed=config.seed)
-        self.iteration = 0
-        self.seconds = 0.0  # training time over the run's life, resumes included
-        self.hidden = self.model.zero_state(config.batch_size)
-        self._loss_ema = 0.0  # before bias correction
-        self.best_val_loss = None
-        self._rng = np.random.default_rng(config.seed)
-        self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0],
-                                    dtype=self.model.dtype)
-        self._own_checkpoint = None
+            model_args["dtype"] = config.dtype
+        model = build_model(config.model, model_args, seed=config.seed)
+        self._build(text, vocab, config, source, model, model_args,
+                    Optimizer(config, model.parameter_vector.shape[0], dtype=model.dtype))
 
-    def _setup(self, text, vocab, config, source, position=0, epoch=0):
-        self.config = config
-        self.vocab = vocab
-        self.source = source
-        self.text_sha256 = fingerprint(text)
-        self.text_length = len(text)
+    def _build(self, text, vocab, config, source, model, model_args, optimizer, *, position=0,
+               epoch=0, iteration=0, seconds=0.0, hidden=None, loss_ema=0.0,
+               best_val_loss=None, rng_state=None, own_checkpoint=None):
+        """Set every attribute of a trainer: the one place a trainer is built.
+
+        The defaults are a new run's; :meth:`from_checkpoint` passes what the
+        checkpoint holds, each part checked before.
+        """
         train, val = split_validation(vocab.encode(text, compact=True), config.val_fraction)
-        self.streams = Streams(train, config.batch_size, config.seq_length,
-                               position=position, epoch=epoch)
+        streams = Streams(train, config.batch_size, config.seq_length, position=position,
+                          epoch=epoch)  # may refuse the position: before anything is set
+        self.config, self.vocab, self.source = config, vocab, source
+        self.text_sha256, self.text_length = fingerprint(text), len(text)
+        self.streams = streams
         self.val_size = int(val.shape[0])
         self._val = None
         if val.shape[0] >= 2:
             parts = max(1, min(config.batch_size, val.shape[0] // 2))
             self._val = contiguous_parts(val, parts)  # (Bv, Lv), Lv >= 2
+        self.model, self.model_args = model, model_args
+        self._optimizer = optimizer
+        self.iteration = iteration
+        self.seconds = seconds  # training time over the run's life, resumes included
+        self.hidden = model.zero_state(config.batch_size) if hidden is None else hidden
+        self._loss_ema = loss_ema  # before bias correction
+        self.best_val_loss = best_val_loss
+        self._rng = np.random.default_rng(config.seed)
+        if rng_state is not None:
+            self._rng.bit_generator.state = rng_state
+        self.own_checkpoint = own_checkpoint
 
     @classmethod
     def from_checkpoint(cls, checkpoint, text, *, source=None, **changes):
@@ -249,7 +155,7 @@ class Trainer:
         ----------
         checkpoint : str, os.PathLike or Checkpoint
             A checkpoint file, a training directory (its ``checkpoint.npz``) or
-            a loaded :class:`~fastrnn.checkpoint.Checkpoint`.
+            a loaded :class:`~fastrnn.training.checkpoint.Checkpoint`.
         text : str
             The text the run was trained on; a different text (by its SHA-256
             fingerprint) is refused.
@@ -293,37 +199,34 @@ class Trainer:
                 f"{ckpt.text_sha256[:12]}...); this one has {len(text)} characters, sha256 "
                 f"{digest[:12]}...; resume with the same text"
             )
-        self = cls.__new__(cls)
         vocab = Vocabulary.from_text(text)
         if vocab != ckpt.vocab:
             raise CheckpointError(f"{where}: the vocabulary does not match its training text")
-        try:
-            self._setup(text, vocab, config, ckpt.text_source if source is None else source,
-                        position=ckpt.position, epoch=ckpt.epoch)
-        except ValueError as error:
-            raise CheckpointError(f"{where}: bad data position ({error})") from None
-        self.model = model_from_checkpoint(ckpt, where)
-        self.model_args = dict(ckpt.model_args)
-        _check_fits(ckpt, config, self.model, where)
-        self.iteration = ckpt.iteration
-        self.seconds = ckpt.seconds
-        self.hidden = self.model.unpack_state(ckpt.hidden)
+        model = model_from_checkpoint(ckpt, where)
+        _check_fits(ckpt, config, model, where)
         if not math.isfinite(ckpt.loss_ema):  # else the first log line would blame the rate
             raise CheckpointError(f"{where}: the smoothed training loss (loss_ema) is "
                                   f"{ckpt.loss_ema}")
-        self._loss_ema = ckpt.loss_ema
-        self.best_val_loss = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
-        self._rng = np.random.default_rng(config.seed)
         try:
-            self._rng.bit_generator.state = ckpt.rng_state
+            np.random.default_rng().bit_generator.state = ckpt.rng_state
         except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise CheckpointError(f"{where}: bad random generator state ({error})") from None
         try:
-            self._optimizer = Optimizer(config, self.model.parameter_vector.shape[0],
-                                        ckpt.optimizer_state, self.model.dtype)
+            optimizer = Optimizer(config, model.parameter_vector.shape[0], ckpt.optimizer_state,
+                                  model.dtype)
         except ValueError as error:
             raise CheckpointError(f"{where}: {error}") from None
-        self._own_checkpoint = own_checkpoint
+        hidden = model.unpack_state(ckpt.hidden)
+        best = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
+        self = cls.__new__(cls)
+        try:
+            self._build(text, vocab, config, ckpt.text_source if source is None else source,
+                        model, dict(ckpt.model_args), optimizer, position=ckpt.position,
+                        epoch=ckpt.epoch, iteration=ckpt.iteration, seconds=ckpt.seconds,
+                        hidden=hidden, loss_ema=ckpt.loss_ema, best_val_loss=best,
+                        rng_state=ckpt.rng_state, own_checkpoint=own_checkpoint)
+        except ValueError as error:  # the streams refuse the position
+            raise CheckpointError(f"{where}: bad data position ({error})") from None
         return self
 
     @property
@@ -351,7 +254,7 @@ class Trainer:
         """
         inputs, targets = self.streams.chunk()  # (B, T) each
         model = self.model
-        with model._lock:  # the gradient and the update as one call on the model
+        with model.lock:  # the gradient and the update as one call on the model
             loss, _ = model.gradients(inputs, targets, self.hidden)
             if not math.isfinite(loss):
                 raise TrainingDiverged(self.iteration + 1, loss)
@@ -375,9 +278,6 @@ class Trainer:
         from a zero hidden state, in chunks with the state carried, so every
         character after the first of each stream is scored.
         """
-        return self._evaluate()
-
-    def _evaluate(self):
         if self._val is None:
             return None
         parts = self._val  # (Bv, Lv)
@@ -425,7 +325,7 @@ class Trainer:
     # -- checkpoints ---------------------------------------------------------
 
     def checkpoint(self):
-        """Everything needed to continue this run, as a :class:`~fastrnn.checkpoint.Checkpoint`."""
+        """Everything needed to continue this run, as a :class:`.checkpoint.Checkpoint`."""
         return Checkpoint(
             model_kind=self.config.model,
             model_args=dict(self.model_args),
@@ -448,17 +348,18 @@ class Trainer:
         )
 
     def save(self, path):
-        """Write :meth:`checkpoint` to ``path`` with :func:`~fastrnn.checkpoint.save_checkpoint`.
+        """Write :meth:`checkpoint` to ``path`` with :func:`.checkpoint.save_checkpoint`.
 
         Raises
         ------
         TrainingDiverged
             If a weight is not finite; nothing is written then.
         """
-        self._check_weights()
+        self.check_weights()
         save_checkpoint(path, self.checkpoint())
 
-    def _check_weights(self):
+    def check_weights(self):
+        """Raise :class:`TrainingDiverged` if a weight is not finite."""
         if not np.all(np.isfinite(self.model.parameter_vector)):
             raise TrainingDiverged(self.iteration)
 
@@ -515,13 +416,13 @@ class Trainer:
         ------
         TrainingDiverged
             If the loss becomes NaN or infinite or blows up (see
-            :mod:`fastrnn._runloop`); the last checkpoint and best model are
+            :mod:`fastrnn.training.loop`); the last checkpoint and best model are
             kept as they were.
         TrainingInterrupted
             After a clean stop on a signal.
         BlockingIOError
             If another process is training into ``out_dir``
-            (:class:`~fastrnn._rundir.DirectoryLockedError`).
+            (:class:`~fastrnn.training.errors.DirectoryLockedError`).
         FileExistsError
             If ``out_dir`` holds another run's files, or a directory where the
             run writes a file.
@@ -539,20 +440,17 @@ class Trainer:
             raise ValueError(f"log must be a writable text file, got {log!r}")
         if stop is not None and not callable(getattr(stop, "is_set", None)):
             raise ValueError(f"stop must be a threading.Event, got {stop!r}")
-        # The loop module uses this one's exceptions, so it is imported here, not above.
-        from fastrnn._runloop import RunLoop
-
         return RunLoop(self, out_dir, bool(progress), default_log() if log is None else log,
                        bool(handle_sigint), stop).train()
 
-    def _check_run(self, out_dir):
+    def check_run(self, out_dir):
         """Raise what :meth:`run` would refuse ``out_dir`` for, touching nothing.
 
         The command line asks this before it announces a run, so that a refused
         run says nothing else; :meth:`run` asks it again as it starts.
         """
         check_target(self.iteration, self.config.iterations)
-        RunDirectory(out_dir).check(self._own_checkpoint, self.source)
+        RunDirectory(as_path("out_dir", out_dir)).check(self.own_checkpoint, self.source)
 
 
 def _check_fits(ckpt, config, model, where):

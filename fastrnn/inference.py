@@ -1,20 +1,18 @@
-"""Models from checkpoints, text from models, models on texts: load, generate, evaluate.
+"""Text from models, models on texts: generate, sample piece by piece, evaluate.
 
-:func:`model_from_checkpoint` builds the model a checkpoint holds, its weights
-checked against the file's own description before anything large is
-allocated; the trainer resumes through it too.  :func:`evaluate` scores a
-model on a text, the number ``fastrnn eval`` prints.
+:func:`generate` samples a text from a model and its vocabulary,
+:func:`pieces` does so piece by piece (holding the model's lock only while
+each piece is drawn), and :func:`evaluate` scores a model on a text, the
+number ``fastrnn eval`` prints.  Models come from
+:func:`fastrnn.load_model` (a checkpoint) or :func:`fastrnn.load_pretrained`.
 """
 
-import itertools
 import math
 from typing import NamedTuple
 
 import numpy as np
 
-from fastrnn._base import SAMPLE_PIECE
-from fastrnn._rundir import resolve_checkpoint
-from fastrnn._threads import get_num_threads
+from fastrnn._sampling_run import SAMPLE_PIECE
 from fastrnn._validation import (
     check_instance,
     check_int,
@@ -24,125 +22,10 @@ from fastrnn._validation import (
     check_top_k,
     check_top_p,
 )
-from fastrnn.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["load_model", "generate", "pieces", "evaluate", "Evaluation", "build_model",
-           "model_from_checkpoint"]
-
-
-def build_model(kind, args, seed=0):
-    """A new model of the registry name ``kind`` (see :data:`fastrnn.model.MODELS`).
-
-    An unknown kind, or arguments the model refuses, raise CheckpointError:
-    both come from a checkpoint's description of its model.
-
-    Parameters
-    ----------
-    kind : str
-    args : dict
-        The constructor's keyword arguments, but ``seed``.
-    seed : int, default 0
-    """
-    cls = MODELS.get(kind)
-    if cls is None:
-        raise CheckpointError(f"unknown model kind {kind!r}; this fastrnn knows {sorted(MODELS)}")
-    get_num_threads()  # a bad FASTRNN_NUM_THREADS is its own error, not the checkpoint's
-    try:
-        return cls(**args, seed=seed)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"bad arguments for a {kind} model: {error}") from None
-
-
-def model_from_checkpoint(ckpt, where):
-    """Build the model stored in a checkpoint, its weights checked and loaded.
-
-    Parameters
-    ----------
-    ckpt : Checkpoint
-        A checkpoint as :func:`~fastrnn.checkpoint.load_checkpoint` returns it.
-    where : str
-        What to call the checkpoint in error messages (its path).
-
-    Returns
-    -------
-    RNN or another class of :data:`~fastrnn.model.MODELS`
-
-    Raises
-    ------
-    CheckpointError
-        If the weights do not fit the model the checkpoint describes.
-    """
-    args, vocab_size = ckpt.model_args, ckpt.vocab.size
-    for dim in ("input_dim", "output_dim"):
-        if args.get(dim) != vocab_size:
-            raise CheckpointError(f"{where}: the model's {dim} is {args.get(dim)!r} but the "
-                                  f"vocabulary has {vocab_size} characters")
-    # Every model ends in the output layer Why (O, H): check the size before
-    # allocating anything, so a damaged hidden_dim cannot ask for terabytes.
-    why = ckpt.parameters.get("Why")
-    if why is None or why.shape != (vocab_size, args.get("hidden_dim")):
-        raise CheckpointError(f"{where}: the output weights Why do not match hidden_dim "
-                              f"{args.get('hidden_dim')!r} and {vocab_size} characters")
-    layers = args.get("num_layers", 1)
-    # Every layer holds at least one stored array: a damaged num_layers must not
-    # make a model of a billion layers before the names are compared.
-    if type(layers) is not int or not 1 <= layers <= len(ckpt.parameters):
-        raise CheckpointError(f"{where}: num_layers {layers!r} does not match the "
-                              f"{len(ckpt.parameters)} stored weights")
-    for name, value in ckpt.parameters.items():
-        if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"{where}: weight {name} holds NaN or infinite values")
-    model = build_model(ckpt.model_kind, args)
-    params = model.parameters()
-    if list(ckpt.parameters) != list(params):
-        stored, wanted = list(ckpt.parameters), list(params)
-        first = next((a, b) for a, b in itertools.zip_longest(stored, wanted) if a != b)
-        raise CheckpointError(
-            f"{where}: the file holds {len(stored)} weights, a {ckpt.model_kind} model "
-            f"{len(wanted)}; the first difference: {first[0]!r} where {first[1]!r} belongs"
-        )
-    for name, value in ckpt.parameters.items():
-        if value.shape != params[name].shape:
-            raise CheckpointError(
-                f"{where}: weight {name} has shape {value.shape}, expected {params[name].shape}"
-            )
-        with np.errstate(over="ignore"):
-            cast = value.astype(model.dtype)  # a float64 1e39 is inf in float32
-        if not np.all(np.isfinite(cast)):  # checked again as the model computes
-            raise CheckpointError(f"{where}: weight {name} holds values beyond the range of "
-                                  f"the model's {model.dtype.name}")
-        params[name][...] = cast
-    return model
-
-
-def load_model(path):
-    """Load the model and vocabulary of a checkpoint, ready to sample from.
-
-    The weights are checked against the checkpoint's own description of its
-    model first (see :func:`model_from_checkpoint`).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A checkpoint file, or a training directory (its ``checkpoint.npz``).
-
-    Returns
-    -------
-    model : RNN (or another class of :data:`MODELS`)
-    vocab : Vocabulary
-
-    Raises
-    ------
-    OSError
-        If the file cannot be read.
-    CheckpointError
-        If it is not a valid checkpoint.
-    """
-    path = resolve_checkpoint(path)
-    ckpt = load_checkpoint(path)
-    return model_from_checkpoint(ckpt, path), ckpt.vocab
+__all__ = ["generate", "pieces", "evaluate", "Evaluation"]
 
 
 def _check_pair(model, vocab):
@@ -194,7 +77,7 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
         ``prime`` followed by the generated characters.
     """
     _check_pair(model, vocab)
-    with model._lock:  # one call: no other thread's call on the model in between
+    with model.lock:  # one call: no other thread's call on the model in between
         return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
                               seed=seed, top_k=top_k, top_p=top_p))
 
@@ -250,7 +133,8 @@ def _sampling_run(model, vocab, length, prime, temperature, seed, top_k, top_p):
         start = int(np.random.default_rng(seed).integers(vocab.size))
     if length == 0:
         return None
-    return model._sampling(start, length, temperature, seed, h0, top_k, top_p)
+    return model.sampling(start, length, temperature=temperature, seed=seed, h0=h0,
+                          top_k=top_k, top_p=top_p)
 
 
 class Evaluation(NamedTuple):
@@ -333,9 +217,9 @@ def _read(model, ids, chunk_length):
     """
     total, state = 0.0, None
     n = len(ids) - 1
-    with model._lock:  # every chunk of the same weights, whatever other threads do
+    with model.lock:  # every chunk of the same weights, whatever other threads do
         for lo in range(0, n, chunk_length):
             hi = min(lo + chunk_length, n)
-            value, state = model._loss_and_state(ids[lo:hi], ids[lo + 1:hi + 1], state)
+            value, state = model.loss_and_state(ids[lo:hi], ids[lo + 1:hi + 1], state)
             total += value
     return total, state

@@ -11,9 +11,9 @@ of one call of ``run`` (:data:`RUN_OPTIONS`) are not inherited.
 from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 
+from fastrnn._limits import MAX_SAMPLE_LENGTH, MAX_STEPS
 from fastrnn._validation import (
     DTYPES,
-    MAX_STEPS,
     check_dimension,
     check_dtype,
     check_instance,
@@ -22,6 +22,7 @@ from fastrnn._validation import (
     check_seed,
 )
 from fastrnn.model import MODELS
+from fastrnn.training.errors import FixedOptionError
 
 __all__ = [
     "OPTIMIZERS",
@@ -44,10 +45,6 @@ DEFAULT_ITERATIONS = 500_000
 """Default run length: 12.5 million characters (about 13 passes over the built-in
 corpus), a few minutes on a 2-core CPU for the default model."""
 
-# The longest sample shown during training: about 2.5 s of sampling at H = 100
-# and 1 MB of log each time.  A run must not accept a length it can only fail
-# on hours later, at its first sample.
-MAX_SAMPLE_LENGTH = 1_000_000
 
 # Options fixed for the life of a run: they decide the model's shape, the data
 # it sees and the meaning of the optimizer state.  The others (the schedule)
@@ -241,25 +238,6 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(unknown)}")
         return cls(**options)
-
-
-class FixedOptionError(ValueError):
-    """A resumed run was asked to change an option fixed for the life of the run.
-
-    Attributes
-    ----------
-    name : str
-        The option (one of :data:`FIXED_OPTIONS`).
-    stored : object
-        Its value in the checkpoint.
-    given : object
-        The value asked for.
-    """
-
-    def __init__(self, name, stored, given):
-        self.name, self.stored, self.given = name, stored, given
-        super().__init__(f"{name} is {stored!r} in the checkpoint and a resumed run cannot "
-                         f"change it (got {given!r})")
 
 
 def saved_config(options):

@@ -1,12 +1,13 @@
 """One trial of a sweep, as a Dask worker runs it: train, resume or skip it, and say how it went.
 
-:func:`run_trial` is what :func:`fastrnn.sweep.sweep` submits for each trial.
+:func:`run_trial` is what :func:`fastrnn.sweep` submits for each trial.
 It runs in a worker process (fastrnn imported there), uses the training API
 only, and records the trial in ``trial.json`` beside the run's own files: its
 options, its status and its seconds of training, which a rerun of the sweep
 reads to skip a finished trial and to give a resumed one the rest of its time.
 Whatever happens in a trial is its outcome, never an exception, so that a
-failed trial does not stop the others.
+failed trial does not stop the others.  Every outcome is a
+:class:`~fastrnn.sweeps.results.TrialResult`, made by :func:`outcome`.
 """
 
 import csv
@@ -17,22 +18,31 @@ import threading
 import time
 from dataclasses import replace
 
-from fastrnn._files import RunFileError, open_own, open_regular, refuse_special
-from fastrnn._rundir import CHECKPOINT_NAME, open_history
+from fastrnn._files import (
+    RunFileError,
+    atomic_write,
+    describe_os_error,
+    open_own,
+    open_regular,
+    refuse_special,
+)
+from fastrnn._limits import MAX_RECORD_BYTES
 from fastrnn._threads import set_num_threads
-from fastrnn.checkpoint import atomic_write, load_checkpoint
-from fastrnn.config import TrainingConfig
+from fastrnn.sweeps.results import TrialResult
+from fastrnn.training import Trainer
+from fastrnn.training.checkpoint import load_checkpoint
+from fastrnn.training.config import TrainingConfig
+from fastrnn.training.rundir import CHECKPOINT_NAME, open_history
 
-__all__ = ["TRIAL_NAME", "TRIAL_LOG", "RECORD", "run_trial", "finished_outcome", "read_json",
-           "write_json", "curve", "describe_error"]
+__all__ = ["TRIAL_NAME", "TRIAL_LOG", "RECORD", "run_trial", "finished_outcome", "outcome",
+           "read_json", "write_json", "curve", "describe_error"]
 
 TRIAL_NAME = "trial.json"
 TRIAL_LOG = "train.log"
 RECORD = "the trial's record"
-
-
-# A record holds a trial's options or a sweep's grid: small.
-_MAX_RECORD_BYTES = 16 << 20
+# What trial.json holds: the outcome, with every option the trial was given.
+_RECORD_KEYS = ("trial", "options", "grid", "status", "iterations", "seconds", "best_val_loss",
+                "message")
 
 
 def read_json(path, what):
@@ -46,7 +56,7 @@ def read_json(path, what):
         through or waited on.
     """
     try:
-        f, _ = open_regular(path, RunFileError, _MAX_RECORD_BYTES, what, follow_links=False)
+        f, _ = open_regular(path, RunFileError, MAX_RECORD_BYTES, what, follow_links=False)
     except OSError:  # missing, or no permission: as if there were no record
         return None
     try:
@@ -100,10 +110,27 @@ class _StopWatcher:
             thread.join(timeout=5)
 
 
+def outcome(task, status, *, iterations=0, seconds=0.0, best_val_loss=None, message="",
+            ran=True):
+    """The trial's :class:`TrialResult`, its curve read from its history."""
+    return TrialResult(name=task["name"], options=dict(task["grid"]), status=status,
+                       iterations=int(iterations or 0), seconds=float(seconds or 0.0),
+                       best_val_loss=best_val_loss, message=message, path=task["path"],
+                       curve=tuple(curve(task["path"])), ran=ran)
+
+
+def _record(task, status, iterations, seconds, best_val_loss, message):
+    """What ``trial.json`` holds (the keys of :data:`_RECORD_KEYS`)."""
+    return dict(zip(_RECORD_KEYS, (task["name"], task["options"], task["grid"], status,
+                                   iterations, seconds, best_val_loss, message), strict=True))
+
+
 def finished_outcome(task, record):
     """The outcome of a trial its ``record`` shows finished with the task's options, or None."""
     if record.get("status") == "finished" and record.get("options") == task["options"]:
-        return {**record, "curve": curve(task["path"]), "ran": False}
+        return outcome(task, "finished", iterations=record.get("iterations"),
+                       seconds=record.get("seconds"), best_val_loss=record.get("best_val_loss"),
+                       message=record.get("message", ""), ran=False)
     return None
 
 
@@ -118,11 +145,11 @@ def curve(path):
 
 
 def describe_error(error):
+    """What went wrong in a trial, in one line."""
     if isinstance(error, MemoryError):
         return "not enough memory for this trial"
     if isinstance(error, OSError) and error.strerror:
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror}"
+        return describe_os_error(error)
     text = str(error).strip() or type(error).__name__
     return " ".join(text.split())  # one line
 
@@ -134,8 +161,6 @@ def _trainer(text, task, spent):
     saved with it, covers a trial killed (SIGKILL, a dead worker) before it
     could update the record.  The trainer is None when the time is spent.
     """
-    from fastrnn.training import Trainer
-
     config = TrainingConfig(**task["options"])  # a bad combination fails here
     path = os.path.join(task["path"], CHECKPOINT_NAME)
     ckpt = load_checkpoint(path) if os.path.exists(path) else None
@@ -151,7 +176,7 @@ def _trainer(text, task, spent):
 
 
 def run_trial(text, task):
-    """Run, resume or skip one trial in a worker; return its outcome as a dict.
+    """Run, resume or skip one trial in a worker; return its outcome, a :class:`TrialResult`.
 
     ``task`` holds the trial's ``name``, ``path``, ``options`` (every option
     given, fixed and from the grid), ``grid`` (the grid's), ``source`` and
@@ -166,24 +191,20 @@ def run_trial(text, task):
     try:
         record = read_json(record_path, RECORD) or {}
     except RunFileError as error:
-        return {"trial": task["name"], "options": task["options"], "grid": task["grid"],
-                "status": "failed", "iterations": 0, "seconds": 0.0, "best_val_loss": None,
-                "message": describe_error(error), "curve": [], "ran": False}
+        return outcome(task, "failed", message=describe_error(error), ran=False)
     finished = finished_outcome(task, record)
     if finished is not None:
         return finished
     spent = record.get("seconds") if record.get("options") == task["options"] else 0.0
     spent = spent if isinstance(spent, (int, float)) and math.isfinite(spent) else 0.0
-    outcome = {"trial": task["name"], "options": task["options"], "grid": task["grid"],
-               "status": "interrupted", "iterations": record.get("iterations", 0),
-               "seconds": spent, "best_val_loss": record.get("best_val_loss"),
-               "message": "stopped before it started"}
+    iterations, best = record.get("iterations", 0), record.get("best_val_loss")
     watcher = _StopWatcher(task["stop"])
     try:
         if watcher.stop.is_set():
-            return {**outcome, "curve": curve(path), "ran": False}
+            return outcome(task, "interrupted", iterations=iterations, seconds=spent,
+                           best_val_loss=best, message="stopped before it started", ran=False)
         os.makedirs(path, exist_ok=True)
-        write_json(record_path, {**outcome, "status": "running", "message": ""}, RECORD)
+        write_json(record_path, _record(task, "running", iterations, spent, best, ""), RECORD)
         started = time.perf_counter()
         trainer = None
         try:
@@ -200,21 +221,22 @@ def run_trial(text, task):
             status, message = "interrupted", "stopped; rerun the sweep to resume it"
         except Exception as error:
             status, message = "failed", describe_error(error)
-        outcome.update(status=status, message=message,
-                       seconds=spent + time.perf_counter() - started)
+        seconds = spent + time.perf_counter() - started
         if trainer is not None:
-            outcome.update(iterations=trainer.iteration, best_val_loss=trainer.best_val_loss)
+            iterations, best = trainer.iteration, trainer.best_val_loss
         elif os.path.exists(os.path.join(path, CHECKPOINT_NAME)):
             try:
                 ckpt = load_checkpoint(os.path.join(path, CHECKPOINT_NAME))
                 best = None if math.isnan(ckpt.best_val_loss) else ckpt.best_val_loss
-                outcome.update(iterations=ckpt.iteration, best_val_loss=best)
+                iterations = ckpt.iteration
             except (OSError, ValueError):
                 pass
         try:
-            write_json(record_path, outcome, RECORD)
+            write_json(record_path, _record(task, status, iterations, seconds, best, message),
+                       RECORD)
         except RunFileError as error:  # replaced by a link or a FIFO while the trial ran
-            outcome.update(status="failed", message=describe_error(error))
+            status, message = "failed", describe_error(error)
     finally:
         watcher.close()
-    return {**outcome, "curve": curve(path), "ran": True}
+    return outcome(task, status, iterations=iterations, seconds=seconds, best_val_loss=best,
+                   message=message)
