@@ -1,15 +1,21 @@
-"""pytest configuration of the benchmark suite (pytest-benchmark).
+"""pytest configuration of the benchmark suite (pytest-benchmark) in ``suite/``.
 
 Run from the repository root::
 
     python -m pytest benchmarks --benchmark-only                    # full suite, 2-3 min
     python -m pytest benchmarks --benchmark-only --quick            # smoke test, H=100 B=1
     python -m pytest benchmarks --benchmark-only --benchmark-json=benchmarks/results/DATE.json
-    python benchmarks/report.py benchmarks/results/DATE.json        # table.md + speed.png
+    python benchmarks/suite/report.py benchmarks/results/DATE.json  # table.md + speed.png
+
+This file sits in ``benchmarks/`` rather than in ``suite/`` because pytest
+reads command-line options (``--quick``) and report headers only from the
+conftest files at or above the paths it is given: here it serves both
+``pytest benchmarks`` and ``pytest benchmarks/suite``.  No other file under
+``benchmarks/`` is a test module (the studies and the gate are scripts).
 
 Everything is single-threaded: the thread variables are set at the top of
 this file, before NumPy can be imported, and then enforced and read back at
-run time (see ``_threads.py``); the run aborts if a BLAS library still uses
+run time (see ``common/single_thread.py``); the run aborts if a BLAS library still uses
 more than one thread.  The thread report goes into the saved JSON
 (``machine_info["fastrnn_bench"]``, and ``extra_info["threads"]`` of every
 benchmark).
@@ -24,11 +30,11 @@ budget.
 import os
 import sys
 
-# The helper modules beside this file must import under any --import-mode.
+# The shared helpers (common/) must import under any --import-mode.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Must run before anything imports NumPy: OpenBLAS reads these when it loads.
-from _threads import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
+from common.single_thread import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
 
 _ALREADY_IMPORTED = set_single_thread_env()
 
@@ -37,7 +43,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from _bench import QUICK, SEED, V, vector_isa  # noqa: E402
+from common.bench import QUICK, SEED, V, vector_isa  # noqa: E402
 
 import fastrnn  # noqa: E402
 import fastrnn.reference  # noqa: E402
@@ -180,7 +186,7 @@ def warm_kernels(pytestconfig):
 def torch_checked():
     """Skip unless torch imports; once per session, check its model against the reference."""
     pytest.importorskip("torch")
-    from _torch_rnn import check_against
+    from common.torch_rnn import check_against
 
     rng = np.random.default_rng(SEED)
     model = fastrnn.reference.RNN(V, 16, V, seed=SEED)

@@ -31,10 +31,10 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # _threads, _bench
+sys.path.insert(0, str(HERE))  # common
 sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
 
-from _threads import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
+from common.single_thread import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
 
 set_single_thread_env()
 
@@ -43,8 +43,8 @@ import math  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-import _bench  # noqa: E402
-from _bench import PREDICT_CHARS, T, V, make_model, stream  # noqa: E402
+from common import bench  # noqa: E402
+from common.bench import PREDICT_CHARS, T, V, make_model, stream  # noqa: E402
 
 H = 100
 _BLOCK_S = 2e-3
@@ -58,8 +58,8 @@ def interleaved(fast, slow, seconds, min_pairs=30):
     fast_times, slow_times : list of float
         One entry per block, paired by index.
     """
-    times = _bench.interleaved({"fast": fast, "slow": slow}, seconds, block_s=_BLOCK_S,
-                               min_rounds=min_pairs)
+    times = bench.interleaved({"fast": fast, "slow": slow}, seconds, block_s=_BLOCK_S,
+                              min_rounds=min_pairs)
     return times["fast"], times["slow"]
 
 

@@ -2,8 +2,8 @@
 
 Usage, from the repository root::
 
-    python benchmarks/lstm_vs_rnn.py                      # ~1-2 minutes on 2 cores
-    python benchmarks/lstm_vs_rnn.py --iterations 500     # a quick look
+    python benchmarks/studies/lstm_vs_rnn.py                      # ~1-2 minutes on 2 cores
+    python benchmarks/studies/lstm_vs_rnn.py --iterations 500     # a quick look
 
 Both models train with the same options (:class:`fastrnn.TrainingConfig`:
 Adam at 2e-3, 32 streams of 25 characters, clip 5, the same seed and the same
@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCHMARKS.parent))  # the fastrnn of this checkout
 
 from fastrnn import Trainer, TrainingConfig  # noqa: E402
 from fastrnn.corpus import builtin_corpus  # noqa: E402
@@ -44,7 +44,7 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=5000)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--work", default=None, help="directory for the two runs (default: temp)")
-    parser.add_argument("--out-dir", default=str(HERE / "results"))
+    parser.add_argument("--out-dir", default=str(BENCHMARKS / "results"))
     args = parser.parse_args(argv)
     text = builtin_corpus()
     work = args.work or tempfile.mkdtemp(prefix="lstm_vs_rnn_")

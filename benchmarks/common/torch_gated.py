@@ -1,7 +1,7 @@
 """nn.LSTM / nn.GRU + nn.Linear written the way a PyTorch user would, for the speed comparison.
 
 Import this module only after ``pytest.importorskip("torch")``.  The same
-conventions as :mod:`_torch_rnn`: the fastrnn model's dtype (float64 or float32),
+conventions as :mod:`common.torch_rnn`: the fastrnn model's dtype (float64 or float32),
 one intra-op thread unless the caller sets more, one-hot
 inputs (T, B, V) built once per chunk outside the timed call, loss summed over
 time and averaged over the batch, and a train step of ``zero_grad``, forward,

@@ -5,7 +5,7 @@ comparison, its parameter ``impl`` the implementation, and ``extra_info``
 holds op, impl, B, H, T, V, ``chars_per_call`` and ``threads``, plus ``model``
 and ``layers`` (``report.py`` shows these as their own rows).  A call is
 ``train(x, y, 0.01, clip=5.0, h0=last_hidden)`` on the next chunk of a stream
-(see ``_bench.py``); PyTorch's is described in ``_torch_gated.py``.
+(see ``common/bench.py``); PyTorch's is described in ``common/torch_gated.py``.
 
 The sizes are those the gated models are judged at: one layer of H=128 for
 one stream, two layers of H=256 for 32 streams (where the reference, ~0.3 s a
@@ -13,7 +13,7 @@ call, is left out).
 """
 
 import pytest
-from _bench import CLIP, LEARNING_RATE, SEED, NumpyAPI, T, V, measure, stream
+from common.bench import CLIP, LEARNING_RATE, SEED, NumpyAPI, T, V, measure, stream
 
 import fastrnn
 import fastrnn.reference
@@ -57,7 +57,7 @@ def test_train_gated(benchmark, bench_settings, blas_threads, warm_gated, model,
     if impl == "torch":
         pytest.importorskip("torch")
         import torch
-        from _torch_gated import TorchGated
+        from common.torch_gated import TorchGated
 
         threads = torch.get_num_threads()
         fn = TorchGated(fast(V, H, V, num_layers=layers, seed=SEED), LEARNING_RATE,

@@ -19,7 +19,7 @@ What is compared, and how it is made equal to fastrnn:
 * A train step is ``zero_grad`` (set to None), forward, loss, ``backward``,
   ``clip_grad_value_(params, 5.0)`` and ``torch.optim.SGD`` with lr 0.1, with
   the final hidden state detached and carried to the next call as fastrnn's
-  ``last_hidden`` is (lr and data stream as in ``_bench.py``).
+  ``last_hidden`` is (lr and data stream as in ``common/bench.py``).
 * Forward only runs under ``torch.no_grad()`` and returns the softmax
   probabilities, as ``fastrnn.RNN.forward`` does.  Backward only replays
   ``loss.backward(retain_graph=True)`` on a graph built once.

@@ -3,20 +3,20 @@
 Usage, from the repository root (unset the variables that pin OpenBLAS to
 its AVX2 kernels where a host sets them; the results record which kernel ran)::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/vs_torch.py \\
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/vs_torch.py \\
         --json benchmarks/results/vs_torch.json --readme README.md
 
 One call is one SGD step with element-wise clipping at 5 on the next chunk
 of B = 32 streams of T = 25 characters (V = 65), the state carried: fastrnn's
 ``train(x, y, lr, clip=5.0, h0=last_hidden)`` and the plain PyTorch loop of
-``_torch_gated.py`` / ``_torch_rnn.py`` (one-hot inputs built outside the
+``common/torch_gated.py`` / ``common/torch_rnn.py`` (one-hot inputs built outside the
 timed call, ``nn.LSTM``/``nn.GRU``/``nn.RNN`` + ``nn.Linear``, cross-entropy,
 ``clip_grad_value_``, ``torch.optim.SGD``).  Both sides get the same number
 of threads (``fastrnn.set_num_threads``, ``torch.set_num_threads``) and the
 same initial weights, in the dtype of the row.
 
 The four implementations of a case are timed interleaved in blocks of about
-0.3 s (``_bench.interleaved``), never call by call: OpenBLAS's and PyTorch's
+0.3 s (``common.bench.interleaved``), never call by call: OpenBLAS's and PyTorch's
 OpenMP threads spin after each call, and alternating single calls would slow
 both.  Each time is the median block, in microseconds per character.
 
@@ -33,9 +33,9 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # _bench, _torch_gated, _torch_rnn
-sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCHMARKS))  # common, tables
+sys.path.insert(0, str(BENCHMARKS.parent))  # the fastrnn of this checkout
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
@@ -45,11 +45,9 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _bench import (  # noqa: E402
-    CLIP,
-    LEARNING_RATE,
-    SEED,
-    NumpyAPI,
+import tables  # noqa: E402
+from common.batched_step import CASES, B, fastrnn_step, torch_step  # noqa: E402
+from common.bench import (  # noqa: E402
     T,
     V,
     blas_libraries,
@@ -63,32 +61,10 @@ from numba import njit  # noqa: E402
 import fastrnn  # noqa: E402
 from fastrnn import _threads  # noqa: E402
 from fastrnn._kernels.packed import pack, product, recurrent_pack_size  # noqa: E402
-from fastrnn.model import MODELS  # noqa: E402
 
-B = 32
-CASES = {"lstm": ("LSTM 1x256", 256), "gru": ("GRU 1x256", 256), "rnn": ("RNN H=512", 512)}
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 DTYPES = ("float32", "float64")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None  # without it: fastrnn and GEMMs only
-_MARK = "vs-torch"  # the README section between <!-- vs-torch --> and <!-- /vs-torch -->
-
-
-def fastrnn_step(kind, dtype, pairs):
-    """One SGD step with clipping of a fastrnn model of ``kind`` on the next of ``pairs``."""
-    return NumpyAPI(MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)).train_call(pairs)
-
-
-def torch_step(kind, dtype, pairs):
-    """The same step in plain PyTorch (``_torch_gated``, ``_torch_rnn``), same weights."""
-    import torch
-    from _torch_gated import TorchGated
-    from _torch_rnn import TorchRNN
-
-    if kind == "rnn":
-        source = fastrnn.RNN(V, CASES[kind][1], V, seed=SEED)
-        return TorchRNN(source, LEARNING_RATE, CLIP, dtype=getattr(torch, dtype)).train_call(pairs)
-    source = MODELS[kind](V, CASES[kind][1], V, seed=SEED, dtype=dtype)
-    return TorchGated(source, LEARNING_RATE, CLIP).train_call(pairs)
 
 
 @njit(cache=False, nogil=True)
@@ -131,8 +107,8 @@ def _gemm_step(kind, dtype):
 
 def measure(seconds, threads_list, block_s=0.3):
     if HAVE_TORCH:
-        import _torch_gated  # noqa: F401 -- both set one torch thread on import: import first
-        import _torch_rnn  # noqa: F401
+        import common.torch_gated  # noqa: F401 -- both set one torch thread on import: import first
+        import common.torch_rnn  # noqa: F401
         import torch
     rows = []
     pairs = stream(B)
@@ -199,15 +175,16 @@ def _machine(threads_list):
             "fastrnn": fastrnn.__version__}
 
 
-def _readme_section(rows, machine):
+def readme_table(saved):
+    """The README's table and its caption, from the saved JSON (``rows``, ``machine``)."""
+    machine = saved["machine"]
     blas = "; ".join(machine["blas"])
-    return (f"<!-- {_MARK} -->\n{table(rows)}\n\n"
+    return (f"{table(saved['rows'])}\n\n"
             f"Microseconds per character of one SGD step with clipping (B={B}, T={T}, V={V}); "
             f"speed-up = torch time / fastrnn time, both sides on the same threads; GEMMs: the "
             f"matrix products of fastrnn's step alone. {machine['cores']}-core {machine['cpu']} "
             f"({machine['vector_isa']}), BLAS {blas} (fastrnn's kernels call SciPy's), torch "
-            f"{machine['torch']}; generated by "
-            f"`benchmarks/vs_torch.py`.\n<!-- /{_MARK} -->")
+            f"{machine['torch']}; measured by `benchmarks/studies/vs_torch.py`.")
 
 
 def main(argv=None):
@@ -219,9 +196,14 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="*", default=None,
                         help="thread counts (default: 1 and every CPU)")
     parser.add_argument("--json", type=Path, help="write the rows and the machine here")
-    parser.add_argument("--readme", type=Path, help="replace the table between the "
-                        f"<!-- {_MARK} --> markers of this file")
+    parser.add_argument("--readme", type=Path,
+                        help="put the table into this file's vs-torch table")
     args = parser.parse_args(argv)
+    if args.readme:  # before minutes of measuring
+        try:
+            tables.check(args.readme, "vs-torch")
+        except (OSError, tables.MarkerError) as exc:
+            sys.exit(f"vs_torch: {args.readme}: {exc}")
     cores = len(os.sched_getaffinity(0))
     threads_list = args.threads or sorted({1, cores})
     machine = _machine(threads_list)
@@ -229,15 +211,11 @@ def main(argv=None):
           f"{'; '.join(machine['blas'])}; OPENBLAS_* = {machine['openblas_env']}", flush=True)
     rows = measure(args.seconds, threads_list, args.block)
     print(table(rows))
+    saved = {"machine": machine, "rows": rows}
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps(saved, indent=2) + "\n")
     if args.readme:
-        text = args.readme.read_text()
-        start, end = text.find(f"<!-- {_MARK} -->"), text.find(f"<!-- /{_MARK} -->")
-        if start < 0 or end < 0:
-            raise SystemExit(f"{args.readme} has no <!-- {_MARK} --> section")
-        end += len(f"<!-- /{_MARK} -->")
-        args.readme.write_text(text[:start] + _readme_section(rows, machine) + text[end:])
+        tables.write(args.readme, "vs-torch", readme_table(saved))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Usage, from the repository root::
 
-    python benchmarks/cold_start.py                         # 3 rounds, the table on stdout
-    python benchmarks/cold_start.py --json benchmarks/results/cold_start.json --readme README.md
-    python benchmarks/cold_start.py --rounds 1 --iterations 20   # CI's smoke run
+    python benchmarks/studies/cold_start.py                    # 3 rounds, the table on stdout
+    python benchmarks/studies/cold_start.py --rounds 1 --iterations 20   # CI's smoke run
+    python benchmarks/studies/cold_start.py --json benchmarks/results/cold_start.json \
+        --readme README.md
 
 Each case runs as a fresh Python process, timed from start to exit, first with an
 empty ``NUMBA_CACHE_DIR`` (a new environment: every kernel it uses compiles) and
@@ -34,8 +35,8 @@ and every fastrnn function Numba typed, the size helpers included (Numba's
 compile events, one per distinct function).  Rounds interleave the cases so
 that a busy machine slows all of them alike.
 
-With ``--readme FILE`` the table replaces what lies between the lines
-``<!-- cold-start:start -->`` and ``<!-- cold-start:end -->`` in FILE.
+With ``--readme FILE`` the table goes into FILE's ``cold-start`` table
+(``benchmarks/tables.py``, which also rebuilds it from the saved ``--json``).
 """
 
 import argparse
@@ -49,11 +50,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # _bench
-from _bench import vector_isa  # noqa: E402
-
-START = "<!-- cold-start:start -->"
-END = "<!-- cold-start:end -->"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common, tables
+import tables  # noqa: E402
+from common.bench import vector_isa  # noqa: E402
 
 HELLO = """
 {imports}
@@ -229,7 +228,7 @@ def measure(rounds, iterations):
 
 
 def table(result):
-    """The Markdown table of :func:`measure`'s result."""
+    """The Markdown table of :func:`measure`'s result (or of the saved JSON)."""
     numpy = result["numpy"]["cold"]
     per_round = len(numpy) // len(result["hello rnn"]["cold"])
 
@@ -257,6 +256,17 @@ def table(result):
     return "\n".join(lines) + "\n"
 
 
+def caption(saved):
+    """The line under the table, from the saved JSON."""
+    return (f"Medians of {saved['rounds']} round(s) on {saved['machine']}; `fastrnn train` ran "
+            f"{saved['iterations']:,} steps.  Ratios are to the NumPy script of the same round.")
+
+
+def readme_table(saved):
+    """The README's cold-start table and its caption, from the saved JSON."""
+    return f"{table(saved)}\n{caption(saved)}"
+
+
 def _machine():
     cpu, isa = vector_isa()  # the CPU as the JIT compiles for it
     return f"{cpu} ({isa}), {os.cpu_count()} cores, Python {platform.python_version()}"
@@ -268,29 +278,25 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=2000,
                         help="steps of the fastrnn train case (default 2000)")
     parser.add_argument("--json", help="write the measurements here")
-    parser.add_argument("--readme", help="replace the table between the cold-start markers")
+    parser.add_argument("--readme", help="put the table into this file's cold-start table")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.iterations < 1:
         parser.error("--rounds and --iterations must be at least 1")
+    if args.readme:  # before minutes of measuring
+        try:
+            tables.check(args.readme, "cold-start")
+        except (OSError, tables.MarkerError) as exc:
+            sys.exit(f"cold_start: {args.readme}: {exc}")
     result = measure(args.rounds, args.iterations)
-    text = table(result)
-    note = (f"Medians of {args.rounds} round(s) on {_machine()}; `fastrnn train` ran "
-            f"{args.iterations:,} steps.  Ratios are to the NumPy script of the same round.\n")
-    print(text + "\n" + note)
+    saved = {"machine": _machine(), "rounds": args.rounds, "iterations": args.iterations,
+             **result}
+    print(readme_table(saved) + "\n")
     for case in ("hello rnn", "hello lstm", "fastrnn train"):
         print(f"{case}: compiled {', '.join(result[case]['compiled'])}\n")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": _machine(), "rounds": args.rounds,
-                                               "iterations": args.iterations, **result},
-                                              indent=1) + "\n")
+        Path(args.json).write_text(json.dumps(saved, indent=1) + "\n")
     if args.readme:
-        readme = Path(args.readme)
-        content = readme.read_text()
-        if START not in content or END not in content:
-            sys.exit(f"cold_start: {args.readme} lacks the {START} / {END} markers")
-        head, rest = content.split(START, 1)
-        tail = rest.split(END, 1)[1]
-        readme.write_text(f"{head}{START}\n{text}\n{note}{END}{tail}")
+        tables.write(args.readme, "cold-start", readme_table(saved))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Usage, from the repository root::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/packed_product.py
-    python benchmarks/packed_product.py --seconds 0.5     # smoke test (CI)
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/packed_product.py
+    python benchmarks/studies/packed_product.py --seconds 0.5     # smoke test (CI)
 
 For the products a batched step makes 25 times a chunk, on one thread,
 ``C (M, N) = A (M, K) @ W (K, N)`` with M = 16 streams (a shard) and 32:
@@ -13,7 +13,7 @@ For the products a batched step makes 25 times a chunk, on one thread,
 * **BLAS**: ``np.dot`` inside a Numba function, which calls SciPy's BLAS (the
   one fastrnn's kernels use), repacking ``W`` at every call.
 
-The two are timed interleaved in blocks of about 0.2 s (``_bench.interleaved``);
+The two are timed interleaved in blocks of about 0.2 s (``common.bench.interleaved``);
 each figure is the median block.  Prints GFLOP/s and the ratio, and writes
 them with the machine (the BLAS and its kernel, the vector ISA) to ``--json``.
 """
@@ -24,12 +24,12 @@ import statistics
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # _bench
-sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCHMARKS))  # common
+sys.path.insert(0, str(BENCHMARKS.parent))  # the fastrnn of this checkout
 
 import numpy as np  # noqa: E402
-from _bench import blas_libraries, interleaved, vector_isa  # noqa: E402
+from common.bench import blas_libraries, interleaved, vector_isa  # noqa: E402
 from numba import njit  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 

@@ -214,7 +214,7 @@ def make_model(impl, H):
     if impl == "reference":
         return NumpyAPI(fastrnn.reference.RNN(V, H, V, seed=SEED))
     if impl == "torch":
-        from _torch_rnn import TorchRNN
+        from common.torch_rnn import TorchRNN
 
         return TorchRNN(fastrnn.reference.RNN(V, H, V, seed=SEED), LEARNING_RATE, CLIP)
     raise ValueError(f"unknown implementation {impl!r}")

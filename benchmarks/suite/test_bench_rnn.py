@@ -3,12 +3,12 @@
 Each benchmark's group is one comparison ("train B=1 H=100"); its parameter
 ``impl`` names the implementation.  ``extra_info`` holds op, impl, B, H, T, V,
 ``chars_per_call`` and ``threads``, from which ``report.py`` computes the time
-per character.  What exactly each call does is listed in ``_bench.py`` (and,
-for PyTorch, ``_torch_rnn.py``); the torch cases skip when torch is missing.
+per character.  What exactly each call does is listed in ``common/bench.py`` (and,
+for PyTorch, ``common/torch_rnn.py``); the torch cases skip when torch is missing.
 """
 
 import pytest
-from _bench import (
+from common.bench import (
     BATCH,
     HIDDEN,
     IMPLEMENTATIONS,

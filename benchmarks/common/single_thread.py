@@ -21,7 +21,7 @@ one thread, in three steps:
    of step 1 are in force.
 
 PyTorch is limited separately with ``torch.set_num_threads(1)`` where it is
-imported (see ``_torch_rnn.py``).  ``OPENBLAS_CORETYPE`` is deliberately left
+imported (see ``common/torch_rnn.py``).  ``OPENBLAS_CORETYPE`` is deliberately left
 alone: it picks the kernels OpenBLAS uses, not its threads.
 """
 

@@ -2,10 +2,10 @@
 
 Usage, from the repository root::
 
-    python benchmarks/roofline.py                      # every case, ~4 s each
-    python benchmarks/roofline.py --seconds 10 --out benchmarks/results/roofline.md
-    python benchmarks/roofline.py --case LSTM --case GRU --seconds 30
-    python benchmarks/roofline.py --seconds 0.3        # CI's smoke run: too short to trust
+    python benchmarks/studies/roofline.py                      # every case, ~4 s each
+    python benchmarks/studies/roofline.py --seconds 10 --out benchmarks/results/roofline.md
+    python benchmarks/studies/roofline.py --case LSTM --case GRU --seconds 30
+    python benchmarks/studies/roofline.py --seconds 0.3        # CI's smoke run: too short to trust
 
 The floor is a model of the least time a training step takes on one core.
 For one stream (B = 1) it is the time to read the recurrent matrix ``W_hh``
@@ -32,7 +32,7 @@ same window, interleaved in blocks of a few milliseconds (A B C D, B C D A,
   L1/L2 for the next step); fastrnn's matrix-vector products read slower;
 * **DGEMM**: OpenBLAS on a 512 x 512 x 512 product;
 * **fastrnn**, the **reference** and **torch** (when installed): the
-  benchmark suite's calls (``_bench.py``), one chunk each.
+  benchmark suite's calls (``common/bench.py``), one chunk each.
 
 For each target it prints fastrnn's time, the floor and the fraction of it
 reached (floor / fastrnn), and the time the target asks for (the other
@@ -45,11 +45,11 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent))
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCHMARKS))  # common
+sys.path.insert(0, str(BENCHMARKS.parent))  # the fastrnn of this checkout
 
-from _threads import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
+from common.single_thread import limit_and_verify, set_single_thread_env  # noqa: E402  isort: skip
 
 set_single_thread_env()
 
@@ -59,7 +59,7 @@ import subprocess  # noqa: E402
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
-from _bench import (  # noqa: E402
+from common.bench import (  # noqa: E402
     CLIP,
     LEARNING_RATE,
     PREDICT_CHARS,
@@ -148,7 +148,7 @@ def implementation_call(impl, model, B, H, op):
     fast_cls = fastrnn.LSTM if model == "lstm" else fastrnn.GRU
     pairs = stream(B)
     if impl == "torch":
-        from _torch_gated import TorchGated
+        from common.torch_gated import TorchGated
 
         return TorchGated(fast_cls(V, H, V, seed=SEED), LEARNING_RATE, CLIP).train_call(pairs)
     cls = fast_cls if impl == "fastrnn" else getattr(fastrnn.reference, fast_cls.__name__)
@@ -187,7 +187,7 @@ def provenance():
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
         def git(*args):
-            return subprocess.run(("git", *args), cwd=HERE, capture_output=True, text=True,
+            return subprocess.run(("git", *args), cwd=BENCHMARKS, capture_output=True, text=True,
                                   check=True, timeout=10).stdout.strip()
 
         commit = f"commit {git('rev-parse', '--short=10', 'HEAD')}"

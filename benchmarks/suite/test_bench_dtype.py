@@ -4,17 +4,18 @@ The comparison users make: fastrnn against PyTorch with its defaults
 (float32, every core) and in float64, on the same number of threads on both
 sides (``fastrnn.set_num_threads``, ``torch.set_num_threads``).  One call is
 one SGD step with clipping on the next chunk of B=32 streams (T=25, V=65) of
-an LSTM of one layer of 256, a GRU of the same size or an RNN of 512 (see
-``vs_torch.py``, which times the same calls interleaved and writes the README
-table).  A benchmark's group is one (model, dtype, threads) case, its ``impl``
-"fastrnn" or "torch"; ``extra_info`` adds ``dtype`` and ``threads``.
+an LSTM of one layer of 256, a GRU of the same size or an RNN of 512
+(``common/batched_step.py``; ``studies/vs_torch.py`` times the same calls
+interleaved for the README's table).  A benchmark's group is one (model,
+dtype, threads) case, its ``impl`` "fastrnn" or "torch"; ``extra_info`` adds
+``dtype`` and ``threads``.
 """
 
 import os
 
 import pytest
-from _bench import T, measure, stream
-from vs_torch import CASES, B, fastrnn_step, torch_step
+from common.batched_step import CASES, B, fastrnn_step, torch_step
+from common.bench import T, measure, stream
 
 import fastrnn
 

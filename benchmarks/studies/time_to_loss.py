@@ -3,8 +3,8 @@
 Usage, from the repository root (unset the variables that pin OpenBLAS to its
 AVX2 kernels where a host sets them; the results record whether they were set)::
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/time_to_loss.py
-    python benchmarks/time_to_loss.py --seconds 2 --eval-every 1     # smoke test (CI)
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/studies/time_to_loss.py
+    python benchmarks/studies/time_to_loss.py --seconds 2 --eval-every 1     # smoke test (CI)
 
 What is measured: a one-layer LSTM of H = 256 (float32) trained on the
 built-in corpus with 32 streams of 50 characters, Adam at 3e-3 (betas 0.9,
@@ -58,12 +58,12 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # _bench
-sys.path.insert(0, str(HERE.parent))  # the fastrnn of this checkout
+BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCHMARKS))  # common
+sys.path.insert(0, str(BENCHMARKS.parent))  # the fastrnn of this checkout
 
 import numpy as np  # noqa: E402
-from _bench import vector_isa  # noqa: E402
+from common.bench import vector_isa  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn import _threads  # noqa: E402
@@ -79,8 +79,8 @@ VAL_CHUNK = 100  # validation chunk length, as Trainer.evaluate reads it
 # one side have gone to sleep before the other goes on.
 PAUSE_S = 1.0
 SIDES = ("fastrnn", "torch")
-DEFAULT_JSON = HERE / "results" / "time_to_loss.json"
-DEFAULT_PNG = HERE / "results" / "time_to_loss.png"
+DEFAULT_JSON = BENCHMARKS / "results" / "time_to_loss.json"
+DEFAULT_PNG = BENCHMARKS / "results" / "time_to_loss.png"
 
 
 # -- data -------------------------------------------------------------------

@@ -2,16 +2,17 @@
 
 Usage, from the repository root::
 
-    python benchmarks/report.py benchmarks/results/2026-11-25.json
-    python benchmarks/report.py benchmarks/results/2026-11-25.json --readme README.md
-    python benchmarks/report.py run1.json run2.json     # best of several runs
+    python benchmarks/suite/report.py benchmarks/results/2026-11-25.json
+    python benchmarks/suite/report.py benchmarks/results/2026-11-25.json --readme README.md
+    python benchmarks/suite/report.py run1.json run2.json     # best of several runs
 
 Reads a file written by ``pytest benchmarks --benchmark-only --benchmark-json=FILE``
 and writes ``benchmarks/results/table.md`` and ``benchmarks/results/speed.png``
-(``--out-dir`` to change).  With ``--readme FILE`` it also replaces whatever
-lies between the lines ``<!-- bench-table:start -->`` and
-``<!-- bench-table:end -->`` in FILE with the table and a link to the plot;
-when the markers are missing it changes nothing and exits with status 1.
+(``--out-dir`` to change).  With ``--readme FILE`` it also records which runs
+and statistic the README shows (``benchmarks/results/speed_table.json``) and
+puts the table, with a link to the plot, into FILE's ``bench-table`` table
+(``benchmarks/tables.py``, which rebuilds it from that record and the runs);
+when FILE lacks the markers it changes nothing and exits with status 1.
 
 The gated models (``test_bench_gated.py``) get rows of their own in the table,
 labelled with the model and its layers ("train lstm L=2"); in the plot they
@@ -32,8 +33,10 @@ import os
 import sys
 from pathlib import Path
 
-START = "<!-- bench-table:start -->"
-END = "<!-- bench-table:end -->"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # common, tables
+import tables  # noqa: E402
+from common import RESULTS, ROOT  # noqa: E402
+
 OPS = ("train", "forward", "backward", "predict")
 IMPLS = ("fastrnn", "reference", "torch")
 STYLE = {  # colour, marker
@@ -41,7 +44,6 @@ STYLE = {  # colour, marker
     "reference": ("tab:blue", "s"),
     "torch": ("tab:green", "^"),
 }
-HERE = Path(__file__).resolve().parent
 
 
 class ReportError(Exception):
@@ -250,45 +252,58 @@ def plot(times, header, path):
     plt.close(fig)
 
 
-def replace_between_markers(text, block):
-    """Put ``block`` between the README markers; ReportError when they are missing."""
-    start = text.find(START)
-    end = text.find(END)
-    if start < 0 or end < 0 or end < start:
-        raise ReportError(f"the markers {START} and {END} (in that order) are missing")
-    return text[: start + len(START)] + "\n" + block + "\n" + text[end:]
+def selection(paths, stat, plot_path):
+    """What the README's table shows: the runs (from the repository root), stat, plot."""
+    def from_root(path):
+        return Path(os.path.relpath(Path(path).resolve(), ROOT)).as_posix()
+
+    return {"runs": [from_root(path) for path in paths], "stat": stat,
+            "plot": None if plot_path is None else from_root(plot_path)}
+
+
+def _source(runs):
+    source = ", ".join(f"`{path}`" for path in runs)
+    return f"best of {len(runs)} runs: {source}" if len(runs) > 1 else source
+
+
+def readme_table(chosen, readme):
+    """The README's table from a :func:`selection` (``speed_table.json``) and the runs it names.
+
+    ``readme`` is the path of the file the table goes into, for the plot's link.
+    """
+    run, times = load_all([ROOT / path for path in chosen["runs"]], chosen["stat"])
+    block = [*describe(run, chosen["stat"], _source(chosen["runs"])), "", *table(times)]
+    if chosen["plot"] is not None:
+        plot_link = tables.link(ROOT / chosen["plot"], readme)
+        block += ["", f"![µs per character against hidden size]({plot_link})"]
+    return "\n".join(block)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("json", type=Path, nargs="+",
                         help="--benchmark-json file(s) of the suite; several: best of each")
-    parser.add_argument("--out-dir", type=Path, default=HERE / "results",
+    parser.add_argument("--out-dir", type=Path, default=RESULTS,
                         help="where table.md and speed.png go (default: benchmarks/results)")
     parser.add_argument("--stat", choices=("min", "median", "mean"), default="min",
                         help="statistic of the rounds to report (default: min)")
     parser.add_argument("--readme", type=Path,
-                        help="also replace the table between the bench-table markers in this file")
+                        help="also put the table into this file's bench-table table")
     parser.add_argument("--no-plot", action="store_true", help="skip speed.png")
     args = parser.parse_args(argv)
     try:
-        readme_text = None
         if args.readme is not None:  # check the markers before writing anything
             try:
-                readme_text = args.readme.read_text()
-            except OSError as exc:
-                raise ReportError(f"cannot read {args.readme}: {exc}") from None
-            replace_between_markers(readme_text, "")
+                tables.check(args.readme, "bench-table")
+            except (OSError, tables.MarkerError) as exc:
+                raise ReportError(f"{args.readme}: {exc}") from None
         run, times = load_all(args.json, args.stat)
-        source = ", ".join(f"`{os.path.relpath(p.resolve(), Path.cwd())}`" for p in args.json)
-        if len(args.json) > 1:
-            source = f"best of {len(args.json)} runs: {source}"
-        header = describe(run, args.stat, source)
+        header = describe(run, args.stat, _source(selection(args.json, args.stat, None)["runs"]))
         rows = table(times)
         args.out_dir.mkdir(parents=True, exist_ok=True)
         table_path = args.out_dir / "table.md"
         png_path = args.out_dir / "speed.png"
-        note = "<!-- generated by benchmarks/report.py; do not edit by hand -->"
+        note = "<!-- generated by benchmarks/suite/report.py; do not edit by hand -->"
         table_path.write_text("\n".join([note, *header, "", *rows]) + "\n")
         print(f"wrote {table_path}")
         if not args.no_plot:
@@ -297,12 +312,10 @@ def main(argv=None):
                  f"fastrnn vs reference vs torch, {args.stat} µs per character\n{machine}"
                  f" {header[1][2:].replace('**', '')}", png_path)
             print(f"wrote {png_path}")
-        if readme_text is not None:
-            block = [note, *header, "", *rows]
-            if not args.no_plot:
-                rel = os.path.relpath(png_path.resolve(), args.readme.resolve().parent)
-                block += ["", f"![µs per character against hidden size]({Path(rel).as_posix()})"]
-            args.readme.write_text(replace_between_markers(readme_text, "\n".join(block)))
+        if args.readme is not None:
+            chosen = selection(args.json, args.stat, None if args.no_plot else png_path)
+            (RESULTS / "speed_table.json").write_text(json.dumps(chosen, indent=1) + "\n")
+            tables.write(args.readme, "bench-table", readme_table(chosen, args.readme))
             print(f"updated the table in {args.readme}")
     except ReportError as exc:
         print(f"report.py: error: {exc}", file=sys.stderr)
