@@ -291,6 +291,42 @@ def run_cli(*args, cwd, pythonpath=(), timeout=180):
                           stdin=subprocess.DEVNULL)
 
 
+def run_cli_here(*args, cwd):
+    """Run ``fastrnn ARGS`` in this process, in ``cwd``, as :func:`run_cli` would.
+
+    For what a command does once it runs: its exit status, its output (bytes,
+    as a subprocess's) and its files, without the half second a new
+    interpreter takes to start.  What a process brings of its own (signals,
+    closed streams, locks between processes, settings read at start-up, peak
+    memory) needs :func:`run_cli`.  The thread count, the signal handlers and
+    the working directory are restored after the call.
+    """
+    import io
+    import signal
+    from contextlib import chdir, redirect_stderr, redirect_stdout
+
+    import fastrnn
+    from fastrnn.cli import main
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    threads = fastrnn.get_num_threads()
+    out, err = io.TextIOWrapper(io.BytesIO(), "utf-8"), io.TextIOWrapper(io.BytesIO(), "utf-8")
+    try:
+        with chdir(cwd), redirect_stdout(out), redirect_stderr(err):
+            try:
+                status = main([str(a) for a in args])
+            except SystemExit as exit:  # argparse: bad options (2), --help (0)
+                status = exit.code
+    finally:
+        fastrnn.set_num_threads(threads)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    out.flush()
+    err.flush()
+    return subprocess.CompletedProcess(["fastrnn", *map(str, args)], status,
+                                       out.buffer.getvalue(), err.buffer.getvalue())
+
+
 def stderr_of(result):
     """A finished subprocess's stderr, decoded."""
     return result.stderr.decode("utf-8", "replace")
