@@ -82,10 +82,10 @@ _NO_DRAWS = np.empty(0)
 # with the length of the sample.
 SAMPLE_PIECE = 1 << 16
 
-# Generators of finished runs.  Making a RandomState costs ~90 us (its
-# MT19937 is seeded from the OS first), a quarter of a 200-character predict
-# at H = 100; seeding a spare one again costs ~1.5 us.  list.append and
-# list.pop are atomic, so threads may share the list.
+# Generators of finished runs.  Making a RandomState seeds its MT19937 from
+# the OS first, which costs a sizeable part of a short predict; seeding a
+# spare one again costs almost nothing.  list.append and list.pop are atomic,
+# so threads may share the list.
 _spare_generators = []
 
 
