@@ -124,7 +124,7 @@ class _SaveError(OSError):
     """A file of the run could not be written; the message says what is on disk instead."""
 
     def __str__(self):
-        return f"{self.filename}: {self.strerror}"
+        return describe_os_error(self)
 
 
 class RunLoop:
