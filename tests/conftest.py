@@ -1,8 +1,10 @@
 """Shared fixtures: the repository root, a fixed-seed generator and RNN twin models.
 
 The helpers behind them live in ``helpers.py`` (``from helpers import ...``);
-test modules use these fixtures rather than importing conftest.  One test,
-:data:`COMPILE_ALL_TEST`, runs before all others.
+test modules use these fixtures rather than importing conftest.  A folder's
+own fixtures are in its conftest.py (``tests/training``: a finished run;
+``tests/cli``: a finished ``fastrnn train`` and a directory of bad inputs).
+One test, :data:`COMPILE_ALL_TEST`, runs before all others.
 """
 
 import os
@@ -17,7 +19,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ``fastrnn compile`` of every model and dtype, then a new process that must compile nothing.
 # It runs first: in a clean checkout it starts from an empty cache, and the rest of the suite
 # then loads what it compiled.
-COMPILE_ALL_TEST = "tests/test_cache.py::test_fastrnn_compile_fills_the_cache_a_new_process_needs"
+COMPILE_ALL_TEST = ("tests/kernels/test_jit.py::"
+                    "test_fastrnn_compile_fills_the_cache_a_new_process_needs")
 
 
 def pytest_configure(config):

@@ -1,7 +1,7 @@
 """What every test file shares: twin models, finite differences and one error metric.
 
-Import with ``from helpers import ...`` (``tests/`` has no ``__init__.py``, so
-pytest puts it on ``sys.path`` for every test module and conftest).
+Import with ``from helpers import ...`` from a test module in any folder
+(pyproject.toml's pytest ``pythonpath`` puts ``tests/`` on ``sys.path``).
 
 - :func:`twin_models` builds a fastrnn model ("rnn", "lstm" or "gru", any
   number of layers) and its :mod:`fastrnn.reference` twin with identical
@@ -14,18 +14,28 @@ pytest puts it on ``sys.path`` for every test module and conftest).
   gradient checks compare each parameter array as a whole with it.
 
 - :func:`make_text` is the small multilingual text the command-line tests train on,
-  :func:`run_cli` runs ``python -m fastrnn`` on this checkout in a subprocess,
+  :func:`run_cli` runs ``python -m fastrnn`` on this checkout in a subprocess
+  (:func:`run_cli_here` the same command in this process),
+  :class:`TrainingProcess` a ``fastrnn train`` that runs until it is signalled,
   :func:`assert_one_line_error` checks how such a run failed, and
   :func:`read_rows` reads the CSV files a run writes (history, sweep results).
+- :data:`TRAIN_TEXT`, :func:`small_config`, :func:`state_of` and
+  :func:`assert_same_state` are the training tests' text, their small run and
+  the comparison of two trainers bit for bit; :class:`BrokenLog` is a log
+  whose reader goes away.
 
 Only the public API of the models is used here.
 """
 
 import csv
+import importlib.util
+import io
 import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +301,18 @@ def run_cli(*args, cwd, pythonpath=(), timeout=180):
                           stdin=subprocess.DEVNULL)
 
 
+def run_cli_closed(*args, fd, cwd):
+    """``python -m fastrnn ARGS`` started with file descriptor ``fd`` closed (``>&-``, ``2>&-``).
+
+    The other of stdout and stderr is captured as bytes.
+    """
+    return subprocess.run([sys.executable, "-m", "fastrnn", *map(str, args)], cwd=cwd,
+                          env=cli_env(), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL if fd == 1 else subprocess.PIPE,
+                          stderr=subprocess.DEVNULL if fd == 2 else subprocess.PIPE,
+                          preexec_fn=lambda: os.close(fd), timeout=300)
+
+
 def run_cli_here(*args, cwd):
     """Run ``fastrnn ARGS`` in this process, in ``cwd``, as :func:`run_cli` would.
 
@@ -348,3 +370,125 @@ def read_rows(path):
     """The rows of a CSV file with a header line, as dicts of strings."""
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def checkpoint_iteration(path):
+    """The iteration a checkpoint file holds, read with plain NumPy."""
+    with np.load(path, allow_pickle=False) as npz:
+        return int(npz["iteration"])
+
+
+class TrainingProcess:
+    """A ``python -m fastrnn train`` process that runs until told otherwise, its stderr collected.
+
+    It trains ``text_file`` into ``out`` with a tiny model for 10**8 iterations,
+    no samples and an evaluation every 10**6 (``extra`` options come last and
+    win); stdout is discarded.
+    """
+
+    TINY = ["--hidden-size", "8", "--seq-length", "10"]
+
+    def __init__(self, text_file, out, *extra):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fastrnn", "train", str(text_file), "--out", str(out),
+             *self.TINY, "--iterations", "100000000", "--eval-every", "1000000",
+             "--sample-every", "0", *map(str, extra)],
+            cwd=out.parent, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.chunks = []
+        self.reader = threading.Thread(
+            target=lambda: self.chunks.extend(iter(lambda: self.proc.stderr.read(1), b"")))
+        self.reader.start()
+
+    def stderr(self):
+        return b"".join(self.chunks).decode("utf-8", "replace")
+
+    def wait_until_training(self):
+        """Return once the progress bar runs (the first steps are done)."""
+        deadline = time.monotonic() + 120
+        while "it/s" not in self.stderr():
+            assert self.proc.poll() is None, self.stderr()
+            assert time.monotonic() < deadline, self.stderr()
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    def end(self, signum):
+        """Send ``signum``, wait for the process to end; its exit status."""
+        self.proc.send_signal(signum)
+        self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)
+        self.proc.stderr.close()
+        return self.proc.returncode
+
+
+# -- the training tests' runs -----------------------------------------------------------
+
+#: loss.png, where the optional matplotlib is installed to draw it.
+PLOT = ["loss.png"] if importlib.util.find_spec("matplotlib") else []
+
+#: The text the training tests train on: accents and CJK, 2,520 characters.
+TRAIN_TEXT = "the quick brown fox jumps over the lazy dog. naïve café, 日本語! " * 40
+
+
+def small_config(**overrides):
+    """A TrainingConfig of a run that takes a fraction of a second (``overrides`` win)."""
+    from fastrnn.training import TrainingConfig
+
+    options = dict(hidden_size=12, seq_length=8, batch_size=2, iterations=12, eval_every=4,
+                   sample_every=6, sample_length=20, val_fraction=0.1)
+    return TrainingConfig(**{**options, **overrides})
+
+
+def state_of(trainer):
+    """Everything a trainer carries from one step to the next, copied."""
+    return (trainer.model.parameter_vector.copy(), trainer.model.pack_state(trainer.hidden).copy(),
+            {k: v.copy() for k, v in trainer._optimizer.state.items()},
+            trainer.streams.position, trainer.streams.epoch, trainer._loss_ema,
+            trainer._rng.bit_generator.state)
+
+
+def assert_same_state(a, b):
+    """Two :func:`state_of` results are equal bit for bit."""
+    assert a[0].tobytes() == b[0].tobytes()
+    assert a[1].tobytes() == b[1].tobytes()
+    assert a[2].keys() == b[2].keys()
+    for k in a[2]:
+        assert a[2][k].tobytes() == b[2][k].tobytes(), k
+    assert a[3:] == b[3:]
+
+
+class BrokenLog(io.StringIO):
+    """A log whose reader goes away after ``lines`` writes (``... 2>&1 | head``)."""
+
+    def __init__(self, lines):
+        super().__init__()
+        self.left = lines
+
+    def write(self, text):
+        if self.left == 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= 1
+        return super().write(text)
+
+
+def rewrite_npz(path, *, drop=(), **changes):
+    """Rewrite the ``.npz`` file at ``path`` without the entries ``drop``, with ``changes``."""
+    with np.load(path, allow_pickle=False) as npz:
+        entries = {k: npz[k] for k in npz.files if k not in drop}
+    entries.update(changes)
+    np.savez(path, **entries)
+
+
+# The options of a sweep's tiny trials, and a grid of four of them.
+SWEEP_TINY = ["--seq-length", "10", "--eval-every", "50", "--sample-every", "0"]
+SWEEP_GRID = ["--grid", "hidden-size=8,16", "learning-rate=0.03,0.3"]
+
+
+def assert_resumes(text_file, out, more):
+    """Check that the run saved in ``out`` resumes (in this process) for ``more`` iterations."""
+    stopped = checkpoint_iteration(out / "checkpoint.npz")
+    assert stopped > 0
+    done = run_cli_here("train", text_file, "--out", out, "--resume", "--iterations",
+                        stopped + more, "--no-progress", cwd=out.parent)
+    assert done.returncode == 0, stderr_of(done)
+    assert checkpoint_iteration(out / "checkpoint.npz") == stopped + more

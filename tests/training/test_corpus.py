@@ -1,9 +1,20 @@
+"""Texts (corpus.py): reading a file, the built-in corpus, the validation split, the streams.
+
+A text is read only from a regular file of bounded size (a FIFO or a device is
+refused without being read), as exact UTF-8; it is held once, in its smallest
+integer type, and cut into int64 chunks as the streams of a batch read it.
+"""
+
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import sysconfig
 
 import numpy as np
 import pytest
+from helpers import cli_env, run_cli
 
 from fastrnn import corpus
 from fastrnn.corpus import (
@@ -213,3 +224,101 @@ def test_streams_keep_the_dtype_and_cut_int64_chunks():
     inputs, targets = streams.chunk()
     assert inputs.dtype == targets.dtype == np.int64
     np.testing.assert_array_equal(inputs, [[0, 1, 2, 3, 4], [20, 21, 22, 23, 24]])
+
+
+# -- files that are not regular, or too large ------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_text_is_refused_without_blocking(tmp_path):
+    """In a subprocess with a timeout: a FIFO must be refused, not waited on."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = run_cli("train", fifo, "--out", "d", cwd=tmp_path, timeout=60)
+    lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert str(fifo) in lines[0] and "FIFO" in lines[0] and "regular file" in lines[0]
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_as_the_text_is_refused_before_reading():
+    # With 1 GiB of address space, reading the endless device would fail with MemoryError.
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+            "from fastrnn.corpus import read_text, CorpusError\n"
+            "try:\n    read_text('/dev/zero')\nexcept CorpusError as e:\n    print(e)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=cli_env())
+    assert result.stdout.strip() == ("/dev/zero is a character device, not a text file: "
+                                     "fastrnn reads only regular files"), result.stderr
+
+
+def test_a_text_over_the_size_bound_is_refused_with_its_size(tmp_path, monkeypatch):
+    path = tmp_path / "big.txt"
+    path.write_text("x" * 1001)
+    monkeypatch.setattr(corpus, "MAX_TEXT_BYTES", 1000)
+    with pytest.raises(CorpusError, match=r"big.txt is 1,001 bytes, more than the 1,000"):
+        read_text(path)
+    path.write_text("x" * 1000)
+    assert read_text(path) == "x" * 1000
+    with pytest.raises(IsADirectoryError):  # still the OSError it always was
+        read_text(tmp_path)
+
+
+def test_the_default_text_bound_refuses_a_sparse_gigabyte(tmp_path):
+    path = tmp_path / "huge.txt"
+    with open(path, "wb") as f:
+        f.truncate(corpus.MAX_TEXT_BYTES + 1)  # sparse: nothing is written or read
+    with pytest.raises(CorpusError, match=f"is {corpus.MAX_TEXT_BYTES + 1:,} bytes"):
+        read_text(path)
+
+
+# -- the memory a text costs ---------------------------------------------------------
+
+
+def test_the_text_is_held_once_in_its_smallest_type_and_cut_into_int64_chunks():
+    from fastrnn.training import Trainer, TrainingConfig
+
+    text = "the cat sat on the mat; the dog sat on the log.\n" * 40
+    trainer = Trainer(text, TrainingConfig(hidden_size=8, batch_size=2, sample_length=0))
+    parts = trainer.streams.parts
+    assert parts.dtype == np.uint8 and not parts.flags.owndata  # a view of the one array
+    inputs, targets = trainer.streams.chunk()
+    assert inputs.dtype == targets.dtype == np.int64 and inputs.flags.c_contiguous
+    np.testing.assert_array_equal(inputs, parts[:, :25])
+    assert json.dumps(trainer.checkpoint().config)  # unchanged checkpoints
+
+
+_PEAK = r"""
+import sys
+from fastrnn.cli import main
+options = ["--iterations", "1", "--hidden-size", "8", "--sample-length", "0", "--no-progress"]
+assert main(["train", sys.argv[1], "--out", "warm"] + options) == 0
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+assert main(["train", sys.argv[2], "--out", "measured"] + options) == 0
+with open("/proc/self/status") as f:
+    print(next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM")))
+"""
+
+
+def _peak(tmp_path, text_file, name):
+    where = tmp_path / name
+    where.mkdir()
+    result = subprocess.run([sys.executable, "-c", _PEAK, tmp_path / "tiny.txt", text_file],
+                            cwd=where, capture_output=True, text=True, timeout=300,
+                            env=cli_env())
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux's VmHWM")
+def test_a_long_text_costs_at_most_8_bytes_per_character(tmp_path):
+    rng = np.random.default_rng(0)
+    alphabet = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ABCDEFG.,;\n0123456789", np.uint8)
+    alphabet.take(rng.integers(0, alphabet.size, 10_000)).tofile(tmp_path / "tiny.txt")
+    n = 8_000_000
+    alphabet.take(rng.integers(0, alphabet.size, n)).tofile(tmp_path / "long.txt")
+    footprint = _peak(tmp_path, tmp_path / "tiny.txt", "a")
+    per_char = (_peak(tmp_path, tmp_path / "long.txt", "b") - footprint) / n
+    assert per_char < 8, f"{per_char:.1f} bytes per character"

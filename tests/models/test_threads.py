@@ -28,13 +28,23 @@ def _run(code, **env):
                           timeout=300, env={**os.environ, **env})
 
 
-def test_the_default_is_every_cpu_this_process_may_use():
-    env = {k: v for k, v in os.environ.items() if k != "FASTRNN_NUM_THREADS"}
-    code = "import fastrnn; print(fastrnn.get_num_threads())"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) == len(os.sched_getaffinity(0))
+def _read_afresh(monkeypatch, value):
+    """As in a new process: FASTRNN_NUM_THREADS is ``value`` (None: unset), not yet read.
+
+    The variable is read at the first :func:`fastrnn.get_num_threads`, not at
+    import, so this process can stand for a new one (the autouse fixture and
+    ``monkeypatch`` put the count back).
+    """
+    if value is None:
+        monkeypatch.delenv("FASTRNN_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("FASTRNN_NUM_THREADS", value)
+    monkeypatch.setattr(_threads, "_num_threads", None)
+
+
+def test_the_default_is_every_cpu_this_process_may_use(monkeypatch):
+    _read_afresh(monkeypatch, None)
+    assert fastrnn.get_num_threads() == len(os.sched_getaffinity(0))
 
 
 def test_the_environment_sets_the_count_at_start_up():
@@ -43,16 +53,17 @@ def test_the_environment_sets_the_count_at_start_up():
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
-def test_a_bad_environment_value_is_a_clear_error(bad, tmp_path):
+def test_a_bad_environment_value_is_a_clear_error(bad, tmp_path, monkeypatch):
     message = f"FASTRNN_NUM_THREADS must be a positive integer, got {bad!r}"
-    for code in ("import fastrnn; fastrnn.get_num_threads()",
-                 "import fastrnn; fastrnn.RNN(3, 4, 3)",
-                 "import fastrnn; fastrnn.load_pretrained()"):  # not "a damaged checkpoint"
-        done = _run(code, FASTRNN_NUM_THREADS=bad)
-        assert done.returncode != 0 and f"ValueError: {message}" in done.stderr
-    fixed = _run("import fastrnn; fastrnn.set_num_threads(2); print(fastrnn.get_num_threads())",
-                 FASTRNN_NUM_THREADS=bad)
-    assert fixed.returncode == 0 and fixed.stdout.strip() == "2"
+    _read_afresh(monkeypatch, bad)
+    for call in (fastrnn.get_num_threads, lambda: fastrnn.RNN(3, 4, 3),
+                 fastrnn.load_pretrained):  # not "a damaged checkpoint"
+        with pytest.raises(ValueError) as error:
+            call()
+        assert type(error.value) is ValueError and str(error.value).startswith(message)
+    fastrnn.set_num_threads(2)
+    assert fastrnn.get_num_threads() == 2
+    # the command line, in a process of its own: the variable as a user sets it
     cli = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--out", str(tmp_path / "o"),
                           "--iterations", "1"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "FASTRNN_NUM_THREADS": bad})

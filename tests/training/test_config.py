@@ -1,5 +1,6 @@
-"""TrainingConfig: defaults, bounds, and the rules of a resumed run."""
+"""TrainingConfig (training/config.py): defaults, bounds, and the rules of a resumed run."""
 
+import math
 from dataclasses import fields
 
 import numpy as np
@@ -11,6 +12,7 @@ from fastrnn.training.config import (
     FIXED_OPTIONS,
     OPTIMIZERS,
     OPTION_CHECKS,
+    RUN_OPTIONS,
     FixedOptionError,
     TrainingConfig,
     resumed_config,
@@ -116,3 +118,28 @@ def test_saved_config_caps_a_sample_length_saved_before_the_cap():
     assert saved_config(options).sample_length == 1_000_000
     with pytest.raises(ValueError, match="dict"):
         saved_config([1])
+
+
+def test_unbounded_iterations_are_refused():
+    with pytest.raises(ValueError, match="iterations must be a positive integer <= "):
+        TrainingConfig(iterations=2**63)
+
+
+@pytest.mark.parametrize("value", [0, 0.0, -1, math.nan, math.inf, "5", True, [1]])
+def test_config_rejects_bad_time_limits(value):
+    with pytest.raises(ValueError, match="time_limit must be"):
+        TrainingConfig(time_limit=value)
+
+
+def test_config_time_limit_is_a_number_or_none_and_not_inherited_on_resume():
+    assert TrainingConfig().time_limit is None
+    assert TrainingConfig(time_limit=2).time_limit == 2.0
+    assert "time_limit" in RUN_OPTIONS and "time_limit" not in FIXED_OPTIONS
+    saved = TrainingConfig(time_limit=60)
+    assert TrainingConfig.from_dict(saved.to_dict()) == saved
+    assert resumed_config(saved, {}).time_limit is None
+    assert resumed_config(saved, {"time_limit": None}).time_limit is None
+    assert resumed_config(saved, {"time_limit": 5.0, "learning_rate": 0.5}).time_limit == 5.0
+    # an old checkpoint's configuration, without the option
+    old = {k: v for k, v in TrainingConfig().to_dict().items() if k != "time_limit"}
+    assert TrainingConfig.from_dict(old).time_limit is None

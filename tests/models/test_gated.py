@@ -4,12 +4,9 @@ Every test runs for both models (the ``kind`` fixture): stacked layers against
 the reference, outputs against PyTorch's modules, PyTorch's parameter names and
 initialisation, the (h, c) and per-layer states and their checks.  Their
 gradients are checked in test_gradients.py, and what they share with the RNN in
-test_model.py.
+test_model.py.  tests/kernels/test_nojit.py runs the checks against the reference
+again with the JIT disabled.
 """
-
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -235,16 +232,6 @@ def test_bad_inputs_are_rejected_like_rnn(kind):
         m.predict(9, 3)
     with pytest.raises(ValueError, match="output_dim <= input_dim"):
         MODELS[kind](3, 2, 4).predict(0, 3)
-
-
-def test_kernels_pass_as_plain_python_without_the_jit(repo_root):
-    """NUMBA_DISABLE_JIT=1: the kernel bodies themselves, against the reference (as test_nojit)."""
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": repo_root}
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
-         "matches_the_reference or predict_matches"],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:]
 
 
 def test_models_too_large_for_memory_are_refused_before_allocating(kind):

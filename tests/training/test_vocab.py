@@ -1,3 +1,5 @@
+"""Vocabulary (vocab.py): characters <-> indices, in a fixed order, for any Unicode text."""
+
 import numpy as np
 import pytest
 

@@ -1,9 +1,23 @@
+"""The checkpoint file (training/checkpoint.py): its format, its atomic writes, its bounds.
+
+One ``.npz`` that plain NumPy reads without pickles, written atomically;
+loading refuses a damaged, truncated or foreign file, and bounds what it
+reads: a zip bomb is never inflated, JSON never nests deep, counts stay in
+range, and a FIFO is never waited on.  Whether the model in it fits is
+test_loading.py's; whether the run state fits, test_trainer.py's.
+"""
+
 import json
 import os
 import stat
+import subprocess
+import sys
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
+from helpers import TRAIN_TEXT, cli_env, rewrite_npz, run_cli, small_config
 
 from fastrnn.training.checkpoint import (
     Checkpoint,
@@ -151,8 +165,12 @@ def test_truncated_file(saved):
     data = saved.read_bytes()
     for cut in (len(data) // 2, len(data) - 10, 30):
         saved.write_bytes(data[:cut])
-        with pytest.raises(CheckpointError, match="not a fastrnn checkpoint|damaged"):
+        with pytest.raises(CheckpointError, match="not a fastrnn checkpoint|damaged") as err:
             load_checkpoint(saved)
+        assert str(saved) in str(err.value)
+    saved.write_bytes(data[:len(data) // 2])  # cut in half: the zip directory is gone
+    with pytest.raises(CheckpointError, match="not a fastrnn checkpoint"):
+        load_checkpoint(saved)
 
 
 def test_corrupted_bytes(saved):
@@ -160,8 +178,9 @@ def test_corrupted_bytes(saved):
     start = data.index(b"Whh.npy") + 200  # inside a stored array
     data[start:start + 16] = b"\xff" * 16
     saved.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="damaged"):
+    with pytest.raises(CheckpointError, match="damaged") as err:
         load_checkpoint(saved)
+    assert str(saved) in str(err.value)
 
 
 @pytest.mark.parametrize("write, message", [
@@ -268,3 +287,136 @@ def test_round_trip_of_a_layered_lstm_state(tmp_path):
     h, c = model.unpack_state(back.hidden)
     np.testing.assert_array_equal(h, state[0])
     np.testing.assert_array_equal(c, state[1])
+
+
+def test_save_then_save_checkpoint_again_is_byte_stable(tmp_path):
+    from fastrnn.training import Trainer
+
+    t = Trainer(TRAIN_TEXT, small_config())
+    t.step()
+    t.save(tmp_path / "a.npz")
+    save_checkpoint(tmp_path / "b.npz", load_checkpoint(tmp_path / "a.npz"))
+    a, b = load_checkpoint(tmp_path / "a.npz"), load_checkpoint(tmp_path / "b.npz")
+    assert a.config == b.config and a.rng_state == b.rng_state
+
+
+# -- bounds: what a checkpoint may hold, what loading it may cost --------------------
+
+
+@pytest.fixture
+def trained_checkpoint(tmp_path):
+    """A trainer's checkpoint after one step, alone in tmp_path/run."""
+    from fastrnn.training import Trainer, TrainingConfig
+
+    trainer = Trainer(TRAIN_TEXT, TrainingConfig(hidden_size=8, iterations=2, eval_every=1,
+                                                 sample_length=0))
+    trainer.step()
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / "checkpoint.npz"
+    trainer.save(path)
+    return path
+
+
+def _add_bomb(path, name, size):
+    """Append a deflated member of ``size`` zero bytes (a few hundred KiB on disk)."""
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(name, "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(size >> 20):
+                member.write(block)
+
+
+def test_an_unused_zip_bomb_member_is_never_inflated(trained_checkpoint):
+    _add_bomb(trained_checkpoint, "junk.npy", 256 << 20)
+    assert os.path.getsize(trained_checkpoint) < 2 << 20
+    tracemalloc.start()
+    try:
+        ckpt = load_checkpoint(trained_checkpoint)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert ckpt.iteration == 1
+    assert peak < 32 << 20
+
+
+_PEAK_OF_SAMPLE = """
+import resource, sys
+from fastrnn.cli import main
+try:
+    main(["sample", sys.argv[1], "--length", "5", "--seed", "1"])
+finally:
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def test_fastrnn_sample_on_a_zip_bomb_checkpoint_does_not_inflate_it(trained_checkpoint, tmp_path):
+    """A real run of the command line: a 512 MiB member costs its reader nothing."""
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    clean_ckpt = clean / "checkpoint.npz"
+    clean_ckpt.write_bytes(trained_checkpoint.read_bytes())
+    _add_bomb(trained_checkpoint, "junk.npy", 512 << 20)
+    peaks = {}
+    for name, run_dir in (("clean", clean), ("bomb", trained_checkpoint.parent)):
+        result = subprocess.run([sys.executable, "-c", _PEAK_OF_SAMPLE, str(run_dir)],
+                                env=cli_env(), capture_output=True,
+                                text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr[-2000:]
+        peaks[name] = int(result.stderr.strip().splitlines()[-1]) * 1024  # KiB on Linux
+    assert peaks["bomb"] - peaks["clean"] < 64 << 20, peaks
+
+
+def test_a_bomb_in_an_expected_entry_is_refused_before_inflating(trained_checkpoint):
+    rewrite_npz(trained_checkpoint, drop=("config",))
+    _add_bomb(trained_checkpoint, "config.npy", 256 << 20)
+    with pytest.raises(CheckpointError, match=r"entry 'config' is 268,435,456 bytes, more than"):
+        load_checkpoint(trained_checkpoint)
+
+
+def test_an_entry_whose_header_declares_too_much_is_refused(trained_checkpoint):
+    # A 1-D header claiming 2**40 float64s, on a member of a few bytes.
+    header = {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}
+    rewrite_npz(trained_checkpoint, drop=("optimizer.mem",))
+    with zipfile.ZipFile(trained_checkpoint, "a") as archive:
+        with archive.open("optimizer.mem.npy", "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+    with pytest.raises(CheckpointError, match="'optimizer.mem' declares 8,796,093,022,208 bytes"):
+        load_checkpoint(trained_checkpoint)
+
+
+@pytest.mark.parametrize("config", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"a": ' * 50 + "1" + "}" * 50,
+])
+def test_deeply_nested_json_is_refused(trained_checkpoint, config):
+    rewrite_npz(trained_checkpoint, config=np.array(config))
+    with pytest.raises(CheckpointError, match=r"checkpoint.npz is a damaged .*'config' nests "
+                                              r"deeper than 32 levels"):
+        load_checkpoint(trained_checkpoint)
+
+
+def test_json_with_an_endless_number_is_refused(trained_checkpoint):
+    rewrite_npz(trained_checkpoint, config=np.array('{"hidden_size": 1' + "0" * 5000 + "}"))
+    with pytest.raises(CheckpointError, match="'config' is not valid JSON"):
+        load_checkpoint(trained_checkpoint)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("iteration", 2**63 - 1), ("epoch", 2**63 - 1), ("epoch", 10**12 + 1),
+    ("position", 2**62), ("text_length", 2**40),
+])
+def test_counts_beyond_their_bounds_are_refused_on_load(trained_checkpoint, name, value):
+    rewrite_npz(trained_checkpoint, **{name: np.array(value, dtype=np.int64)})
+    with pytest.raises(CheckpointError, match=f"'{name}' is not an integer in"):
+        load_checkpoint(trained_checkpoint)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_as_the_checkpoint_to_sample_is_refused(tmp_path):
+    """In a subprocess with a timeout: a FIFO must be refused, not waited on."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = run_cli("sample", fifo, cwd=tmp_path, timeout=60)
+    lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, lines
+    assert str(fifo) in lines[0] and "FIFO" in lines[0]

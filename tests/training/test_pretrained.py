@@ -1,4 +1,7 @@
-"""The bundled pretrained model: it loads, samples, ships as package data, and predicts well."""
+"""The bundled pretrained model (pretrained/): it loads, samples, ships, and predicts well.
+
+That ``fastrnn sample`` without a model uses it is tested in tests/cli/test_sample.py.
+"""
 
 import os
 import sysconfig
@@ -7,11 +10,10 @@ from pathlib import Path
 import pytest
 
 import fastrnn
-from fastrnn.cli import main
 from fastrnn.corpus import BUILTIN_MODULES
 from fastrnn.inference import evaluate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRETRAINED = REPO / "fastrnn" / "pretrained"
 
 #: Standard-library modules the model never saw (none is in the built-in
@@ -56,14 +58,6 @@ def test_pretrained_predicts_unseen_standard_library_source(pretrained):
         predicted += result.characters - 1
     assert predicted > 150_000
     assert nats / predicted <= 1.6
-
-
-def test_sample_without_a_model_uses_the_pretrained_one(pretrained, capsys):
-    assert main(["sample", "--length", "80", "--seed", "5", "--prime", "import "]) == 0
-    captured = capsys.readouterr()
-    model, vocab = pretrained
-    assert captured.out == fastrnn.generate(model, vocab, 80, prime="import ", seed=5)
-    assert "bundled pretrained model" in captured.err
 
 
 def test_the_model_ships_as_package_data_with_its_training_record():
