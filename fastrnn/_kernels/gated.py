@@ -44,6 +44,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from fastrnn._kernels import storage
 from fastrnn._kernels.cells import gru_cell, gru_cell_backward, lstm_cell, lstm_cell_backward
 from fastrnn._kernels.jit import kernel, sizes
 from fastrnn._kernels.linalg import (
@@ -55,14 +56,7 @@ from fastrnn._kernels.linalg import (
 )
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import product, recurrent_weights, step_back
-from fastrnn._kernels.storage import (
-    LEADING,
-    block,
-    layer_states,
-    leading_sizes,
-    shared_blocks,
-    total_size,
-)
+from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["layer_params", "output_params", "workspace_size", "Workspace", "workspace",
            "input_projection", "weight_gradients", "column_sums", "forward", "backward"]
@@ -108,7 +102,7 @@ def _sizes(B, T, H, O, L, G, itemsize):
 
 
 # The model's own blocks, after storage's leading ones, in the order of _sizes.
-_PREACTS, _AUX, _DQ, _DCNEXT, _TMP = range(LEADING, LEADING + 5)
+_PREACTS, _AUX, _DQ, _DCNEXT, _TMP = range(storage.LEADING, storage.LEADING + 5)
 
 
 @sizes

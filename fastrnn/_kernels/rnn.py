@@ -32,6 +32,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from fastrnn._kernels import storage
 from fastrnn._kernels.activations import tanh_
 from fastrnn._kernels.jit import inlined, kernel, sizes
 from fastrnn._kernels.linalg import (
@@ -44,14 +45,7 @@ from fastrnn._kernels.linalg import (
 )
 from fastrnn._kernels.output import output_backward, output_forward
 from fastrnn._kernels.packed import pack, product, recurrent_weights, step_back
-from fastrnn._kernels.storage import (
-    LEADING,
-    block,
-    layer_states,
-    leading_sizes,
-    shared_blocks,
-    total_size,
-)
+from fastrnn._kernels.storage import block, layer_states, leading_sizes, shared_blocks, total_size
 
 __all__ = ["params", "workspace_size", "Workspace", "workspace", "forward", "backward",
            "forward_inlined", "backward_inlined", "backward_from"]
@@ -85,7 +79,7 @@ def _sizes(B, T, H, O, itemsize):
 
 
 # The model's own blocks, after storage's leading ones, in the order of _sizes.
-_HT, _DZ, _WHHT = range(LEADING, LEADING + 3)
+_HT, _DZ, _WHHT = range(storage.LEADING, storage.LEADING + 3)
 
 
 @sizes
