@@ -90,6 +90,9 @@ SCHEDULE_OPTIONS = (
     ("--time-limit", "time_limit", "SECONDS",
      "stop after this many seconds of training, saving as at the end; a resume has only "
      "the limit it is given"),
+    ("--patience", "patience", "N",
+     "stop after N evaluations without a new best validation loss, saving as at the end "
+     "(0: never)"),
 )
 FLAGS = {option[1]: option[0] for option in MODEL_OPTIONS + SCHEDULE_OPTIONS}
 GRID_NAMES = {flag[2:]: field for field, flag in FLAGS.items()}  # hidden-size -> hidden_size
@@ -305,19 +308,29 @@ def _describe_run(trainer, out):
 
 
 def _describe_end(summary, trainer, args):
+    from fastrnn.training import BEST_NAME
+
     out, config = args.out, trainer.config
-    timed_out = summary.iteration < config.iterations  # only the time limit ends a run early
-    line = "done: " + (f"time limit of {config.time_limit:g} s reached at iteration "
-                       f"{summary.iteration} of {config.iterations}" if timed_out
-                       else f"iteration {summary.iteration}")
+    if summary.reason == "time limit":
+        line = (f"done: time limit of {config.time_limit:g} s reached at iteration "
+                f"{summary.iteration} of {config.iterations}")
+    elif summary.reason == "patience":
+        line = (f"done: stopped early at iteration {summary.iteration} of {config.iterations}, "
+                f"no new best validation loss in the last {config.patience} evaluations "
+                f"(--patience {config.patience})")
+    else:
+        line = f"done: iteration {summary.iteration}"
     line += f", training loss {summary.train_loss:.4f}"
     if summary.val_loss is not None:
         line += (f", validation loss {summary.val_loss:.4f} nats "
                  f"({summary.val_loss / math.log(2):.3f} bits) per character")
     if summary.chars_per_sec:
         line += f"; {summary.seconds:.0f} s, {summary.chars_per_sec:,.0f} chars/s"
+    if summary.reason == "patience":
+        line += (f"\nthe best model, validation loss {summary.best_val_loss:.4f}, is "
+                 f"{os.path.join(out, BEST_NAME)}")
     line += f"\nsample with: {shlex.join([PROG, 'sample', out])}"
-    if timed_out:
+    if summary.reason == "time limit":
         line += f"\ncontinue with: {_resume_command(args)}"
     print(line, file=sys.stderr)
 

@@ -106,6 +106,7 @@ OPTION_CHECKS = {
     "clip": partial(check_real, low=0.0),
     "lr_decay": partial(check_real, low=0.0, high=1.0, low_open=True),
     "time_limit": _check_time_limit,
+    "patience": partial(check_int, low=0, high=MAX_STEPS),  # 0: no early stop
 }
 """The check of every numeric option: ``check(name, value)`` returns the value
 normalised or raises ValueError naming ``name``."""
@@ -170,6 +171,11 @@ class TrainingConfig:
         saving as at the end; counted from the start of each call of
         :meth:`~fastrnn.training.Trainer.run`, as its ``RunSummary.seconds``
         is.  A resumed run does not inherit it.
+    patience : int, default 0
+        Stop after this many evaluations in a row without a new best
+        validation loss, saving as at the end (``best.npz`` holds the best);
+        0 never stops early.  Needs validation (``val_fraction`` > 0).  After a
+        resume the count goes on from the run's history.
     """
 
     model: str = "rnn"
@@ -194,6 +200,7 @@ class TrainingConfig:
     sample_every: int = 50_000
     sample_length: int = 200
     time_limit: float | None = None
+    patience: int = 0
 
     def __post_init__(self):
         if not isinstance(self.model, str) or self.model not in MODELS:
@@ -205,6 +212,9 @@ class TrainingConfig:
         for name, check in OPTION_CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
         object.__setattr__(self, "dtype", check_dtype(self.dtype).name)
+        if self.patience and self.val_fraction == 0:
+            raise ValueError(f"patience {self.patience} needs a validation text to watch: "
+                             f"give val_fraction > 0")
         if self.model == "rnn" and self.num_layers != 1:
             raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
                              f"stack), got {self.num_layers}")

@@ -5,10 +5,12 @@ The loop uses the trainer through its public interface only: ``step``,
 ``streams``, ``iteration``, ``seconds``, ``best_val_loss`` and
 ``own_checkpoint`` (which it brings up to date after each save).
 
-It ends at ``config.iterations`` or, sooner, at ``config.time_limit`` seconds
-after it started (:meth:`RunLoop.ending`, the one place that decides), either
-way with an evaluation and a save; a stop signal or the caller's stop event
-ends it with a save too, and :class:`~fastrnn.training.errors.TrainingInterrupted`.
+It ends at ``config.iterations`` or sooner: ``config.time_limit`` seconds
+after it started (:meth:`RunLoop.ending`), or ``config.patience`` evaluations
+in a row without a new best validation loss (:meth:`RunLoop.out_of_patience`),
+each way with an evaluation and a save, and says which in
+:attr:`RunSummary.reason`; a stop signal or the caller's stop event ends it
+with a save too, and :class:`~fastrnn.training.errors.TrainingInterrupted`.
 
 Every ``eval_every`` iterations (and at the end) it evaluates, saves
 ``checkpoint.npz``, then ``best.npz`` when the validation loss improved (the
@@ -64,6 +66,10 @@ class RunSummary:
     chars_per_sec : float
         Training throughput of this run (characters of training text per
         second, evaluation excluded).
+    reason : {"iterations", "time limit", "patience"}
+        What ended the run: ``config.iterations`` reached, ``config.time_limit``
+        spent, or ``config.patience`` evaluations without a new best
+        validation loss.
     """
 
     iteration: int
@@ -73,6 +79,15 @@ class RunSummary:
     checkpoint: str
     seconds: float
     chars_per_sec: float
+    reason: str = "iterations"
+
+
+def evaluations_since_best(rows):
+    """How many history rows with a validation loss came after the best one (the first lowest)."""
+    losses = [float(row["val_loss"]) for row in rows if row.get("val_loss")]
+    if not losses:
+        return 0
+    return len(losses) - 1 - losses.index(min(losses))
 
 
 class _BlowUpGuard:
@@ -165,6 +180,8 @@ class RunLoop:
         # row averages the steps since the resume.
         self.interval_sum, self.interval_steps = 0.0, 0
         self.guard = _BlowUpGuard(trainer)
+        self.stale = 0  # evaluations in a row without a new best validation loss
+        self.reason = "iterations"  # what ended the run (RunSummary.reason)
 
     def say(self, message):
         """Write ``message`` to the log, above the progress bar."""
@@ -189,6 +206,7 @@ class RunLoop:
         trainer = self.trainer
         if self.saved_iteration is not None:
             self.repair_best()
+        self.stale = evaluations_since_best(self.files.rows)  # a resume goes on counting
         started = self.started = time.perf_counter()
         self.base_seconds = trainer.seconds
         if trainer.config.time_limit is not None:
@@ -220,6 +238,7 @@ class RunLoop:
             seconds=time.perf_counter() - started,
             chars_per_sec=(self.timed_steps * self.chars_per_step / self.train_seconds
                            if self.train_seconds else 0.0),
+            reason=self.reason,
         )
 
     def steps_until(self, target, stop):
@@ -258,6 +277,7 @@ class RunLoop:
                 self.eval_and_save(chars_per_sec)
                 window_chars, window_seconds = 0, 0.0
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
+                ending = ending or self.out_of_patience()
             elif step_start - last_postfix > 0.5:
                 last_postfix = step_start
                 bar.set_postfix_str(self.postfix(chars_per_sec), refresh=False)
@@ -266,7 +286,21 @@ class RunLoop:
 
     def ending(self, target):
         """Whether the run ends after the step just taken: ``target`` reached, or its time limit."""
-        return self.trainer.iteration >= target or time.perf_counter() >= self.deadline
+        if self.trainer.iteration >= target:
+            self.reason = "iterations"
+        elif time.perf_counter() >= self.deadline:
+            self.reason = "time limit"
+        else:
+            return False
+        return True
+
+    def out_of_patience(self):
+        """Whether ``config.patience`` evaluations in a row brought no new best (the run ends)."""
+        patience = self.trainer.config.patience
+        if patience and self.stale >= patience:
+            self.reason = "patience"
+            return True
+        return False
 
     def stop_asked(self, stop):
         """Whether a stop signal came or the stop event was set (which then counts as one)."""
@@ -300,6 +334,8 @@ class RunLoop:
         self.val_loss = val
         improved = val is not None and (trainer.best_val_loss is None
                                         or val < trainer.best_val_loss)
+        if val is not None:
+            self.stale = 0 if improved else self.stale + 1
         previous_best = trainer.best_val_loss
         if improved:
             trainer.best_val_loss = val

@@ -85,6 +85,33 @@ def test_train_time_limit_stops_saves_and_resumes(tmp_path):
     assert load_checkpoint(out / "checkpoint.npz").iteration == stopped + 4
 
 
+def test_patience_stops_early_saying_why_and_where_the_best_is(tmp_path):
+    # Random letters: nothing to learn, so at a high rate the validation loss soon stops
+    # improving.
+    rng = np.random.default_rng(1)
+    (tmp_path / "noise.txt").write_text("".join(rng.choice(list("abcdefgh "), 6000)))
+    def train(out, *more):
+        return run_cli_here("train", "noise.txt", "--out", out, "--hidden-size", "32",
+                            "--learning-rate", "0.3", "--iterations", "3000", "--eval-every",
+                            "100", "--no-progress", *more, cwd=tmp_path)
+
+    result = train("r", "--patience", "3")
+    assert result.returncode == 0, stderr_of(result)
+    rows = read_rows(tmp_path / "r" / "history.csv")
+    stopped = int(rows[-1]["iteration"])
+    assert stopped < 3000
+    assert (f"done: stopped early at iteration {stopped} of 3000, no new best validation loss "
+            f"in the last 3 evaluations (--patience 3)") in stderr_of(result)
+    best = load_checkpoint(tmp_path / "r" / "best.npz").best_val_loss
+    assert f"the best model, validation loss {best:.4f}, is " in stderr_of(result)
+    assert f"{best:.6f}" == min(rows, key=lambda row: float(row["val_loss"]))["val_loss"]
+    assert "--resume" not in stderr_of(result)  # nothing to continue
+    assert train("r2").returncode == 0  # the control: without patience, to the end
+    assert int(read_rows(tmp_path / "r2" / "history.csv")[-1]["iteration"]) == 3000
+    refused = train("r3", "--patience", "2", "--val-fraction", "0")
+    assert_one_line_error(refused, 1, "patience 2 needs a validation text to watch")
+
+
 # -- refusals: one line, a status, no traceback ---------------------------------------
 
 
@@ -145,6 +172,8 @@ def test_unwritable_out_dir(files):
     (["--time-limit", "inf"], "argument --time-limit: must be a finite number, got 'inf'"),
     (["--time-limit", "nan"], "argument --time-limit: must be a finite number, got 'nan'"),
     (["--time-limit", "soon"], "argument --time-limit: must be a number, got 'soon'"),
+    (["--patience", "-1"], "argument --patience: must be an integer >= 0, got '-1'"),
+    (["--patience", "two"], "argument --patience: must be an integer, got 'two'"),
 ])
 def test_option_errors_are_the_api_checks_naming_the_flag(tmp_path, args, message):
     result = run_cli_here("train", "--out", "o", *args, cwd=tmp_path)

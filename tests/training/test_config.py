@@ -143,3 +143,28 @@ def test_config_time_limit_is_a_number_or_none_and_not_inherited_on_resume():
     # an old checkpoint's configuration, without the option
     old = {k: v for k, v in TrainingConfig().to_dict().items() if k != "time_limit"}
     assert TrainingConfig.from_dict(old).time_limit is None
+
+
+@pytest.mark.parametrize("value, message", [
+    (-1, "patience must be an integer >= 0, got -1"),
+    (1.5, "patience must be an integer"),
+    ("3", "patience must be an integer"),
+])
+def test_config_rejects_bad_patience(value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(patience=value)
+
+
+def test_patience_needs_validation_and_is_a_schedule_option_kept_on_resume():
+    assert TrainingConfig().patience == 0  # never stops early
+    with pytest.raises(ValueError, match="patience 3 needs a validation text to watch: give "
+                                         "val_fraction > 0"):
+        TrainingConfig(patience=3, val_fraction=0)
+    assert TrainingConfig(val_fraction=0).patience == 0
+    saved = TrainingConfig(patience=4)
+    assert "patience" not in FIXED_OPTIONS + RUN_OPTIONS
+    assert resumed_config(saved, {}).patience == 4  # kept by a resume
+    assert resumed_config(saved, {"patience": 9}).patience == 9
+    # a checkpoint written before the option existed resumes without an early stop
+    old = {k: v for k, v in TrainingConfig().to_dict().items() if k != "patience"}
+    assert TrainingConfig.from_dict(old).patience == 0

@@ -21,6 +21,7 @@ from helpers import small_config as small
 
 from fastrnn.training import Trainer, TrainingConfig, TrainingDiverged
 from fastrnn.training.checkpoint import load_checkpoint
+from fastrnn.training.loop import evaluations_since_best
 
 HUGE = 10**9  # iterations no test run reaches
 
@@ -204,6 +205,54 @@ def test_a_validation_loss_several_times_the_best_is_a_blow_up(tmp_path):
                                                "the best validation loss"):
         t.run(tmp_path, progress=False, log=io.StringIO())
     assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == 2
+
+
+# -- patience: an early stop ----------------------------------------------------------
+
+# Validation losses by iteration (evaluations every 4): a best at 8, then four without a new
+# best; a later value below every earlier one.
+_SCRIPTED = {4: 1.3, 8: 1.1, 12: 1.2, 16: 1.15, 20: 1.25, 24: 1.12, 28: 0.9}
+
+
+def _scripted(trainer):
+    trainer.evaluate = lambda: _SCRIPTED.get(trainer.iteration, 0.8)
+    return trainer
+
+
+@pytest.mark.parametrize("patience, end, reason", [(3, 20, "patience"), (4, 24, "patience"),
+                                                   (0, 40, "iterations")])
+def test_patience_stops_after_that_many_evaluations_without_a_new_best(tmp_path, patience, end,
+                                                                        reason):
+    config = small(iterations=40, sample_every=0, patience=patience)
+    summary = _scripted(Trainer(TEXT, config)).run(tmp_path, progress=False, log=io.StringIO())
+    assert (summary.iteration, summary.reason) == (end, reason)  # patience 0: to the end
+    assert summary.best_val_loss == (1.1 if patience else 0.8)
+    rows = read_rows(tmp_path / "history.csv")
+    assert [int(r["iteration"]) for r in rows] == list(range(4, end + 1, 4))
+    # saved as at a normal end: the checkpoint is the last step, best.npz the best
+    assert load_checkpoint(tmp_path / "checkpoint.npz").iteration == end
+    best = load_checkpoint(tmp_path / "best.npz")
+    assert (best.iteration, best.best_val_loss) == ((8, 1.1) if patience else (32, 0.8))
+
+
+def test_a_resumed_run_goes_on_counting_from_its_history(tmp_path):
+    _scripted(Trainer(TEXT, small(iterations=40, sample_every=0, patience=3))).run(
+        tmp_path, progress=False, log=io.StringIO())  # stops at 20, three since the best
+    assert evaluations_since_best(read_rows(tmp_path / "history.csv")) == 3
+    again = _scripted(Trainer.from_checkpoint(tmp_path, TEXT))
+    summary = again.run(tmp_path, progress=False, log=io.StringIO())
+    assert (summary.iteration, summary.reason) == (24, "patience")  # the 4th without a best
+    more = _scripted(Trainer.from_checkpoint(tmp_path, TEXT, patience=5))  # a schedule option
+    summary = more.run(tmp_path, progress=False, log=io.StringIO())
+    assert (summary.iteration, summary.reason) == (40, "iterations")  # 28 was a new best
+    assert summary.best_val_loss == 0.8
+
+
+def test_evaluations_since_best_counts_rows_after_the_first_lowest():
+    rows = [{"val_loss": v} for v in ("1.5", "", "1.2", "1.3", "1.2", "1.4")]
+    assert evaluations_since_best(rows) == 3  # a tie is no new best; empty cells do not count
+    assert evaluations_since_best([]) == 0
+    assert evaluations_since_best([{"val_loss": ""}]) == 0
 
 
 # -- a log that breaks, a step that fails, a full disk --------------------------------
