@@ -335,10 +335,22 @@ def _describe_end(summary, trainer, args):
     print(line, file=sys.stderr)
 
 
+# The name that stands for the bundled model wherever a model is taken.
+PRETRAINED = "pretrained"
+
+
 def _load(given):
-    """The model and vocabulary of DIR_OR_CHECKPOINT: a checkpoint file, or DIR/checkpoint.npz."""
+    """The model and vocabulary of DIR_OR_CHECKPOINT.
+
+    A checkpoint file, a training directory's ``checkpoint.npz``, or the bundled
+    model (:data:`PRETRAINED`).
+    """
     from fastrnn.training import CHECKPOINT_NAME, load_model
 
+    if given == PRETRAINED:
+        from fastrnn.pretrained import load_pretrained
+
+        return load_pretrained()
     path = given
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)
@@ -352,38 +364,62 @@ def _load(given):
         raise UserError(f"cannot read the checkpoint: {describe_os_error(error)}") from None
 
 
+# Characters drawn per kernel call when printing to a terminal: they appear as drawn.
+_TERMINAL_PIECE = 16
+
+
 def sample(args):
-    from fastrnn.inference import pieces
+    import json
 
-    if args.checkpoint is None:
-        from fastrnn.pretrained import PRETRAINED_DESCRIPTION, load_pretrained
+    from fastrnn.inference import pieces, sample_seeds
 
-        print(f"sampling from the bundled pretrained model ({PRETRAINED_DESCRIPTION}); "
-              f"name a checkpoint to use another", file=sys.stderr)
-        model, vocab = load_pretrained()
-    else:
-        model, vocab = _load(args.checkpoint)
-    # Written piece by piece as it is sampled: memory does not grow with --length,
-    # Ctrl-C stops within a piece, and a reader that goes away ends the sampling.
-    text = pieces(model, vocab, args.length, prime=args.prime, temperature=args.temperature,
-                  seed=args.seed, top_k=args.top_k, top_p=args.top_p)
-    stream = getattr(sys.stdout, "buffer", None)
-    last = ""
+    if args.checkpoint in (None, PRETRAINED):
+        from fastrnn.pretrained import PRETRAINED_DESCRIPTION
+
+        print(f"sampling from the bundled pretrained model ({PRETRAINED_DESCRIPTION})"
+              + ("; name a checkpoint to use another" if args.checkpoint is None else ""),
+              file=sys.stderr)
+    model, vocab = _load(PRETRAINED if args.checkpoint is None else args.checkpoint)
+    seeds = sample_seeds(args.seed, args.num_samples)
+    terminal = not args.json and sys.stdout.isatty()
+    options = dict(prime=args.prime, temperature=args.temperature, top_k=args.top_k,
+                   top_p=args.top_p, stop=args.stop)
+    if terminal:
+        options["piece"] = _TERMINAL_PIECE
     try:
         sys.stdout.flush()  # what was printed before goes first
-        for piece in text:
-            if stream is None:  # a replaced text stream (tests, IDEs)
-                sys.stdout.write(piece)
-            else:
-                stream.write(piece.encode("utf-8", "surrogateescape"))
-            last = piece or last
-        if sys.stdout.isatty() and not last.endswith("\n"):
-            sys.stdout.write("\n")
+        if args.json:
+            texts = ["".join(pieces(model, vocab, args.length, seed=seed, **options))
+                     for seed in seeds]
+            _write(json.dumps(texts, ensure_ascii=False) + "\n")
+        for number, seed in enumerate([] if args.json else seeds):
+            if number:
+                _write("\n")  # an empty line between samples
+            # Written piece by piece as it is sampled: memory does not grow with
+            # --length, Ctrl-C stops within a piece, a reader that goes away ends
+            # the sampling, and a terminal shows the characters as they are drawn.
+            last = ""
+            for piece in pieces(model, vocab, args.length, seed=seed, **options):
+                _write(piece, flush=terminal)
+                last = piece or last
+            if (terminal or args.num_samples is not None) and not last.endswith("\n"):
+                _write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (``fastrnn sample DIR | head``): not an error.
         discard(sys.stdout)
     return 0
+
+
+def _write(text, flush=False):
+    """Write ``text`` to stdout as UTF-8 (lone surrogates kept as they came)."""
+    stream = getattr(sys.stdout, "buffer", None)
+    if stream is None:  # a replaced text stream (tests, IDEs)
+        sys.stdout.write(text)
+    else:
+        stream.write(text.encode("utf-8", "surrogateescape"))
+    if flush:
+        sys.stdout.flush()
 
 
 def evaluate(args):

@@ -38,6 +38,10 @@ MAX_SAMPLE_LENGTH = 1_000_000
 and 1 MB of log each time.  A run must not accept a length it can only fail
 on hours later, at its first sample."""
 
+MAX_SAMPLES = 1_000_000
+"""The most samples one call of :func:`fastrnn.generate` (``n``) or ``fastrnn sample``
+(``--num-samples``) draws: each is a list entry, and far more than anyone reads."""
+
 # -- a run's files ---------------------------------------------------------------
 
 MAX_HISTORY_BYTES = 1 << 30

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastrnn._limits import MAX_SAMPLES
 from fastrnn._sampling_run import SAMPLE_PIECE
 from fastrnn._validation import (
     check_instance,
@@ -25,7 +26,7 @@ from fastrnn._validation import (
 from fastrnn.model import MODELS
 from fastrnn.vocab import Vocabulary
 
-__all__ = ["generate", "pieces", "evaluate", "Evaluation"]
+__all__ = ["generate", "pieces", "evaluate", "Evaluation", "sample_seeds", "check_stop"]
 
 
 def _check_pair(model, vocab):
@@ -41,7 +42,7 @@ def _check_pair(model, vocab):
 
 
 def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
-             top_p=None):
+             top_p=None, n=None, stop=None):
     """Sample text from a model: the prime text, then ``length`` new characters.
 
     The model reads the prime text (all of it but the last character, a piece
@@ -70,20 +71,57 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
         In (0, 1]: draw each character from the smallest set of the most
         probable whose probability reaches ``top_p`` (after ``top_k``); see
         :meth:`fastrnn.RNN.predict`.
+    n : int, optional
+        Draw this many independent samples (>= 1) and return them as a list.
+        Sample ``i`` is seeded from ``numpy.random.SeedSequence(seed)``'s
+        ``i``-th child, so the list is the same for the same ``seed``.
+    stop : str, optional
+        End each sample just before the first occurrence of this text among
+        its generated characters (the prime text is not searched); sampling
+        stops there, so ``length`` is then an upper bound.
 
     Returns
     -------
-    str
+    str, or list of str when ``n`` is given
         ``prime`` followed by the generated characters.
     """
     _check_pair(model, vocab)
+    seeds = sample_seeds(seed, n)
+    stop = check_stop(stop)
     with model.lock:  # one call: no other thread's call on the model in between
-        return "".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
-                              seed=seed, top_k=top_k, top_p=top_p))
+        texts = ["".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
+                                seed=s, top_k=top_k, top_p=top_p, stop=stop))
+                 for s in (seeds if n is not None else [seed])]
+    return texts if n is not None else texts[0]
+
+
+def sample_seeds(seed, n):
+    """The seeds of ``n`` independent samples (one None seed each without ``seed``), checked.
+
+    ``n`` None stands for one sample, seeded with ``seed`` itself.
+    """
+    seed = check_seed("seed", seed)
+    if n is None:
+        return [seed]
+    n = check_int("n", n, 1, MAX_SAMPLES)
+    if seed is None:
+        return [None] * n
+    children = np.random.SeedSequence(seed).spawn(n)
+    return [int(child.generate_state(1)[0]) for child in children]
+
+
+def check_stop(stop, name="stop"):
+    """A stop text: None, or a non-empty str."""
+    if stop is None:
+        return None
+    check_instance(name, stop, str)
+    if not stop:
+        raise ValueError(f"{name} must be a non-empty text, got ''")
+    return stop
 
 
 def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, top_k=None,
-           top_p=None, piece=SAMPLE_PIECE):
+           top_p=None, piece=SAMPLE_PIECE, stop=None):
     """:func:`generate`'s text in pieces, as it is sampled: memory bounded at any length.
 
     The arguments are checked before the first piece.  The pieces joined
@@ -95,13 +133,46 @@ def pieces(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, to
     is sampled, not in between: another thread that trains the model
     meanwhile changes the pieces still to come.
 
+    With ``stop`` (see :func:`generate`) the pieces end just before its first
+    occurrence in the generated characters: the last ``len(stop) - 1``
+    characters of a piece are held back until the next shows they are not
+    its beginning, and pieces are drawn at most ``_STOP_PIECE`` at a time,
+    so that sampling ends soon after the stop text.
+
     Returns
     -------
     iterator of str
     """
     piece = check_int("piece", piece, 1)
+    stop = check_stop(stop)
     run = _sampling_run(model, vocab, length, prime, temperature, seed, top_k, top_p)
-    return _pieces(run, vocab, prime, piece)
+    if stop is None:
+        return _pieces(run, vocab, prime, piece)
+    return _until(_pieces(run, vocab, "", min(piece, _STOP_PIECE)), prime, stop)
+
+
+# Characters drawn per kernel call when a stop text may end the sample early.
+_STOP_PIECE = 1024
+
+
+def _until(generated, prime, stop):
+    """``prime``, then the ``generated`` pieces up to the first occurrence of ``stop``."""
+    if prime:
+        yield prime
+    held = ""  # characters that may be the beginning of the stop text
+    for piece in generated:
+        text = held + piece
+        at = text.find(stop)
+        if at >= 0:
+            if at:
+                yield text[:at]
+            return
+        keep = len(stop) - 1
+        held = text[len(text) - keep:] if keep else ""
+        if len(text) > len(held):
+            yield text[:len(text) - len(held)]
+    if held:
+        yield held
 
 
 def _pieces(run, vocab, prime, piece):

@@ -7,6 +7,7 @@ named, one line for each refusal, and a reader that goes away or Ctrl-C
 (a real ``python -m fastrnn``, as is the first sample of the run).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -72,6 +73,66 @@ def test_sample_without_a_model_uses_the_pretrained_one(tmp_path):
     assert "bundled pretrained model" in stderr_of(result)
 
 
+def test_pretrained_names_the_bundled_model(tmp_path):
+    import fastrnn
+
+    named = run_cli_here("sample", "pretrained", "--length", "50", "--seed", "2", cwd=tmp_path)
+    assert named.returncode == 0, stderr_of(named)
+    model, vocab = fastrnn.load_pretrained()
+    assert named.stdout.decode("utf-8") == fastrnn.generate(model, vocab, 50, seed=2)
+    assert "bundled pretrained model" in stderr_of(named)
+    (tmp_path / "code.py").write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
+    scored = run_cli_here("eval", "pretrained", "code.py", "--json", cwd=tmp_path)
+    assert scored.returncode == 0, stderr_of(scored)
+    expected = fastrnn.evaluate(model, vocab, (tmp_path / "code.py").read_text())
+    assert json.loads(scored.stdout) == expected._asdict()
+
+
+def test_num_samples_and_stop_are_those_of_generate(trained):
+    import fastrnn
+
+    out, _ = trained
+    model, vocab = fastrnn.load_model(out)
+    texts = fastrnn.generate(model, vocab, 300, prime="the ", seed=5, n=3, stop=" ")
+    args = ["sample", out, "--length", "300", "--prime", "the ", "--seed", "5", "--stop", " "]
+    listed = run_cli_here(*args, "--num-samples", "3", "--json", cwd=out)
+    assert listed.returncode == 0, stderr_of(listed)
+    assert json.loads(listed.stdout) == texts
+    assert all(" " not in t[4:] for t in texts)  # the control: the stop did cut them
+    printed = run_cli_here(*args, "--num-samples", "3", cwd=out)
+    assert printed.stdout.decode("utf-8") == "\n\n".join(texts) + "\n"  # newline-ended, apart
+    one = run_cli_here(*args, cwd=out)  # no --num-samples: the one sample of that seed
+    assert one.stdout.decode("utf-8") == fastrnn.generate(model, vocab, 300, prime="the ",
+                                                          seed=5, stop=" ")
+
+
+def test_a_terminal_gets_the_same_text_ended_by_a_newline(trained):
+    """In a real process whose stdout is a terminal (where pieces are drawn a few at a time)."""
+    import pty
+
+    out, _ = trained
+    args = [sys.executable, "-m", "fastrnn", "sample", str(out), "--length", "200", "--seed", "8"]
+    leader, follower = pty.openpty()
+    try:
+        process = subprocess.Popen(args, stdout=follower, stderr=subprocess.DEVNULL,
+                                   stdin=subprocess.DEVNULL, env=cli_env(), cwd=out)
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    plain = run_cli_here("sample", out, "--length", "200", "--seed", "8", cwd=out).stdout
+    assert shown.replace(b"\r\n", b"\n") == plain + b"\n"
+
+
 # -- refusals ------------------------------------------------------------------------
 
 
@@ -104,6 +165,9 @@ def test_user_errors(files, args, fragments):
     ("--top-p", "0", "must be in (0, 1], got '0'"),
     ("--top-p", "1.01", "must be in (0, 1], got '1.01'"),
     ("--top-p", "nan", "must be a finite number, got 'nan'"),
+    ("--num-samples", "0", "must be an integer >= 1, got '0'"),
+    ("--num-samples", "many", "must be an integer, got 'many'"),
+    ("--stop", "", "must be a non-empty text, got ''"),
 ])
 def test_option_errors_are_the_api_checks_naming_the_flag(tmp_path, flag, value, message):
     result = run_cli_here("sample", "x", flag, value, cwd=tmp_path)

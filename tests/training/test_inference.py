@@ -9,6 +9,7 @@ tests/models/test_limits.py; ``fastrnn sample`` and ``fastrnn eval`` in tests/cl
 
 import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from helpers import TRAIN_TEXT as TRAINED_ON
 from helpers import small_config as small
 
 from fastrnn import LSTM, RNN, Trainer, TrainingConfig, Vocabulary, evaluate, load_model
-from fastrnn.inference import generate, pieces
+from fastrnn.inference import generate, pieces, sample_seeds
 
 TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 7
 LONG_TEXT = "the cat sat on the mat; the dog sat on the log.\n" * 40
@@ -33,6 +34,50 @@ def test_generate_starts_with_the_prime(trained_run):
     assert generate(model, vocab, 50, prime="café", seed=1) == text
     assert generate(model, vocab, 0, prime="ab") == "ab"
     assert len(generate(model, vocab, 30, seed=2)) == 30
+
+
+def test_n_samples_are_a_reproducible_list_each_seeded_on_its_own(trained_run):
+    model, vocab = load_model(trained_run)
+    texts = generate(model, vocab, 40, prime="the ", seed=7, n=4)
+    assert isinstance(texts, list) and len(texts) == 4
+    assert all(t.startswith("the ") and len(t) == 44 for t in texts)
+    assert len(set(texts)) == 4  # independent draws
+    assert generate(model, vocab, 40, prime="the ", seed=7, n=4) == texts
+    seeds = sample_seeds(7, 4)
+    assert texts == [generate(model, vocab, 40, prime="the ", seed=s) for s in seeds]
+    assert generate(model, vocab, 40, seed=7, n=1) == [generate(model, vocab, 40, seed=seeds[0])]
+    assert len(set(generate(model, vocab, 40, n=3))) == 3  # unseeded: fresh seeds each
+    assert generate(model, vocab, 40, seed=7) == generate(model, vocab, 40, seed=7, n=None)
+
+
+def test_stop_ends_a_sample_just_before_the_stop_text(trained_run):
+    model, vocab = load_model(trained_run)
+    full = generate(model, vocab, 2000, prime="the ", seed=3)
+    stop = next(s for s in ("at", "he", "e", "t") if s in full[4:])
+    cut = generate(model, vocab, 2000, prime="the ", seed=3, stop=stop)
+    assert cut == full[:4 + full[4:].index(stop)]  # the prime is not searched
+    assert stop not in cut[4:]
+    # held back across pieces of any size: the same text, the stop text never printed
+    for size in (1, 2, 3, 7, 4096):
+        parts = list(pieces(model, vocab, 2000, prime="the ", seed=3, piece=size, stop=stop))
+        assert "".join(parts) == cut, size
+    never = "\x00never"  # not in the vocabulary: the whole sample
+    assert generate(model, vocab, 300, seed=3, stop=never) == generate(model, vocab, 300, seed=3)
+    texts = generate(model, vocab, 300, seed=4, n=3, stop="\n")
+    assert all("\n" not in t for t in texts)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n": 0}, "n must be an integer >= 1, got 0"),
+    ({"n": 1.5}, "n must be an integer"),
+    ({"n": 10**7}, "n must be an integer <= 1,000,000"),
+    ({"stop": ""}, "stop must be a non-empty text, got ''"),
+    ({"stop": 5}, "stop must be"),
+])
+def test_bad_n_and_stop_are_refused(trained_run, options, message):
+    model, vocab = load_model(trained_run)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        generate(model, vocab, 10, **options)
 
 
 def test_generate_primes_with_the_hidden_state_of_the_prime(trained_run):
