@@ -261,8 +261,8 @@ def _parser():
         lambda name, value: check_int(name, value, 1, MAX_SAMPLES), int), default=None,
         metavar="N", help="draw N independent samples, each ended by a newline, an empty line "
         "between them (seeded from --seed, each its own)")
-    sample.add_argument("--stop", type=argument_type(lambda name, value: check_stop(value, name), str),
-                        default=None, metavar="TEXT",
+    stop = argument_type(lambda name, value: check_stop(value, name), str)
+    sample.add_argument("--stop", type=stop, default=None, metavar="TEXT",
                         help="end each sample just before TEXT first appears in it (--length "
                         "is then the most it draws)")
     sample.add_argument("--json", action="store_true",
