@@ -144,20 +144,78 @@ def _read_training_text(path):
         raise UserError(f"cannot read the text file: {describe_os_error(error)}") from None
 
 
-def _resume_text(args, ckpt):
-    """Read the text of a resumed run: TEXT_FILE, or the one the checkpoint records."""
-    if args.text_file is not None:
-        return _read_training_text(args.text_file)
-    source = ckpt.text_source
-    if source == "<builtin>":
-        return _read_training_text(None)
-    from fastrnn.corpus import CorpusError
+def _read_corpus(paths):
+    """``(text, source, corpus)`` of train's PATHs: files and folders, or the built-in corpus.
 
+    The source a checkpoint records is the one PATH given, made absolute, or
+    the JSON list of them, so that a resume reads the same folders again.
+    """
+    import json
+
+    from fastrnn.corpus import builtin_corpus, read_corpus
+
+    if not paths:
+        return builtin_corpus(), "<builtin>", ()
+    paths = [os.path.abspath(path) for path in paths]
     try:
-        return _read_training_text(source)
-    except (UserError, CorpusError) as error:  # gone, or now a FIFO, a device, too large
-        raise UserError(f"the run was trained on {source}, which cannot be read now ({error}); "
-                         f"pass its TEXT_FILE") from None
+        text, corpus = read_corpus(paths)
+    except OSError as error:
+        raise UserError(f"cannot read the text file: {describe_os_error(error)}") from None
+    return text, paths[0] if len(paths) == 1 else json.dumps(paths), corpus
+
+
+def _recorded_paths(source):
+    """The PATHs a checkpoint's source records (None: the built-in corpus)."""
+    import json
+
+    if source == "<builtin>":
+        return None
+    if source.startswith("["):  # never an absolute path
+        try:
+            paths = json.loads(source)
+            if isinstance(paths, list) and paths and all(isinstance(p, str) for p in paths):
+                return paths
+        except ValueError:
+            pass
+    return [source]
+
+
+def _resume_text(args, ckpt):
+    """Read the text of a resumed run: the PATHs given, or those the checkpoint records."""
+    from fastrnn.corpus import CorpusError, fingerprint
+
+    if args.text_files:
+        text, source, corpus = _read_corpus(args.text_files)
+    else:
+        paths = _recorded_paths(ckpt.text_source)
+        try:
+            text, source, corpus = _read_corpus(paths)
+        except (UserError, CorpusError) as error:  # gone, or now a FIFO, a device, too large
+            raise UserError(f"the run was trained on {ckpt.text_source}, which cannot be read "
+                            f"now ({error}); pass its PATHs") from None
+    if ckpt.corpus and fingerprint(text) != ckpt.text_sha256:
+        _name_the_change(ckpt.corpus, corpus)  # else Trainer.from_checkpoint says it
+    return text, source, corpus
+
+
+def _name_the_change(recorded, now):
+    """Name a file that makes a corpus's text not the run's (files may have moved)."""
+    advice = "; resume with the corpus the run was trained on"
+    then_by_path = {path: digest for path, digest, _ in recorded}
+    then_digests = [digest for _, digest, _ in recorded]
+    for path, digest, _ in now:
+        if then_by_path.get(path, digest) != digest:
+            raise UserError(f"{path} changed since the run started (sha256 "
+                            f"{then_by_path[path][:12]}... then, {digest[:12]}... now)" + advice)
+    for path, digest, _ in now:
+        if digest not in then_digests:
+            raise UserError(f"{path} was not in the corpus the run was trained on" + advice)
+    now_digests = [digest for _, digest, _ in now]
+    for path, digest, _ in recorded:
+        if digest not in now_digests:
+            raise UserError(f"the corpus has lost {path} since the run started" + advice)
+    if now_digests != then_digests:
+        raise UserError("the corpus's files come in another order, or some twice" + advice)
 
 
 def _check_out_dir(out):
@@ -186,8 +244,8 @@ def train(args):
     if args.resume:
         trainer = _resume(args, given)
     else:
-        text, source = _read_training_text(args.text_file)
-        trainer = Trainer(text, TrainingConfig(**given), source=source)
+        text, source, corpus = _read_corpus(args.text_files)
+        trainer = Trainer(text, TrainingConfig(**given), source=source, corpus=corpus)
     _check_run(trainer, args)
     _make_out_dir(out)
     if args.resume:
@@ -262,7 +320,7 @@ def _resume(args, given):
         ckpt = load_checkpoint(os.path.join(args.out, CHECKPOINT_NAME))
     except FileNotFoundError:
         raise UserError(f"--resume: {args.out} holds no {CHECKPOINT_NAME} to resume") from None
-    text, source = _resume_text(args, ckpt)
+    text, source, _ = _resume_text(args, ckpt)
     try:
         return Trainer.from_checkpoint(ckpt, text, source=source, **given)
     except FixedOptionError as error:
@@ -500,8 +558,7 @@ def discard(stream):
 
 def _resume_command(args):
     """The ``fastrnn train ... --resume`` command that continues this run, quoted for a shell."""
-    text = [args.text_file] if args.text_file else []
-    return shlex.join([PROG, "train", *text, "--out", args.out, "--resume"])
+    return shlex.join([PROG, "train", *args.text_files, "--out", args.out, "--resume"])
 
 
 def _given_options(args):

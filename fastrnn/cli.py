@@ -224,7 +224,10 @@ def _parser():
         "corpus) by truncated backpropagation through time.",
         epilog=_train_epilog(),
     )
-    _add_text_file(train)
+    train.add_argument("text_files", nargs="*", metavar="PATH",
+                       help="UTF-8 text files, or folders (every regular file in them, at any "
+                       "depth, in sorted order), joined into one text in order (default: the "
+                       "built-in corpus)")
     train.add_argument("--out", required=True, metavar="DIR",
                        help="directory for checkpoints, history and plot")
     train.add_argument("--resume", action="store_true",

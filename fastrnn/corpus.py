@@ -25,6 +25,7 @@ little between Python versions.
 
 import hashlib
 import os
+import stat
 import sysconfig
 
 import numpy as np
@@ -38,6 +39,8 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "CorpusError",
     "read_text",
+    "corpus_files",
+    "read_corpus",
     "builtin_corpus",
     "fingerprint",
     "split_validation",
@@ -107,6 +110,98 @@ def read_text(path, use="train on"):
         raise CorpusError(f"{os.fspath(path)} holds only a UTF-8 byte-order mark: there is "
                           f"nothing to {use}")
     return text
+
+
+def corpus_files(paths):
+    """The files of a corpus, in order: each path a file, or every regular file of a folder.
+
+    A folder gives its regular files at any depth, in sorted order of their
+    paths (links, FIFOs and other special files in it are passed over, never
+    followed or opened).  A path named twice, or a file that two folders give,
+    is refused.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or a list of them
+
+    Returns
+    -------
+    list of str
+        Absolute paths.
+
+    Raises
+    ------
+    CorpusError
+        If no path is given, a folder holds no regular file, or a file repeats.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise CorpusError("give at least one text file or folder")
+    files = []
+    for path in paths:
+        if not isinstance(path, (str, os.PathLike)):
+            raise CorpusError(f"a corpus path must be a str or os.PathLike, got {path!r}")
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            files.append(path)  # read_text refuses what is not a readable regular file
+            continue
+        found = []
+        for folder, subfolders, names in os.walk(path):
+            subfolders.sort()
+            found += [os.path.join(folder, name) for name in names
+                      if stat.S_ISREG(os.lstat(os.path.join(folder, name)).st_mode)]
+        if not found:
+            raise CorpusError(f"the folder {path} holds no regular file to read")
+        files += sorted(found)
+    repeated = sorted({f for f in files if files.count(f) > 1})
+    if repeated:
+        raise CorpusError(f"{repeated[0]} is in the corpus twice; name each file once")
+    return files
+
+
+def read_corpus(paths, use="train on"):
+    """Read a corpus (:func:`corpus_files`) into one text: its files joined in order.
+
+    Parameters
+    ----------
+    paths : str, os.PathLike or a list of them
+        Files and folders.
+    use : str, default "train on"
+        What the text is for, as an empty file's message says it.
+
+    Returns
+    -------
+    text : str
+        The files' texts, one after the other, exactly (see :func:`read_text`).
+    files : tuple of (str, str, int)
+        Each file's absolute path, :func:`fingerprint` and length in characters,
+        in order: what a checkpoint records, so that a resume can name a file
+        that changed.
+
+    Raises
+    ------
+    OSError
+        If a file cannot be read.
+    CorpusError
+        As :func:`corpus_files` and :func:`read_text`, naming the file; and if
+        the files together are larger than :data:`MAX_TEXT_BYTES`.
+    """
+    names = corpus_files(paths)
+    total = 0
+    for name in names:  # the sizes first: nothing is read of a corpus too large
+        try:
+            total += os.stat(name).st_size
+        except OSError:
+            continue  # read_text names it
+        if total > MAX_TEXT_BYTES:
+            raise CorpusError(f"the corpus is more than {MAX_TEXT_BYTES:,} bytes (at {name}); "
+                              f"fastrnn trains on at most that much text")
+    texts = [read_text(name, use) for name in names]
+    files = tuple((name, fingerprint(text), len(text)) for name, text in zip(names, texts,
+                                                                             strict=True))
+    return "".join(texts), files
 
 
 def builtin_corpus():

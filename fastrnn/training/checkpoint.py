@@ -27,6 +27,9 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
                            in characters; ``text_source`` where it came from
 ``seconds``                seconds the run has trained, over all its resumes (a file
                            without it reads as 0)
+``corpus``                 the files of the training text, JSON ``[[path, sha256,
+                           characters], ...]`` in order (optional: a text given as a
+                           string has none)
 =========================  ===============================================================
 
 Files are written atomically (:func:`fastrnn._files.atomic_write`): a crash at any moment
@@ -71,6 +74,7 @@ _META = (
     "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
     "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source", "seconds",
+    "corpus",
 )  # fmt: skip
 
 
@@ -116,6 +120,10 @@ class Checkpoint:
     seconds : float
         Seconds the run has trained (:attr:`fastrnn.Trainer.seconds`), over
         all its resumes up to this checkpoint.
+    corpus : tuple of (str, str, int)
+        The files the text was read from (:func:`fastrnn.corpus.read_corpus`):
+        each one's path, SHA-256 and length in characters; empty when the text
+        was given as a string.
     origin : tuple (str, object) or None
         The file it was read from and which version of that file, set by
         :func:`load_checkpoint`; None for one built in memory.  A trainer
@@ -142,6 +150,7 @@ class Checkpoint:
     text_length: int = 0
     text_source: str = ""
     seconds: float = 0.0
+    corpus: tuple = ()
     origin: tuple | None = field(default=None, compare=False, repr=False)
 
 
@@ -192,6 +201,8 @@ def save_checkpoint(path, checkpoint):
         text_length=np.array(checkpoint.text_length, dtype=np.int64),
         text_source=np.array(checkpoint.text_source),
         seconds=np.array(checkpoint.seconds, dtype=np.float64),
+        **({"corpus": _json([list(entry) for entry in checkpoint.corpus])}
+           if checkpoint.corpus else {}),
     )
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -437,5 +448,19 @@ def _read_checkpoint(r):
         r.fail(f"entry 'seconds' is {seconds}, not a time spent")
     return Checkpoint(
         parameters=parameters, vocab=vocab, hidden=hidden, optimizer_state=optimizer_state,
-        seconds=seconds, **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
+        seconds=seconds, corpus=_read_corpus(r) if r.has("corpus") else (),
+        **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
     )
+
+
+def _read_corpus(r):
+    """The ``corpus`` entry: ``(path, sha256, characters)`` of each file, checked."""
+    entries = r.json("corpus", list)
+    corpus = []
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                and isinstance(entry[1], str) and re.fullmatch(r"[0-9a-f]{64}", entry[1])
+                and type(entry[2]) is int and 0 < entry[2] <= MAX_TEXT_BYTES):
+            r.fail("entry 'corpus' is not a list of [path, sha256, characters]")
+        corpus.append(tuple(entry))
+    return tuple(corpus)

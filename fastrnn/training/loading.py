@@ -15,7 +15,7 @@ from fastrnn.model import MODELS
 from fastrnn.training.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.training.rundir import resolve_checkpoint
 
-__all__ = ["build_model", "model_from_checkpoint", "load_model"]
+__all__ = ["build_model", "model_from_checkpoint", "check_fits", "load_model"]
 
 
 def build_model(kind, args, seed=0):
@@ -129,3 +129,32 @@ def load_model(path):
     path = resolve_checkpoint(path)
     ckpt = load_checkpoint(path)
     return model_from_checkpoint(ckpt, path), ckpt.vocab
+
+
+def check_fits(ckpt, config, model, where):
+    """Refuse a checkpoint whose model, state or optimizer does not fit its own config.
+
+    ``config`` is the checkpoint's (as resumed), ``model`` the one
+    :func:`model_from_checkpoint` built from it, ``where`` its name in messages.
+    """
+    if ckpt.model_kind != config.model:
+        raise CheckpointError(f"{where}: the file holds a {ckpt.model_kind} model, its config "
+                              f"says {config.model!r}")
+    if ckpt.model_args.get("hidden_dim") != config.hidden_size:
+        raise CheckpointError(f"{where}: the model's hidden size does not match its config")
+    if ckpt.model_args.get("num_layers", 1) != config.num_layers:
+        raise CheckpointError(f"{where}: the model's number of layers does not match its "
+                              f"config")
+    if model.dtype.name != config.dtype:
+        raise CheckpointError(f"{where}: the model's dtype {model.dtype.name} does not match "
+                              f"its config's {config.dtype}")
+    expected = model.pack_state(model.zero_state(config.batch_size)).shape
+    if ckpt.hidden.shape != expected:
+        raise CheckpointError(
+            f"{where}: the hidden state has shape {ckpt.hidden.shape}, expected {expected}"
+        )
+    if not np.all(np.isfinite(ckpt.hidden)):
+        raise CheckpointError(f"{where}: the hidden state holds NaN or infinite values")
+    if ckpt.optimizer != config.optimizer:
+        raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
+                              f"config says {config.optimizer!r}")

@@ -33,7 +33,7 @@ from fastrnn.optim import Optimizer
 from fastrnn.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fastrnn.training.config import TrainingConfig, resumed_config, saved_config
 from fastrnn.training.errors import CheckpointError, TrainingDiverged
-from fastrnn.training.loading import build_model, model_from_checkpoint
+from fastrnn.training.loading import build_model, check_fits, model_from_checkpoint
 from fastrnn.training.loop import RunLoop, RunSummary
 from fastrnn.training.rundir import RunDirectory, as_path, check_target, resolve_checkpoint
 from fastrnn.training.signals import default_log
@@ -64,6 +64,10 @@ class Trainer:
     source : str, default "<text>"
         Where the text came from (a file path, ``"<builtin>"``), recorded in
         checkpoints to tell the user what a run was trained on.
+    corpus : tuple of (str, str, int), optional
+        The files the text was read from, as :func:`fastrnn.corpus.read_corpus`
+        returns them (their texts joined must be ``text``); recorded in
+        checkpoints, so that a resume can name a file that changed.
 
     Attributes
     ----------
@@ -90,6 +94,8 @@ class Trainer:
         the first step.
     best_val_loss : float or None
         Lowest validation loss per character so far.
+    corpus : tuple of (str, str, int)
+        The files the text was read from (see the parameter), carried by resumes.
     own_checkpoint : tuple or None
         :func:`~fastrnn._files.file_identity` of the checkpoint file this
         trainer's state continues (the one it was loaded from or saved last);
@@ -101,11 +107,12 @@ class Trainer:
     Trainer.from_checkpoint : continue a saved run.
     """
 
-    def __init__(self, text, config=None, *, source="<text>"):
+    def __init__(self, text, config=None, *, source="<text>", corpus=()):
         config = TrainingConfig() if config is None else config
         check_instance("config", config, TrainingConfig)
         check_instance("source", source, str)
         vocab = Vocabulary.from_text(text)  # validates text
+        corpus = _checked_corpus(corpus, text)
         V, H = vocab.size, config.hidden_size
         model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
         if config.model != "rnn":
@@ -114,11 +121,12 @@ class Trainer:
             model_args["dtype"] = config.dtype
         model = build_model(config.model, model_args, seed=config.seed)
         self._build(text, vocab, config, source, model, model_args,
-                    Optimizer(config, model.parameter_vector.shape[0], dtype=model.dtype))
+                    Optimizer(config, model.parameter_vector.shape[0], dtype=model.dtype),
+                    corpus=corpus)
 
     def _build(self, text, vocab, config, source, model, model_args, optimizer, *, position=0,
                epoch=0, iteration=0, seconds=0.0, hidden=None, loss_ema=0.0,
-               best_val_loss=None, rng_state=None, own_checkpoint=None):
+               best_val_loss=None, rng_state=None, own_checkpoint=None, corpus=()):
         """Set every attribute of a trainer: the one place a trainer is built.
 
         The defaults are a new run's; :meth:`from_checkpoint` passes what the
@@ -127,7 +135,7 @@ class Trainer:
         train, val = split_validation(vocab.encode(text, compact=True), config.val_fraction)
         streams = Streams(train, config.batch_size, config.seq_length, position=position,
                           epoch=epoch)  # may refuse the position: before anything is set
-        self.config, self.vocab, self.source = config, vocab, source
+        self.config, self.vocab, self.source, self.corpus = config, vocab, source, corpus
         self.text_sha256, self.text_length = fingerprint(text), len(text)
         self.streams = streams
         self.val_size = int(val.shape[0])
@@ -203,7 +211,7 @@ class Trainer:
         if vocab != ckpt.vocab:
             raise CheckpointError(f"{where}: the vocabulary does not match its training text")
         model = model_from_checkpoint(ckpt, where)
-        _check_fits(ckpt, config, model, where)
+        check_fits(ckpt, config, model, where)
         if not math.isfinite(ckpt.loss_ema):  # else the first log line would blame the rate
             raise CheckpointError(f"{where}: the smoothed training loss (loss_ema) is "
                                   f"{ckpt.loss_ema}")
@@ -224,7 +232,8 @@ class Trainer:
                         model, dict(ckpt.model_args), optimizer, position=ckpt.position,
                         epoch=ckpt.epoch, iteration=ckpt.iteration, seconds=ckpt.seconds,
                         hidden=hidden, loss_ema=ckpt.loss_ema, best_val_loss=best,
-                        rng_state=ckpt.rng_state, own_checkpoint=own_checkpoint)
+                        rng_state=ckpt.rng_state, own_checkpoint=own_checkpoint,
+                        corpus=ckpt.corpus)
         except ValueError as error:  # the streams refuse the position
             raise CheckpointError(f"{where}: bad data position ({error})") from None
         return self
@@ -345,6 +354,7 @@ class Trainer:
             text_length=self.text_length,
             text_source=self.source,
             seconds=self.seconds,
+            corpus=self.corpus,
         )
 
     def save(self, path):
@@ -453,26 +463,15 @@ class Trainer:
         RunDirectory(as_path("out_dir", out_dir)).check(self.own_checkpoint, self.source)
 
 
-def _check_fits(ckpt, config, model, where):
-    """Refuse a checkpoint whose model, state or optimizer does not fit its own config."""
-    if ckpt.model_kind != config.model:
-        raise CheckpointError(f"{where}: the file holds a {ckpt.model_kind} model, its config "
-                              f"says {config.model!r}")
-    if ckpt.model_args.get("hidden_dim") != config.hidden_size:
-        raise CheckpointError(f"{where}: the model's hidden size does not match its config")
-    if ckpt.model_args.get("num_layers", 1) != config.num_layers:
-        raise CheckpointError(f"{where}: the model's number of layers does not match its "
-                              f"config")
-    if model.dtype.name != config.dtype:
-        raise CheckpointError(f"{where}: the model's dtype {model.dtype.name} does not match "
-                              f"its config's {config.dtype}")
-    expected = model.pack_state(model.zero_state(config.batch_size)).shape
-    if ckpt.hidden.shape != expected:
-        raise CheckpointError(
-            f"{where}: the hidden state has shape {ckpt.hidden.shape}, expected {expected}"
-        )
-    if not np.all(np.isfinite(ckpt.hidden)):
-        raise CheckpointError(f"{where}: the hidden state holds NaN or infinite values")
-    if ckpt.optimizer != config.optimizer:
-        raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
-                              f"config says {config.optimizer!r}")
+def _checked_corpus(corpus, text):
+    """``corpus`` as ``(path, sha256, characters)`` tuples whose lengths add up to the text's."""
+    try:
+        corpus = tuple((str(path), str(digest), int(length)) for path, digest, length in corpus)
+    except (TypeError, ValueError):
+        raise ValueError("corpus must be a sequence of (path, sha256, characters), as "
+                         "fastrnn.corpus.read_corpus returns it") from None
+    if corpus and sum(length for _, _, length in corpus) != len(text):
+        raise ValueError(f"the corpus's files hold {sum(n for _, _, n in corpus):,} "
+                         f"characters, the text {len(text):,}: give the text read_corpus "
+                         f"returned with them")
+    return corpus

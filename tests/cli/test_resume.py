@@ -64,6 +64,49 @@ def test_a_resume_in_a_new_process_finds_its_text_and_continues_the_run(tmp_path
     assert len(_samples(stderr_of(one))) == 3
 
 
+def test_a_corpus_of_folders_and_files_trains_and_resumes_only_as_it_was(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    lines = "the cat sat on the mat; the dog sat on the log.\n"
+    (corpus / "a.txt").write_text(lines * 6, encoding="utf-8")
+    (corpus / "sub" / "b.txt").write_text(lines.upper() * 6, encoding="utf-8")
+    (tmp_path / "c.txt").write_text(lines[::-1] * 6, encoding="utf-8")
+    args = ["--hidden-size", "8", "--seq-length", "10", "--eval-every", "20", "--val-fraction",
+            "0", "--learning-rate", "0.05", "--no-progress"]
+    first = run_cli_here("train", "corpus", "c.txt", "--out", "run", *args, "--iterations", "20",
+                         cwd=tmp_path)
+    assert first.returncode == 0, stderr_of(first)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert [os.path.relpath(path, tmp_path) for path, _, _ in ckpt.corpus] == [
+        os.path.join("corpus", "a.txt"), os.path.join("corpus", "sub", "b.txt"), "c.txt"]
+    assert ckpt.text_length == 3 * 6 * len(lines)
+
+    def resume(iterations):
+        return run_cli_here("train", "--out", "run", "--resume", "--iterations", iterations,
+                            "--no-progress", cwd=tmp_path)
+
+    assert resume(40).returncode == 0  # the recorded PATHs are read again
+    (corpus / "sub" / "b.txt").write_text(lines.upper() * 7, encoding="utf-8")
+    assert_one_line_error(resume(60), 1, "sub/b.txt changed since the run started",
+                          "resume with the corpus the run was trained on")
+    (corpus / "sub" / "b.txt").write_text(lines.upper() * 6, encoding="utf-8")
+    (corpus / "sub" / "new.txt").write_text(lines, encoding="utf-8")
+    assert_one_line_error(resume(60), 1, "sub/new.txt was not in the corpus the run was "
+                                         "trained on")
+    (corpus / "sub" / "new.txt").unlink()
+    swapped = run_cli_here("train", "c.txt", "corpus", "--out", "run", "--resume",
+                           "--iterations", 60, "--no-progress", cwd=tmp_path)
+    assert_one_line_error(swapped, 1, "the corpus's files come in another order")
+    (corpus / "a.txt").rename(tmp_path / "a.txt")
+    assert_one_line_error(resume(60), 1, "the corpus has lost", "corpus/a.txt")
+    (corpus / "sub" / "b.txt").rename(tmp_path / "b.txt")
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").iteration == 40  # untouched
+    moved = run_cli_here("train", "a.txt", "b.txt", "c.txt", "--out", "run", "--resume",
+                         "--iterations", 60, "--no-progress", cwd=tmp_path)
+    assert moved.returncode == 0, stderr_of(moved)  # the same files, moved: the same text
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").iteration == 60
+
+
 def test_resume_changes_the_schedule_and_keeps_the_rest(tmp_path, text_file):
     out = tmp_path / "o"
     assert run_cli_here("train", text_file, "--out", out, *FAST, "--iterations", "4",
@@ -186,4 +229,4 @@ def test_resume_refuses_a_recorded_text_path_that_is_a_fifo(tmp_path, saved):
     rewrite_npz(saved, text_source=np.array(str(fifo)))
     line = _one_error_line(run_cli("train", "--out", saved.parent, "--resume", "--iterations",
                                    "3", cwd=tmp_path, timeout=60))
-    assert str(fifo) in line and "FIFO" in line and "pass its TEXT_FILE" in line
+    assert str(fifo) in line and "FIFO" in line and "pass its PATHs" in line

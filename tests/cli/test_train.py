@@ -120,7 +120,7 @@ def test_patience_stops_early_saying_why_and_where_the_best_is(tmp_path):
                                                  "No such file"]),
     (["train", "empty.txt", "--out", "o"], 1, ["empty.txt is empty"]),
     (["train", "latin1.txt", "--out", "o"], 1, ["latin1.txt is not UTF-8"]),
-    (["train", "subdir", "--out", "o"], 1, ["subdir is a directory"]),
+    (["train", "subdir", "--out", "o"], 1, ["the folder", "subdir holds no regular file"]),
     (["train", "short.txt", "--out", "o"], 1, ["too short"]),
     (["train", "--out", "a_file"], 1, ["a_file exists and is not a directory"]),
     (["train", "--out", "a_file/sub", "--iterations", "1", "--hidden-size", "4"], 1,

@@ -7,6 +7,7 @@ range, and a FIFO is never waited on.  Whether the model in it fits is
 test_loading.py's; whether the run state fits, test_trainer.py's.
 """
 
+import dataclasses
 import json
 import os
 import stat
@@ -76,6 +77,30 @@ def test_round_trip(tmp_path):
     for name in ("model_kind", "model_args", "config", "iteration", "epoch", "position",
                  "optimizer", "loss_ema", "text_sha256", "text_length", "text_source"):
         assert getattr(back, name) == getattr(ckpt, name), name
+
+
+def test_the_corpus_round_trips_and_is_optional(tmp_path):
+    files = (("/data/a.txt", "ab" * 32, 700), ("/data/b é.txt", "cd" * 32, 534))
+    save_checkpoint(tmp_path / "c.npz", dataclasses.replace(_checkpoint(), corpus=files))
+    assert load_checkpoint(tmp_path / "c.npz").corpus == files
+    save_checkpoint(tmp_path / "none.npz", _checkpoint())  # a text given as a string
+    assert load_checkpoint(tmp_path / "none.npz").corpus == ()
+    with np.load(tmp_path / "none.npz") as npz:
+        assert "corpus" not in npz.files
+
+
+@pytest.mark.parametrize("entry", [
+    [["/a.txt", "ab" * 32]],  # no length
+    [["/a.txt", "not a digest", 5]],
+    [["/a.txt", "ab" * 32, 0]],
+    [["/a.txt", "ab" * 32, 5.0]],
+    {"/a.txt": 5},
+])
+def test_a_damaged_corpus_entry_is_refused(tmp_path, entry):
+    save_checkpoint(tmp_path / "c.npz", _checkpoint())
+    rewrite_npz(tmp_path / "c.npz", corpus=np.array(json.dumps(entry)))
+    with pytest.raises(CheckpointError, match="corpus"):
+        load_checkpoint(tmp_path / "c.npz")
 
 
 def test_plain_numpy_can_read_it(tmp_path):

@@ -23,7 +23,9 @@ from fastrnn.corpus import (
     Streams,
     builtin_corpus,
     contiguous_parts,
+    corpus_files,
     fingerprint,
+    read_corpus,
     read_text,
     split_validation,
 )
@@ -68,6 +70,56 @@ def test_read_text_missing(tmp_path):
 
 
 # -- the built-in corpus -------------------------------------------------------------
+
+
+def _tree(root):
+    """A corpus folder: files at two depths, a link and a FIFO that are passed over."""
+    (root / "sub" / "deep").mkdir(parents=True)
+    for name, text in {"b.txt": "bee\n", "a.md": "ay ", "sub/c.py": "see\n",
+                       "sub/deep/d.txt": "dee", "sub/0.txt": "zero\n"}.items():
+        (root / name).write_text(text, encoding="utf-8")
+    os.symlink(root / "b.txt", root / "link.txt")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "sub" / "pipe")
+    return root
+
+
+def test_a_folder_gives_its_regular_files_at_any_depth_in_sorted_order(tmp_path):
+    root = _tree(tmp_path / "corpus")
+    assert [os.path.relpath(f, root) for f in corpus_files(root)] == [
+        "a.md", "b.txt", os.path.join("sub", "0.txt"), os.path.join("sub", "c.py"),
+        os.path.join("sub", "deep", "d.txt")]  # neither the link nor the FIFO
+    (tmp_path / "one.txt").write_text("one\n")
+    text, files = read_corpus([tmp_path / "one.txt", root])
+    assert text == "one\n" + "ay " + "bee\n" + "zero\n" + "see\n" + "dee"  # exactly, joined
+    assert [length for _, _, length in files] == [4, 3, 4, 5, 4, 3]
+    assert files[0] == (str(tmp_path / "one.txt"), fingerprint("one\n"), 4)
+    assert read_corpus(tmp_path / "one.txt") == ("one\n", (files[0],))  # a path alone
+
+
+def test_a_corpus_refuses_what_it_cannot_read_naming_the_file(tmp_path):
+    root = _tree(tmp_path / "corpus")
+    (root / "sub" / "latin1.txt").write_bytes("café".encode("latin-1"))
+    with pytest.raises(CorpusError, match=r"latin1.txt is not UTF-8 text"):
+        read_corpus([root])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CorpusError, match=r"the folder .*empty holds no regular file"):
+        read_corpus([tmp_path / "empty"])
+    with pytest.raises(CorpusError, match=r"b.txt is in the corpus twice"):
+        corpus_files([root / "sub", root / "b.txt", root])
+    with pytest.raises(CorpusError, match="give at least one text file or folder"):
+        corpus_files([])
+    with pytest.raises(OSError):
+        read_corpus([tmp_path / "missing.txt"])
+
+
+def test_a_corpus_over_the_size_bound_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_TEXT_BYTES", 10)
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("123456")  # 6 bytes each: each fits, both do not
+    assert read_corpus([tmp_path / "a.txt"])[0] == "123456"
+    with pytest.raises(CorpusError, match=r"the corpus is more than 10 bytes \(at .*b.txt\)"):
+        read_corpus([tmp_path])
 
 
 def test_builtin_corpus_is_about_a_megabyte_of_python():

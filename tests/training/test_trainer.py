@@ -65,6 +65,20 @@ def test_trainer_setup():
     assert t.streams.parts.shape == (2, (len(TEXT) - n_val) // 2)
 
 
+def test_the_corpus_a_text_was_read_from_is_carried_by_checkpoints(tmp_path):
+    half = len(TEXT) // 2
+    files = (("/texts/a.txt", "ab" * 32, half), ("/texts/b.txt", "cd" * 32, len(TEXT) - half))
+    t = Trainer(TEXT, small(), source="/texts", corpus=files)
+    assert t.corpus == files and t.checkpoint().corpus == files
+    t.save(tmp_path / "c.npz")
+    assert Trainer.from_checkpoint(tmp_path / "c.npz", TEXT).corpus == files
+    assert Trainer(TEXT, small()).checkpoint().corpus == ()  # a text given as a string
+    with pytest.raises(ValueError, match="the corpus's files hold 10 characters, the text"):
+        Trainer(TEXT, small(), corpus=[("/a", "ab" * 32, 10)])
+    with pytest.raises(ValueError, match="corpus must be a sequence of"):
+        Trainer(TEXT, small(), corpus=[("/a", "ab" * 32)])
+
+
 def test_first_step_is_clip_then_the_optimizer_on_the_model_gradients():
     t = Trainer(TEXT, small(optimizer="adagrad", clip=0.01))
     twin = RNN(t.vocab.size, 12, t.vocab.size, seed=0)
