@@ -164,6 +164,18 @@ def _read_corpus(paths):
     return text, paths[0] if len(paths) == 1 else json.dumps(paths), corpus
 
 
+def _read_val_file(path):
+    """The validation text of --val-file, as Trainer's keyword arguments."""
+    from fastrnn.corpus import read_text
+
+    if os.path.isdir(path):
+        raise UserError(f"--val-file {path} is a directory, not a text file")
+    try:
+        return {"val_text": read_text(path, "validate on"), "val_source": os.path.abspath(path)}
+    except OSError as error:
+        raise UserError(f"cannot read the validation file: {describe_os_error(error)}") from None
+
+
 def _recorded_paths(source):
     """The PATHs a checkpoint's source records (None: the built-in corpus)."""
     import json
@@ -245,7 +257,14 @@ def train(args):
         trainer = _resume(args, given)
     else:
         text, source, corpus = _read_corpus(args.text_files)
-        trainer = Trainer(text, TrainingConfig(**given), source=source, corpus=corpus)
+        validation = {}
+        if args.val_file is not None:
+            if given.get("val_fraction"):
+                raise UserError("--val-file replaces --val-fraction: give one of them")
+            given["val_fraction"] = 0.0
+            validation = _read_val_file(args.val_file)
+        trainer = Trainer(text, TrainingConfig(**given), source=source, corpus=corpus,
+                          **validation)
     _check_run(trainer, args)
     _make_out_dir(out)
     if args.resume:
@@ -321,8 +340,15 @@ def _resume(args, given):
     except FileNotFoundError:
         raise UserError(f"--resume: {args.out} holds no {CHECKPOINT_NAME} to resume") from None
     text, source, _ = _resume_text(args, ckpt)
+    if ckpt.validation:
+        val_text = _read_val_file(args.val_file or ckpt.validation[0])["val_text"]
+    elif args.val_file is not None:
+        raise UserError("--val-file: this run holds out a fraction of its text for validation "
+                        "and takes no validation file")
+    else:
+        val_text = None
     try:
-        return Trainer.from_checkpoint(ckpt, text, source=source, **given)
+        return Trainer.from_checkpoint(ckpt, text, source=source, val_text=val_text, **given)
     except FixedOptionError as error:
         raise UserError(
             f"{FLAGS[error.name]} {error.given} conflicts with the checkpoint, which has "
@@ -349,13 +375,18 @@ def _check_run(trainer, args):
 def _describe_run(trainer, out):
     c = trainer.config
     n_params = trainer.model.parameter_vector.shape[0]
-    source = "the built-in corpus" if trainer.source == "<builtin>" else trainer.source
+    paths = _recorded_paths(trainer.source)
+    source = "the built-in corpus" if paths is None else ", ".join(paths)
+    if trainer.corpus and len(trainer.corpus) > len(paths or ()):
+        source += f" ({len(trainer.corpus)} files)"
+    validation = (f"validating on {trainer.validation[0]} ({trainer.val_size:,} characters)"
+                  if trainer.validation else f"{trainer.val_size:,} held out for validation")
     print(
         f"training a {c.model} with "
         + (f"{c.num_layers} layers of " if c.num_layers > 1 else "")
         + f"{c.hidden_size} hidden units ({n_params:,} {c.dtype} parameters) on "
         f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
-        f"{trainer.val_size:,} held out for validation\n"
+        f"{validation}\n"
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
         f"{c.optimizer} with learning rate {c.learning_rate:g}, "
         + (f"clip {c.clip:g}" if c.clip else "no clipping")

@@ -232,9 +232,12 @@ def _parser():
                        help="directory for checkpoints, history and plot")
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in DIR/checkpoint.npz up to --iterations")
-    _add_training_options(train.add_argument_group("model and data (fixed once a run starts)"),
-                          train.add_argument_group("optimisation schedule (may change on "
-                                                   "--resume)"), defaults)
+    data = train.add_argument_group("model and data (fixed once a run starts)")
+    _add_training_options(data, train.add_argument_group("optimisation schedule (may change on "
+                                                         "--resume)"), defaults)
+    data.add_argument("--val-file", default=None, metavar="FILE",
+                      help="validate on this UTF-8 text instead of holding out --val-fraction "
+                      "of the training text")
     train.add_argument("--threads", type=argument_type(check_threads, int), default=None,
                        metavar="N", help="threads to train on (default: every CPU, "
                        "FASTRNN_NUM_THREADS); the results are the same for any N")

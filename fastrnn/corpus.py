@@ -41,6 +41,7 @@ __all__ = [
     "read_text",
     "corpus_files",
     "read_corpus",
+    "check_corpus",
     "builtin_corpus",
     "fingerprint",
     "split_validation",
@@ -202,6 +203,20 @@ def read_corpus(paths, use="train on"):
     files = tuple((name, fingerprint(text), len(text)) for name, text in zip(names, texts,
                                                                              strict=True))
     return "".join(texts), files
+
+
+def check_corpus(corpus, text):
+    """``corpus`` as ``(path, sha256, characters)`` tuples whose lengths add up to the text's."""
+    try:
+        corpus = tuple((str(path), str(digest), int(length)) for path, digest, length in corpus)
+    except (TypeError, ValueError):
+        raise ValueError("corpus must be a sequence of (path, sha256, characters), as "
+                         "fastrnn.corpus.read_corpus returns it") from None
+    if corpus and sum(length for _, _, length in corpus) != len(text):
+        raise ValueError(f"the corpus's files hold {sum(n for _, _, n in corpus):,} "
+                         f"characters, the text {len(text):,}: give the text read_corpus "
+                         f"returned with them")
+    return corpus
 
 
 def builtin_corpus():

@@ -30,6 +30,9 @@ A checkpoint loads with ``numpy.load(path, allow_pickle=False)``.  Its entries:
 ``corpus``                 the files of the training text, JSON ``[[path, sha256,
                            characters], ...]`` in order (optional: a text given as a
                            string has none)
+``validation``             the separate validation text, JSON ``[source, sha256,
+                           characters]`` (optional: none when a fraction of the
+                           training text is held out)
 =========================  ===============================================================
 
 Files are written atomically (:func:`fastrnn._files.atomic_write`): a crash at any moment
@@ -74,7 +77,7 @@ _META = (
     "format", "format_version", "model_kind", "model_args", "parameter_names", "vocab",
     "config", "iteration", "epoch", "position", "hidden", "optimizer", "rng_state",
     "loss_ema", "best_val_loss", "text_sha256", "text_length", "text_source", "seconds",
-    "corpus",
+    "corpus", "validation",
 )  # fmt: skip
 
 
@@ -124,6 +127,9 @@ class Checkpoint:
         The files the text was read from (:func:`fastrnn.corpus.read_corpus`):
         each one's path, SHA-256 and length in characters; empty when the text
         was given as a string.
+    validation : tuple (str, str, int)
+        The separate validation text's source, SHA-256 and length in
+        characters; empty when the run holds out ``val_fraction`` of its text.
     origin : tuple (str, object) or None
         The file it was read from and which version of that file, set by
         :func:`load_checkpoint`; None for one built in memory.  A trainer
@@ -151,6 +157,7 @@ class Checkpoint:
     text_source: str = ""
     seconds: float = 0.0
     corpus: tuple = ()
+    validation: tuple = ()
     origin: tuple | None = field(default=None, compare=False, repr=False)
 
 
@@ -203,6 +210,7 @@ def save_checkpoint(path, checkpoint):
         seconds=np.array(checkpoint.seconds, dtype=np.float64),
         **({"corpus": _json([list(entry) for entry in checkpoint.corpus])}
            if checkpoint.corpus else {}),
+        **({"validation": _json(list(checkpoint.validation))} if checkpoint.validation else {}),
     )
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -449,18 +457,29 @@ def _read_checkpoint(r):
     return Checkpoint(
         parameters=parameters, vocab=vocab, hidden=hidden, optimizer_state=optimizer_state,
         seconds=seconds, corpus=_read_corpus(r) if r.has("corpus") else (),
+        validation=_read_validation(r) if r.has("validation") else (),
         **{name: read(r, name) for name, read in _SCALAR_ENTRIES.items()},
     )
+
+
+def _text_record(entry):
+    """Whether a JSON value is ``[source, sha256, characters]`` of a text."""
+    return (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+            and isinstance(entry[1], str) and re.fullmatch(r"[0-9a-f]{64}", entry[1]) is not None
+            and type(entry[2]) is int and 0 < entry[2] <= MAX_TEXT_BYTES)
 
 
 def _read_corpus(r):
     """The ``corpus`` entry: ``(path, sha256, characters)`` of each file, checked."""
     entries = r.json("corpus", list)
-    corpus = []
-    for entry in entries:
-        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-                and isinstance(entry[1], str) and re.fullmatch(r"[0-9a-f]{64}", entry[1])
-                and type(entry[2]) is int and 0 < entry[2] <= MAX_TEXT_BYTES):
-            r.fail("entry 'corpus' is not a list of [path, sha256, characters]")
-        corpus.append(tuple(entry))
-    return tuple(corpus)
+    if not all(_text_record(entry) for entry in entries):
+        r.fail("entry 'corpus' is not a list of [path, sha256, characters]")
+    return tuple(tuple(entry) for entry in entries)
+
+
+def _read_validation(r):
+    """The ``validation`` entry: ``(source, sha256, characters)``, checked."""
+    entry = r.json("validation", list)
+    if not _text_record(entry):
+        r.fail("entry 'validation' is not [source, sha256, characters]")
+    return tuple(entry)

@@ -174,8 +174,9 @@ class TrainingConfig:
     patience : int, default 0
         Stop after this many evaluations in a row without a new best
         validation loss, saving as at the end (``best.npz`` holds the best);
-        0 never stops early.  Needs validation (``val_fraction`` > 0).  After a
-        resume the count goes on from the run's history.
+        0 never stops early.  Needs validation (``val_fraction`` > 0, or the
+        trainer's ``val_text``).  After a resume the count goes on from the
+        run's history.
     """
 
     model: str = "rnn"
@@ -212,9 +213,6 @@ class TrainingConfig:
         for name, check in OPTION_CHECKS.items():
             object.__setattr__(self, name, check(name, getattr(self, name)))
         object.__setattr__(self, "dtype", check_dtype(self.dtype).name)
-        if self.patience and self.val_fraction == 0:
-            raise ValueError(f"patience {self.patience} needs a validation text to watch: "
-                             f"give val_fraction > 0")
         if self.model == "rnn" and self.num_layers != 1:
             raise ValueError(f"num_layers must be 1 for the rnn model (use lstm or gru for a "
                              f"stack), got {self.num_layers}")

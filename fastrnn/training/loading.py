@@ -2,8 +2,11 @@
 
 :func:`model_from_checkpoint` builds the model a checkpoint holds, its weights
 checked against the file's own description before anything large is
-allocated; the trainer resumes through it too.  :func:`load_model` reads a
-checkpoint file (or a run directory's) into a model and its vocabulary.
+allocated; the trainer resumes through it too, with :func:`check_fits` (the
+model, state and optimizer against the run's config) and
+:func:`check_val_text` (the validation text against the run's).
+:func:`load_model` reads a checkpoint file (or a run directory's) into a
+model and its vocabulary.
 """
 
 import itertools
@@ -11,11 +14,13 @@ import itertools
 import numpy as np
 
 from fastrnn._threads import get_num_threads
+from fastrnn._validation import check_instance
+from fastrnn.corpus import fingerprint
 from fastrnn.model import MODELS
 from fastrnn.training.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.training.rundir import resolve_checkpoint
 
-__all__ = ["build_model", "model_from_checkpoint", "check_fits", "load_model"]
+__all__ = ["build_model", "model_from_checkpoint", "check_fits", "check_val_text", "load_model"]
 
 
 def build_model(kind, args, seed=0):
@@ -158,3 +163,21 @@ def check_fits(ckpt, config, model, where):
     if ckpt.optimizer != config.optimizer:
         raise CheckpointError(f"{where}: optimizer state of {ckpt.optimizer!r}, "
                               f"config says {config.optimizer!r}")
+
+
+def check_val_text(ckpt, val_text):
+    """Refuse a resume without the run's validation text, or with one it does not have."""
+    if not ckpt.validation:
+        if val_text is not None:
+            raise ValueError("this run holds out a fraction of its text for validation; it "
+                             "takes no val_text")
+        return
+    where, digest, length = ckpt.validation
+    if val_text is None:
+        raise ValueError(f"this run validates on {where} ({length:,} characters): give its "
+                         f"val_text")
+    check_instance("val_text", val_text, str)
+    if fingerprint(val_text) != digest:
+        raise ValueError(f"this validation text is not the run's ({where}, {length:,} "
+                         f"characters, sha256 {digest[:12]}...); this one has "
+                         f"{len(val_text):,} characters")

@@ -27,13 +27,13 @@ import math
 import numpy as np
 
 from fastrnn._validation import check_instance, check_num_chars, check_seed, check_temperature
-from fastrnn.corpus import Streams, contiguous_parts, fingerprint, split_validation
+from fastrnn.corpus import Streams, check_corpus, contiguous_parts, fingerprint, split_validation
 from fastrnn.inference import nonnegative
 from fastrnn.optim import Optimizer
 from fastrnn.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fastrnn.training.config import TrainingConfig, resumed_config, saved_config
 from fastrnn.training.errors import CheckpointError, TrainingDiverged
-from fastrnn.training.loading import build_model, check_fits, model_from_checkpoint
+from fastrnn.training.loading import build_model, check_fits, check_val_text, model_from_checkpoint
 from fastrnn.training.loop import RunLoop, RunSummary
 from fastrnn.training.rundir import RunDirectory, as_path, check_target, resolve_checkpoint
 from fastrnn.training.signals import default_log
@@ -68,6 +68,11 @@ class Trainer:
         The files the text was read from, as :func:`fastrnn.corpus.read_corpus`
         returns them (their texts joined must be ``text``); recorded in
         checkpoints, so that a resume can name a file that changed.
+    val_text : str, optional
+        Validate on this text instead of a held-out fraction of ``text``
+        (``config.val_fraction`` must then be 0); the vocabulary covers both.
+    val_source : str, default "<val_text>"
+        Where the validation text came from, recorded in checkpoints.
 
     Attributes
     ----------
@@ -107,12 +112,25 @@ class Trainer:
     Trainer.from_checkpoint : continue a saved run.
     """
 
-    def __init__(self, text, config=None, *, source="<text>", corpus=()):
+    def __init__(self, text, config=None, *, source="<text>", corpus=(), val_text=None,
+                 val_source="<val_text>"):
         config = TrainingConfig() if config is None else config
         check_instance("config", config, TrainingConfig)
         check_instance("source", source, str)
         vocab = Vocabulary.from_text(text)  # validates text
-        corpus = _checked_corpus(corpus, text)
+        corpus = check_corpus(corpus, text)
+        validation = ()
+        if val_text is not None:
+            check_instance("val_text", val_text, str)
+            check_instance("val_source", val_source, str)
+            if len(val_text) < 2:
+                raise ValueError(f"val_text must hold at least 2 characters to validate on, "
+                                 f"got {len(val_text)}")
+            if config.val_fraction:
+                raise ValueError(f"val_text replaces the held-out fraction of the text: give "
+                                 f"val_fraction=0 with it (got {config.val_fraction})")
+            vocab = Vocabulary.from_text(text + val_text)  # the characters of both
+            validation = (val_source, fingerprint(val_text), len(val_text))
         V, H = vocab.size, config.hidden_size
         model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
         if config.model != "rnn":
@@ -122,20 +140,29 @@ class Trainer:
         model = build_model(config.model, model_args, seed=config.seed)
         self._build(text, vocab, config, source, model, model_args,
                     Optimizer(config, model.parameter_vector.shape[0], dtype=model.dtype),
-                    corpus=corpus)
+                    corpus=corpus, val_text=val_text, validation=validation)
 
     def _build(self, text, vocab, config, source, model, model_args, optimizer, *, position=0,
                epoch=0, iteration=0, seconds=0.0, hidden=None, loss_ema=0.0,
-               best_val_loss=None, rng_state=None, own_checkpoint=None, corpus=()):
+               best_val_loss=None, rng_state=None, own_checkpoint=None, corpus=(),
+               val_text=None, validation=()):
         """Set every attribute of a trainer: the one place a trainer is built.
 
         The defaults are a new run's; :meth:`from_checkpoint` passes what the
         checkpoint holds, each part checked before.
         """
-        train, val = split_validation(vocab.encode(text, compact=True), config.val_fraction)
+        if val_text is None:
+            train, val = split_validation(vocab.encode(text, compact=True), config.val_fraction)
+        else:
+            train = vocab.encode(text, compact=True)
+            val = vocab.encode(val_text, name="the validation text", compact=True)
         streams = Streams(train, config.batch_size, config.seq_length, position=position,
                           epoch=epoch)  # may refuse the position: before anything is set
+        if config.patience and val.shape[0] < 2:
+            raise ValueError(f"patience {config.patience} needs a validation text to watch: "
+                             f"give val_fraction > 0 or a val_text")
         self.config, self.vocab, self.source, self.corpus = config, vocab, source, corpus
+        self.validation = validation
         self.text_sha256, self.text_length = fingerprint(text), len(text)
         self.streams = streams
         self.val_size = int(val.shape[0])
@@ -156,7 +183,7 @@ class Trainer:
         self.own_checkpoint = own_checkpoint
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, text, *, source=None, **changes):
+    def from_checkpoint(cls, checkpoint, text, *, source=None, val_text=None, **changes):
         """Continue a saved run exactly where it stopped.
 
         Parameters
@@ -169,6 +196,9 @@ class Trainer:
             fingerprint) is refused.
         source : str, optional
             Where the text came from now; by default the recorded source.
+        val_text : str, optional
+            The run's validation text, when it validates on one (see
+            :class:`Trainer`); the same text, by its fingerprint, is required.
         **changes
             New values for schedule options of :class:`TrainingConfig`
             (``learning_rate``, ``clip``, ``iterations``, ...), applying from
@@ -207,7 +237,8 @@ class Trainer:
                 f"{ckpt.text_sha256[:12]}...); this one has {len(text)} characters, sha256 "
                 f"{digest[:12]}...; resume with the same text"
             )
-        vocab = Vocabulary.from_text(text)
+        check_val_text(ckpt, val_text)
+        vocab = Vocabulary.from_text(text if val_text is None else text + val_text)
         if vocab != ckpt.vocab:
             raise CheckpointError(f"{where}: the vocabulary does not match its training text")
         model = model_from_checkpoint(ckpt, where)
@@ -233,7 +264,7 @@ class Trainer:
                         epoch=ckpt.epoch, iteration=ckpt.iteration, seconds=ckpt.seconds,
                         hidden=hidden, loss_ema=ckpt.loss_ema, best_val_loss=best,
                         rng_state=ckpt.rng_state, own_checkpoint=own_checkpoint,
-                        corpus=ckpt.corpus)
+                        corpus=ckpt.corpus, val_text=val_text, validation=ckpt.validation)
         except ValueError as error:  # the streams refuse the position
             raise CheckpointError(f"{where}: bad data position ({error})") from None
         return self
@@ -355,6 +386,7 @@ class Trainer:
             text_source=self.source,
             seconds=self.seconds,
             corpus=self.corpus,
+            validation=self.validation,
         )
 
     def save(self, path):
@@ -461,17 +493,3 @@ class Trainer:
         """
         check_target(self.iteration, self.config.iterations)
         RunDirectory(as_path("out_dir", out_dir)).check(self.own_checkpoint, self.source)
-
-
-def _checked_corpus(corpus, text):
-    """``corpus`` as ``(path, sha256, characters)`` tuples whose lengths add up to the text's."""
-    try:
-        corpus = tuple((str(path), str(digest), int(length)) for path, digest, length in corpus)
-    except (TypeError, ValueError):
-        raise ValueError("corpus must be a sequence of (path, sha256, characters), as "
-                         "fastrnn.corpus.read_corpus returns it") from None
-    if corpus and sum(length for _, _, length in corpus) != len(text):
-        raise ValueError(f"the corpus's files hold {sum(n for _, _, n in corpus):,} "
-                         f"characters, the text {len(text):,}: give the text read_corpus "
-                         f"returned with them")
-    return corpus

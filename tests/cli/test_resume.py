@@ -17,6 +17,7 @@ import pytest
 from helpers import (
     TRAIN_TEXT,
     assert_one_line_error,
+    make_text,
     read_rows,
     rewrite_npz,
     run_cli,
@@ -105,6 +106,37 @@ def test_a_corpus_of_folders_and_files_trains_and_resumes_only_as_it_was(tmp_pat
                          "--iterations", 60, "--no-progress", cwd=tmp_path)
     assert moved.returncode == 0, stderr_of(moved)  # the same files, moved: the same text
     assert load_checkpoint(tmp_path / "run" / "checkpoint.npz").iteration == 60
+
+
+def test_a_validation_file_is_recorded_and_required_as_it_was(tmp_path, text_file):
+    (tmp_path / "val.txt").write_text(make_text()[:300], encoding="utf-8")
+    args = ["--hidden-size", "8", "--seq-length", "10", "--eval-every", "10", "--no-progress"]
+    first = run_cli_here("train", text_file, "--val-file", "val.txt", "--out", "run", *args,
+                         "--iterations", "10", cwd=tmp_path)
+    assert first.returncode == 0, stderr_of(first)
+    assert "validating on" in stderr_of(first) and "val.txt (300 characters)" in stderr_of(first)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert ckpt.validation[2] == 300 and ckpt.config["val_fraction"] == 0
+    assert ckpt.text_length == len(make_text())  # nothing of the text held out
+
+    def resume(iterations, *more):
+        return run_cli_here("train", "--out", "run", "--resume", "--iterations", iterations,
+                            "--no-progress", *more, cwd=tmp_path)
+
+    assert resume(20).returncode == 0  # the recorded validation file is read again
+    (tmp_path / "val.txt").write_text(make_text()[:299], encoding="utf-8")
+    assert_one_line_error(resume(30), 1, "this validation text is not the run's")
+    (tmp_path / "val2.txt").write_text(make_text()[:300], encoding="utf-8")
+    assert resume(30, "--val-file", "val2.txt").returncode == 0  # the same text elsewhere
+    assert_one_line_error(
+        run_cli_here("train", text_file, "--val-file", "val2.txt", "--val-fraction", "0.1",
+                     "--out", "other", cwd=tmp_path), 1, "--val-file replaces --val-fraction")
+    held = run_cli_here("train", text_file, "--out", "held", *args, "--iterations", "10",
+                        cwd=tmp_path)
+    assert held.returncode == 0, stderr_of(held)
+    assert_one_line_error(
+        run_cli_here("train", "--out", "held", "--resume", "--val-file", "val2.txt",
+                     cwd=tmp_path), 1, "takes no validation file")
 
 
 def test_resume_changes_the_schedule_and_keeps_the_rest(tmp_path, text_file):

@@ -85,8 +85,12 @@ def test_the_corpus_round_trips_and_is_optional(tmp_path):
     assert load_checkpoint(tmp_path / "c.npz").corpus == files
     save_checkpoint(tmp_path / "none.npz", _checkpoint())  # a text given as a string
     assert load_checkpoint(tmp_path / "none.npz").corpus == ()
+    assert load_checkpoint(tmp_path / "none.npz").validation == ()
     with np.load(tmp_path / "none.npz") as npz:
-        assert "corpus" not in npz.files
+        assert "corpus" not in npz.files and "validation" not in npz.files
+    validation = ("/data/val.txt", "ef" * 32, 99)
+    save_checkpoint(tmp_path / "v.npz", dataclasses.replace(_checkpoint(), validation=validation))
+    assert load_checkpoint(tmp_path / "v.npz").validation == validation
 
 
 @pytest.mark.parametrize("entry", [
@@ -100,6 +104,10 @@ def test_a_damaged_corpus_entry_is_refused(tmp_path, entry):
     save_checkpoint(tmp_path / "c.npz", _checkpoint())
     rewrite_npz(tmp_path / "c.npz", corpus=np.array(json.dumps(entry)))
     with pytest.raises(CheckpointError, match="corpus"):
+        load_checkpoint(tmp_path / "c.npz")
+    rewrite_npz(tmp_path / "c.npz", drop=("corpus",),
+                validation=np.array(json.dumps(entry[0] if isinstance(entry, list) else entry)))
+    with pytest.raises(CheckpointError, match="entry 'validation' is not"):
         load_checkpoint(tmp_path / "c.npz")
 
 

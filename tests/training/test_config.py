@@ -155,11 +155,8 @@ def test_config_rejects_bad_patience(value, message):
         TrainingConfig(patience=value)
 
 
-def test_patience_needs_validation_and_is_a_schedule_option_kept_on_resume():
+def test_patience_is_a_schedule_option_kept_on_resume():
     assert TrainingConfig().patience == 0  # never stops early
-    with pytest.raises(ValueError, match="patience 3 needs a validation text to watch: give "
-                                         "val_fraction > 0"):
-        TrainingConfig(patience=3, val_fraction=0)
     assert TrainingConfig(val_fraction=0).patience == 0
     saved = TrainingConfig(patience=4)
     assert "patience" not in FIXED_OPTIONS + RUN_OPTIONS

@@ -18,7 +18,7 @@ from helpers import assert_same_state, rewrite_npz, state_of
 from helpers import small_config as small
 
 from fastrnn import RNN
-from fastrnn.corpus import CorpusError
+from fastrnn.corpus import CorpusError, fingerprint
 from fastrnn.training import (
     MODELS,
     OPTIMIZERS,
@@ -77,6 +77,47 @@ def test_the_corpus_a_text_was_read_from_is_carried_by_checkpoints(tmp_path):
         Trainer(TEXT, small(), corpus=[("/a", "ab" * 32, 10)])
     with pytest.raises(ValueError, match="corpus must be a sequence of"):
         Trainer(TEXT, small(), corpus=[("/a", "ab" * 32)])
+
+
+VAL = "a cat and a dog sat on a log; the mat!\n" * 5  # '!' is not in TEXT
+
+
+def test_a_validation_text_replaces_the_held_out_fraction(tmp_path):
+    t = Trainer(TEXT, small(val_fraction=0, batch_size=1), val_text=VAL, val_source="val.txt")
+    assert "!" in t.vocab and t.val_size == len(VAL)
+    assert t.streams.parts.size <= len(TEXT)  # the whole text trains
+    model_loss = t.model.loss(t.vocab.encode(VAL[:-1]), t.vocab.encode(VAL[1:])) / (len(VAL) - 1)
+    assert t.evaluate() == pytest.approx(model_loss, rel=1e-12)  # all of VAL, one stream
+    t.save(tmp_path / "c.npz")
+    assert load_checkpoint(tmp_path / "c.npz").validation == (
+        "val.txt", fingerprint(VAL), len(VAL))
+    again = Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, val_text=VAL)
+    assert again.validation == t.validation and again.evaluate() == t.evaluate()
+    with pytest.raises(ValueError, match=r"this run validates on val.txt \(195 characters\): "
+                                         r"give its val_text"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT)
+    with pytest.raises(ValueError, match="this validation text is not the run's"):
+        Trainer.from_checkpoint(tmp_path / "c.npz", TEXT, val_text=VAL + "x")
+    Trainer(TEXT, small()).save(tmp_path / "held.npz")  # the control: a held-out fraction
+    with pytest.raises(ValueError, match="holds out a fraction of its text for validation; it "
+                                         "takes no val_text"):
+        Trainer.from_checkpoint(tmp_path / "held.npz", TEXT, val_text=VAL)
+
+
+@pytest.mark.parametrize("options, val_text, message", [
+    ({}, VAL, "val_text replaces the held-out fraction of the text: give val_fraction=0"),
+    ({"val_fraction": 0}, "a", "val_text must hold at least 2 characters"),
+    ({"val_fraction": 0}, b"bytes", "val_text must be"),
+    ({"val_fraction": 0, "patience": 2}, None, "patience 2 needs a validation text to watch: "
+                                               "give val_fraction > 0 or a val_text"),
+])
+def test_bad_validation_texts_are_refused(options, val_text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Trainer(TEXT, small(**options), val_text=val_text)
+
+
+def test_patience_watches_a_validation_text():
+    assert Trainer(TEXT, small(val_fraction=0, patience=2), val_text=VAL).config.patience == 2
 
 
 def test_first_step_is_clip_then_the_optimizer_on_the_model_gradients():
