@@ -92,22 +92,22 @@ def test_patience_stops_early_saying_why_and_where_the_best_is(tmp_path):
     (tmp_path / "noise.txt").write_text("".join(rng.choice(list("abcdefgh "), 6000)))
     def train(out, *more):
         return run_cli_here("train", "noise.txt", "--out", out, "--hidden-size", "32",
-                            "--learning-rate", "0.3", "--iterations", "3000", "--eval-every",
+                            "--learning-rate", "0.3", "--iterations", "1200", "--eval-every",
                             "100", "--no-progress", *more, cwd=tmp_path)
 
     result = train("r", "--patience", "3")
     assert result.returncode == 0, stderr_of(result)
     rows = read_rows(tmp_path / "r" / "history.csv")
     stopped = int(rows[-1]["iteration"])
-    assert stopped < 3000
-    assert (f"done: stopped early at iteration {stopped} of 3000, no new best validation loss "
+    assert stopped < 1200
+    assert (f"done: stopped early at iteration {stopped} of 1200, no new best validation loss "
             f"in the last 3 evaluations (--patience 3)") in stderr_of(result)
     best = load_checkpoint(tmp_path / "r" / "best.npz").best_val_loss
     assert f"the best model, validation loss {best:.4f}, is " in stderr_of(result)
     assert f"{best:.6f}" == min(rows, key=lambda row: float(row["val_loss"]))["val_loss"]
     assert "--resume" not in stderr_of(result)  # nothing to continue
     assert train("r2").returncode == 0  # the control: without patience, to the end
-    assert int(read_rows(tmp_path / "r2" / "history.csv")[-1]["iteration"]) == 3000
+    assert int(read_rows(tmp_path / "r2" / "history.csv")[-1]["iteration"]) == 1200
     refused = train("r3", "--patience", "2", "--val-fraction", "0")
     assert_one_line_error(refused, 1, "patience 2 needs a validation text to watch")
 
