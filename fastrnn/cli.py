@@ -26,7 +26,7 @@ import argparse
 import sys
 
 from fastrnn import _commands
-from fastrnn._commands import (
+from fastrnn._commands.common import (
     EXIT_ERROR,
     GRID_NAMES,
     MODEL_OPTIONS,
@@ -36,10 +36,10 @@ from fastrnn._commands import (
     discard,
     exit_status,
     fail,
-    hello_world,
     print_error,
     usable_streams,
 )
+from fastrnn._commands.training import hello_world
 from fastrnn._files import describe_os_error
 
 __all__ = ["main", "hello_world"]
