@@ -57,8 +57,8 @@ def _option_argument(field):
 
     if field in OPTION_CHOICES:
         return {"choices": OPTION_CHOICES[field]}
-    kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float, float | None
-    parse = int if kind is int else float
+    kind = {f.name: f.type for f in fields(TrainingConfig)}[field]  # int, float | None, ...
+    parse = int if kind is int else str if str in getattr(kind, "__args__", ()) else float
     return {"type": argument_type(OPTION_CHECKS[field], parse)}
 
 

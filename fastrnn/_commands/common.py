@@ -33,6 +33,9 @@ MODEL_OPTIONS = (
     ("--val-fraction", "val_fraction", "F",
      "last fraction of the text held out for validation (0: none)"),
     ("--seed", "seed", "N", "seed of the initial weights and of the samples"),
+    ("--init-from", "init_from", "SOURCE",
+     "start from the weights of a run DIR, a checkpoint or 'pretrained' (the bundled model): "
+     "the architecture is the source's, new characters get fresh weights"),
 )
 
 

@@ -5,23 +5,20 @@ import sys
 
 from fastrnn._commands.common import UserError, discard
 from fastrnn._files import describe_os_error
-
-# The name that stands for the bundled model wherever a model is taken.
-PRETRAINED = "pretrained"
+from fastrnn.training.loading import PRETRAINED
 
 
 def _load(given):
     """The model and vocabulary of DIR_OR_CHECKPOINT.
 
     A checkpoint file, a training directory's ``checkpoint.npz``, or the bundled
-    model (:data:`PRETRAINED`).
+    model (``pretrained``).
     """
     from fastrnn.training import CHECKPOINT_NAME, load_model
+    from fastrnn.training.loading import load_source
 
     if given == PRETRAINED:
-        from fastrnn.pretrained import load_pretrained
-
-        return load_pretrained()
+        return load_source(PRETRAINED)
     path = given
     if os.path.isdir(path):
         path = os.path.join(path, CHECKPOINT_NAME)

@@ -102,8 +102,10 @@ def train(args):
                 raise UserError("--val-file replaces --val-fraction: give one of them")
             given["val_fraction"] = 0.0
             validation = read_val_file(args.val_file)
+        architecture = _from_source(given)
         trainer = Trainer(text, TrainingConfig(**given), source=source, corpus=corpus,
                           **validation)
+        _check_architecture(trainer, architecture)
     _check_run(trainer, args)
     make_out_dir(out)
     if args.resume:
@@ -195,6 +197,33 @@ def _resume(args, given):
         ) from None
 
 
+def _from_source(given):
+    """With --init-from: check the source is there; take the architecture flags out of ``given``.
+
+    The model's architecture is then the source's, and the flags taken out
+    are checked against it (:func:`_check_architecture`).
+    """
+    from fastrnn.training.config import ARCHITECTURE_OPTIONS
+    from fastrnn.training.loading import PRETRAINED
+
+    source = given.get("init_from")
+    if source is None:
+        return {}
+    if source != PRETRAINED and not os.path.exists(source):
+        raise UserError(f"--init-from {source}: no such run directory or checkpoint (or "
+                        f"'{PRETRAINED}' for the bundled model)")
+    return {name: given.pop(name) for name in ARCHITECTURE_OPTIONS if name in given}
+
+
+def _check_architecture(trainer, given):
+    """Refuse an architecture flag that differs from --init-from's model."""
+    for name in given:
+        if getattr(trainer.config, name) != given[name]:
+            raise UserError(f"{FLAGS[name]} {given[name]} conflicts with --init-from "
+                            f"{trainer.config.init_from}, whose model has "
+                            f"{getattr(trainer.config, name)}; leave {FLAGS[name]} out")
+
+
 def _check_run(trainer, args):
     """Ask the trainer whether it may run into --out, before the run is announced."""
     from fastrnn.training.errors import AnotherRunError, TargetPassedError
@@ -223,8 +252,9 @@ def _describe_run(trainer, out):
     print(
         f"training a {c.model} with "
         + (f"{c.num_layers} layers of " if c.num_layers > 1 else "")
-        + f"{c.hidden_size} hidden units ({n_params:,} {c.dtype} parameters) on "
-        f"{source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
+        + f"{c.hidden_size} hidden units ({n_params:,} {c.dtype} parameters)"
+        + (f", starting from {c.init_from}," if c.init_from is not None else "")
+        + f" on {source}: {trainer.text_length:,} characters, {trainer.vocab.size} distinct, "
         f"{validation}\n"
         f"{c.iterations:,} iterations of {c.batch_size} x {c.seq_length} characters, "
         f"{c.optimizer} with learning rate {c.learning_rate:g}, "

@@ -6,11 +6,7 @@ trained (on the built-in corpus, :func:`fastrnn.corpus.builtin_corpus`) and how
 well it predicts standard-library source it never saw.
 """
 
-from importlib import resources
-
 __all__ = ["load_pretrained", "PRETRAINED_DESCRIPTION"]
-
-_FILE = "lstm.npz"
 
 #: One line about the bundled model, for messages.
 PRETRAINED_DESCRIPTION = "an LSTM of 160 units trained on Python standard-library source"
@@ -34,7 +30,6 @@ def load_pretrained():
     >>> model, vocab = load_pretrained()
     >>> text = generate(model, vocab, 200, prime="def ", seed=0)
     """
-    from fastrnn.training.loading import load_model
+    from fastrnn.training.loading import PRETRAINED, load_source
 
-    with resources.as_file(resources.files(__name__) / _FILE) as path:
-        return load_model(path)
+    return load_source(PRETRAINED)

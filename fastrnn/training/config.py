@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_ITERATIONS",
     "MAX_SAMPLE_LENGTH",
     "FIXED_OPTIONS",
+    "ARCHITECTURE_OPTIONS",
     "RUN_OPTIONS",
     "OPTION_CHECKS",
     "TrainingConfig",
@@ -50,7 +51,11 @@ corpus), a few minutes on a 2-core CPU for the default model."""
 # it sees and the meaning of the optimizer state.  The others (the schedule)
 # may change when a run is resumed.
 FIXED_OPTIONS = ("model", "hidden_size", "num_layers", "dtype", "seq_length", "batch_size",
-                 "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate")
+                 "val_fraction", "seed", "optimizer", "eps", "beta1", "beta2", "decay_rate",
+                 "init_from")
+
+# The options that make a model's architecture: with init_from, the source's.
+ARCHITECTURE_OPTIONS = ("model", "hidden_size", "num_layers", "dtype")
 
 # Options of one call of Trainer.run, not of the run as a whole: a resumed run
 # has the time limit it is given (or none), whatever the checkpoint's was.
@@ -77,6 +82,16 @@ _fraction = partial(check_real, low=0.0, high=1.0, high_open=True)
 # Counts of iterations: bounded so that every count a checkpoint stores fits its int64.
 _steps = partial(check_dimension, high=MAX_STEPS)
 _positive = partial(check_real, low=0.0, low_open=True)
+
+
+def _check_source(name, value):
+    if value is None:  # a run of its own, from fresh weights
+        return None
+    check_instance(name, value, str)
+    if not value:
+        raise ValueError(f"{name} must name a run directory, a checkpoint or 'pretrained', "
+                         f"got ''")
+    return value
 
 
 def _check_time_limit(name, value):
@@ -107,6 +122,7 @@ OPTION_CHECKS = {
     "lr_decay": partial(check_real, low=0.0, high=1.0, low_open=True),
     "time_limit": _check_time_limit,
     "patience": partial(check_int, low=0, high=MAX_STEPS),  # 0: no early stop
+    "init_from": _check_source,
 }
 """The check of every numeric option: ``check(name, value)`` returns the value
 normalised or raises ValueError naming ``name``."""
@@ -146,6 +162,13 @@ class TrainingConfig:
         Adam's moment decay rates.
     decay_rate : float, default 0.95
         RMSProp's decay rate of the squared-gradient average (char-rnn's default).
+    init_from : str, optional
+        Start from the weights of a run directory, a checkpoint file or
+        ``"pretrained"`` (the bundled model) instead of fresh ones: the
+        architecture (:data:`ARCHITECTURE_OPTIONS`) is the source's, where an
+        option left at its default takes the source's value and another value
+        is refused; characters the source knows keep their weights, new ones
+        get fresh rows and columns; the optimizer and the iteration start anew.
     learning_rate : float, optional
         The base learning rate; by default 0.1 for sgd and adagrad (min-char-rnn),
         0.002 for rmsprop and adam (char-rnn, torch-rnn).
@@ -192,6 +215,7 @@ class TrainingConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     decay_rate: float = 0.95
+    init_from: str | None = None
     learning_rate: float | None = None
     clip: float = 5.0
     lr_decay: float = 1.0

@@ -9,7 +9,9 @@ model, state and optimizer against the run's config) and
 model and its vocabulary.
 """
 
+import dataclasses
 import itertools
+from importlib import resources
 
 import numpy as np
 
@@ -19,8 +21,11 @@ from fastrnn.corpus import fingerprint
 from fastrnn.model import MODELS
 from fastrnn.training.checkpoint import CheckpointError, load_checkpoint
 from fastrnn.training.rundir import resolve_checkpoint
+from fastrnn.vocab import Vocabulary
 
-__all__ = ["build_model", "model_from_checkpoint", "check_fits", "check_val_text", "load_model"]
+__all__ = ["PRETRAINED", "build_model", "model_from_checkpoint", "check_fits", "check_val_text",
+           "load_model", "load_source", "transplant", "model_args_of", "start_from",
+           "resumed_vocabulary"]
 
 
 def build_model(kind, args, seed=0):
@@ -181,3 +186,111 @@ def check_val_text(ckpt, val_text):
         raise ValueError(f"this validation text is not the run's ({where}, {length:,} "
                          f"characters, sha256 {digest[:12]}...); this one has "
                          f"{len(val_text):,} characters")
+
+
+# The name that stands for the bundled model wherever a model is taken, and its file.
+PRETRAINED = "pretrained"
+_PRETRAINED_FILE = "lstm.npz"
+
+
+def load_source(source):
+    """The model and vocabulary a run may start from: a run, a checkpoint, or :data:`PRETRAINED`.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        A run directory (its ``checkpoint.npz``), a checkpoint file, or
+        ``"pretrained"``, the model bundled in :mod:`fastrnn.pretrained`.
+
+    Returns
+    -------
+    model, vocab
+    """
+    if isinstance(source, str) and source == PRETRAINED:
+        bundled = resources.files("fastrnn.pretrained") / _PRETRAINED_FILE
+        with resources.as_file(bundled) as path:
+            return load_model(path)
+    return load_model(source)
+
+
+def transplant(source, source_vocab, model, vocab):
+    """Copy ``source``'s weights into ``model``, character by character; return ``model``.
+
+    ``model`` has ``source``'s architecture and a vocabulary ``vocab`` that
+    holds every character of ``source_vocab``.  Weights that do not depend on
+    the vocabulary are copied whole; the input weights' columns and the
+    output weights' rows of each character ``source`` knows go to that
+    character's place in ``vocab``, and those of new characters keep
+    ``model``'s own (fresh) values.
+    """
+    places = vocab.encode("".join(source_vocab.decode(range(source_vocab.size))))
+    wanted = model.parameters()
+    for name, value in source.parameters().items():
+        target = wanted[name]
+        if value.shape == target.shape:  # independent of V, or V unchanged (the same set)
+            target[...] = value
+            continue
+        axes = [a for a in range(value.ndim) if value.shape[a] != target.shape[a]]
+        if len(axes) != 1 or value.shape[axes[0]] != source_vocab.size:
+            raise ValueError(f"weight {name} of shape {value.shape} does not fit {target.shape}")
+        index = [slice(None)] * value.ndim
+        index[axes[0]] = places
+        target[tuple(index)] = value
+    return model
+
+
+def model_args_of(vocab_size, config):
+    """The constructor arguments (but ``seed``) of a new model of ``config`` over a vocabulary."""
+    args = {"input_dim": vocab_size, "hidden_dim": config.hidden_size, "output_dim": vocab_size}
+    if config.model != "rnn":
+        args["num_layers"] = config.num_layers
+    if config.dtype != "float64":  # a float64 checkpoint reads as it always has
+        args["dtype"] = config.dtype
+    return args
+
+
+def start_from(config, vocab):
+    """A new run's start from ``config.init_from``: ``(config, vocab, model, model_args)``.
+
+    The architecture is the source model's: an option of
+    :data:`~fastrnn.training.config.ARCHITECTURE_OPTIONS` left at its default
+    takes the source's value, another value is refused.  The vocabulary is
+    ``vocab``'s characters and the source's together, and the model is new
+    (seeded by ``config.seed``) with the source's weights for every character
+    the source knows (:func:`transplant`).
+    """
+    source, source_vocab = load_source(config.init_from)
+    kind = next(name for name, cls in MODELS.items() if type(source) is cls)
+    theirs = {"model": kind, "hidden_size": source.hidden_dim,
+              "num_layers": source.num_layers, "dtype": source.dtype.name}
+    defaults = type(config)()
+    for name, value in theirs.items():
+        mine = getattr(config, name)
+        if mine != value and mine != getattr(defaults, name):
+            raise ValueError(f"{name} is {mine!r} but the model of init_from "
+                             f"{config.init_from!r} has {value!r}: a run started from it "
+                             f"keeps its architecture")
+    config = dataclasses.replace(config, **theirs)
+    known = "".join(source_vocab.decode(range(source_vocab.size)))
+    merged = Vocabulary.from_text("".join(vocab.decode(range(vocab.size))) + known)
+    args = model_args_of(merged.size, config)
+    model = build_model(config.model, args, seed=config.seed)
+    return config, merged, transplant(source, source_vocab, model, merged), args
+
+
+def resumed_vocabulary(ckpt, config, text, val_text, where):
+    """The vocabulary of a resumed run, checked against its texts (see :func:`check_val_text`).
+
+    It is the texts' own, or, for a run started from another model
+    (``config.init_from``), the checkpoint's, which holds the source's
+    characters too and must hold every character of the texts.
+    """
+    check_val_text(ckpt, val_text)
+    vocab = Vocabulary.from_text(text if val_text is None else text + val_text)
+    if config.init_from is None:
+        if vocab != ckpt.vocab:
+            raise CheckpointError(f"{where}: the vocabulary does not match its training text")
+        return vocab
+    if any(char not in ckpt.vocab for char in vocab.decode(range(vocab.size))):
+        raise CheckpointError(f"{where}: the vocabulary lacks characters of its training text")
+    return ckpt.vocab

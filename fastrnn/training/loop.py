@@ -42,8 +42,12 @@ __all__ = ["RunLoop", "RunSummary"]
 # _FAR_ABOVE times ln V counts.  A validation loss _FAR_ABOVE times the best
 # one is a blow-up too.  A healthy run never comes near these bounds; a
 # too-large learning rate without clipping passes them by orders of magnitude.
+# Only a loss of a run past _SETTLED iterations (the smoothed loss's horizon)
+# shows what it has learned: one that starts from a trained model
+# (init_from) may predict its first chunks far better than the rest.
 _LEARNED = 0.9
 _FAR_ABOVE = 3.0
+_SETTLED = 100
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class _BlowUpGuard:
     def __init__(self, trainer):
         self.trainer = trainer
         self.uniform = math.log(trainer.vocab.size)
-        self.lowest = trainer.smooth_loss if trainer.iteration else math.inf
+        self.lowest = trainer.smooth_loss if trainer.iteration >= _SETTLED else math.inf
 
     def _ceiling(self):
         if self.lowest < _LEARNED * self.uniform:
@@ -124,7 +128,8 @@ class _BlowUpGuard:
     def check_training(self, loss, what):
         """Raise TrainingDiverged if the training ``loss`` (per character) blew up."""
         self._check_ceiling(loss, what)
-        self.lowest = min(self.lowest, loss)
+        if self.trainer.iteration >= _SETTLED:
+            self.lowest = min(self.lowest, loss)
 
     def check_validation(self, val):
         """Raise TrainingDiverged if the validation loss ``val`` blew up."""

@@ -33,7 +33,14 @@ from fastrnn.optim import Optimizer
 from fastrnn.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fastrnn.training.config import TrainingConfig, resumed_config, saved_config
 from fastrnn.training.errors import CheckpointError, TrainingDiverged
-from fastrnn.training.loading import build_model, check_fits, check_val_text, model_from_checkpoint
+from fastrnn.training.loading import (
+    build_model,
+    check_fits,
+    model_args_of,
+    model_from_checkpoint,
+    resumed_vocabulary,
+    start_from,
+)
 from fastrnn.training.loop import RunLoop, RunSummary
 from fastrnn.training.rundir import RunDirectory, as_path, check_target, resolve_checkpoint
 from fastrnn.training.signals import default_log
@@ -131,13 +138,11 @@ class Trainer:
                                  f"val_fraction=0 with it (got {config.val_fraction})")
             vocab = Vocabulary.from_text(text + val_text)  # the characters of both
             validation = (val_source, fingerprint(val_text), len(val_text))
-        V, H = vocab.size, config.hidden_size
-        model_args = {"input_dim": V, "hidden_dim": H, "output_dim": V}
-        if config.model != "rnn":
-            model_args["num_layers"] = config.num_layers
-        if config.dtype != "float64":  # a float64 checkpoint reads as it always has
-            model_args["dtype"] = config.dtype
-        model = build_model(config.model, model_args, seed=config.seed)
+        if config.init_from is None:
+            model_args = model_args_of(vocab.size, config)
+            model = build_model(config.model, model_args, seed=config.seed)
+        else:  # the source's architecture and weights, the vocabularies merged
+            config, vocab, model, model_args = start_from(config, vocab)
         self._build(text, vocab, config, source, model, model_args,
                     Optimizer(config, model.parameter_vector.shape[0], dtype=model.dtype),
                     corpus=corpus, val_text=val_text, validation=validation)
@@ -237,10 +242,7 @@ class Trainer:
                 f"{ckpt.text_sha256[:12]}...); this one has {len(text)} characters, sha256 "
                 f"{digest[:12]}...; resume with the same text"
             )
-        check_val_text(ckpt, val_text)
-        vocab = Vocabulary.from_text(text if val_text is None else text + val_text)
-        if vocab != ckpt.vocab:
-            raise CheckpointError(f"{where}: the vocabulary does not match its training text")
+        vocab = resumed_vocabulary(ckpt, config, text, val_text, where)
         model = model_from_checkpoint(ckpt, where)
         check_fits(ckpt, config, model, where)
         if not math.isfinite(ckpt.loss_ema):  # else the first log line would blame the rate

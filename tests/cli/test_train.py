@@ -112,6 +112,28 @@ def test_patience_stops_early_saying_why_and_where_the_best_is(tmp_path):
     assert_one_line_error(refused, 1, "patience 2 needs a validation text to watch")
 
 
+def test_init_from_pretrained_takes_its_architecture_and_refuses_another(tmp_path):
+    (tmp_path / "code.py").write_text("def add(a, b):\n    return a + b  # ünïcode\n" * 30,
+                                      encoding="utf-8")
+    args = ["train", "code.py", "--init-from", "pretrained", "--out", "run"]
+    result = run_cli_here(*args, "--iterations", "20", "--eval-every", "10", "--optimizer",
+                          "adam", "--learning-rate", "0.001", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, stderr_of(result)
+    assert "training a lstm with 160 hidden units (" in stderr_of(result)
+    assert "parameters), starting from pretrained, on " in stderr_of(result)
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert ckpt.config["init_from"] == "pretrained" and "ü" in ckpt.vocab
+    assert run_cli_here("sample", "run", "--length", "20", cwd=tmp_path).returncode == 0
+    for flag, value, theirs in (("--model", "rnn", "lstm"), ("--hidden-size", "100", "160"),
+                                ("--dtype", "float32", "float64")):
+        refused = run_cli_here(*args[:5], "other", flag, value, cwd=tmp_path)
+        assert_one_line_error(refused, 1, f"{flag} {value} conflicts with --init-from "
+                                          f"pretrained, whose model has {theirs}")
+    missing = run_cli_here(*args[:3], "nowhere", "--out", "other", cwd=tmp_path)
+    assert_one_line_error(missing, 1, "--init-from nowhere: no such run directory or checkpoint")
+    assert not (tmp_path / "other").exists()
+
+
 # -- refusals: one line, a status, no traceback ---------------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 from fastrnn import GRU, LSTM, RNN
 from fastrnn.model import MODELS
 from fastrnn.training.config import (
+    ARCHITECTURE_OPTIONS,
     FIXED_OPTIONS,
     OPTIMIZERS,
     OPTION_CHECKS,
@@ -165,3 +166,16 @@ def test_patience_is_a_schedule_option_kept_on_resume():
     # a checkpoint written before the option existed resumes without an early stop
     old = {k: v for k, v in TrainingConfig().to_dict().items() if k != "patience"}
     assert TrainingConfig.from_dict(old).patience == 0
+
+
+def test_init_from_is_a_source_name_fixed_for_the_run():
+    assert TrainingConfig().init_from is None
+    assert TrainingConfig(init_from="pretrained").init_from == "pretrained"
+    assert "init_from" in FIXED_OPTIONS and set(ARCHITECTURE_OPTIONS) <= set(FIXED_OPTIONS)
+    with pytest.raises(ValueError, match="init_from must name a run directory, a checkpoint "
+                                         "or 'pretrained', got ''"):
+        TrainingConfig(init_from="")
+    with pytest.raises(ValueError, match="init_from must be"):
+        TrainingConfig(init_from=3)
+    with pytest.raises(FixedOptionError):
+        resumed_config(TrainingConfig(), {"init_from": "pretrained"})
