@@ -25,6 +25,7 @@ from fastrnn.vocab import Vocabulary
 
 __all__ = ["PRETRAINED", "build_model", "model_from_checkpoint", "check_fits", "check_val_text",
            "load_model", "load_source", "transplant", "model_args_of", "start_from",
+           "vocabulary_of",
            "resumed_vocabulary"]
 
 
@@ -223,7 +224,7 @@ def transplant(source, source_vocab, model, vocab):
     character's place in ``vocab``, and those of new characters keep
     ``model``'s own (fresh) values.
     """
-    places = vocab.encode("".join(source_vocab.decode(range(source_vocab.size))))
+    places = vocab.encode(source_vocab.chars)
     wanted = model.parameters()
     for name, value in source.parameters().items():
         target = wanted[name]
@@ -237,6 +238,11 @@ def transplant(source, source_vocab, model, vocab):
         index[axes[0]] = places
         target[tuple(index)] = value
     return model
+
+
+def vocabulary_of(*texts):
+    """The vocabulary of several texts together, each scanned once and none copied."""
+    return Vocabulary.from_text("".join(Vocabulary.from_text(text).chars for text in texts))
 
 
 def model_args_of(vocab_size, config):
@@ -271,8 +277,7 @@ def start_from(config, vocab):
                              f"{config.init_from!r} has {value!r}: a run started from it "
                              f"keeps its architecture")
     config = dataclasses.replace(config, **theirs)
-    known = "".join(source_vocab.decode(range(source_vocab.size)))
-    merged = Vocabulary.from_text("".join(vocab.decode(range(vocab.size))) + known)
+    merged = vocabulary_of(vocab.chars, source_vocab.chars)
     args = model_args_of(merged.size, config)
     model = build_model(config.model, args, seed=config.seed)
     return config, merged, transplant(source, source_vocab, model, merged), args
@@ -286,11 +291,11 @@ def resumed_vocabulary(ckpt, config, text, val_text, where):
     characters too and must hold every character of the texts.
     """
     check_val_text(ckpt, val_text)
-    vocab = Vocabulary.from_text(text if val_text is None else text + val_text)
+    vocab = vocabulary_of(text) if val_text is None else vocabulary_of(text, val_text)
     if config.init_from is None:
         if vocab != ckpt.vocab:
             raise CheckpointError(f"{where}: the vocabulary does not match its training text")
         return vocab
-    if any(char not in ckpt.vocab for char in vocab.decode(range(vocab.size))):
+    if ckpt.vocab.unknown(vocab.chars):
         raise CheckpointError(f"{where}: the vocabulary lacks characters of its training text")
     return ckpt.vocab

@@ -40,6 +40,7 @@ from fastrnn.training.loading import (
     model_from_checkpoint,
     resumed_vocabulary,
     start_from,
+    vocabulary_of,
 )
 from fastrnn.training.loop import RunLoop, RunSummary
 from fastrnn.training.rundir import RunDirectory, as_path, check_target, resolve_checkpoint
@@ -136,7 +137,7 @@ class Trainer:
             if config.val_fraction:
                 raise ValueError(f"val_text replaces the held-out fraction of the text: give "
                                  f"val_fraction=0 with it (got {config.val_fraction})")
-            vocab = Vocabulary.from_text(text + val_text)  # the characters of both
+            vocab = vocabulary_of(vocab.chars, val_text)  # the characters of both
             validation = (val_source, fingerprint(val_text), len(val_text))
         if config.init_from is None:
             model_args = model_args_of(vocab.size, config)
