@@ -86,12 +86,11 @@ def generate(model, vocab, length=500, *, prime="", temperature=1.0, seed=None, 
         ``prime`` followed by the generated characters.
     """
     _check_pair(model, vocab)
-    seeds = sample_seeds(seed, n)
-    stop = check_stop(stop)
+    seeds = sample_seeds(seed, n)  # [seed] itself when n is None
     with model.lock:  # one call: no other thread's call on the model in between
         texts = ["".join(pieces(model, vocab, length, prime=prime, temperature=temperature,
                                 seed=s, top_k=top_k, top_p=top_p, stop=stop))
-                 for s in (seeds if n is not None else [seed])]
+                 for s in seeds]
     return texts if n is not None else texts[0]
 
 
