@@ -4,8 +4,9 @@ import os
 import sys
 
 from fastrnn._commands.common import UserError, discard
+from fastrnn._commands.texts import read_text_file
 from fastrnn._files import describe_os_error
-from fastrnn.training.loading import PRETRAINED
+from fastrnn.training.loading import PRETRAINED, load_source
 
 
 def _load(given):
@@ -15,7 +16,6 @@ def _load(given):
     model (``pretrained``).
     """
     from fastrnn.training import CHECKPOINT_NAME, load_model
-    from fastrnn.training.loading import load_source
 
     if given == PRETRAINED:
         return load_source(PRETRAINED)
@@ -93,17 +93,11 @@ def _write(text, flush=False):
 def evaluate(args):
     import json
 
-    from fastrnn.corpus import read_text
     from fastrnn.inference import evaluate
 
     model, vocab = _load(args.checkpoint)
     path = args.text_file
-    if os.path.isdir(path):
-        raise UserError(f"{path} is a directory, not a text file")
-    try:
-        text = read_text(path, "score")
-    except OSError as error:
-        raise UserError(f"cannot read the text file: {describe_os_error(error)}") from None
+    text = read_text_file(path, "score")
     result = evaluate(model, vocab, text, name=path)
     if args.json:
         print(json.dumps(result._asdict()))
