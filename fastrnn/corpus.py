@@ -23,6 +23,7 @@ with nothing to download; the exact text (and so its fingerprint) differs a
 little between Python versions.
 """
 
+import collections
 import hashlib
 import os
 import stat
@@ -156,7 +157,7 @@ def corpus_files(paths):
         if not found:
             raise CorpusError(f"the folder {path} holds no regular file to read")
         files += sorted(found)
-    repeated = sorted({f for f in files if files.count(f) > 1})
+    repeated = sorted(f for f, count in collections.Counter(files).items() if count > 1)
     if repeated:
         raise CorpusError(f"{repeated[0]} is in the corpus twice; name each file once")
     return files
